@@ -1,0 +1,58 @@
+import { getMetadataArgsStorage, type ObjectLiteral } from "typeorm";
+import { LockingConfigurationError, MissingVersionError, StaleVersionError } from "./errors";
+import { toVersionNumber } from "./version-value";
+
+/**
+ * Checks the version a client sent back (a form field, an HTTP `If-Match`, a CQRS command's
+ * `expectedVersion`) against a freshly loaded entity, before anything is changed or written.
+ * Throws {@link StaleVersionError} when they differ: the client edited an old copy.
+ *
+ * The later `save()` is still checked at write time, so a change slipping in between this check
+ * and the write is caught too (as {@link OptimisticLockError}).
+ *
+ * @param entity an instance of an entity with `@Versioned()` or `@VersionColumn`.
+ * @param expected the version the client holds: a number or a string of digits.
+ * @example
+ * ```ts
+ * const order = await orders.findOneByOrFail({ id: cmd.orderId });
+ * assertVersion(order, cmd.expectedVersion);
+ * order.address = cmd.address;
+ * await orders.save(order);
+ * ```
+ */
+export function assertVersion(entity: ObjectLiteral, expected: number | string): void {
+  const entityName = entity.constructor?.name ?? "entity";
+  const { version, primary } = versionAndPrimaryProperties(entity.constructor);
+  if (version === undefined) {
+    throw new LockingConfigurationError(
+      `assertVersion(): ${entityName} has no version property; mark one with @Versioned().`,
+    );
+  }
+  const expectedVersion = toVersionNumber(expected, `The expected version of ${entityName}`);
+  if (expectedVersion === undefined) {
+    throw new LockingConfigurationError(
+      `assertVersion(): no expected version was given for ${entityName}. Pass the version the client sent.`,
+    );
+  }
+  const id = Object.fromEntries(primary.map((p) => [p, entity[p]]));
+  const actual = toVersionNumber(entity[version], `${entityName}.${version}`);
+  if (actual === undefined) {
+    throw new MissingVersionError({ entityName, id, versionProperty: version, operation: "check" });
+  }
+  if (actual !== expectedVersion) {
+    throw new StaleVersionError({ entityName, id, expectedVersion, actualVersion: actual, operation: "check" });
+  }
+}
+
+/** Reads the version and primary-key properties from TypeORM's decorator records (class and parents). */
+function versionAndPrimaryProperties(entityClass: unknown): { version?: string; primary: string[] } {
+  const chain: Function[] = [];
+  for (let c = entityClass; typeof c === "function" && c !== Function.prototype; c = Object.getPrototypeOf(c)) {
+    chain.push(c as Function);
+  }
+  const columns = getMetadataArgsStorage().columns.filter((c) => chain.includes(c.target as Function));
+  return {
+    version: columns.find((c) => c.mode === "version")?.propertyName,
+    primary: columns.filter((c) => c.options.primary).map((c) => c.propertyName),
+  };
+}

@@ -1,0 +1,182 @@
+/**
+ * Every error this library throws. Catch them with `instanceof`:
+ *
+ * ```ts
+ * try {
+ *   await orders.save(order);
+ * } catch (e) {
+ *   if (e instanceof ConcurrencyError) return reply.code(409).send({ error: e.message });
+ *   throw e;
+ * }
+ * ```
+ *
+ * Hierarchy:
+ * - `LockingError`: the root of everything below.
+ *   - `LockingConfigurationError`: the library, an entity or a call is set up wrong (a bug to fix, not to retry).
+ *   - `MissingVersionError`: a write to an existing row of a versioned entity that holds no version.
+ *   - `ConcurrencyError`: another transaction changed the row; reload and retry, or tell the user.
+ *     - `StaleVersionError`: found before writing: the version the caller holds is not the row's.
+ *     - `OptimisticLockError`: found by the write itself: the row changed after it was loaded.
+ */
+
+/**
+ * Root of every error thrown by typeorm-locking.
+ *
+ * @example
+ * ```ts
+ * if (err instanceof LockingError) logger.warn(err.message);
+ * ```
+ */
+export class LockingError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * The library, an entity or a call is configured wrongly: a decorator on the wrong kind of
+ * property, an unsupported TypeORM build, an option with a bad value. Fix the code; retrying
+ * cannot help.
+ *
+ * @example
+ * ```ts
+ * class Order { @Versioned() version!: string } // throws LockingConfigurationError
+ * ```
+ */
+export class LockingConfigurationError extends LockingError {}
+
+/**
+ * An UPDATE or DELETE of an existing row of a versioned entity was asked for, but the entity
+ * holds no version, so the write cannot be checked. The library refuses rather than write
+ * unchecked. Load the entity first, copy the version the client sent onto it, or use
+ * `updateVersioned()`.
+ *
+ * @example
+ * ```ts
+ * await orders.save({ id: 1, status: "SHIPPED" }); // throws MissingVersionError
+ * ```
+ */
+export class MissingVersionError extends LockingError {
+  /** Entity (class) name, e.g. `"Order"`. */
+  readonly entityName: string;
+  /** The primary key of the row, as TypeORM's id map (`{ id: 1 }`). */
+  readonly id: unknown;
+  /** The version property, e.g. `"version"`. */
+  readonly versionProperty: string;
+
+  constructor(init: { entityName: string; id: unknown; versionProperty: string; operation: string }) {
+    super(
+      `Cannot ${init.operation} ${init.entityName} ${formatId(init.id)}: its version property ` +
+        `"${init.versionProperty}" holds no value, so the write could not be checked against ` +
+        `concurrent changes. Load the entity before changing it, set "${init.versionProperty}" ` +
+        `to the version the client sent, or use updateVersioned().`,
+    );
+    this.entityName = init.entityName;
+    this.id = init.id;
+    this.versionProperty = init.versionProperty;
+  }
+}
+
+/** What every concurrency conflict carries. */
+export interface ConflictDetails {
+  /** Entity (class) name, e.g. `"Order"`. */
+  entityName: string;
+  /** The primary key of the row, as TypeORM's id map (`{ id: 1 }`), or a list of them for a bulk remove. */
+  id: unknown;
+  /** The version the write expected the row to have. */
+  expectedVersion: number;
+  /** The row's version when known; `undefined` when the row could not be read (or is gone). */
+  actualVersion?: number;
+  /** What was being done: `"update"`, `"remove"`, `"soft-remove"`, `"recover"` or `"check"`. */
+  operation: string;
+}
+
+/**
+ * Another writer changed the row this one was about to change. Both subclasses mean the same
+ * to a user ("someone else changed this; reload"); they differ in *when* the other change
+ * happened, which matters for logs and for HTTP (412 vs 409).
+ *
+ * @example
+ * ```ts
+ * catch (e) { if (e instanceof ConcurrencyError) return conflict(e.entityName, e.id); }
+ * ```
+ */
+export abstract class ConcurrencyError extends LockingError implements ConflictDetails {
+  readonly entityName: string;
+  readonly id: unknown;
+  readonly expectedVersion: number;
+  readonly actualVersion?: number;
+  readonly operation: string;
+  /** A conflict is retryable: reload, re-apply the change, save again. */
+  readonly retryable = true;
+
+  protected constructor(message: string, details: ConflictDetails) {
+    super(message);
+    this.entityName = details.entityName;
+    this.id = details.id;
+    this.expectedVersion = details.expectedVersion;
+    this.actualVersion = details.actualVersion;
+    this.operation = details.operation;
+  }
+}
+
+/**
+ * The version the caller holds (typically one a client sent back: a form field, an HTTP
+ * `If-Match`, a CQRS command) is not the row's version, found *before* anything was written.
+ * The other change happened before this request loaded the row. HTTP: 412 Precondition Failed
+ * (with If-Match) or 409 Conflict.
+ *
+ * @example
+ * ```ts
+ * const order = await orders.findOneByOrFail({ id });
+ * assertVersion(order, command.expectedVersion); // throws StaleVersionError if they differ
+ * ```
+ */
+export class StaleVersionError extends ConcurrencyError {
+  constructor(details: ConflictDetails) {
+    super(
+      `${details.entityName} ${formatId(details.id)} is at version ` +
+        `${details.actualVersion ?? "(unknown)"}, but version ${details.expectedVersion} was ` +
+        `expected: it was changed by someone else before this ${details.operation}. Reload it ` +
+        "and apply the change again.",
+      details,
+    );
+  }
+}
+
+/**
+ * The row changed (or was deleted) between the moment this entity was loaded and the moment it
+ * was written: the conditional `UPDATE ... WHERE version = :expected` (or DELETE) matched no
+ * row. Nothing of the failed save is written: the transaction `save()` opened rolls back; in a
+ * caller's transaction, the error propagates so that the caller rolls back.
+ *
+ * @example
+ * ```ts
+ * await retryOnConflict(() => placeOrder(cmd)); // or catch OptimisticLockError and reload
+ * ```
+ */
+export class OptimisticLockError extends ConcurrencyError {
+  constructor(details: ConflictDetails & { detail?: string }) {
+    super(
+      `${details.entityName} ${formatId(details.id)} was changed or deleted by another ` +
+        `transaction after it was loaded: ${details.operation} expected version ` +
+        `${details.expectedVersion}${
+          details.actualVersion === undefined ? "" : `, found ${details.actualVersion}`
+        }${details.detail ? ` (${details.detail})` : ""}. Nothing was written; reload it and try again.`,
+      details,
+    );
+  }
+}
+
+/** `{ id: 1 }` -> `id=1`; `{ a: 1, b: 2 }` -> `(a=1, b=2)`; lists are joined. */
+export function formatId(id: unknown): string {
+  if (Array.isArray(id)) return `[${id.map(formatId).join(", ")}]`;
+  if (id !== null && typeof id === "object") {
+    const parts = Object.entries(id as Record<string, unknown>).map(
+      ([k, v]) => `${k}=${typeof v === "object" && v !== null ? formatId(v) : String(v)}`,
+    );
+    return parts.length === 1 ? parts[0] : `(${parts.join(", ")})`;
+  }
+  return String(id);
+}

@@ -1,0 +1,60 @@
+import type { DataSource } from "typeorm";
+import { LockingConfigurationError } from "./errors";
+import { type Installation, type LockingOptions, installationOf, recordInstallation } from "./installation";
+import { typeormInternals } from "./typeorm/internals";
+import { attachLoadTracker } from "./typeorm/load-tracker";
+import { installPersistenceHooks } from "./typeorm/persistence-hooks";
+
+const initializeWrapped = new WeakSet<DataSource>();
+
+/**
+ * Turns typeorm-locking on for one DataSource: from then on every `save()`, `remove()`,
+ * `softRemove()` and `recover()` of a versioned entity is conditional on the version the entity
+ * holds. Call it before or after `initialize()`; calling it again is harmless (the latest
+ * options win). Other DataSources in the process are not affected.
+ *
+ * Entity set-up errors (a non-integer version, two version columns, `@Versioned` beside
+ * `@VersionColumn`) are thrown here if the DataSource is initialized, else by `initialize()`.
+ *
+ * @example
+ * ```ts
+ * const dataSource = installLocking(new DataSource({ type: "postgres", entities: [Order] }));
+ * await dataSource.initialize();
+ * // existing app with @VersionColumn everywhere:
+ * installLocking(legacyDataSource, { versionColumns: "checked" });
+ * ```
+ */
+export function installLocking<T extends DataSource>(dataSource: T, options: LockingOptions = {}): T {
+  const internals = typeormInternals();
+  if (!(dataSource instanceof internals.dataSourceClass)) {
+    throw new LockingConfigurationError(
+      "installLocking() was given something that is not a DataSource of the typeorm package " +
+        "typeorm-locking resolves. If the app has two copies of typeorm installed, dedupe them " +
+        "(npm ls typeorm) so that the library hooks the copy the DataSource uses.",
+    );
+  }
+  installPersistenceHooks(internals);
+  const installation = recordInstallation(dataSource, options);
+  if (dataSource.isInitialized) activate(dataSource, installation);
+  else activateAfterInitialize(dataSource);
+  return dataSource;
+}
+
+function activate(dataSource: DataSource, installation: Installation): void {
+  attachLoadTracker(dataSource);
+  for (const metadata of dataSource.entityMetadatas) installation.policies.of(metadata);
+}
+
+function activateAfterInitialize(dataSource: DataSource): void {
+  if (initializeWrapped.has(dataSource)) return;
+  initializeWrapped.add(dataSource);
+  const initialize = dataSource.initialize;
+  // initialize() replaces the subscriber list and builds the metadata we validate, so the
+  // library attaches itself right after it.
+  dataSource.initialize = async function (this: DataSource) {
+    await initialize.call(this);
+    const installation = installationOf(this);
+    if (installation) activate(this, installation);
+    return this;
+  };
+}

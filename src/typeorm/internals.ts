@@ -1,0 +1,140 @@
+/**
+ * The one place that knows TypeORM's internal classes. Everything the library hooks is looked
+ * up here, checked once, and fails loudly if a TypeORM release moved it, instead of leaving
+ * writes silently unchecked.
+ *
+ * The shapes below are the parts of TypeORM 0.3.20+ and 1.x that the hooks touch; they are
+ * declared structurally because the two lines' type declarations differ in places we do not use.
+ */
+import type { DataSource, ObjectLiteral, QueryRunner } from "typeorm";
+import type { ColumnMetadata } from "typeorm/metadata/ColumnMetadata";
+import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
+import { LockingConfigurationError } from "../errors";
+
+/** A persistence subject: one entity that `save()`/`remove()` is about to write. */
+export interface SubjectLike {
+  metadata: EntityMetadata;
+  entity?: ObjectLiteral;
+  databaseEntity?: ObjectLiteral;
+  identifier?: ObjectLiteral;
+  changeMaps: Array<{ column?: ColumnMetadata }>;
+}
+
+/** TypeORM's `SubjectExecutor`: runs the writes of one `save()`/`remove()`. */
+export interface SubjectExecutorLike {
+  queryRunner: QueryRunner;
+  insertSubjects: SubjectLike[];
+  updateSubjects: SubjectLike[];
+  removeSubjects: SubjectLike[];
+  softRemoveSubjects: SubjectLike[];
+  recoverSubjects: SubjectLike[];
+}
+
+/** The part of a write query builder's state the hooks read. */
+export interface ExpressionMapLike {
+  mainAlias?: { metadata: EntityMetadata; hasMetadata: boolean };
+  extraReturningColumns: ColumnMetadata[];
+}
+
+/** A write query builder (update, soft delete/restore, delete). */
+export interface WriteQueryBuilderLike {
+  expressionMap: ExpressionMapLike;
+  escape(name: string): string;
+  andWhere(where: string, parameters?: ObjectLiteral): unknown;
+}
+
+/** TypeORM's `ReturningResultsEntityUpdator`, which re-reads generated columns after an UPDATE. */
+export interface ReturningUpdatorLike {
+  queryRunner: QueryRunner;
+  expressionMap: ExpressionMapLike;
+}
+
+/** A write result, as TypeORM's `UpdateResult`/`DeleteResult`. */
+export interface WriteResultLike {
+  affected?: number | null;
+  generatedMaps?: ObjectLiteral[];
+}
+
+type Prototype = Record<string, unknown>;
+
+/** The prototypes the hooks patch. */
+export interface TypeormInternals {
+  subjectExecutor: Prototype;
+  updateQueryBuilder: Prototype;
+  softDeleteQueryBuilder: Prototype;
+  deleteQueryBuilder: Prototype;
+  returningUpdator: Prototype;
+  dataSourceClass: Function;
+}
+
+const REQUIRED: Array<[keyof Omit<TypeormInternals, "dataSourceClass">, string[]]> = [
+  [
+    "subjectExecutor",
+    [
+      "executeUpdateOperations",
+      "executeRemoveOperations",
+      "executeSoftRemoveOperations",
+      "executeRecoverOperations",
+      "updateSpecialColumnsInPersistedEntities",
+    ],
+  ],
+  ["updateQueryBuilder", ["whereEntity", "execute"]],
+  ["softDeleteQueryBuilder", ["whereEntity", "execute"]],
+  ["deleteQueryBuilder", ["where", "execute"]],
+  ["returningUpdator", ["update"]],
+];
+
+let cached: TypeormInternals | undefined;
+
+/** Loads and checks the TypeORM internals (the copy of `typeorm` this package resolves). */
+export function typeormInternals(): TypeormInternals {
+  if (cached) return cached;
+  const internals: TypeormInternals = {
+    subjectExecutor: load("typeorm/persistence/SubjectExecutor.js", "SubjectExecutor"),
+    updateQueryBuilder: load("typeorm/query-builder/UpdateQueryBuilder.js", "UpdateQueryBuilder"),
+    softDeleteQueryBuilder: load(
+      "typeorm/query-builder/SoftDeleteQueryBuilder.js",
+      "SoftDeleteQueryBuilder",
+    ),
+    deleteQueryBuilder: load("typeorm/query-builder/DeleteQueryBuilder.js", "DeleteQueryBuilder"),
+    returningUpdator: load(
+      "typeorm/query-builder/ReturningResultsEntityUpdator.js",
+      "ReturningResultsEntityUpdator",
+    ),
+    dataSourceClass: require("typeorm").DataSource,
+  };
+  for (const [key, methods] of REQUIRED) {
+    for (const method of methods) {
+      if (typeof internals[key][method] !== "function") {
+        throw unsupported(`${key}.${method} is missing`);
+      }
+    }
+  }
+  cached = internals;
+  return internals;
+}
+
+function load(path: string, exportName: string): Prototype {
+  let module: Record<string, { prototype?: Prototype }>;
+  try {
+    module = require(path);
+  } catch (cause) {
+    throw unsupported(`cannot load ${path}`, cause);
+  }
+  const prototype = module[exportName]?.prototype;
+  if (!prototype) throw unsupported(`${path} has no ${exportName}`);
+  return prototype;
+}
+
+function unsupported(what: string, cause?: unknown): LockingConfigurationError {
+  return new LockingConfigurationError(
+    `typeorm-locking cannot hook this TypeORM build (${what}). Supported: typeorm 0.3.20+ and 1.x.`,
+    { cause },
+  );
+}
+
+/** The DataSource a query runner belongs to (`dataSource` in 1.x, `connection` in 0.3). */
+export function dataSourceOf(queryRunner: QueryRunner): DataSource {
+  const runner = queryRunner as unknown as { dataSource?: DataSource; connection?: DataSource };
+  return (runner.dataSource ?? runner.connection) as DataSource;
+}

@@ -1,0 +1,168 @@
+/**
+ * Makes TypeORM's own persistence path version-checked, without adding a statement.
+ *
+ * `save()`/`remove()` end in TypeORM's SubjectExecutor, which builds one query per entity with
+ * a WHERE on the primary key only. The hooks below (1) make a guard per versioned subject just
+ * before the executor writes it, (2) add `AND version = :expected` where the executor's query
+ * builder names that subject, and (3) check the statement's row count. Everything is keyed by
+ * object identity (WeakMaps), so DataSources without the library, and queries the application
+ * builds itself, pass through untouched.
+ */
+import type { ObjectLiteral } from "typeorm";
+import { installationOf } from "../installation";
+import { rememberLoadedVersion } from "../loaded-versions";
+import {
+  dataSourceOf,
+  type ExpressionMapLike,
+  type ReturningUpdatorLike,
+  type SubjectExecutorLike,
+  type SubjectLike,
+  type TypeormInternals,
+  type WriteQueryBuilderLike,
+  type WriteResultLike,
+} from "./internals";
+import {
+  deepMerge,
+  type GuardedOperation,
+  guardSubject,
+  idWithVersion,
+  verifyRowCount,
+  type WriteGuard,
+} from "./write-guards";
+
+/** The guards a statement carries and how many rows it must touch. */
+interface GuardedQuery {
+  guards: WriteGuard[];
+  rows: number;
+}
+
+const EXPECTED_VERSION_PARAMETER = "typeormLockingExpectedVersion";
+const guardsBySubjectId = new WeakMap<object, WriteGuard>();
+const guardsByQuery = new WeakMap<ExpressionMapLike, GuardedQuery>();
+const patched = new WeakSet<object>();
+
+type Method = (this: any, ...args: any[]) => any;
+
+function wrap(prototype: Record<string, unknown>, name: string, make: (original: Method) => Method) {
+  prototype[name] = make(prototype[name] as Method);
+}
+
+/** Patches TypeORM's persistence path once per loaded copy of TypeORM. */
+export function installPersistenceHooks(internals: TypeormInternals): void {
+  if (patched.has(internals.subjectExecutor)) return;
+  patched.add(internals.subjectExecutor);
+
+  const guardBefore = (operation: GuardedOperation, subjectsOf: (e: SubjectExecutorLike) => SubjectLike[]) =>
+    (original: Method): Method =>
+      function (this: SubjectExecutorLike, ...args: unknown[]) {
+        guardSubjects(this, subjectsOf(this), operation);
+        return original.apply(this, args);
+      };
+  const executor = internals.subjectExecutor;
+  wrap(executor, "executeUpdateOperations", guardBefore("update", (e) => e.updateSubjects));
+  wrap(executor, "executeRemoveOperations", guardBefore("remove", (e) => e.removeSubjects));
+  wrap(executor, "executeSoftRemoveOperations", guardBefore("soft-remove", (e) => e.softRemoveSubjects));
+  wrap(executor, "executeRecoverOperations", guardBefore("recover", (e) => e.recoverSubjects));
+  wrap(executor, "updateSpecialColumnsInPersistedEntities", (original) =>
+    function (this: SubjectExecutorLike, ...args: unknown[]) {
+      const result = original.apply(this, args);
+      rememberSavedVersions(this);
+      return result;
+    },
+  );
+
+  for (const builder of [internals.updateQueryBuilder, internals.softDeleteQueryBuilder]) {
+    wrap(builder, "whereEntity", (original) =>
+      function (this: WriteQueryBuilderLike, entity: unknown, ...rest: unknown[]) {
+        const result = original.call(this, entity, ...rest);
+        const guard = entity && !Array.isArray(entity) ? guardsBySubjectId.get(entity) : undefined;
+        if (guard) {
+          this.andWhere(`${this.escape(guard.column.databaseName)} = :${EXPECTED_VERSION_PARAMETER}`, {
+            [EXPECTED_VERSION_PARAMETER]: guard.expected,
+          });
+          guardsByQuery.set(this.expressionMap, { guards: [guard], rows: 1 });
+        }
+        return result;
+      },
+    );
+  }
+
+  // The executor deletes a group of entities with `.where([id1, id2, ...])`: each id map gets
+  // its expected version, so the one DELETE stays one statement.
+  wrap(internals.deleteQueryBuilder, "where", (original) =>
+    function (this: WriteQueryBuilderLike, where: unknown, ...rest: unknown[]) {
+      if (Array.isArray(where) && where.length > 0) {
+        const guards = where.map((id) => (id && typeof id === "object" ? guardsBySubjectId.get(id) : undefined));
+        const present = guards.filter((g): g is WriteGuard => g !== undefined);
+        if (present.length > 0) {
+          guardsByQuery.set(this.expressionMap, { guards: present, rows: where.length });
+          return original.call(this, where.map((id, i) => (guards[i] ? idWithVersion(guards[i]) : id)), ...rest);
+        }
+      }
+      return original.call(this, where, ...rest);
+    },
+  );
+
+  for (const builder of [internals.updateQueryBuilder, internals.softDeleteQueryBuilder, internals.deleteQueryBuilder]) {
+    wrap(builder, "execute", (original) =>
+      async function (this: WriteQueryBuilderLike, ...args: unknown[]) {
+        const result: WriteResultLike = await original.apply(this, args);
+        const guarded = guardsByQuery.get(this.expressionMap);
+        if (guarded) verifyRowCount(guarded.guards, result.affected, guarded.rows, driverTypeOf(this));
+        return result;
+      },
+    );
+  }
+
+  // Runs right after the UPDATE, before TypeORM re-reads generated columns: a conflict is
+  // reported before that read, and where the database has no RETURNING (MySQL, MariaDB,
+  // SQLite) the re-read of the version is skipped: the guarded UPDATE matched `version =
+  // expected` and set `version + 1`, so the new version is known.
+  wrap(internals.returningUpdator, "update", (original) =>
+    async function (this: ReturningUpdatorLike, result: WriteResultLike, entities: ObjectLiteral[]) {
+      const guarded = guardsByQuery.get(this.expressionMap);
+      if (!guarded) return original.call(this, result, entities);
+      const driver = dataSourceOf(this.queryRunner).driver;
+      verifyRowCount(guarded.guards, result.affected, guarded.rows, driver.options.type);
+      const [guard] = guarded.guards;
+      const onlyVersionToRead = this.expressionMap.extraReturningColumns.every((c) => c === guard.column);
+      if (guarded.guards.length !== 1 || driver.isReturningSqlSupported("update") || !onlyVersionToRead) {
+        return original.call(this, result, entities);
+      }
+      const generated = deepMerge(
+        guard.metadata.getEntityIdMap(entities[0]) ?? {},
+        guard.column.createValueMap(guard.expected + 1),
+      );
+      this.queryRunner.manager.merge(guard.metadata.target as never, entities[0], generated);
+      result.generatedMaps?.push(generated);
+    },
+  );
+}
+
+function driverTypeOf(builder: WriteQueryBuilderLike): string {
+  const b = builder as unknown as { connection?: { options: { type: string } }; dataSource?: { options: { type: string } } };
+  return (b.dataSource ?? b.connection)?.options.type ?? "unknown";
+}
+
+function guardSubjects(executor: SubjectExecutorLike, subjects: SubjectLike[], operation: GuardedOperation): void {
+  if (subjects.length === 0) return;
+  const installation = installationOf(dataSourceOf(executor.queryRunner));
+  if (!installation) return;
+  for (const subject of subjects) {
+    // A row inserted by this same save cannot have been changed by anyone else.
+    if (executor.insertSubjects.includes(subject)) continue;
+    const policy = installation.policies.of(subject.metadata);
+    if (!policy) continue;
+    const guard = guardSubject(subject, policy, operation);
+    if (guard && subject.identifier) guardsBySubjectId.set(subject.identifier, guard);
+  }
+}
+
+function rememberSavedVersions(executor: SubjectExecutorLike): void {
+  const installation = installationOf(dataSourceOf(executor.queryRunner));
+  if (!installation) return;
+  for (const subject of [...executor.insertSubjects, ...executor.updateSubjects, ...executor.recoverSubjects, ...executor.softRemoveSubjects]) {
+    const policy = subject.entity ? installation.policies.of(subject.metadata) : undefined;
+    if (policy && subject.entity) rememberLoadedVersion(subject.entity, policy.column.getEntityValue(subject.entity));
+  }
+}

@@ -1,0 +1,125 @@
+/**
+ * The version check of one write. A guard is made for each entity that `save()`/`remove()` is
+ * about to write, carried from TypeORM's persistence layer to the query builder that issues the
+ * statement, and verified against the statement's row count.
+ */
+import type { ObjectLiteral } from "typeorm";
+import type { ColumnMetadata } from "typeorm/metadata/ColumnMetadata";
+import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
+import {
+  LockingConfigurationError,
+  MissingVersionError,
+  OptimisticLockError,
+  StaleVersionError,
+} from "../errors";
+import { loadedVersionOf } from "../loaded-versions";
+import type { VersionPolicy } from "../version-policy";
+import { toVersionNumber } from "../version-value";
+import type { SubjectLike } from "./internals";
+
+/** What a write is: the verbs TypeORM's persistence layer performs on existing rows. */
+export type GuardedOperation = "update" | "remove" | "soft-remove" | "recover";
+
+/** The check one statement must pass. */
+export interface WriteGuard {
+  readonly metadata: EntityMetadata;
+  readonly column: ColumnMetadata;
+  /** The version the row must still have for the write to apply. */
+  readonly expected: number;
+  readonly id: ObjectLiteral;
+  readonly operation: GuardedOperation;
+}
+
+/**
+ * Makes the guard of one subject, or throws when the write must not happen at all: the entity
+ * holds no version (MissingVersionError) or holds one the row (as TypeORM just read it) does not
+ * have (StaleVersionError / OptimisticLockError, before anything is written).
+ *
+ * Subjects without an entity object are TypeORM's own relation upkeep (e.g. nulling the foreign
+ * key of a child dropped from a parent's collection): they carry no version to check.
+ */
+export function guardSubject(
+  subject: SubjectLike,
+  policy: VersionPolicy,
+  operation: GuardedOperation,
+): WriteGuard | undefined {
+  const { entity, metadata } = subject;
+  if (!entity || !subject.identifier) return undefined;
+  const { column } = policy;
+  const id = subject.identifier;
+  const property = column.propertyPath;
+  const expected = toVersionNumber(
+    column.getEntityValue(entity),
+    `${metadata.name}.${property}`,
+  );
+  if (expected === undefined) {
+    throw new MissingVersionError({ entityName: metadata.name, id, versionProperty: property, operation });
+  }
+  const actual = subject.databaseEntity
+    ? toVersionNumber(column.getEntityValue(subject.databaseEntity), `${metadata.name}.${property}`)
+    : undefined;
+  if (actual !== undefined && actual !== expected) {
+    const details = { entityName: metadata.name, id, expectedVersion: expected, actualVersion: actual, operation };
+    // Still holding the version it was loaded with: the row moved after our load.
+    if (loadedVersionOf(entity) === expected) throw new OptimisticLockError(details);
+    throw new StaleVersionError(details);
+  }
+  // The held version is what the row must have, never a value to write: TypeORM then sets
+  // `version = version + 1` itself, so a stale copy can never move the version backwards.
+  subject.changeMaps = subject.changeMaps.filter((change) => change.column !== column);
+  return { metadata, column, expected, id, operation };
+}
+
+/**
+ * Throws when a guarded statement did not touch exactly the rows it was meant to. Zero rows
+ * means the version moved (or the row is gone) since the entity was loaded.
+ */
+export function verifyRowCount(
+  guards: readonly WriteGuard[],
+  affected: number | null | undefined,
+  rows: number,
+  driverType: string,
+): void {
+  if (typeof affected !== "number") {
+    throw new LockingConfigurationError(
+      `The ${driverType} driver did not report how many rows ${guards[0].operation} changed, ` +
+        "so the version check cannot be verified. Use a driver that reports affected rows.",
+    );
+  }
+  if (affected === rows) return;
+  const first = guards[0];
+  throw new OptimisticLockError({
+    entityName: first.metadata.name,
+    id: guards.length === 1 ? first.id : guards.map((g) => g.id),
+    expectedVersion: first.expected,
+    operation: first.operation,
+    detail:
+      guards.length === 1
+        ? undefined
+        : `${rows - affected} of ${rows} rows were changed or deleted meanwhile`,
+  });
+}
+
+/** The guarded condition object for a bulk DELETE: the id map plus the expected version. */
+export function idWithVersion(guard: WriteGuard): ObjectLiteral {
+  return deepMerge(structuredCloneLite(guard.id), guard.column.createValueMap(guard.expected));
+}
+
+function structuredCloneLite(value: ObjectLiteral): ObjectLiteral {
+  const copy: ObjectLiteral = {};
+  for (const [k, v] of Object.entries(value)) copy[k] = isPlainObject(v) ? structuredCloneLite(v) : v;
+  return copy;
+}
+
+/** Merges `source` into `target` recursively (plain objects only); returns `target`. */
+export function deepMerge(target: ObjectLiteral, source: ObjectLiteral): ObjectLiteral {
+  for (const [k, v] of Object.entries(source)) {
+    if (isPlainObject(v) && isPlainObject(target[k])) deepMerge(target[k], v);
+    else target[k] = v;
+  }
+  return target;
+}
+
+function isPlainObject(value: unknown): value is ObjectLiteral {
+  return value !== null && typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype;
+}

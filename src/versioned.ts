@@ -1,0 +1,77 @@
+import "reflect-metadata";
+import { VersionColumn } from "typeorm";
+import { LockingConfigurationError } from "./errors";
+
+/** Integer column types a version may use. `bigint` is left out on purpose: drivers return it as a string. */
+export type VersionColumnType = "int" | "integer" | "smallint" | "int2" | "int4" | "mediumint";
+
+/** Options of {@link Versioned}. */
+export interface VersionedOptions {
+  /** Column name in the table; defaults to TypeORM's naming of the property. */
+  name?: string;
+  /** Integer column type; defaults to `"int"`. */
+  type?: VersionColumnType;
+  /** Column comment. */
+  comment?: string;
+}
+
+const versionedProperties = new WeakMap<Function, string>();
+
+/**
+ * Marks an integer property as the entity's version and makes every write of the entity
+ * conditional on it. The row is inserted with version 1; each `save()` of a changed entity
+ * issues `UPDATE ... SET version = version + 1 WHERE id = :id AND version = :held` (the same
+ * for `remove()`, `softRemove()`, `recover()`), and a conflict throws
+ * {@link OptimisticLockError}. Takes effect on DataSources passed to `installLocking()`.
+ *
+ * It declares the column itself (as TypeORM's `@VersionColumn` would): do not add `@Column`.
+ *
+ * @example
+ * ```ts
+ * @Entity()
+ * class Order {
+ *   @PrimaryGeneratedColumn() id!: number;
+ *   @Column() address!: string;
+ *   @Versioned() version!: number;
+ * }
+ * ```
+ */
+export function Versioned(options: VersionedOptions = {}): PropertyDecorator {
+  return (prototype: object, property: string | symbol) => {
+    const entity = prototype.constructor as Function;
+    const where = `${entity.name}.${String(property)}`;
+    if (typeof property !== "string") {
+      throw new LockingConfigurationError(`@Versioned() on ${where}: use a string-named property.`);
+    }
+    const designType = Reflect.getMetadata?.("design:type", prototype, property) as
+      | Function
+      | undefined;
+    if (designType !== undefined && designType !== Number) {
+      throw new LockingConfigurationError(
+        `@Versioned() on ${where} needs an integer property, but it is declared as ` +
+          `${designType.name}. Declare it as \`${property}!: number\`.`,
+      );
+    }
+    const existing = versionedPropertyOf(entity);
+    if (existing !== undefined) {
+      throw new LockingConfigurationError(
+        `${entity.name} has two @Versioned() properties ("${existing}" and "${property}"); ` +
+          "an entity has exactly one version. Remove one of them.",
+      );
+    }
+    versionedProperties.set(entity, property);
+    VersionColumn({ type: options.type ?? "int", name: options.name, comment: options.comment })(
+      prototype,
+      property,
+    );
+  };
+}
+
+/** The `@Versioned()` property of an entity class or of one of its parent classes. */
+export function versionedPropertyOf(entity: Function): string | undefined {
+  for (let c: unknown = entity; typeof c === "function"; c = Object.getPrototypeOf(c)) {
+    const property = versionedProperties.get(c as Function);
+    if (property !== undefined) return property;
+  }
+  return undefined;
+}
