@@ -134,12 +134,12 @@ export abstract class ConcurrencyError extends LockingError implements ConflictD
  * ```
  */
 export class StaleVersionError extends ConcurrencyError {
-  constructor(details: ConflictDetails) {
+  constructor(details: ConflictDetails & { detail?: string }) {
     super(
-      `${details.entityName} ${formatId(details.id)} is at version ` +
-        `${details.actualVersion ?? "(unknown)"}, but version ${details.expectedVersion} was ` +
-        `expected: it was changed by someone else before this ${details.operation}. Reload it ` +
-        "and apply the change again.",
+      `${details.entityName} ${formatId(details.id)} ${
+        details.detail ?? `is at version ${details.actualVersion ?? "(unknown)"}`
+      }, but version ${details.expectedVersion} was expected: it was changed by someone else ` +
+        `before this ${details.operation}. Reload it and apply the change again.`,
       details,
     );
   }

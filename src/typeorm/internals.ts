@@ -18,6 +18,8 @@ export interface SubjectLike {
   databaseEntity?: ObjectLiteral;
   identifier?: ObjectLiteral;
   changeMaps: Array<{ column?: ColumnMetadata }>;
+  /** Whether TypeORM looked the row up (true even when it found none). */
+  databaseEntityLoaded?: boolean;
 }
 
 /** TypeORM's `SubjectExecutor`: runs the writes of one `save()`/`remove()`. */
@@ -71,6 +73,7 @@ const REQUIRED: Array<[keyof Omit<TypeormInternals, "dataSourceClass">, string[]
   [
     "subjectExecutor",
     [
+      "executeInsertOperations",
       "executeUpdateOperations",
       "executeRemoveOperations",
       "executeSoftRemoveOperations",

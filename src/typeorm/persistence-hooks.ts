@@ -26,6 +26,7 @@ import {
   type GuardedOperation,
   guardSubject,
   idWithVersion,
+  refuseResurrection,
   verifyRowCount,
   type WriteGuard,
 } from "./write-guards";
@@ -59,6 +60,16 @@ export function installPersistenceHooks(internals: TypeormInternals): void {
         return original.apply(this, args);
       };
   const executor = internals.subjectExecutor;
+  wrap(executor, "executeInsertOperations", (original) =>
+    function (this: SubjectExecutorLike, ...args: unknown[]) {
+      const installation = installationOf(dataSourceOf(this.queryRunner));
+      for (const subject of installation ? this.insertSubjects : []) {
+        const policy = installation?.policies.of(subject.metadata);
+        if (policy) refuseResurrection(subject, policy);
+      }
+      return original.apply(this, args);
+    },
+  );
   wrap(executor, "executeUpdateOperations", guardBefore("update", (e) => e.updateSubjects));
   wrap(executor, "executeRemoveOperations", guardBefore("remove", (e) => e.removeSubjects));
   wrap(executor, "executeSoftRemoveOperations", guardBefore("soft-remove", (e) => e.softRemoveSubjects));

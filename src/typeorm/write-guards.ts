@@ -71,6 +71,28 @@ export function guardSubject(
 }
 
 /**
+ * Refuses to re-insert a row that is gone. TypeORM turns the save of an entity whose row no
+ * longer exists into an INSERT; if the entity holds a version, it was loaded (or edited by a
+ * client) from a row someone has since deleted, and re-creating it would silently undo that
+ * delete. Hibernate refuses the same way.
+ */
+export function refuseResurrection(subject: SubjectLike, policy: VersionPolicy): void {
+  const { entity, metadata } = subject;
+  if (!entity || !subject.identifier || subject.databaseEntityLoaded !== true || subject.databaseEntity) return;
+  const expected = toVersionNumber(policy.column.getEntityValue(entity), `${metadata.name}.${policy.column.propertyPath}`);
+  if (expected === undefined) return;
+  const details = {
+    entityName: metadata.name,
+    id: subject.identifier,
+    expectedVersion: expected,
+    operation: "update",
+    detail: "the row no longer exists",
+  };
+  if (loadedVersionOf(entity) === expected) throw new OptimisticLockError(details);
+  throw new StaleVersionError(details);
+}
+
+/**
  * Throws when a guarded statement did not touch exactly the rows it was meant to. Zero rows
  * means the version moved (or the row is gone) since the entity was loaded.
  */
