@@ -7,11 +7,11 @@
 import "reflect-metadata";
 import { Column, DataSource, Entity, PrimaryGeneratedColumn, VersionColumn } from "typeorm";
 import {
+  assertVersion,
   ConcurrencyError,
+  installLocking,
   OptimisticLockError,
   StaleVersionError,
-  assertVersion,
-  installLocking,
   updateVersioned,
   Versioned,
 } from "../src";

@@ -1,3 +1,4 @@
+import "reflect-metadata";
 import type { ColumnMetadata } from "typeorm/metadata/ColumnMetadata";
 import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
 import { LockingConfigurationError } from "./errors";
@@ -13,16 +14,7 @@ export interface VersionPolicy {
   readonly declaredBy: "versioned" | "version-column";
 }
 
-const INTEGER_TYPES = new Set([
-  "int",
-  "integer",
-  "smallint",
-  "int2",
-  "int4",
-  "mediumint",
-  "tinyint",
-  "number",
-]);
+const INTEGER_TYPES = new Set(["int", "integer", "smallint", "int2", "int4", "mediumint", "tinyint", "number"]);
 
 /**
  * Works out, once per entity metadata, which column guards its writes, and rejects the set-ups
@@ -46,8 +38,7 @@ export class VersionPolicies {
 
 function resolve(metadata: EntityMetadata, mode: VersionColumnMode): VersionPolicy | null {
   const versionColumns = metadata.columns.filter((c) => c.isVersion);
-  const versioned =
-    typeof metadata.target === "function" ? versionedPropertyOf(metadata.target) : undefined;
+  const versioned = typeof metadata.target === "function" ? versionedPropertyOf(metadata.target) : undefined;
   if (versioned !== undefined) {
     const others = versionColumns.filter((c) => c.propertyPath !== versioned);
     if (others.length > 0) {
@@ -74,11 +65,20 @@ function resolve(metadata: EntityMetadata, mode: VersionColumnMode): VersionPoli
 function assertIntegerColumn(metadata: EntityMetadata, column: ColumnMetadata): void {
   const type = column.type;
   const name = typeof type === "function" ? type.name.toLowerCase() : String(type).toLowerCase();
+  const where = `${metadata.name}.${column.propertyPath}`;
   if (!INTEGER_TYPES.has(name)) {
     throw new LockingConfigurationError(
-      `${metadata.name}.${column.propertyPath} is the version but its column type is "${name}"; ` +
-        'a version must be an integer column (e.g. type "int"). bigint and decimal come back as ' +
-        "strings and cannot be compared reliably.",
+      `${where} is the version but its column type is "${name}"; a version must be an integer column ` +
+        '(e.g. type "int"). bigint and decimal come back as strings and cannot be compared reliably.',
+    );
+  }
+  // TypeORM maps every version column to an integer type, whatever the property says; a property
+  // declared as something else would hold a number the application does not expect.
+  const prototype = typeof metadata.target === "function" ? metadata.target.prototype : undefined;
+  const designType = prototype ? (Reflect.getMetadata?.("design:type", prototype, column.propertyName) as unknown) : undefined;
+  if (typeof designType === "function" && designType !== Number && !column.embeddedMetadata) {
+    throw new LockingConfigurationError(
+      `${where} is the version but is declared as ${designType.name}; declare it as \`${column.propertyName}!: number\`.`,
     );
   }
 }

@@ -43,9 +43,7 @@ export function Versioned(options: VersionedOptions = {}): PropertyDecorator {
     if (typeof property !== "string") {
       throw new LockingConfigurationError(`@Versioned() on ${where}: use a string-named property.`);
     }
-    const designType = Reflect.getMetadata?.("design:type", prototype, property) as
-      | Function
-      | undefined;
+    const designType = Reflect.getMetadata?.("design:type", prototype, property) as Function | undefined;
     if (designType !== undefined && designType !== Number) {
       throw new LockingConfigurationError(
         `@Versioned() on ${where} needs an integer property, but it is declared as ` +
@@ -60,10 +58,7 @@ export function Versioned(options: VersionedOptions = {}): PropertyDecorator {
       );
     }
     versionedProperties.set(entity, property);
-    VersionColumn({ type: options.type ?? "int", name: options.name, comment: options.comment })(
-      prototype,
-      property,
-    );
+    VersionColumn({ type: options.type ?? "int", name: options.name, comment: options.comment })(prototype, property);
   };
 }
 

@@ -53,75 +53,115 @@ export function installPersistenceHooks(internals: TypeormInternals): void {
   if (patched.has(internals.subjectExecutor)) return;
   patched.add(internals.subjectExecutor);
 
-  const guardBefore = (operation: GuardedOperation, subjectsOf: (e: SubjectExecutorLike) => SubjectLike[]) =>
+  const guardBefore =
+    (operation: GuardedOperation, subjectsOf: (e: SubjectExecutorLike) => SubjectLike[]) =>
     (original: Method): Method =>
       function (this: SubjectExecutorLike, ...args: unknown[]) {
         guardSubjects(this, subjectsOf(this), operation);
         return original.apply(this, args);
       };
   const executor = internals.subjectExecutor;
-  wrap(executor, "executeInsertOperations", (original) =>
-    function (this: SubjectExecutorLike, ...args: unknown[]) {
-      const installation = installationOf(dataSourceOf(this.queryRunner));
-      for (const subject of installation ? this.insertSubjects : []) {
-        const policy = installation?.policies.of(subject.metadata);
-        if (policy) refuseResurrection(subject, policy);
-      }
-      return original.apply(this, args);
-    },
+  wrap(
+    executor,
+    "executeInsertOperations",
+    (original) =>
+      function (this: SubjectExecutorLike, ...args: unknown[]) {
+        const installation = installationOf(dataSourceOf(this.queryRunner));
+        for (const subject of installation ? this.insertSubjects : []) {
+          const policy = installation?.policies.of(subject.metadata);
+          if (policy) refuseResurrection(subject, policy);
+        }
+        return original.apply(this, args);
+      },
   );
-  wrap(executor, "executeUpdateOperations", guardBefore("update", (e) => e.updateSubjects));
-  wrap(executor, "executeRemoveOperations", guardBefore("remove", (e) => e.removeSubjects));
-  wrap(executor, "executeSoftRemoveOperations", guardBefore("soft-remove", (e) => e.softRemoveSubjects));
-  wrap(executor, "executeRecoverOperations", guardBefore("recover", (e) => e.recoverSubjects));
-  wrap(executor, "updateSpecialColumnsInPersistedEntities", (original) =>
-    function (this: SubjectExecutorLike, ...args: unknown[]) {
-      const result = original.apply(this, args);
-      rememberSavedVersions(this);
-      return result;
-    },
+  wrap(
+    executor,
+    "executeUpdateOperations",
+    guardBefore("update", (e) => e.updateSubjects),
+  );
+  wrap(
+    executor,
+    "executeRemoveOperations",
+    guardBefore("remove", (e) => e.removeSubjects),
+  );
+  wrap(
+    executor,
+    "executeSoftRemoveOperations",
+    guardBefore("soft-remove", (e) => e.softRemoveSubjects),
+  );
+  wrap(
+    executor,
+    "executeRecoverOperations",
+    guardBefore("recover", (e) => e.recoverSubjects),
+  );
+  wrap(
+    executor,
+    "updateSpecialColumnsInPersistedEntities",
+    (original) =>
+      function (this: SubjectExecutorLike, ...args: unknown[]) {
+        const result = original.apply(this, args);
+        rememberSavedVersions(this);
+        return result;
+      },
   );
 
   for (const builder of [internals.updateQueryBuilder, internals.softDeleteQueryBuilder]) {
-    wrap(builder, "whereEntity", (original) =>
-      function (this: WriteQueryBuilderLike, entity: unknown, ...rest: unknown[]) {
-        const result = original.call(this, entity, ...rest);
-        const guard = entity && !Array.isArray(entity) ? guardsBySubjectId.get(entity) : undefined;
-        if (guard) {
-          this.andWhere(`${this.escape(guard.column.databaseName)} = :${EXPECTED_VERSION_PARAMETER}`, {
-            [EXPECTED_VERSION_PARAMETER]: guard.expected,
-          });
-          guardsByQuery.set(this.expressionMap, { guards: [guard], rows: 1 });
-        }
-        return result;
-      },
+    wrap(
+      builder,
+      "whereEntity",
+      (original) =>
+        function (this: WriteQueryBuilderLike, entity: unknown, ...rest: unknown[]) {
+          const result = original.call(this, entity, ...rest);
+          const guard = entity && !Array.isArray(entity) ? guardsBySubjectId.get(entity) : undefined;
+          if (guard) {
+            this.andWhere(`${this.escape(guard.column.databaseName)} = :${EXPECTED_VERSION_PARAMETER}`, {
+              [EXPECTED_VERSION_PARAMETER]: guard.expected,
+            });
+            guardsByQuery.set(this.expressionMap, { guards: [guard], rows: 1 });
+          }
+          return result;
+        },
     );
   }
 
   // The executor deletes a group of entities with `.where([id1, id2, ...])`: each id map gets
   // its expected version, so the one DELETE stays one statement.
-  wrap(internals.deleteQueryBuilder, "where", (original) =>
-    function (this: WriteQueryBuilderLike, where: unknown, ...rest: unknown[]) {
-      if (Array.isArray(where) && where.length > 0) {
-        const guards = where.map((id) => (id && typeof id === "object" ? guardsBySubjectId.get(id) : undefined));
-        const present = guards.filter((g): g is WriteGuard => g !== undefined);
-        if (present.length > 0) {
-          guardsByQuery.set(this.expressionMap, { guards: present, rows: where.length });
-          return original.call(this, where.map((id, i) => (guards[i] ? idWithVersion(guards[i]) : id)), ...rest);
+  wrap(
+    internals.deleteQueryBuilder,
+    "where",
+    (original) =>
+      function (this: WriteQueryBuilderLike, where: unknown, ...rest: unknown[]) {
+        if (Array.isArray(where) && where.length > 0) {
+          const guards = where.map((id) => (id && typeof id === "object" ? guardsBySubjectId.get(id) : undefined));
+          const present = guards.filter((g): g is WriteGuard => g !== undefined);
+          if (present.length > 0) {
+            guardsByQuery.set(this.expressionMap, { guards: present, rows: where.length });
+            return original.call(
+              this,
+              where.map((id, i) => (guards[i] ? idWithVersion(guards[i]) : id)),
+              ...rest,
+            );
+          }
         }
-      }
-      return original.call(this, where, ...rest);
-    },
+        return original.call(this, where, ...rest);
+      },
   );
 
-  for (const builder of [internals.updateQueryBuilder, internals.softDeleteQueryBuilder, internals.deleteQueryBuilder]) {
-    wrap(builder, "execute", (original) =>
-      async function (this: WriteQueryBuilderLike, ...args: unknown[]) {
-        const result: WriteResultLike = await original.apply(this, args);
-        const guarded = guardsByQuery.get(this.expressionMap);
-        if (guarded) verifyRowCount(guarded.guards, result.affected, guarded.rows, driverTypeOf(this));
-        return result;
-      },
+  for (const builder of [
+    internals.updateQueryBuilder,
+    internals.softDeleteQueryBuilder,
+    internals.deleteQueryBuilder,
+  ]) {
+    wrap(
+      builder,
+      "execute",
+      (original) =>
+        async function (this: WriteQueryBuilderLike, ...args: unknown[]) {
+          const result: WriteResultLike = await original.apply(this, args);
+          const guarded = guardsByQuery.get(this.expressionMap);
+          if (guarded) verifyRowCount(guarded.guards, result.affected, guarded.rows, driverTypeOf(this));
+          return result;
+        },
     );
   }
 
@@ -129,29 +169,35 @@ export function installPersistenceHooks(internals: TypeormInternals): void {
   // reported before that read, and where the database has no RETURNING (MySQL, MariaDB,
   // SQLite) the re-read of the version is skipped: the guarded UPDATE matched `version =
   // expected` and set `version + 1`, so the new version is known.
-  wrap(internals.returningUpdator, "update", (original) =>
-    async function (this: ReturningUpdatorLike, result: WriteResultLike, entities: ObjectLiteral[]) {
-      const guarded = guardsByQuery.get(this.expressionMap);
-      if (!guarded) return original.call(this, result, entities);
-      const driver = dataSourceOf(this.queryRunner).driver;
-      verifyRowCount(guarded.guards, result.affected, guarded.rows, driver.options.type);
-      const [guard] = guarded.guards;
-      const onlyVersionToRead = this.expressionMap.extraReturningColumns.every((c) => c === guard.column);
-      if (guarded.guards.length !== 1 || driver.isReturningSqlSupported("update") || !onlyVersionToRead) {
-        return original.call(this, result, entities);
-      }
-      const generated = deepMerge(
-        guard.metadata.getEntityIdMap(entities[0]) ?? {},
-        guard.column.createValueMap(guard.expected + 1),
-      );
-      this.queryRunner.manager.merge(guard.metadata.target as never, entities[0], generated);
-      result.generatedMaps?.push(generated);
-    },
+  wrap(
+    internals.returningUpdator,
+    "update",
+    (original) =>
+      async function (this: ReturningUpdatorLike, result: WriteResultLike, entities: ObjectLiteral[]) {
+        const guarded = guardsByQuery.get(this.expressionMap);
+        if (!guarded) return original.call(this, result, entities);
+        const driver = dataSourceOf(this.queryRunner).driver;
+        verifyRowCount(guarded.guards, result.affected, guarded.rows, driver.options.type);
+        const [guard] = guarded.guards;
+        const onlyVersionToRead = this.expressionMap.extraReturningColumns.every((c) => c === guard.column);
+        if (guarded.guards.length !== 1 || driver.isReturningSqlSupported("update") || !onlyVersionToRead) {
+          return original.call(this, result, entities);
+        }
+        const generated = deepMerge(
+          guard.metadata.getEntityIdMap(entities[0]) ?? {},
+          guard.column.createValueMap(guard.expected + 1),
+        );
+        this.queryRunner.manager.merge(guard.metadata.target as never, entities[0], generated);
+        result.generatedMaps?.push(generated);
+      },
   );
 }
 
 function driverTypeOf(builder: WriteQueryBuilderLike): string {
-  const b = builder as unknown as { connection?: { options: { type: string } }; dataSource?: { options: { type: string } } };
+  const b = builder as unknown as {
+    connection?: { options: { type: string } };
+    dataSource?: { options: { type: string } };
+  };
   return (b.dataSource ?? b.connection)?.options.type ?? "unknown";
 }
 
@@ -172,7 +218,12 @@ function guardSubjects(executor: SubjectExecutorLike, subjects: SubjectLike[], o
 function rememberSavedVersions(executor: SubjectExecutorLike): void {
   const installation = installationOf(dataSourceOf(executor.queryRunner));
   if (!installation) return;
-  for (const subject of [...executor.insertSubjects, ...executor.updateSubjects, ...executor.recoverSubjects, ...executor.softRemoveSubjects]) {
+  for (const subject of [
+    ...executor.insertSubjects,
+    ...executor.updateSubjects,
+    ...executor.recoverSubjects,
+    ...executor.softRemoveSubjects,
+  ]) {
     const policy = subject.entity ? installation.policies.of(subject.metadata) : undefined;
     if (policy && subject.entity) rememberLoadedVersion(subject.entity, policy.column.getEntityValue(subject.entity));
   }

@@ -6,12 +6,7 @@
 import type { ObjectLiteral } from "typeorm";
 import type { ColumnMetadata } from "typeorm/metadata/ColumnMetadata";
 import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
-import {
-  LockingConfigurationError,
-  MissingVersionError,
-  OptimisticLockError,
-  StaleVersionError,
-} from "../errors";
+import { LockingConfigurationError, MissingVersionError, OptimisticLockError, StaleVersionError } from "../errors";
 import { loadedVersionOf } from "../loaded-versions";
 import type { VersionPolicy } from "../version-policy";
 import { toVersionNumber } from "../version-value";
@@ -48,10 +43,7 @@ export function guardSubject(
   const { column } = policy;
   const id = subject.identifier;
   const property = column.propertyPath;
-  const expected = toVersionNumber(
-    column.getEntityValue(entity),
-    `${metadata.name}.${property}`,
-  );
+  const expected = toVersionNumber(column.getEntityValue(entity), `${metadata.name}.${property}`);
   if (expected === undefined) {
     throw new MissingVersionError({ entityName: metadata.name, id, versionProperty: property, operation });
   }
@@ -79,7 +71,10 @@ export function guardSubject(
 export function refuseResurrection(subject: SubjectLike, policy: VersionPolicy): void {
   const { entity, metadata } = subject;
   if (!entity || !subject.identifier || subject.databaseEntityLoaded !== true || subject.databaseEntity) return;
-  const expected = toVersionNumber(policy.column.getEntityValue(entity), `${metadata.name}.${policy.column.propertyPath}`);
+  const expected = toVersionNumber(
+    policy.column.getEntityValue(entity),
+    `${metadata.name}.${policy.column.propertyPath}`,
+  );
   if (expected === undefined) return;
   const details = {
     entityName: metadata.name,
@@ -115,10 +110,7 @@ export function verifyRowCount(
     id: guards.length === 1 ? first.id : guards.map((g) => g.id),
     expectedVersion: first.expected,
     operation: first.operation,
-    detail:
-      guards.length === 1
-        ? undefined
-        : `${rows - affected} of ${rows} rows were changed or deleted meanwhile`,
+    detail: guards.length === 1 ? undefined : `${rows - affected} of ${rows} rows were changed or deleted meanwhile`,
   });
 }
 
