@@ -180,3 +180,96 @@ export function formatId(id: unknown): string {
   }
   return String(id);
 }
+
+/** What the database said when it refused a lock, as carried by {@link PessimisticLockError}. */
+export interface DatabaseLockFailure {
+  /** The dialect that classified the error: `"postgres"`, `"mysql"`, `"mariadb"`, `"sqlite"`, ... */
+  dialect: string;
+  /** The database's own code: `"55P03"`, `"1205"`, `"SQLITE_BUSY"`, `"ORA-00054"`, ... */
+  code: string;
+  /**
+   * Whether running the same work again can succeed: true for lock timeouts, deadlocks and
+   * serialization failures (retry the whole transaction).
+   */
+  retryable: boolean;
+  /**
+   * Whether the database has already rolled the whole transaction back (PostgreSQL: any error;
+   * MySQL/MariaDB: a deadlock, but a lock wait timeout only undoes the statement). When true,
+   * nothing more can run in the transaction: roll back and retry it from the start.
+   */
+  transactionAborted: boolean;
+}
+
+/**
+ * The database refused a lock: a row lock could not be had in time, a deadlock was broken, or a
+ * serializable transaction could not be ordered. The driver's error is kept as `cause`.
+ *
+ * @example
+ * ```ts
+ * catch (e) {
+ *   if (e instanceof PessimisticLockError && e.retryable) return retryLater();
+ * }
+ * ```
+ */
+export abstract class PessimisticLockError extends LockingError implements DatabaseLockFailure {
+  readonly dialect: string;
+  readonly code: string;
+  readonly retryable: boolean;
+  readonly transactionAborted: boolean;
+
+  protected constructor(message: string, failure: DatabaseLockFailure, cause: unknown) {
+    super(`${message} [${failure.dialect} ${failure.code}]${causeMessage(cause)}`, { cause });
+    this.dialect = failure.dialect;
+    this.code = failure.code;
+    this.retryable = failure.retryable;
+    this.transactionAborted = failure.transactionAborted;
+  }
+}
+
+/**
+ * A lock was not granted within the timeout (or at once, for `timeout: 0` / NOWAIT).
+ *
+ * @example
+ * ```ts
+ * await findOneLocked(orders, { id }, LockMode.PESSIMISTIC_WRITE, { timeout: 0 }); // LockTimeoutError if held
+ * ```
+ */
+export class LockTimeoutError extends PessimisticLockError {
+  constructor(failure: DatabaseLockFailure, cause?: unknown) {
+    super("A lock could not be acquired within the lock timeout", failure, cause);
+  }
+}
+
+/**
+ * The database found a deadlock (T1 holds A and wants B, T2 holds B and wants A) and chose this
+ * transaction as the victim. Retry the whole transaction; lock rows in one order to avoid it.
+ *
+ * @example
+ * ```ts
+ * catch (e) { if (e instanceof DeadlockError) return retryTransaction(); }
+ * ```
+ */
+export class DeadlockError extends PessimisticLockError {
+  constructor(failure: DatabaseLockFailure, cause?: unknown) {
+    super("Deadlock detected; this transaction was chosen as the victim", failure, cause);
+  }
+}
+
+/**
+ * A serializable or snapshot transaction could not be ordered with a concurrent one (PostgreSQL
+ * 40001, MariaDB 1020, SQLite BUSY_SNAPSHOT, Oracle ORA-08177). Retry the whole transaction.
+ *
+ * @example
+ * ```ts
+ * catch (e) { if (e instanceof SerializationError) return retryTransaction(); }
+ * ```
+ */
+export class SerializationError extends PessimisticLockError {
+  constructor(failure: DatabaseLockFailure, cause?: unknown) {
+    super("The transaction could not be serialized with a concurrent one", failure, cause);
+  }
+}
+
+function causeMessage(cause: unknown): string {
+  return cause instanceof Error && cause.message ? `: ${cause.message}` : "";
+}

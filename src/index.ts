@@ -9,16 +9,46 @@
  */
 export { assertVersion } from "./assert-version";
 export {
+  type LockDialect,
+  type LockRendering,
+  type LockStrength,
+  mariadbDialect,
+  mysqlDialect,
+  oracleDialect,
+  postgresDialect,
+  sqliteDialect,
+  sqlserverDialect,
+  type TimeoutPlan,
+  type TimeoutStyle,
+  type WaitPolicy,
+} from "./dialect";
+export {
   ConcurrencyError,
   type ConflictDetails,
+  type DatabaseLockFailure,
+  DeadlockError,
   LockingConfigurationError,
   LockingError,
+  LockTimeoutError,
   MissingVersionError,
   OptimisticLockError,
+  PessimisticLockError,
+  SerializationError,
   StaleVersionError,
 } from "./errors";
 export { installLocking } from "./install";
 export type { LockingOptions } from "./installation";
+export { lock } from "./lock";
+export { type LockTarget, lockInOrder } from "./lock-in-order";
+export { LockMode, type LockOptions, NO_WAIT, SKIP_LOCKED } from "./lock-mode";
+export {
+  Lock,
+  type LockDecoratorOptions,
+  type LockModeOption,
+  lockQuery,
+  runWithLockMode,
+  withLockMode,
+} from "./lock-request";
 export { type UpdatePatch, updateVersioned } from "./update-versioned";
 export type { VersionColumnMode } from "./version-policy";
 export { type VersionColumnType, Versioned, type VersionedOptions } from "./versioned";

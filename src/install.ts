@@ -1,9 +1,11 @@
 import type { DataSource } from "typeorm";
 import { LockingConfigurationError } from "./errors";
-import { type Installation, type LockingOptions, installationOf, recordInstallation } from "./installation";
+import { type Installation, installationOf, type LockingOptions, recordInstallation } from "./installation";
+import { translateLockErrors } from "./typeorm/error-translation";
 import { typeormInternals } from "./typeorm/internals";
-import { attachLoadTracker } from "./typeorm/load-tracker";
 import { installPersistenceHooks } from "./typeorm/persistence-hooks";
+import { installSelectHooks } from "./typeorm/select-hooks";
+import { attachSubscriber } from "./typeorm/subscriber";
 
 const initializeWrapped = new WeakSet<DataSource>();
 
@@ -34,6 +36,7 @@ export function installLocking<T extends DataSource>(dataSource: T, options: Loc
     );
   }
   installPersistenceHooks(internals);
+  installSelectHooks(internals);
   const installation = recordInstallation(dataSource, options);
   if (dataSource.isInitialized) activate(dataSource, installation);
   else activateAfterInitialize(dataSource);
@@ -41,7 +44,8 @@ export function installLocking<T extends DataSource>(dataSource: T, options: Loc
 }
 
 function activate(dataSource: DataSource, installation: Installation): void {
-  attachLoadTracker(dataSource);
+  attachSubscriber(dataSource);
+  translateLockErrors(dataSource);
   for (const metadata of dataSource.entityMetadatas) installation.policies.of(metadata);
 }
 

@@ -1,5 +1,7 @@
 import type { DataSource } from "typeorm";
+import type { LockDialect, WaitPolicy } from "./dialect/lock-dialect";
 import { LockingConfigurationError } from "./errors";
+import { waitPolicyOf } from "./lock-mode";
 import { type VersionColumnMode, VersionPolicies } from "./version-policy";
 
 const VERSION_COLUMN_MODES: readonly VersionColumnMode[] = ["checked", "unchecked"];
@@ -13,12 +15,26 @@ export interface LockingOptions {
    * `@Versioned()` properties are always checked.
    */
   versionColumns?: VersionColumnMode;
+  /**
+   * Default wait of pessimistic locks that give no `timeout`, in ms (same meaning as
+   * `LockOptions.timeout`: 0 = NOWAIT). Absent: the database's own default.
+   */
+  lockTimeout?: number;
+  /**
+   * The lock dialect to use instead of the one detected from the driver and server, for
+   * compatible servers the detection does not know (e.g. a MySQL-protocol database).
+   */
+  dialect?: LockDialect;
 }
 
 /** What the library keeps per DataSource it was installed on. */
 export interface Installation {
-  readonly options: Required<LockingOptions>;
+  readonly options: Required<Pick<LockingOptions, "versionColumns">> & LockingOptions;
   readonly policies: VersionPolicies;
+  /** The default wait of pessimistic locks, from `lockTimeout`. */
+  readonly defaultWait?: WaitPolicy;
+  /** The dialect, once the server has been asked which one it is (MySQL vs MariaDB). */
+  serverDialect?: LockDialect;
 }
 
 const installations = new WeakMap<DataSource, Installation>();
@@ -31,10 +47,22 @@ export function recordInstallation(dataSource: DataSource, options: LockingOptio
       `installLocking(): versionColumns must be "checked" or "unchecked", got ${JSON.stringify(versionColumns)}.`,
     );
   }
-  const resolved: Required<LockingOptions> = { versionColumns };
+  const defaultWait = waitPolicyOf({ timeout: options.lockTimeout }, "installLocking() lockTimeout");
   const previous = installations.get(dataSource);
-  if (previous && previous.options.versionColumns === resolved.versionColumns) return previous;
-  const installation = { options: resolved, policies: new VersionPolicies(resolved.versionColumns) };
+  if (
+    previous &&
+    previous.options.versionColumns === versionColumns &&
+    previous.options.lockTimeout === options.lockTimeout &&
+    previous.options.dialect === options.dialect
+  ) {
+    return previous;
+  }
+  const installation: Installation = {
+    options: { ...options, versionColumns },
+    policies: new VersionPolicies(versionColumns),
+    defaultWait,
+    serverDialect: options.dialect ?? (previous?.options.dialect ? undefined : previous?.serverDialect),
+  };
   installations.set(dataSource, installation);
   return installation;
 }

@@ -75,7 +75,9 @@ function assertIntegerColumn(metadata: EntityMetadata, column: ColumnMetadata): 
   // TypeORM maps every version column to an integer type, whatever the property says; a property
   // declared as something else would hold a number the application does not expect.
   const prototype = typeof metadata.target === "function" ? metadata.target.prototype : undefined;
-  const designType = prototype ? (Reflect.getMetadata?.("design:type", prototype, column.propertyName) as unknown) : undefined;
+  const designType = prototype
+    ? (Reflect.getMetadata?.("design:type", prototype, column.propertyName) as unknown)
+    : undefined;
   if (typeof designType === "function" && designType !== Number && !column.embeddedMetadata) {
     throw new LockingConfigurationError(
       `${where} is the version but is declared as ${designType.name}; declare it as \`${column.propertyName}!: number\`.`,

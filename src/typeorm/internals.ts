@@ -66,6 +66,7 @@ export interface TypeormInternals {
   softDeleteQueryBuilder: Prototype;
   deleteQueryBuilder: Prototype;
   returningUpdator: Prototype;
+  selectQueryBuilder: Prototype;
   dataSourceClass: Function;
 }
 
@@ -85,6 +86,7 @@ const REQUIRED: Array<[keyof Omit<TypeormInternals, "dataSourceClass">, string[]
   ["softDeleteQueryBuilder", ["whereEntity", "execute"]],
   ["deleteQueryBuilder", ["where", "execute"]],
   ["returningUpdator", ["update"]],
+  ["selectQueryBuilder", ["executeEntitiesAndRawResults", "createLockExpression"]],
 ];
 
 let cached: TypeormInternals | undefined;
@@ -95,15 +97,10 @@ export function typeormInternals(): TypeormInternals {
   const internals: TypeormInternals = {
     subjectExecutor: load("typeorm/persistence/SubjectExecutor.js", "SubjectExecutor"),
     updateQueryBuilder: load("typeorm/query-builder/UpdateQueryBuilder.js", "UpdateQueryBuilder"),
-    softDeleteQueryBuilder: load(
-      "typeorm/query-builder/SoftDeleteQueryBuilder.js",
-      "SoftDeleteQueryBuilder",
-    ),
+    softDeleteQueryBuilder: load("typeorm/query-builder/SoftDeleteQueryBuilder.js", "SoftDeleteQueryBuilder"),
     deleteQueryBuilder: load("typeorm/query-builder/DeleteQueryBuilder.js", "DeleteQueryBuilder"),
-    returningUpdator: load(
-      "typeorm/query-builder/ReturningResultsEntityUpdator.js",
-      "ReturningResultsEntityUpdator",
-    ),
+    returningUpdator: load("typeorm/query-builder/ReturningResultsEntityUpdator.js", "ReturningResultsEntityUpdator"),
+    selectQueryBuilder: load("typeorm/query-builder/SelectQueryBuilder.js", "SelectQueryBuilder"),
     dataSourceClass: require("typeorm").DataSource,
   };
   for (const [key, methods] of REQUIRED) {

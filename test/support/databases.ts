@@ -197,6 +197,24 @@ function track(source: DataSource, db: TestDatabase, file: string | undefined): 
   }
 }
 
+/**
+ * Opens one more DataSource (its own connection or pool) to the database `source` uses, without
+ * touching the schema: for a differently configured client of the same tables.
+ */
+export async function openAlongside(source: DataSource, extra: Record<string, unknown> = {}): Promise<DataSource> {
+  const other = new DataSource({
+    ...source.options,
+    synchronize: false,
+    dropSchema: false,
+    ...extra,
+  } as DataSourceOptions);
+  const name = openedFor.get(source);
+  const file = sqliteFileOf.get(source);
+  if (name) track(other, { name } as TestDatabase, file);
+  await other.initialize();
+  return other;
+}
+
 /** Destroys the given DataSources (undefined and already destroyed ones are ignored) and removes
  * a SQLite temp file once no DataSource uses it. Reports the first failure after closing all. */
 export async function closeAll(...sources: (DataSource | undefined | null)[]): Promise<void> {

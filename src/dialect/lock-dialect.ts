@@ -1,0 +1,101 @@
+import type { PessimisticLockError } from "../errors";
+
+/** The row lock a locking SELECT takes: shared (others may read-lock too) or exclusive. */
+export type LockStrength = "shared" | "exclusive";
+
+/**
+ * How long a locking statement may wait for a row another transaction holds.
+ * - `default`: whatever the database (or the session) is set to.
+ * - `nowait`: fail at once.
+ * - `skip`: leave locked rows out of the result.
+ * - `wait`: wait at most `ms` milliseconds, then fail.
+ */
+export type WaitPolicy = { kind: "default" } | { kind: "nowait" } | { kind: "skip" } | { kind: "wait"; ms: number };
+
+/** How a dialect bounds a lock wait of N ms. */
+export type TimeoutStyle =
+  /** A clause of the locking statement itself (MariaDB, Oracle `WAIT n`): nothing to restore. */
+  | "statement"
+  /** A setting that ends with the transaction (PostgreSQL `set_config(.., true)`). */
+  | "transaction"
+  /** A setting of the connection, read before and restored after (MySQL, SQLite, SQL Server). */
+  | "connection";
+
+/**
+ * The statements that bound one locking statement's wait, for dialects that use a setting.
+ * `readCurrent` returns one row whose first column is the current value; `restore` puts it
+ * back, after the locking statement, even when that statement failed.
+ *
+ * @example
+ * ```ts
+ * postgresDialect.waitPlan({ kind: "wait", ms: 1500 })
+ * // { readCurrent: "SELECT current_setting('lock_timeout') AS value",
+ * //   apply: ["SELECT set_config('lock_timeout', '1500ms', true)"],
+ * //   restore: (v) => [`SELECT set_config('lock_timeout', '${v}', true)`] }
+ * ```
+ */
+export interface TimeoutPlan {
+  readCurrent: string;
+  apply: string[];
+  restore(previous: string): string[];
+}
+
+/** The SQL pieces that lock the rows of one SELECT. */
+export interface LockRendering {
+  /** Appended after the table name in FROM (SQL Server table hints), else `""`. */
+  tableHint: string;
+  /** Appended to the end of the SELECT (`" FOR UPDATE NOWAIT"`), else `""`. */
+  clause: string;
+}
+
+/**
+ * Everything that differs between databases for locking, in one object per database.
+ * No other module branches on the database: it asks its dialect.
+ *
+ * @example
+ * ```ts
+ * const dialect = postgresDialect;
+ * dialect.render("exclusive", { kind: "nowait" }).clause; // " FOR UPDATE NOWAIT"
+ * dialect.classifyError({ code: "55P03" });               // LockTimeoutError
+ * ```
+ */
+export interface LockDialect {
+  /** Short name used in errors and docs: `"postgres"`, `"mysql"`, `"mariadb"`, ... */
+  readonly name: string;
+  /** Whether a shared (read) row lock exists; without it PESSIMISTIC_READ is refused. */
+  readonly supportsSharedLock: boolean;
+  /** Whether NOWAIT can be expressed. */
+  readonly supportsNoWait: boolean;
+  /** Whether SKIP LOCKED can be expressed. */
+  readonly supportsSkipLocked: boolean;
+  /** How a bounded wait is expressed. */
+  readonly timeoutStyle: TimeoutStyle;
+  /** The smallest step of a bounded wait, in ms; waits are rounded up to it (1000 = whole seconds). */
+  readonly timeoutGranularityMs: number;
+  /** The SQL that locks the rows of a SELECT with this strength and wait. */
+  render(strength: LockStrength, wait: WaitPolicy): LockRendering;
+  /**
+   * The statements that bound the wait around the locking statement, for waits the dialect does
+   * not express in `render` (a setting); `undefined` when nothing needs to run.
+   */
+  waitPlan(wait: WaitPolicy): TimeoutPlan | undefined;
+  /**
+   * A statement to run right before a locking SELECT, for databases whose lock is not part of
+   * the SELECT (SQLite takes its database write lock this way); `undefined` for the others.
+   */
+  lockStatement(strength: LockStrength, table: string, primaryColumn: string): string | undefined;
+  /** A driver error turned into the library's typed error, or `undefined` if it is not a lock failure. */
+  classifyError(error: unknown): PessimisticLockError | undefined;
+}
+
+/** Rounds a wait up to the dialect's granularity, never below one step: a wait is never shortened. */
+export function roundWait(ms: number, granularityMs: number): number {
+  return Math.max(granularityMs, Math.ceil(ms / granularityMs) * granularityMs);
+}
+
+/** The driver-level error behind a TypeORM QueryFailedError (or the error itself). */
+export function driverErrorOf(error: unknown): Record<string, unknown> | undefined {
+  if (error === null || typeof error !== "object") return undefined;
+  const e = error as Record<string, unknown>;
+  return (e.driverError as Record<string, unknown> | undefined) ?? e;
+}

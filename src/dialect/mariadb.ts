@@ -1,0 +1,27 @@
+import { type LockDialect, roundWait } from "./lock-dialect";
+import { classifyMysqlFamily } from "./mysql";
+
+/**
+ * MariaDB 10.6+: `LOCK IN SHARE MODE` / `FOR UPDATE`, with the wait in the statement itself:
+ * `NOWAIT`, `SKIP LOCKED`, or `WAIT n` (whole seconds), so no setting is touched at all.
+ * MariaDB reports NOWAIT and timeouts alike as 1205.
+ */
+export const mariadbDialect: LockDialect = {
+  name: "mariadb",
+  supportsSharedLock: true,
+  supportsNoWait: true,
+  supportsSkipLocked: true,
+  timeoutStyle: "statement",
+  timeoutGranularityMs: 1000,
+  render(strength, wait) {
+    const lock = strength === "shared" ? " LOCK IN SHARE MODE" : " FOR UPDATE";
+    let suffix = "";
+    if (wait.kind === "nowait") suffix = " NOWAIT";
+    else if (wait.kind === "skip") suffix = " SKIP LOCKED";
+    else if (wait.kind === "wait") suffix = ` WAIT ${roundWait(wait.ms, 1000) / 1000}`;
+    return { tableHint: "", clause: lock + suffix };
+  },
+  waitPlan: () => undefined,
+  lockStatement: () => undefined,
+  classifyError: (error) => classifyMysqlFamily("mariadb", error),
+};

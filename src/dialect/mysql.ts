@@ -1,0 +1,57 @@
+import { DeadlockError, LockTimeoutError, SerializationError } from "../errors";
+import { driverErrorOf, type LockDialect, roundWait } from "./lock-dialect";
+
+/**
+ * MySQL 8+: `FOR SHARE` / `FOR UPDATE`, `NOWAIT`, `SKIP LOCKED`. A bounded wait needs the
+ * session variable `innodb_lock_wait_timeout` (whole seconds, at least 1): it is read first, set,
+ * and restored after the statement even when it fails, so a pooled connection is handed back
+ * exactly as it was. A lock wait timeout (1205) undoes the statement only; a deadlock (1213)
+ * rolls back the transaction.
+ */
+export const mysqlDialect: LockDialect = {
+  name: "mysql",
+  supportsSharedLock: true,
+  supportsNoWait: true,
+  supportsSkipLocked: true,
+  timeoutStyle: "connection",
+  timeoutGranularityMs: 1000,
+  render(strength, wait) {
+    const lock = strength === "shared" ? " FOR SHARE" : " FOR UPDATE";
+    const suffix = wait.kind === "nowait" ? " NOWAIT" : wait.kind === "skip" ? " SKIP LOCKED" : "";
+    return { tableHint: "", clause: lock + suffix };
+  },
+  waitPlan(wait) {
+    if (wait.kind !== "wait") return undefined;
+    const seconds = roundWait(wait.ms, 1000) / 1000;
+    return {
+      readCurrent: "SELECT @@SESSION.innodb_lock_wait_timeout AS value",
+      apply: [`SET SESSION innodb_lock_wait_timeout = ${seconds}`],
+      restore: (previous) => [`SET SESSION innodb_lock_wait_timeout = ${Number.parseInt(previous, 10)}`],
+    };
+  },
+  lockStatement: () => undefined,
+  classifyError: (error) => classifyMysqlFamily("mysql", error),
+};
+
+/** MySQL and MariaDB share their error numbers. */
+export function classifyMysqlFamily(dialect: string, error: unknown) {
+  const driverError = driverErrorOf(error);
+  const errno = Number(driverError?.errno);
+  const failure = (transactionAborted: boolean) => ({
+    dialect,
+    code: String(errno),
+    retryable: true,
+    transactionAborted,
+  });
+  switch (errno) {
+    case 1205: // lock wait timeout: only the statement is rolled back (unless innodb_rollback_on_timeout)
+    case 3572: // NOWAIT: the row is locked
+      return new LockTimeoutError(failure(false), error);
+    case 1213:
+      return new DeadlockError(failure(true), error);
+    case 1020: // MariaDB snapshot isolation: "Record has changed since last read"
+      return new SerializationError(failure(true), error);
+    default:
+      return undefined;
+  }
+}

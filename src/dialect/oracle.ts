@@ -1,0 +1,40 @@
+import { DeadlockError, LockTimeoutError, SerializationError } from "../errors";
+import { driverErrorOf, type LockDialect, roundWait } from "./lock-dialect";
+
+/**
+ * Oracle (rendered and unit-tested; no server here): `FOR UPDATE` with `NOWAIT`, `SKIP LOCKED`
+ * or `WAIT n` (whole seconds) in the statement. Oracle has no shared row lock in SELECT, so
+ * PESSIMISTIC_READ is refused rather than silently upgraded. Errors undo the statement only,
+ * deadlocks included (ORA-00060).
+ */
+export const oracleDialect: LockDialect = {
+  name: "oracle",
+  supportsSharedLock: false,
+  supportsNoWait: true,
+  supportsSkipLocked: true,
+  timeoutStyle: "statement",
+  timeoutGranularityMs: 1000,
+  render(_strength, wait) {
+    let suffix = "";
+    if (wait.kind === "nowait") suffix = " NOWAIT";
+    else if (wait.kind === "skip") suffix = " SKIP LOCKED";
+    else if (wait.kind === "wait") suffix = ` WAIT ${roundWait(wait.ms, 1000) / 1000}`;
+    return { tableHint: "", clause: ` FOR UPDATE${suffix}` };
+  },
+  waitPlan: () => undefined,
+  lockStatement: () => undefined,
+  classifyError(error) {
+    const e = driverErrorOf(error);
+    const num = Number(e?.errorNum ?? /ORA-(\d{5})/.exec(String(e?.message ?? ""))?.[1]);
+    const failure = {
+      dialect: "oracle",
+      code: `ORA-${String(num).padStart(5, "0")}`,
+      retryable: true,
+      transactionAborted: false,
+    };
+    if (num === 54 || num === 30006) return new LockTimeoutError(failure, error);
+    if (num === 60) return new DeadlockError(failure, error);
+    if (num === 8177) return new SerializationError(failure, error);
+    return undefined;
+  },
+};

@@ -1,0 +1,43 @@
+import { DeadlockError, LockTimeoutError, SerializationError } from "../errors";
+import { driverErrorOf, type LockDialect } from "./lock-dialect";
+
+/**
+ * PostgreSQL (and the postgres wire family): `FOR SHARE` / `FOR UPDATE`, `NOWAIT`, `SKIP LOCKED`,
+ * and `lock_timeout` in ms set with `set_config(.., is_local => true)`, so it ends with the
+ * transaction even if the restore never runs. Any error aborts the whole transaction.
+ */
+export const postgresDialect: LockDialect = {
+  name: "postgres",
+  supportsSharedLock: true,
+  supportsNoWait: true,
+  supportsSkipLocked: true,
+  timeoutStyle: "transaction",
+  timeoutGranularityMs: 1,
+  render(strength, wait) {
+    const lock = strength === "shared" ? " FOR SHARE" : " FOR UPDATE";
+    const suffix = wait.kind === "nowait" ? " NOWAIT" : wait.kind === "skip" ? " SKIP LOCKED" : "";
+    return { tableHint: "", clause: lock + suffix };
+  },
+  waitPlan(wait) {
+    if (wait.kind !== "wait") return undefined;
+    const ms = wait.ms;
+    return {
+      readCurrent: "SELECT current_setting('lock_timeout') AS value",
+      apply: [`SELECT set_config('lock_timeout', '${Math.ceil(ms)}ms', true)`],
+      restore: (previous) => [`SELECT set_config('lock_timeout', ${quote(previous)}, true)`],
+    };
+  },
+  lockStatement: () => undefined,
+  classifyError(error) {
+    const code = driverErrorOf(error)?.code;
+    const failure = { dialect: "postgres", code: String(code), retryable: true, transactionAborted: true };
+    if (code === "55P03") return new LockTimeoutError(failure, error);
+    if (code === "40P01") return new DeadlockError(failure, error);
+    if (code === "40001") return new SerializationError(failure, error);
+    return undefined;
+  },
+};
+
+function quote(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}

@@ -1,0 +1,48 @@
+import { LockTimeoutError, SerializationError } from "../errors";
+import { driverErrorOf, type LockDialect } from "./lock-dialect";
+
+/**
+ * SQLite has no row locks: one writer holds the whole database. PESSIMISTIC_WRITE is honoured by
+ * taking that write lock for the rest of the transaction (the library issues a write that
+ * changes nothing before the SELECT), which excludes every other writer, a superset of a row
+ * lock. There is no shared lock other writers must respect, so PESSIMISTIC_READ is refused, and
+ * no SKIP LOCKED. The wait is the connection's `busy_timeout` (ms), read and restored.
+ */
+export const sqliteDialect: LockDialect = {
+  name: "sqlite",
+  supportsSharedLock: false,
+  supportsNoWait: true,
+  supportsSkipLocked: false,
+  timeoutStyle: "connection",
+  timeoutGranularityMs: 1,
+  render: () => ({ tableHint: "", clause: "" }),
+  // NOWAIT is a busy timeout of 0: fail at once if another connection holds the write lock.
+  waitPlan(wait) {
+    if (wait.kind !== "wait" && wait.kind !== "nowait") return undefined;
+    const ms = wait.kind === "wait" ? wait.ms : 0;
+    return {
+      readCurrent: "PRAGMA busy_timeout",
+      apply: [`PRAGMA busy_timeout = ${Math.ceil(ms)}`],
+      restore: (previous) => [`PRAGMA busy_timeout = ${Number.parseInt(previous, 10)}`],
+    };
+  },
+  // A write matching no row still takes the database write lock, held until the transaction ends.
+  lockStatement(strength, table, primaryColumn) {
+    if (strength !== "exclusive") return undefined;
+    const t = quoteIdentifier(table);
+    const c = quoteIdentifier(primaryColumn);
+    return `UPDATE ${t} SET ${c} = ${c} WHERE 0 = 1`;
+  },
+  classifyError(error) {
+    const code = driverErrorOf(error)?.code;
+    if (typeof code !== "string") return undefined;
+    const failure = { dialect: "sqlite", code, retryable: true, transactionAborted: false };
+    if (code === "SQLITE_BUSY_SNAPSHOT") return new SerializationError(failure, error);
+    if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) return new LockTimeoutError(failure, error);
+    return undefined;
+  },
+};
+
+function quoteIdentifier(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}

@@ -1,0 +1,54 @@
+import type { EntityManager, EntityTarget, ObjectLiteral } from "typeorm";
+import type { LockMode, LockOptions } from "./lock-mode";
+import { lockQuery } from "./lock-request";
+
+/** One row to lock: its entity class (or name) and primary key. */
+export interface LockTarget<T extends ObjectLiteral = ObjectLiteral> {
+  entity: EntityTarget<T>;
+  id: unknown;
+}
+
+/**
+ * Locks several rows (aggregates) in one deterministic order, table name first, then primary
+ * key, one row per statement, so two transactions locking overlapping sets can never hold each
+ * other's next row: the A,B / B,A deadlock cannot happen between them. Needs a transaction.
+ * Returns the loaded entities in the order they were asked for (`null` for a missing row).
+ *
+ * @example
+ * ```ts
+ * await dataSource.transaction(async (manager) => {
+ *   const [from, to] = await lockInOrder(manager, [
+ *     { entity: Account, id: fromId },
+ *     { entity: Account, id: toId },
+ *   ], LockMode.PESSIMISTIC_WRITE, { timeout: 2000 });
+ * });
+ * ```
+ */
+export async function lockInOrder(
+  manager: EntityManager,
+  targets: readonly LockTarget[],
+  mode: LockMode,
+  options?: LockOptions,
+): Promise<Array<ObjectLiteral | null>> {
+  const keyed = targets.map((target, index) => {
+    const metadata = manager.getRepository(target.entity).metadata;
+    return { target, index, metadata, table: metadata.tablePath };
+  });
+  keyed.sort((a, b) => compare(a.table, b.table) || compareIds(a.target.id, b.target.id));
+  const results: Array<ObjectLiteral | null> = new Array(targets.length).fill(null);
+  for (const { target, index, metadata } of keyed) {
+    const query = manager.createQueryBuilder(metadata.target, "locked").whereInIds(target.id);
+    results[index] = await lockQuery(query, mode, options).getOne();
+  }
+  return results;
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function compareIds(a: unknown, b: unknown): number {
+  if (typeof a === "number" && typeof b === "number") return a - b;
+  if (typeof a === "bigint" && typeof b === "bigint") return a < b ? -1 : a > b ? 1 : 0;
+  return compare(JSON.stringify(a), JSON.stringify(b));
+}

@@ -1,0 +1,114 @@
+import type { WaitPolicy } from "./dialect/lock-dialect";
+import { LockingConfigurationError } from "./errors";
+
+/**
+ * JPA's lock modes (`jakarta.persistence.LockModeType`), with JPA's meaning:
+ *
+ * | mode | what happens |
+ * |---|---|
+ * | `NONE` | no lock, no check |
+ * | `OPTIMISTIC` (alias `READ`) | the version of each entity read is re-checked, under a lock, just before commit |
+ * | `OPTIMISTIC_FORCE_INCREMENT` (alias `WRITE`) | as OPTIMISTIC, and the version is incremented at commit even if nothing changed |
+ * | `PESSIMISTIC_READ` | a shared row lock taken by the SELECT, held to the end of the transaction |
+ * | `PESSIMISTIC_WRITE` | an exclusive row lock taken by the SELECT, held to the end of the transaction |
+ * | `PESSIMISTIC_FORCE_INCREMENT` | an exclusive row lock and the version incremented immediately |
+ *
+ * @example
+ * ```ts
+ * await orders.findOne({ where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout: 1000 }) });
+ * ```
+ */
+export const LockMode = {
+  NONE: "NONE",
+  OPTIMISTIC: "OPTIMISTIC",
+  READ: "OPTIMISTIC",
+  OPTIMISTIC_FORCE_INCREMENT: "OPTIMISTIC_FORCE_INCREMENT",
+  WRITE: "OPTIMISTIC_FORCE_INCREMENT",
+  PESSIMISTIC_READ: "PESSIMISTIC_READ",
+  PESSIMISTIC_WRITE: "PESSIMISTIC_WRITE",
+  PESSIMISTIC_FORCE_INCREMENT: "PESSIMISTIC_FORCE_INCREMENT",
+} as const;
+
+/** One of the {@link LockMode} values. */
+export type LockMode = (typeof LockMode)[keyof typeof LockMode];
+
+/**
+ * `timeout` value meaning "skip rows another transaction holds" (SKIP LOCKED); the same number
+ * as Hibernate's `LockOptions.SKIP_LOCKED`.
+ *
+ * @example
+ * ```ts
+ * const jobs = await lockQuery(repo.createQueryBuilder("job"), LockMode.PESSIMISTIC_WRITE, { timeout: SKIP_LOCKED }).getMany();
+ * ```
+ */
+export const SKIP_LOCKED = -2;
+
+/** `timeout` value meaning "do not wait" (NOWAIT). */
+export const NO_WAIT = 0;
+
+/**
+ * How long a pessimistic lock may wait, as JPA's `jakarta.persistence.lock.timeout` hint.
+ *
+ * @example
+ * ```ts
+ * { timeout: 0 }            // NOWAIT: fail at once with LockTimeoutError
+ * { timeout: SKIP_LOCKED }  // leave locked rows out
+ * { onLocked: "skip" }      // the same, spelled out
+ * { timeout: 1500 }         // wait at most 1.5 s (MySQL, MariaDB, Oracle: rounded up to 2 s)
+ * {}                        // the database default, or installLocking's lockTimeout
+ * ```
+ */
+export interface LockOptions {
+  /** Milliseconds to wait: `0` = NOWAIT, `SKIP_LOCKED` (-2) = skip locked rows, `n > 0` = at most n ms. */
+  timeout?: number;
+  /** `"nowait"` or `"skip"`; an alternative to the special `timeout` values. */
+  onLocked?: "wait" | "nowait" | "skip";
+}
+
+const MODES = new Set<string>(Object.values(LockMode));
+
+/** Rejects anything that is not a {@link LockMode}, naming where it came from. */
+export function assertLockMode(mode: unknown, where: string): asserts mode is LockMode {
+  if (typeof mode !== "string" || !MODES.has(mode)) {
+    throw new LockingConfigurationError(
+      `${where}: ${JSON.stringify(mode)} is not a lock mode. Use one of LockMode.${[...MODES].join(", LockMode.")}.`,
+    );
+  }
+}
+
+/** Turns {@link LockOptions} into the wait the dialects render; `undefined` = not specified. */
+export function waitPolicyOf(options: LockOptions | undefined, where: string): WaitPolicy | undefined {
+  if (!options) return undefined;
+  const { timeout, onLocked } = options;
+  if (onLocked !== undefined && !["wait", "nowait", "skip"].includes(onLocked)) {
+    throw new LockingConfigurationError(
+      `${where}: onLocked must be "wait", "nowait" or "skip", got ${JSON.stringify(onLocked)}.`,
+    );
+  }
+  if (
+    timeout !== undefined &&
+    (typeof timeout !== "number" || Number.isNaN(timeout) || (timeout < 0 && timeout !== SKIP_LOCKED))
+  ) {
+    throw new LockingConfigurationError(
+      `${where}: timeout must be milliseconds >= 0, or SKIP_LOCKED (-2); got ${JSON.stringify(timeout)}.`,
+    );
+  }
+  if (onLocked === "skip" || timeout === SKIP_LOCKED) return { kind: "skip" };
+  if (onLocked === "nowait" || timeout === 0) return { kind: "nowait" };
+  if (timeout !== undefined && Number.isFinite(timeout)) return { kind: "wait", ms: timeout };
+  return undefined;
+}
+
+/** Whether a mode takes a row lock with the SELECT. */
+export function isPessimistic(mode: LockMode): boolean {
+  return mode.startsWith("PESSIMISTIC_");
+}
+
+/** Whether a mode needs a version column. */
+export function needsVersion(mode: LockMode): boolean {
+  return (
+    mode === LockMode.OPTIMISTIC ||
+    mode === LockMode.OPTIMISTIC_FORCE_INCREMENT ||
+    mode === LockMode.PESSIMISTIC_FORCE_INCREMENT
+  );
+}

@@ -1,0 +1,48 @@
+/**
+ * Turns the database's lock failures (lock timeout, NOWAIT, deadlock, serialization) into the
+ * library's typed errors, for every query run on an installed DataSource, whoever issued it.
+ * The driver's error stays reachable as `cause`.
+ */
+import type { DataSource, QueryRunner } from "typeorm";
+import { dialectForType } from "../dialect";
+import { installationOf } from "../installation";
+import { dataSourceOf } from "./internals";
+
+type QueryMethod = (this: QueryRunner, ...args: unknown[]) => Promise<unknown>;
+const patchedPrototypes = new WeakSet<object>();
+const wrappedDrivers = new WeakSet<object>();
+
+/** Makes the query runners of a DataSource translate lock failures. */
+export function translateLockErrors(dataSource: DataSource): void {
+  const driver = dataSource.driver as unknown as {
+    createQueryRunner(mode: unknown): QueryRunner;
+    queryRunner?: QueryRunner;
+  };
+  if (driver.queryRunner) patchPrototype(driver.queryRunner);
+  if (wrappedDrivers.has(driver)) return;
+  wrappedDrivers.add(driver);
+  const create = driver.createQueryRunner;
+  driver.createQueryRunner = function (this: unknown, mode: unknown) {
+    const runner = create.call(this, mode);
+    patchPrototype(runner);
+    return runner;
+  };
+}
+
+function patchPrototype(runner: QueryRunner): void {
+  const proto = Object.getPrototypeOf(runner) as { query: QueryMethod };
+  if (patchedPrototypes.has(proto)) return;
+  patchedPrototypes.add(proto);
+  const query = proto.query;
+  proto.query = async function (this: QueryRunner, ...args: unknown[]) {
+    try {
+      return await query.apply(this, args);
+    } catch (error) {
+      const dataSource = dataSourceOf(this);
+      const installation = installationOf(dataSource);
+      const dialect =
+        installation?.serverDialect ?? (installation ? dialectForType(String(dataSource.options.type)) : undefined);
+      throw dialect?.classifyError(error) ?? error;
+    }
+  };
+}

@@ -1,0 +1,147 @@
+/**
+ * Runs an entity SELECT under a lock mode: the lock clause comes from the dialect, a bounded
+ * wait is applied and restored around the statement, and the mode's follow-up is done
+ * (force increment now, or an optimistic check queued for commit).
+ */
+import type { ObjectLiteral, QueryRunner } from "typeorm";
+import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
+import { dialectForServer } from "../dialect";
+import type { LockDialect, LockRendering, TimeoutPlan, WaitPolicy } from "../dialect/lock-dialect";
+import { LockingConfigurationError, LockingError } from "../errors";
+import type { Installation } from "../installation";
+import { isPessimistic, LockMode, needsVersion } from "../lock-mode";
+import type { LockRequest } from "../lock-request";
+import { queueCommitCheck } from "./commit-checks";
+import { dataSourceOf } from "./internals";
+import { heldVersion, writeVersion } from "./version-writes";
+
+/** The dialect of the server behind a query runner; asks MySQL-family servers once. */
+export async function serverDialectOf(queryRunner: QueryRunner, installation: Installation): Promise<LockDialect> {
+  if (installation.serverDialect) return installation.serverDialect;
+  const type = String(dataSourceOf(queryRunner).options.type);
+  let version: string | undefined;
+  if (type === "mysql" || type === "mariadb" || type === "aurora-mysql") {
+    const [row] = await queryRunner.query("SELECT VERSION() AS version");
+    version = String(row?.version ?? "");
+  }
+  const dialect = dialectForServer(type, version);
+  if (!dialect) {
+    throw new LockingConfigurationError(
+      `typeorm-locking cannot take row locks on a "${type}" database. Supported: PostgreSQL, MySQL, ` +
+        "MariaDB, SQLite; SQL Server and Oracle SQL is rendered but untested.",
+    );
+  }
+  installation.serverDialect = dialect;
+  return dialect;
+}
+
+/** What a locked SELECT needs from the hook: its metadata and a way to run it with a lock clause. */
+export interface LockedSelect {
+  metadata: EntityMetadata;
+  run(rendering: LockRendering | undefined): Promise<{ entities: ObjectLiteral[] }>;
+}
+
+/** Runs one entity SELECT under `request`, inside the caller's transaction. */
+export async function runLockedSelect(
+  queryRunner: QueryRunner,
+  installation: Installation,
+  request: LockRequest,
+  select: LockedSelect,
+): Promise<{ entities: ObjectLiteral[] }> {
+  const { mode } = request;
+  const { metadata } = select;
+  if (mode === LockMode.NONE) return select.run(undefined);
+  if (!queryRunner.isTransactionActive) {
+    throw new LockingError(
+      `${mode} on ${metadata.name} needs a transaction: the lock (or the check at commit) belongs to ` +
+        "one. Run the query inside dataSource.transaction(async (manager) => ...) and use that manager.",
+    );
+  }
+  if (needsVersion(mode) && !metadata.versionColumn) {
+    throw new LockingConfigurationError(
+      `${mode} on ${metadata.name} needs a version column; mark one with @Versioned().`,
+    );
+  }
+  if (!isPessimistic(mode)) {
+    const result = await select.run(undefined);
+    for (const entity of result.entities) queueCommitCheck(queryRunner, metadata, entity, mode);
+    return result;
+  }
+
+  const dialect = await serverDialectOf(queryRunner, installation);
+  const strength = mode === LockMode.PESSIMISTIC_READ ? "shared" : "exclusive";
+  const wait = request.wait ?? installation.defaultWait ?? { kind: "default" };
+  assertHonoured(dialect, mode, wait, metadata);
+  const plan = dialect.waitPlan(wait);
+  const result = await withWaitBound(queryRunner, dialect, plan, async () => {
+    const lockStatement = dialect.lockStatement(strength, metadata.tablePath, metadata.primaryColumns[0].databaseName);
+    if (lockStatement) await queryRunner.query(lockStatement);
+    return select.run(dialect.render(strength, wait));
+  });
+  if (mode === LockMode.PESSIMISTIC_FORCE_INCREMENT) {
+    for (const entity of result.entities) {
+      await writeVersion(queryRunner, metadata, entity, heldVersion(metadata, entity, mode), true, "force increment");
+    }
+  }
+  return result;
+}
+
+function assertHonoured(dialect: LockDialect, mode: LockMode, wait: WaitPolicy, metadata: EntityMetadata): void {
+  const refuse = (what: string, instead: string) => {
+    throw new LockingConfigurationError(`${mode} on ${metadata.name}: ${dialect.name} ${what}. ${instead}`);
+  };
+  if (mode === LockMode.PESSIMISTIC_READ && !dialect.supportsSharedLock) {
+    refuse(
+      "has no shared row lock",
+      "Use PESSIMISTIC_WRITE (on SQLite it takes the database write lock) or OPTIMISTIC.",
+    );
+  }
+  if (wait.kind === "skip" && !dialect.supportsSkipLocked) refuse("cannot skip locked rows", "Use a timeout instead.");
+  if (wait.kind === "nowait" && !dialect.supportsNoWait)
+    refuse("cannot fail without waiting", "Use a timeout instead.");
+}
+
+/** Applies a wait bound, runs the statement, and restores the setting even when it failed. */
+async function withWaitBound<T>(
+  queryRunner: QueryRunner,
+  dialect: LockDialect,
+  plan: TimeoutPlan | undefined,
+  work: () => Promise<T>,
+): Promise<T> {
+  if (!plan) return work();
+  const [row] = await queryRunner.query(plan.readCurrent);
+  const previous = String(Object.values(row as ObjectLiteral)[0]);
+  for (const sql of plan.apply) await queryRunner.query(sql);
+  let result: T;
+  try {
+    result = await work();
+  } catch (error) {
+    await restoreSetting(queryRunner, dialect, plan, previous, error);
+    throw error;
+  }
+  await restoreSetting(queryRunner, dialect, plan, previous, undefined);
+  return result;
+}
+
+/**
+ * Puts the setting back. A transaction-scoped setting dies with a failed (aborted) transaction;
+ * anything else must not go back to the pool silently changed, so a failed restore is loud.
+ */
+async function restoreSetting(
+  queryRunner: QueryRunner,
+  dialect: LockDialect,
+  plan: TimeoutPlan,
+  previous: string,
+  failure: unknown,
+): Promise<void> {
+  try {
+    for (const sql of plan.restore(previous)) await queryRunner.query(sql);
+  } catch (restoreError) {
+    if (failure !== undefined && dialect.timeoutStyle === "transaction") return;
+    throw new LockingError(
+      `Could not restore the lock timeout (${plan.readCurrent}) to ${previous} on this connection after a ` +
+        "locking query; discard the connection.",
+      { cause: restoreError },
+    );
+  }
+}

@@ -1,0 +1,61 @@
+/**
+ * Lets every entity SELECT (find*, getOne, getMany, ...) run under a lock mode asked for with
+ * `withLockMode()`, `lockQuery()` or `@Lock`. Queries with no such request run exactly as before,
+ * TypeORM's own `lock:` option included.
+ */
+import type { ObjectLiteral, QueryRunner } from "typeorm";
+import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
+import type { LockRendering } from "../dialect/lock-dialect";
+import { installationOf } from "../installation";
+import { lockRequestOf } from "../lock-request";
+import { dataSourceOf, type TypeormInternals } from "./internals";
+import { runLockedSelect } from "./locking-reads";
+
+interface SelectQueryLike {
+  expressionMap: { mainAlias?: { hasMetadata: boolean; metadata: EntityMetadata } };
+  findOptions?: unknown;
+}
+
+type Method = (this: any, ...args: any[]) => any;
+const renderings = new WeakMap<object, LockRendering>();
+const patched = new WeakSet<object>();
+
+/** Patches SelectQueryBuilder once per loaded copy of TypeORM. */
+export function installSelectHooks(internals: TypeormInternals): void {
+  const proto = internals.selectQueryBuilder;
+  if (patched.has(proto)) return;
+  patched.add(proto);
+
+  const execute = proto.executeEntitiesAndRawResults as Method;
+  proto.executeEntitiesAndRawResults = async function (this: SelectQueryLike, queryRunner: QueryRunner) {
+    const installation = installationOf(dataSourceOf(queryRunner));
+    const request = installation ? lockRequestOf(this) : undefined;
+    const alias = this.expressionMap.mainAlias;
+    if (!installation || !request || !alias?.hasMetadata) return execute.call(this, queryRunner);
+    return runLockedSelect(queryRunner, installation, request, {
+      metadata: alias.metadata,
+      run: async (rendering) => {
+        if (!rendering) return execute.call(this, queryRunner) as Promise<{ entities: ObjectLiteral[] }>;
+        renderings.set(this.expressionMap, rendering);
+        try {
+          return (await execute.call(this, queryRunner)) as { entities: ObjectLiteral[] };
+        } finally {
+          renderings.delete(this.expressionMap);
+        }
+      },
+    });
+  };
+
+  const lockExpression = proto.createLockExpression as Method;
+  proto.createLockExpression = function (this: SelectQueryLike) {
+    const rendering = renderings.get(this.expressionMap);
+    return rendering ? rendering.clause : lockExpression.call(this);
+  };
+  const tableLockExpression = proto.createTableLockExpression as Method | undefined;
+  if (tableLockExpression) {
+    proto.createTableLockExpression = function (this: SelectQueryLike) {
+      const rendering = renderings.get(this.expressionMap);
+      return rendering ? rendering.tableHint : tableLockExpression.call(this);
+    };
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * The library's own version statements: the increment of a force-increment lock and the
+ * locking re-check of an OPTIMISTIC read. Both are single conditional UPDATEs on the primary key
+ * and the expected version, so the check and the lock it takes are one atomic step.
+ */
+import type { ObjectLiteral, QueryRunner } from "typeorm";
+import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
+import { LockingConfigurationError, OptimisticLockError } from "../errors";
+import { rememberLoadedVersion } from "../loaded-versions";
+import { toVersionNumber } from "../version-value";
+
+/** The version an entity holds, or a clear error when it has none to lock by. */
+export function heldVersion(metadata: EntityMetadata, entity: ObjectLiteral, mode: string): number {
+  const column = metadata.versionColumn;
+  if (!column) {
+    throw new LockingConfigurationError(
+      `${mode} on ${metadata.name} needs a version column; mark one with @Versioned() (or @VersionColumn).`,
+    );
+  }
+  const version = toVersionNumber(column.getEntityValue(entity), `${metadata.name}.${column.propertyPath}`);
+  if (version === undefined) {
+    throw new LockingConfigurationError(`${mode} on ${metadata.name}: the entity holds no version to lock by.`);
+  }
+  return version;
+}
+
+/**
+ * `UPDATE t SET version = version + 1 WHERE id = :id AND version = :expected` (increment) or
+ * `SET version = version` (re-check under an exclusive row lock held to commit). Throws
+ * OptimisticLockError when the row is no longer at `expected`.
+ */
+export async function writeVersion(
+  queryRunner: QueryRunner,
+  metadata: EntityMetadata,
+  entity: ObjectLiteral,
+  expected: number,
+  increment: boolean,
+  operation: string,
+): Promise<void> {
+  const column = metadata.versionColumn!;
+  const query = queryRunner.manager
+    .createQueryBuilder(queryRunner)
+    .update(metadata.target)
+    .updateEntity(false)
+    .callListeners(false);
+  const v = query.escape(column.databaseName);
+  const set: ObjectLiteral = column.createValueMap(() => (increment ? `${v} + 1` : v));
+  // Keep TypeORM from stamping an @UpdateDateColumn: a lock is not a change of the entity.
+  const updated = metadata.updateDateColumn;
+  if (updated)
+    Object.assign(
+      set,
+      updated.createValueMap(() => query.escape(updated.databaseName)),
+    );
+  const id = metadata.getEntityIdMap(entity);
+  const result = await query
+    .set(set)
+    .whereInIds(id)
+    .andWhere(`${v} = :typeormLockingExpectedVersion`, { typeormLockingExpectedVersion: expected })
+    .execute();
+  if (result.affected !== 1) {
+    throw new OptimisticLockError({ entityName: metadata.name, id, expectedVersion: expected, operation });
+  }
+  if (increment) {
+    column.setEntityValue(entity, expected + 1);
+    rememberLoadedVersion(entity, expected + 1);
+  }
+}

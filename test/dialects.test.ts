@@ -1,0 +1,167 @@
+/**
+ * The SQL each dialect renders and the errors it classifies, including the databases with no
+ * server here (SQL Server, Oracle). No database needed.
+ */
+import {
+  DeadlockError,
+  LockTimeoutError,
+  mariadbDialect,
+  mysqlDialect,
+  oracleDialect,
+  PessimisticLockError,
+  postgresDialect,
+  SerializationError,
+  sqliteDialect,
+  sqlserverDialect,
+  type WaitPolicy,
+} from "../src";
+import { dialectForServer, dialectForType } from "../src/dialect";
+import { roundWait } from "../src/dialect/lock-dialect";
+import { SKIP_LOCKED, waitPolicyOf } from "../src/lock-mode";
+
+const NOWAIT: WaitPolicy = { kind: "nowait" };
+const SKIP: WaitPolicy = { kind: "skip" };
+const DEFAULT: WaitPolicy = { kind: "default" };
+const wait = (ms: number): WaitPolicy => ({ kind: "wait", ms });
+
+describe("lock clauses", () => {
+  it.each([
+    [postgresDialect, "exclusive", DEFAULT, " FOR UPDATE"],
+    [postgresDialect, "shared", DEFAULT, " FOR SHARE"],
+    [postgresDialect, "exclusive", NOWAIT, " FOR UPDATE NOWAIT"],
+    [postgresDialect, "shared", SKIP, " FOR SHARE SKIP LOCKED"],
+    [postgresDialect, "exclusive", wait(1500), " FOR UPDATE"],
+    [mysqlDialect, "shared", DEFAULT, " FOR SHARE"],
+    [mysqlDialect, "exclusive", NOWAIT, " FOR UPDATE NOWAIT"],
+    [mysqlDialect, "exclusive", SKIP, " FOR UPDATE SKIP LOCKED"],
+    [mysqlDialect, "exclusive", wait(1500), " FOR UPDATE"],
+    [mariadbDialect, "shared", DEFAULT, " LOCK IN SHARE MODE"],
+    [mariadbDialect, "exclusive", NOWAIT, " FOR UPDATE NOWAIT"],
+    [mariadbDialect, "exclusive", SKIP, " FOR UPDATE SKIP LOCKED"],
+    [mariadbDialect, "exclusive", wait(1500), " FOR UPDATE WAIT 2"],
+    [mariadbDialect, "shared", wait(1), " LOCK IN SHARE MODE WAIT 1"],
+    [oracleDialect, "exclusive", DEFAULT, " FOR UPDATE"],
+    [oracleDialect, "exclusive", NOWAIT, " FOR UPDATE NOWAIT"],
+    [oracleDialect, "exclusive", SKIP, " FOR UPDATE SKIP LOCKED"],
+    [oracleDialect, "exclusive", wait(2500), " FOR UPDATE WAIT 3"],
+    [sqliteDialect, "exclusive", wait(100), ""],
+  ] as const)("%s %s %j -> %j", (dialect, strength, w, clause) => {
+    expect(dialect.render(strength, w)).toEqual({ tableHint: "", clause });
+  });
+
+  it("SQL Server locks with table hints", () => {
+    expect(sqlserverDialect.render("exclusive", DEFAULT)).toEqual({
+      tableHint: " WITH (UPDLOCK, HOLDLOCK, ROWLOCK)",
+      clause: "",
+    });
+    expect(sqlserverDialect.render("shared", NOWAIT).tableHint).toBe(" WITH (HOLDLOCK, ROWLOCK, NOWAIT)");
+    expect(sqlserverDialect.render("exclusive", SKIP).tableHint).toBe(" WITH (UPDLOCK, HOLDLOCK, ROWLOCK, READPAST)");
+  });
+
+  it("SQLite takes the database write lock with a write that matches nothing; no shared lock", () => {
+    expect(sqliteDialect.lockStatement("exclusive", "order", "id")).toBe('UPDATE "order" SET "id" = "id" WHERE 0 = 1');
+    expect(sqliteDialect.lockStatement("shared", "order", "id")).toBeUndefined();
+    expect(sqliteDialect.supportsSharedLock).toBe(false);
+    expect(postgresDialect.lockStatement("exclusive", "order", "id")).toBeUndefined();
+  });
+});
+
+describe("bounded waits", () => {
+  it("PostgreSQL: transaction-local lock_timeout in ms, read first and restored", () => {
+    const plan = postgresDialect.waitPlan(wait(1500))!;
+    expect(plan.readCurrent).toBe("SELECT current_setting('lock_timeout') AS value");
+    expect(plan.apply).toEqual(["SELECT set_config('lock_timeout', '1500ms', true)"]);
+    expect(plan.restore("5s")).toEqual(["SELECT set_config('lock_timeout', '5s', true)"]);
+    expect(plan.restore("it's")).toEqual(["SELECT set_config('lock_timeout', 'it''s', true)"]);
+    expect(postgresDialect.waitPlan(NOWAIT)).toBeUndefined();
+  });
+
+  it("MySQL: session innodb_lock_wait_timeout in whole seconds, rounded up, restored", () => {
+    const plan = mysqlDialect.waitPlan(wait(1001))!;
+    expect(plan.apply).toEqual(["SET SESSION innodb_lock_wait_timeout = 2"]);
+    expect(plan.restore("50")).toEqual(["SET SESSION innodb_lock_wait_timeout = 50"]);
+    expect(mysqlDialect.waitPlan(wait(1))!.apply).toEqual(["SET SESSION innodb_lock_wait_timeout = 1"]);
+  });
+
+  it("MariaDB and Oracle need no setting: the wait is in the statement", () => {
+    expect(mariadbDialect.waitPlan(wait(1000))).toBeUndefined();
+    expect(oracleDialect.waitPlan(wait(1000))).toBeUndefined();
+  });
+
+  it("SQLite: busy_timeout in ms, 0 for NOWAIT; SQL Server: SET LOCK_TIMEOUT in ms", () => {
+    expect(sqliteDialect.waitPlan(wait(250))!.apply).toEqual(["PRAGMA busy_timeout = 250"]);
+    expect(sqliteDialect.waitPlan(NOWAIT)!.apply).toEqual(["PRAGMA busy_timeout = 0"]);
+    expect(sqliteDialect.waitPlan(SKIP)).toBeUndefined();
+    const plan = sqlserverDialect.waitPlan(wait(750))!;
+    expect(plan).toMatchObject({ readCurrent: "SELECT @@LOCK_TIMEOUT AS value", apply: ["SET LOCK_TIMEOUT 750"] });
+    expect(plan.restore("-1")).toEqual(["SET LOCK_TIMEOUT -1"]);
+  });
+
+  it("a wait is never shortened by rounding", () => {
+    expect(roundWait(1, 1000)).toBe(1000);
+    expect(roundWait(1000, 1000)).toBe(1000);
+    expect(roundWait(1001, 1000)).toBe(2000);
+    expect(roundWait(7, 1)).toBe(7);
+  });
+
+  it("timeouts are validated; SKIP_LOCKED and onLocked are the same thing", () => {
+    expect(waitPolicyOf({ timeout: 0 }, "t")).toEqual(NOWAIT);
+    expect(waitPolicyOf({ timeout: SKIP_LOCKED }, "t")).toEqual(SKIP);
+    expect(waitPolicyOf({ onLocked: "skip" }, "t")).toEqual(SKIP);
+    expect(waitPolicyOf({ onLocked: "nowait" }, "t")).toEqual(NOWAIT);
+    expect(waitPolicyOf({ timeout: 300 }, "t")).toEqual(wait(300));
+    expect(waitPolicyOf({}, "t")).toBeUndefined();
+    expect(() => waitPolicyOf({ timeout: -5 }, "here")).toThrow(/here: timeout must be/);
+    expect(() => waitPolicyOf({ onLocked: "later" as never }, "here")).toThrow(/onLocked must be/);
+  });
+});
+
+describe("error classification", () => {
+  const cases: Array<
+    [string, { classifyError(e: unknown): PessimisticLockError | undefined }, object, Function, boolean]
+  > = [
+    ["postgres 55P03", postgresDialect, { code: "55P03" }, LockTimeoutError, true],
+    ["postgres 40P01", postgresDialect, { code: "40P01" }, DeadlockError, true],
+    ["postgres 40001", postgresDialect, { code: "40001" }, SerializationError, true],
+    ["mysql 1205", mysqlDialect, { errno: 1205 }, LockTimeoutError, false],
+    ["mysql 3572", mysqlDialect, { errno: 3572 }, LockTimeoutError, false],
+    ["mysql 1213", mysqlDialect, { errno: 1213 }, DeadlockError, true],
+    ["mariadb 1020", mariadbDialect, { errno: 1020 }, SerializationError, true],
+    ["sqlite BUSY", sqliteDialect, { code: "SQLITE_BUSY" }, LockTimeoutError, false],
+    ["sqlite LOCKED", sqliteDialect, { code: "SQLITE_LOCKED" }, LockTimeoutError, false],
+    ["sqlite BUSY_SNAPSHOT", sqliteDialect, { code: "SQLITE_BUSY_SNAPSHOT" }, SerializationError, false],
+    ["mssql 1222", sqlserverDialect, { number: 1222 }, LockTimeoutError, false],
+    ["mssql 1205", sqlserverDialect, { originalError: { info: { number: 1205 } } }, DeadlockError, true],
+    ["oracle ORA-00054", oracleDialect, { errorNum: 54 }, LockTimeoutError, false],
+    [
+      "oracle ORA-30006",
+      oracleDialect,
+      { message: "ORA-30006: resource busy; acquire with WAIT timeout expired" },
+      LockTimeoutError,
+      false,
+    ],
+    ["oracle ORA-00060", oracleDialect, { errorNum: 60 }, DeadlockError, false],
+    ["oracle ORA-08177", oracleDialect, { errorNum: 8177 }, SerializationError, false],
+  ];
+  it.each(cases)("%s", (_name, dialect, driverError, type, aborted) => {
+    // As TypeORM throws it: a QueryFailedError-like wrapper with the driver's error inside.
+    const wrapped = Object.assign(new Error("query failed"), { driverError });
+    const error = dialect.classifyError(wrapped);
+    expect(error).toBeInstanceOf(type);
+    expect(error).toBeInstanceOf(PessimisticLockError);
+    expect(error).toMatchObject({ retryable: true, transactionAborted: aborted, cause: wrapped });
+  });
+
+  it("other errors are left alone", () => {
+    expect(postgresDialect.classifyError({ code: "23505" })).toBeUndefined();
+    expect(mysqlDialect.classifyError({ errno: 1062 })).toBeUndefined();
+    expect(sqliteDialect.classifyError(new Error("x"))).toBeUndefined();
+  });
+
+  it("MySQL and MariaDB are told apart by the server, not the configured type", () => {
+    expect(dialectForServer("mysql", "10.11.19-MariaDB-0+deb12u1")).toBe(mariadbDialect);
+    expect(dialectForServer("mariadb", "8.4.3")).toBe(mysqlDialect);
+    expect(dialectForServer("postgres", undefined)).toBe(postgresDialect);
+    expect(dialectForType("mongodb")).toBeUndefined();
+  });
+});

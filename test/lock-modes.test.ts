@@ -1,0 +1,581 @@
+/**
+ * Lock modes, timeouts and typed lock errors on real concurrent transactions.
+ */
+import type { DataSource, EntityManager } from "typeorm";
+import {
+  ConcurrencyError,
+  DeadlockError,
+  installLocking,
+  LockingConfigurationError,
+  LockingError,
+  LockMode,
+  LockTimeoutError,
+  lock,
+  lockInOrder,
+  lockQuery,
+  mysqlDialect,
+  OptimisticLockError,
+  PessimisticLockError,
+  runWithLockMode,
+  SerializationError,
+  SKIP_LOCKED,
+  updateVersioned,
+  withLockMode,
+} from "../src";
+import { Account, AccountRepository, Job, LOCK_ENTITIES } from "./fixtures/lock-entities";
+import {
+  closeAll,
+  type Deferred,
+  deferred,
+  describeEachDatabase,
+  openAlongside,
+  openDataSources,
+  StatementCounter,
+} from "./support/databases";
+import { waitUntilBlocked } from "./support/interleaving";
+
+describeEachDatabase((db) => {
+  const counter = new StatementCounter();
+  let one: DataSource;
+  let two: DataSource;
+  const sqlite = db.family === "sqlite";
+  let nextId = 1;
+
+  beforeAll(async () => {
+    [one, two] = await openDataSources(db, LOCK_ENTITIES, { count: 2, extra: { logger: counter, logging: true } });
+    installLocking(one);
+    installLocking(two);
+  });
+  afterAll(() => closeAll(one, two));
+
+  async function account(balance = 100): Promise<number> {
+    const id = nextId++;
+    await one.getRepository(Account).save({ id, balance });
+    return id;
+  }
+
+  /** Holds a PESSIMISTIC_WRITE lock on `id` through `two` until `release` resolves. */
+  function holdLock(id: number) {
+    const held = deferred();
+    const release = deferred();
+    const done = two.transaction(async (manager) => {
+      await manager.findOne(Account, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE) });
+      held.resolve();
+      await release.promise;
+    });
+    return { held: held.promise, release: () => release.resolve(), done };
+  }
+
+  describe("pessimistic modes", () => {
+    it("PESSIMISTIC_WRITE with timeout 0 fails at once with LockTimeoutError while another transaction holds the row", async () => {
+      const id = await account();
+      const holder = holdLock(id);
+      await holder.held;
+      const started = Date.now();
+      const error = await one
+        .transaction((m) =>
+          m.findOne(Account, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout: 0 }) }),
+        )
+        .catch((e: unknown) => e);
+      const elapsed = Date.now() - started;
+      holder.release();
+      await holder.done;
+      expect(error).toBeInstanceOf(LockTimeoutError);
+      expect(error).toBeInstanceOf(PessimisticLockError);
+      expect(error).toBeInstanceOf(LockingError);
+      expect((error as LockTimeoutError).cause).toBeDefined();
+      expect(elapsed).toBeLessThan(500);
+    });
+
+    it("PESSIMISTIC_WRITE with timeout 1000 fails after at least 1000 ms and well before 2000 ms", async () => {
+      const id = await account();
+      const holder = holdLock(id);
+      await holder.held;
+      const started = Date.now();
+      const error = await one
+        .transaction((m) =>
+          m.findOne(Account, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout: 1000 }) }),
+        )
+        .catch((e: unknown) => e);
+      const elapsed = Date.now() - started;
+      holder.release();
+      await holder.done;
+      expect(error).toBeInstanceOf(LockTimeoutError);
+      expect(elapsed).toBeGreaterThanOrEqual(1000);
+      expect(elapsed).toBeLessThan(1900);
+      // PostgreSQL aborts the whole transaction on any error; MySQL/MariaDB and SQLite only the statement.
+      expect((error as LockTimeoutError).transactionAborted).toBe(db.family === "postgres");
+      expect((error as LockTimeoutError).retryable).toBe(true);
+    });
+
+    it("installLocking's lockTimeout is the default wait of locks that give none", async () => {
+      const id = await account();
+      const withDefault = await openAlongside(one, { logger: undefined, logging: false });
+      try {
+        installLocking(withDefault, { lockTimeout: 0 });
+        const holder = holdLock(id);
+        await holder.held;
+        const started = Date.now();
+        const error = await withDefault
+          .transaction((m) => m.findOne(Account, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE) }))
+          .catch((e: unknown) => e);
+        const elapsed = Date.now() - started;
+        holder.release();
+        await holder.done;
+        expect(error).toBeInstanceOf(LockTimeoutError);
+        expect(elapsed).toBeLessThan(500);
+      } finally {
+        await closeAll(withDefault);
+      }
+    });
+
+    it("lock failures of any query on an installed DataSource are typed, the driver error kept as cause", async () => {
+      const id = await account();
+      const holder = holdLock(id);
+      await holder.held;
+      const raw = sqlite
+        ? "UPDATE tl_account SET balance = balance WHERE id = ?"
+        : db.family === "postgres"
+          ? "SELECT * FROM tl_account WHERE id = $1 FOR UPDATE NOWAIT"
+          : "SELECT * FROM tl_account WHERE id = ? FOR UPDATE NOWAIT";
+      const error = await one
+        .transaction(async (m) => {
+          if (sqlite) await m.query("PRAGMA busy_timeout = 0");
+          try {
+            await m.query(raw, [id]);
+          } finally {
+            if (sqlite) await m.query("PRAGMA busy_timeout = 2000");
+          }
+        })
+        .catch((e: unknown) => e);
+      holder.release();
+      await holder.done;
+      expect(error).toBeInstanceOf(LockTimeoutError);
+      expect((error as LockTimeoutError).cause).toBeInstanceOf(Error);
+      expect((error as LockTimeoutError).code).toMatch(/^(55P03|1205|3572|SQLITE_BUSY)$/);
+    });
+
+    it("the lock is held to the end of the transaction, then granted", async () => {
+      const id = await account();
+      const holder = holdLock(id);
+      await holder.held;
+      const waiting = one.transaction(async (m) => {
+        const a = await m.findOneOrFail(Account, {
+          where: { id },
+          ...withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout: 5000 }),
+        });
+        a.balance += 1;
+        await m.save(a);
+      });
+      if (!sqlite) await waitUntilBlocked(db, one);
+      holder.release();
+      await holder.done;
+      await waiting;
+      expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ balance: 101, version: 2 });
+    });
+
+    it("a pessimistic lock outside a transaction is a clear LockingError, not a silent no-lock", async () => {
+      const id = await account();
+      const error = await one
+        .getRepository(Account)
+        .findOne({ where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE) })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(LockingError);
+      expect((error as Error).message).toMatch(/PESSIMISTIC_WRITE on Account needs a transaction/);
+    });
+
+    it("an unknown lock mode is refused, naming it", () => {
+      expect(() => withLockMode("FOR_UPDATE" as never)).toThrow(/"FOR_UPDATE" is not a lock mode/);
+    });
+
+    if (sqlite) {
+      it("SQLite refuses PESSIMISTIC_READ and SKIP LOCKED, naming the database and the mode", async () => {
+        const id = await account();
+        await expect(
+          one.transaction((m) => m.findOne(Account, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_READ) })),
+        ).rejects.toThrow(/PESSIMISTIC_READ on Account: sqlite has no shared row lock/);
+        await expect(
+          one.transaction((m) =>
+            m.find(Job, { ...withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout: SKIP_LOCKED }) }),
+          ),
+        ).rejects.toBeInstanceOf(LockingConfigurationError);
+      });
+    } else {
+      it("PESSIMISTIC_READ: two shared locks coexist; a write lock waits for them", async () => {
+        const id = await account();
+        const readLock = (m: EntityManager, timeout?: number) =>
+          m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_READ, { timeout }) });
+        const held = deferred();
+        const release = deferred();
+        const reader = two.transaction(async (m) => {
+          await readLock(m);
+          held.resolve();
+          await release.promise;
+        });
+        await held.promise;
+        await one.transaction((m) => readLock(m, 0)); // shared + shared: granted at once
+        const writer = await one
+          .transaction((m) =>
+            m.findOne(Account, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout: 0 }) }),
+          )
+          .catch((e: unknown) => e);
+        release.resolve();
+        await reader;
+        expect(writer).toBeInstanceOf(LockTimeoutError);
+      });
+
+      it("SKIP_LOCKED leaves out the rows another transaction holds", async () => {
+        const jobs = one.getRepository(Job);
+        const base = nextId;
+        nextId += 3;
+        await jobs.save([0, 1, 2].map((i) => ({ id: base + i, state: "ready" })));
+        const held = deferred();
+        const release = deferred();
+        const worker = two.transaction(async (m) => {
+          await lockQuery(
+            m.createQueryBuilder(Job, "job").where("job.id = :id", { id: base }),
+            LockMode.PESSIMISTIC_WRITE,
+          ).getOne();
+          held.resolve();
+          await release.promise;
+        });
+        await held.promise;
+        const free = await one.transaction((m) =>
+          lockQuery(
+            m.createQueryBuilder(Job, "job").where("job.id >= :base", { base }).orderBy("job.id"),
+            LockMode.PESSIMISTIC_WRITE,
+            { timeout: SKIP_LOCKED },
+          ).getMany(),
+        );
+        release.resolve();
+        await worker;
+        expect(free.map((j) => j.id)).toEqual([base + 1, base + 2]);
+      });
+    }
+
+    it("PESSIMISTIC_FORCE_INCREMENT locks and increments the version at once", async () => {
+      const id = await account();
+      await one.transaction(async (m) => {
+        const a = await m.findOneOrFail(Account, {
+          where: { id },
+          ...withLockMode(LockMode.PESSIMISTIC_FORCE_INCREMENT),
+        });
+        expect(a.version).toBe(2);
+        expect(await m.findOneByOrFail(Account, { id })).toMatchObject({ version: 2 });
+      });
+      expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 2, balance: 100 });
+    });
+  });
+
+  describe("optimistic modes", () => {
+    it("OPTIMISTIC: a change by another transaction between read and commit fails the commit; nothing is written", async () => {
+      const id = await account();
+      const other = await account();
+      const error = await one
+        .transaction(async (m) => {
+          await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+          await updateVersioned(two.getRepository(Account), id, 1, { balance: 50 }); // theirs, committed
+          // SQLite: a write after the other commit would already fail (stale snapshot); keep it read-only.
+          if (!sqlite) await updateVersioned(m.getRepository(Account), other, 1, { balance: 0 }); // ours
+        })
+        .catch((e: unknown) => e);
+      // SQLite refuses the commit-time check itself: the snapshot predates the other commit.
+      expect(error).toBeInstanceOf(sqlite ? SerializationError : OptimisticLockError);
+      if (!sqlite) expect(error).toBeInstanceOf(ConcurrencyError);
+      expect(await one.getRepository(Account).findOneByOrFail({ id: other })).toMatchObject({
+        balance: 100,
+        version: 1,
+      });
+      expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ balance: 50, version: 2 });
+    });
+
+    it("OPTIMISTIC with no concurrent change commits and bumps nothing", async () => {
+      const id = await account();
+      await one.transaction((m) => m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.READ) }));
+      expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 1 });
+    });
+
+    it("OPTIMISTIC_FORCE_INCREMENT increments once per entity per transaction, even when unchanged", async () => {
+      const id = await account();
+      await one.transaction(async (m) => {
+        await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC_FORCE_INCREMENT) });
+        await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.WRITE) });
+      });
+      expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 2 });
+      await one.transaction(async (m) => {
+        const a = await m.findOneOrFail(Account, {
+          where: { id },
+          ...withLockMode(LockMode.OPTIMISTIC_FORCE_INCREMENT),
+        });
+        a.balance = 7;
+        await m.save(a); // the save's own increment is the one owed
+      });
+      expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 3, balance: 7 });
+    });
+
+    it("optimistic modes need a transaction and a version column", async () => {
+      const id = await account();
+      await expect(
+        one.getRepository(Account).findOne({ where: { id }, ...withLockMode(LockMode.OPTIMISTIC) }),
+      ).rejects.toThrow(/OPTIMISTIC on Account needs a transaction/);
+      await expect(one.transaction((m) => m.find(Job, { ...withLockMode(LockMode.OPTIMISTIC) }))).rejects.toThrow(
+        /OPTIMISTIC on Job needs a version column/,
+      );
+    });
+  });
+
+  describe("lock() on an entity already loaded", () => {
+    it("re-reads with the lock and fails with OptimisticLockError if the version moved", async () => {
+      const id = await account();
+      const loaded = await one.getRepository(Account).findOneByOrFail({ id });
+      await updateVersioned(two.getRepository(Account), id, 1, { balance: 1 });
+      const error = await one.transaction((m) => lock(m, loaded, LockMode.PESSIMISTIC_WRITE)).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(OptimisticLockError);
+      expect(error).toMatchObject({ expectedVersion: 1, actualVersion: 2, operation: "lock" });
+    });
+
+    it("takes the lock (another transaction cannot) and force-increments when asked", async () => {
+      const id = await account();
+      const loaded = await one.getRepository(Account).findOneByOrFail({ id });
+      await one.transaction(async (m) => {
+        await lock(m, loaded, LockMode.PESSIMISTIC_FORCE_INCREMENT);
+        expect(loaded.version).toBe(2);
+        const other = await two
+          .transaction((m2) =>
+            m2.findOne(Account, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout: 0 }) }),
+          )
+          .catch((e: unknown) => e);
+        expect(other).toBeInstanceOf(LockTimeoutError);
+      });
+      expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 2 });
+    });
+
+    it("OPTIMISTIC lock() is checked at commit", async () => {
+      const id = await account();
+      const error = await one
+        .transaction(async (m) => {
+          const a = await m.findOneByOrFail(Account, { id });
+          await lock(m, a, LockMode.OPTIMISTIC);
+          await updateVersioned(two.getRepository(Account), id, 1, { balance: 9 });
+        })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(sqlite ? SerializationError : OptimisticLockError);
+    });
+  });
+
+  describe("@Lock on a repository method", () => {
+    const repoOf = (m: EntityManager) => new AccountRepository(Account, m, m.queryRunner);
+
+    it("queries inside the call use the mode and timeout; a concurrent plain call does not", async () => {
+      const id = await account();
+      counter.reset();
+      await Promise.all([
+        one.transaction((m) => repoOf(m).findForUpdate(id)),
+        two.transaction((m) => repoOf(m).plainFind(id)),
+      ]);
+      const accountSelects = counter.statements.filter((s) => /^SELECT/i.test(s) && s.includes("tl_account"));
+      expect(accountSelects).toHaveLength(2);
+      if (sqlite) {
+        expect(counter.statements.filter((s) => /WHERE 0 = 1/.test(s))).toHaveLength(1);
+      } else {
+        expect(accountSelects.filter((s) => /FOR UPDATE/.test(s))).toHaveLength(1);
+      }
+
+      const holder = holdLock(id);
+      await holder.held;
+      const error = await one.transaction((m) => repoOf(m).findForUpdate(id)).catch((e: unknown) => e);
+      holder.release();
+      await holder.done;
+      expect(error).toBeInstanceOf(LockTimeoutError); // { timeout: 0 } reached the database
+    });
+
+    it("outside the call nothing changes; the decorated call itself needs a transaction", async () => {
+      const id = await account();
+      const repo = repoOf(one.manager);
+      expect(await repo.plainFind(id)).toMatchObject({ id });
+      await expect(repo.findForUpdate(id)).rejects.toThrow(/PESSIMISTIC_WRITE on Account needs a transaction/);
+    });
+
+    it("runWithLockMode applies to nested awaits and only to the entities named", async () => {
+      const id = await account();
+      counter.reset();
+      await one.transaction((m) =>
+        runWithLockMode(LockMode.PESSIMISTIC_WRITE, { entities: [Account] }, async () => {
+          await new Promise((r) => setTimeout(r, 1));
+          await m.findOneBy(Account, { id });
+          await m.find(Job);
+        }),
+      );
+      const accountSelect = counter.statements.find((s) => /^SELECT/i.test(s) && s.includes("tl_account"))!;
+      const jobSelect = counter.statements.find((s) => /^SELECT/i.test(s) && s.includes("tl_job"))!;
+      if (sqlite) {
+        expect(counter.statements.some((s) => /^UPDATE "tl_account" SET .* WHERE 0 = 1/.test(s))).toBe(true);
+      } else {
+        expect(accountSelect).toMatch(/FOR UPDATE/);
+      }
+      expect(jobSelect).not.toMatch(/FOR UPDATE|LOCK IN SHARE/);
+    });
+  });
+
+  describe("settings never leak into the pooled connection", () => {
+    const settingSql =
+      db.family === "postgres"
+        ? "SELECT current_setting('lock_timeout') AS value"
+        : db.family === "sqlite"
+          ? "PRAGMA busy_timeout"
+          : "SELECT @@SESSION.innodb_lock_wait_timeout AS value";
+    const read = async (m: EntityManager) => String(Object.values((await m.query(settingSql))[0])[0]);
+
+    beforeAll(() => {
+      // MariaDB's own dialect puts the wait in the statement (WAIT n); the MySQL dialect sets and
+      // restores a session variable: run it against this server to test that path for real.
+      if (db.family === "mysql") installLocking(one, { dialect: mysqlDialect });
+    });
+    afterAll(() => {
+      if (db.family === "mysql") installLocking(one);
+    });
+
+    it("after a locked query that succeeded, the connection reads the setting it had", async () => {
+      const id = await account();
+      await one.transaction(async (m) => {
+        const before = await read(m);
+        counter.reset();
+        await m.findOne(Account, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout: 1500 }) });
+        expect(counter.statements.join("\n")).toMatch(/lock_timeout|innodb_lock_wait_timeout|busy_timeout/);
+        expect(await read(m)).toBe(before);
+      });
+    });
+
+    it("after a locked query that timed out, too (or the transaction, and its setting, is gone)", async () => {
+      const id = await account();
+      const holder = holdLock(id);
+      await holder.held;
+      let before: string | undefined;
+      let after: string | undefined;
+      const error = await one
+        .transaction(async (m) => {
+          before = await read(m);
+          const e = await m
+            .findOne(Account, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout: 1000 }) })
+            .catch((x: unknown) => x);
+          if (e instanceof LockTimeoutError && !e.transactionAborted) after = await read(m);
+          throw e;
+        })
+        .catch((e: unknown) => e);
+      holder.release();
+      await holder.done;
+      expect(error).toBeInstanceOf(LockTimeoutError);
+      if ((error as LockTimeoutError).transactionAborted) expect(db.family).toBe("postgres");
+      else expect(after).toBe(before);
+    });
+
+    it("every pooled connection afterwards reads the server default", async () => {
+      const baseline = await read(two.manager);
+      const runners = [0, 1, 2, 3].map(() => one.createQueryRunner());
+      try {
+        for (const runner of runners) expect(await read(runner.manager)).toBe(baseline);
+      } finally {
+        for (const runner of runners) await runner.release();
+      }
+    });
+  });
+
+  describe("deadlocks", () => {
+    it("A,B / B,A with a timeout: exactly one fails with a typed error within the bound, the other commits", async () => {
+      const a = await account();
+      const b = await account();
+      const firstHolds = deferred();
+      const secondHolds = deferred();
+      const take = (m: EntityManager, id: number) =>
+        m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout: 2000 }) });
+      const transfer = (source: DataSource, from: number, to: number, mine: Deferred, theirs: Deferred) =>
+        source.transaction(async (m) => {
+          const x = await take(m, from);
+          mine.resolve();
+          await theirs.promise;
+          const y = await take(m, to);
+          x.balance -= 10;
+          y.balance += 10;
+          await m.save([x, y]);
+        });
+      const started = Date.now();
+      const results = await Promise.allSettled([
+        transfer(one, a, b, firstHolds, secondHolds),
+        sqlite
+          ? (async () => {
+              await firstHolds.promise; // SQLite: the second cannot even take its first lock
+              secondHolds.resolve();
+              return transfer(two, b, a, deferred(), deferred());
+            })()
+          : transfer(two, b, a, secondHolds, firstHolds),
+      ]);
+      const elapsed = Date.now() - started;
+      const failed = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+      const rows = await one.getRepository(Account).findBy([{ id: a }, { id: b }]);
+      // SQLite: one writer at a time, and better-sqlite3 waits synchronously (the whole thread
+      // sleeps in the busy handler), so the second transaction cannot get its first lock while the
+      // first holds the database: it fails with LockTimeoutError after its timeout, the first commits.
+      expect(failed).toHaveLength(1);
+      const reason = failed[0].reason;
+      expect(reason instanceof LockTimeoutError || reason instanceof DeadlockError).toBe(true);
+      expect(elapsed).toBeLessThan(4000);
+      // The survivor moved 10 one way; nothing of the failed transfer is there.
+      expect(rows.map((r) => r.balance).sort()).toEqual([110, 90].sort());
+    });
+
+    it("lockInOrder: T2 asking for B,A waits for A without taking B, so T1 gets B and both commit", async () => {
+      const a = await account();
+      const b = await account();
+      const lockAll = (m: EntityManager, ids: number[], timeout: number) =>
+        lockInOrder(
+          m,
+          ids.map((id) => ({ entity: Account, id })),
+          LockMode.PESSIMISTIC_WRITE,
+          { timeout },
+        ) as Promise<Account[]>;
+      const t1HoldsA = deferred();
+      const t2Waiting = deferred();
+      const t1 = one.transaction(async (m) => {
+        const [accA] = await lockAll(m, [a], 5000);
+        t1HoldsA.resolve();
+        await t2Waiting.promise;
+        // T2 asked for [B, A]; had it locked B first (the naive order), this NOWAIT would fail.
+        const [accB] = await lockAll(m, [b], 0);
+        accA.balance -= 1;
+        accB.balance += 1;
+        await m.save([accA, accB]);
+      });
+      await t1HoldsA.promise;
+      if (sqlite) {
+        // better-sqlite3 waits for a lock synchronously, blocking the thread that would release it;
+        // SQLite has one writer, so no deadlock is possible: T2 runs after T1.
+        t2Waiting.resolve();
+        await t1;
+      }
+      const t2 = two.transaction(async (m) => {
+        const accounts = await lockAll(m, [b, a], 5000);
+        expect(accounts.map((x) => x.id)).toEqual([b, a]); // returned in the order asked for
+        for (const acc of accounts) acc.balance += 10;
+        await m.save(accounts);
+      });
+      if (!sqlite) {
+        await waitUntilBlocked(db, one);
+        t2Waiting.resolve();
+      }
+      await Promise.all([t1, t2]);
+      const rows = await one.getRepository(Account).findBy([{ id: a }, { id: b }]);
+      expect(rows.sort((x, y) => x.id - y.id).map((r) => r.balance)).toEqual([109, 111]);
+    });
+  });
+
+  describe("TypeORM-native lock options keep working", () => {
+    if (!sqlite) {
+      it("lock: { mode: 'pessimistic_write' } still locks as before", async () => {
+        const id = await account();
+        counter.reset();
+        await one.transaction((m) => m.findOne(Account, { where: { id }, lock: { mode: "pessimistic_write" } }));
+        expect(counter.statements.some((s) => /FOR UPDATE/.test(s))).toBe(true);
+      });
+    }
+  });
+});
