@@ -49,6 +49,12 @@ describe("lock clauses", () => {
     expect(dialect.render(strength, w)).toEqual({ tableHint: "", clause });
   });
 
+  it("PostgreSQL locks only the queried entity's rows, not joined ones", () => {
+    expect(postgresDialect.render("exclusive", NOWAIT, '"order"').clause).toBe(' FOR UPDATE OF "order" NOWAIT');
+    expect(postgresDialect.render("shared", DEFAULT, '"o"').clause).toBe(' FOR SHARE OF "o"');
+    expect(mariadbDialect.render("exclusive", DEFAULT, "`o`").clause).toBe(" FOR UPDATE");
+  });
+
   it("SQL Server locks with table hints", () => {
     expect(sqlserverDialect.render("exclusive", DEFAULT)).toEqual({
       tableHint: " WITH (UPDLOCK, HOLDLOCK, ROWLOCK)",

@@ -22,6 +22,7 @@ import {
   updateVersioned,
   withLockMode,
 } from "../src";
+import { Order } from "./fixtures/entities";
 import { Account, AccountRepository, Job, LOCK_ENTITIES } from "./fixtures/lock-entities";
 import {
   closeAll,
@@ -253,6 +254,28 @@ describeEachDatabase((db) => {
       });
     }
 
+    it("PESSIMISTIC_WRITE on an aggregate loaded with its relations locks the root row", async () => {
+      const orders = one.getRepository(Order);
+      const { id } = await orders.save(
+        orders.create({ address: "A", status: "NEW", lines: [{ product: "tea", quantity: 1 }] }),
+      );
+      const order = await one.transaction(async (m) => {
+        const o = await m.findOneOrFail(Order, {
+          where: { id },
+          relations: { lines: true },
+          ...withLockMode(LockMode.PESSIMISTIC_WRITE),
+        });
+        const other = await two
+          .transaction((m2) =>
+            m2.findOne(Order, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout: 0 }) }),
+          )
+          .catch((e: unknown) => e);
+        expect(other).toBeInstanceOf(LockTimeoutError);
+        return o;
+      });
+      expect(order.lines).toHaveLength(1);
+    });
+
     it("PESSIMISTIC_FORCE_INCREMENT locks and increments the version at once", async () => {
       const id = await account();
       await one.transaction(async (m) => {
@@ -394,6 +417,14 @@ describeEachDatabase((db) => {
       const repo = repoOf(one.manager);
       expect(await repo.plainFind(id)).toMatchObject({ id });
       await expect(repo.findForUpdate(id)).rejects.toThrow(/PESSIMISTIC_WRITE on Account needs a transaction/);
+    });
+
+    it("TypeORM's own reads inside save() are not put under the scope's lock mode", async () => {
+      const id = await account();
+      const a = await one.getRepository(Account).findOneByOrFail({ id });
+      a.balance = 5;
+      await one.transaction((m) => runWithLockMode(LockMode.OPTIMISTIC, {}, () => m.save(a)));
+      expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ balance: 5, version: 2 });
     });
 
     it("runWithLockMode applies to nested awaits and only to the entities named", async () => {

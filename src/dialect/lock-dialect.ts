@@ -72,8 +72,12 @@ export interface LockDialect {
   readonly timeoutStyle: TimeoutStyle;
   /** The smallest step of a bounded wait, in ms; waits are rounded up to it (1000 = whole seconds). */
   readonly timeoutGranularityMs: number;
-  /** The SQL that locks the rows of a SELECT with this strength and wait. */
-  render(strength: LockStrength, wait: WaitPolicy): LockRendering;
+  /**
+   * The SQL that locks the rows of a SELECT with this strength and wait. `alias` is the escaped
+   * alias of the queried entity: where the database can, only its rows are locked, not those of
+   * joined relations (PostgreSQL refuses FOR UPDATE on the nullable side of an outer join).
+   */
+  render(strength: LockStrength, wait: WaitPolicy, alias?: string): LockRendering;
   /**
    * The statements that bound the wait around the locking statement, for waits the dialect does
    * not express in `render` (a setting); `undefined` when nothing needs to run.

@@ -13,8 +13,8 @@ export const postgresDialect: LockDialect = {
   supportsSkipLocked: true,
   timeoutStyle: "transaction",
   timeoutGranularityMs: 1,
-  render(strength, wait) {
-    const lock = strength === "shared" ? " FOR SHARE" : " FOR UPDATE";
+  render(strength, wait, alias) {
+    const lock = (strength === "shared" ? " FOR SHARE" : " FOR UPDATE") + (alias ? ` OF ${alias}` : "");
     const suffix = wait.kind === "nowait" ? " NOWAIT" : wait.kind === "skip" ? " SKIP LOCKED" : "";
     return { tableHint: "", clause: lock + suffix };
   },

@@ -67,6 +67,8 @@ export interface TypeormInternals {
   deleteQueryBuilder: Prototype;
   returningUpdator: Prototype;
   selectQueryBuilder: Prototype;
+  entityPersistExecutor: Prototype;
+  queryExpressionMap: Prototype;
   dataSourceClass: Function;
 }
 
@@ -87,6 +89,8 @@ const REQUIRED: Array<[keyof Omit<TypeormInternals, "dataSourceClass">, string[]
   ["deleteQueryBuilder", ["where", "execute"]],
   ["returningUpdator", ["update"]],
   ["selectQueryBuilder", ["executeEntitiesAndRawResults", "createLockExpression"]],
+  ["entityPersistExecutor", ["execute"]],
+  ["queryExpressionMap", ["clone"]],
 ];
 
 let cached: TypeormInternals | undefined;
@@ -101,6 +105,8 @@ export function typeormInternals(): TypeormInternals {
     deleteQueryBuilder: load("typeorm/query-builder/DeleteQueryBuilder.js", "DeleteQueryBuilder"),
     returningUpdator: load("typeorm/query-builder/ReturningResultsEntityUpdator.js", "ReturningResultsEntityUpdator"),
     selectQueryBuilder: load("typeorm/query-builder/SelectQueryBuilder.js", "SelectQueryBuilder"),
+    entityPersistExecutor: load("typeorm/persistence/EntityPersistExecutor.js", "EntityPersistExecutor"),
+    queryExpressionMap: load("typeorm/query-builder/QueryExpressionMap.js", "QueryExpressionMap"),
     dataSourceClass: require("typeorm").DataSource,
   };
   for (const [key, methods] of REQUIRED) {

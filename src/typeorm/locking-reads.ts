@@ -38,6 +38,8 @@ export async function serverDialectOf(queryRunner: QueryRunner, installation: In
 /** What a locked SELECT needs from the hook: its metadata and a way to run it with a lock clause. */
 export interface LockedSelect {
   metadata: EntityMetadata;
+  /** The escaped alias of the queried entity in the SELECT. */
+  alias: string;
   run(rendering: LockRendering | undefined): Promise<{ entities: ObjectLiteral[] }>;
 }
 
@@ -76,7 +78,7 @@ export async function runLockedSelect(
   const result = await withWaitBound(queryRunner, dialect, plan, async () => {
     const lockStatement = dialect.lockStatement(strength, metadata.tablePath, metadata.primaryColumns[0].databaseName);
     if (lockStatement) await queryRunner.query(lockStatement);
-    return select.run(dialect.render(strength, wait));
+    return select.run(dialect.render(strength, wait, select.alias));
   });
   if (mode === LockMode.PESSIMISTIC_FORCE_INCREMENT) {
     for (const entity of result.entities) {

@@ -7,13 +7,14 @@ import type { ObjectLiteral, QueryRunner } from "typeorm";
 import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
 import type { LockRendering } from "../dialect/lock-dialect";
 import { installationOf } from "../installation";
-import { lockRequestOf } from "../lock-request";
+import { lockRequestOf, outsideLockScope } from "../lock-request";
 import { dataSourceOf, type TypeormInternals } from "./internals";
 import { runLockedSelect } from "./locking-reads";
 
 interface SelectQueryLike {
-  expressionMap: { mainAlias?: { hasMetadata: boolean; metadata: EntityMetadata } };
+  expressionMap: { mainAlias?: { name: string; hasMetadata: boolean; metadata: EntityMetadata } };
   findOptions?: unknown;
+  escape(name: string): string;
 }
 
 type Method = (this: any, ...args: any[]) => any;
@@ -34,6 +35,7 @@ export function installSelectHooks(internals: TypeormInternals): void {
     if (!installation || !request || !alias?.hasMetadata) return execute.call(this, queryRunner);
     return runLockedSelect(queryRunner, installation, request, {
       metadata: alias.metadata,
+      alias: this.escape(alias.name),
       run: async (rendering) => {
         if (!rendering) return execute.call(this, queryRunner) as Promise<{ entities: ObjectLiteral[] }>;
         renderings.set(this.expressionMap, rendering);
@@ -44,6 +46,24 @@ export function installSelectHooks(internals: TypeormInternals): void {
         }
       },
     });
+  };
+
+  // A @Lock scope is about the queries the method runs, not the reads TypeORM does inside
+  // save()/remove() (its pre-load of the row, its re-read of generated columns): those already
+  // run under the version check, and queuing their copies for OPTIMISTIC checks would be wrong.
+  const persist = internals.entityPersistExecutor.execute as Method;
+  internals.entityPersistExecutor.execute = function (this: unknown, ...args: unknown[]) {
+    return outsideLockScope(() => persist.apply(this, args));
+  };
+
+  // TypeORM runs a paginated query with joins (findOne with relations) as clones of the builder;
+  // the lock travels with them, as TypeORM's own lock mode does.
+  const clone = internals.queryExpressionMap.clone as Method;
+  internals.queryExpressionMap.clone = function (this: object, ...args: unknown[]) {
+    const copy = clone.apply(this, args);
+    const rendering = renderings.get(this);
+    if (rendering) renderings.set(copy, rendering);
+    return copy;
   };
 
   const lockExpression = proto.createLockExpression as Method;
