@@ -7,6 +7,7 @@ import { assertVersion, installLocking, OptimisticLockError, StaleVersionError, 
 import { ALL_ENTITIES, LegacyOrder, Order } from "./fixtures/entities";
 import { closeAll, describeEachDatabase, openDataSources } from "./support/databases";
 import { deferred, waitUntilBlocked } from "./support/interleaving";
+import { operatorSavesAfterCustomer } from "./support/stories";
 
 describeEachDatabase((db) => {
   let customerSide: DataSource;
@@ -28,17 +29,10 @@ describeEachDatabase((db) => {
 
   it("operator's stale save on another connection fails; the customer's address and version 2 survive", async () => {
     const id = await orderAtVersion(1);
-    const operator = await operatorSide.getRepository(Order).findOneByOrFail({ id });
-    const customer = await customerSide.getRepository(Order).findOneByOrFail({ id });
-    customer.address = "B";
-    await customerSide.getRepository(Order).save(customer);
-    operator.status = "SHIPPED";
-    await expect(operatorSide.getRepository(Order).save(operator)).rejects.toBeInstanceOf(OptimisticLockError);
-    expect(await operatorSide.getRepository(Order).findOneByOrFail({ id })).toMatchObject({
-      address: "B",
-      status: "NEW",
-      version: 2,
-    });
+    const operatorRepo = operatorSide.getRepository(Order);
+    const error = await operatorSavesAfterCustomer(operatorRepo, customerSide.getRepository(Order), id);
+    expect(error).toBeInstanceOf(OptimisticLockError);
+    expect(await operatorRepo.findOneByOrFail({ id })).toMatchObject({ address: "B", status: "NEW", version: 2 });
   });
 
   it("two transactions read version 5; the first commits 6; the second's save fails", async () => {
@@ -136,12 +130,7 @@ describeEachDatabase((db) => {
       const customerRepo = customerApp.getRepository(LegacyOrder);
       const operatorRepo = operatorApp.getRepository(LegacyOrder);
       const { id } = await customerRepo.save(customerRepo.create({ address: "A", status: "NEW" }));
-      const operator = await operatorRepo.findOneByOrFail({ id });
-      const customer = await customerRepo.findOneByOrFail({ id });
-      customer.address = "B";
-      await customerRepo.save(customer);
-      operator.status = "SHIPPED";
-      await expect(operatorRepo.save(operator)).rejects.toBeInstanceOf(OptimisticLockError);
+      expect(await operatorSavesAfterCustomer(operatorRepo, customerRepo, id)).toBeInstanceOf(OptimisticLockError);
       expect(await operatorRepo.findOneByOrFail({ id })).toMatchObject({ address: "B", status: "NEW", version: 2 });
     } finally {
       await closeAll(customerApp, operatorApp);

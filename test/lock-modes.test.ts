@@ -9,6 +9,7 @@ import {
   LockingConfigurationError,
   LockingError,
   LockMode,
+  type LockOptions,
   LockTimeoutError,
   lock,
   lockInOrder,
@@ -67,20 +68,25 @@ describeEachDatabase((db) => {
     return { held: held.promise, release: () => release.resolve(), done };
   }
 
-  describe("pessimistic modes", () => {
-    it("PESSIMISTIC_WRITE with timeout 0 fails at once with LockTimeoutError while another transaction holds the row", async () => {
-      const id = await account();
-      const holder = holdLock(id);
-      await holder.held;
-      const started = Date.now();
-      const error = await one
-        .transaction((m) =>
-          m.findOne(Account, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout: 0 }) }),
-        )
+  /** Asks for PESSIMISTIC_WRITE on `id` through `source` while `two` holds it; how it ended and how long it took. */
+  async function lockWhileHeld(source: DataSource, id: number, options?: LockOptions) {
+    const holder = holdLock(id);
+    await holder.held;
+    const started = Date.now();
+    try {
+      const error = await source
+        .transaction((m) => m.findOne(Account, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE, options) }))
         .catch((e: unknown) => e);
-      const elapsed = Date.now() - started;
+      return { error, elapsed: Date.now() - started };
+    } finally {
       holder.release();
       await holder.done;
+    }
+  }
+
+  describe("pessimistic modes", () => {
+    it("PESSIMISTIC_WRITE with timeout 0 fails at once with LockTimeoutError while another transaction holds the row", async () => {
+      const { error, elapsed } = await lockWhileHeld(one, await account(), { timeout: 0 });
       expect(error).toBeInstanceOf(LockTimeoutError);
       expect(error).toBeInstanceOf(PessimisticLockError);
       expect(error).toBeInstanceOf(LockingError);
@@ -89,18 +95,7 @@ describeEachDatabase((db) => {
     });
 
     it("PESSIMISTIC_WRITE with timeout 1000 fails after at least 1000 ms and well before 2000 ms", async () => {
-      const id = await account();
-      const holder = holdLock(id);
-      await holder.held;
-      const started = Date.now();
-      const error = await one
-        .transaction((m) =>
-          m.findOne(Account, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout: 1000 }) }),
-        )
-        .catch((e: unknown) => e);
-      const elapsed = Date.now() - started;
-      holder.release();
-      await holder.done;
+      const { error, elapsed } = await lockWhileHeld(one, await account(), { timeout: 1000 });
       expect(error).toBeInstanceOf(LockTimeoutError);
       expect(elapsed).toBeGreaterThanOrEqual(1000);
       expect(elapsed).toBeLessThan(1900);
@@ -110,19 +105,10 @@ describeEachDatabase((db) => {
     });
 
     it("installLocking's lockTimeout is the default wait of locks that give none", async () => {
-      const id = await account();
       const withDefault = await openAlongside(one, { logger: undefined, logging: false });
       try {
         installLocking(withDefault, { lockTimeout: 0 });
-        const holder = holdLock(id);
-        await holder.held;
-        const started = Date.now();
-        const error = await withDefault
-          .transaction((m) => m.findOne(Account, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE) }))
-          .catch((e: unknown) => e);
-        const elapsed = Date.now() - started;
-        holder.release();
-        await holder.done;
+        const { error, elapsed } = await lockWhileHeld(withDefault, await account());
         expect(error).toBeInstanceOf(LockTimeoutError);
         expect(elapsed).toBeLessThan(500);
       } finally {

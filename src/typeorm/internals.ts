@@ -144,3 +144,12 @@ export function dataSourceOf(queryRunner: QueryRunner): DataSource {
   const runner = queryRunner as unknown as { dataSource?: DataSource; connection?: DataSource };
   return (runner.dataSource ?? runner.connection) as DataSource;
 }
+
+/** A method of a TypeORM prototype, as the hooks see it. */
+// biome-ignore lint/suspicious/noExplicitAny: TypeORM's internal method signatures are not public types
+export type Method = (this: any, ...args: any[]) => any;
+
+/** Replaces a prototype method by `make(original)`. */
+export function wrap(prototype: Record<string, unknown>, name: string, make: (original: Method) => Method): void {
+  prototype[name] = make(prototype[name] as Method);
+}

@@ -14,12 +14,14 @@ import { rememberLoadedVersion } from "../loaded-versions";
 import {
   dataSourceOf,
   type ExpressionMapLike,
+  type Method,
   type ReturningUpdatorLike,
   type SubjectExecutorLike,
   type SubjectLike,
   type TypeormInternals,
   type WriteQueryBuilderLike,
   type WriteResultLike,
+  wrap,
 } from "./internals";
 import {
   deepMerge,
@@ -41,12 +43,6 @@ const EXPECTED_VERSION_PARAMETER = "typeormLockingExpectedVersion";
 const guardsBySubjectId = new WeakMap<object, WriteGuard>();
 const guardsByQuery = new WeakMap<ExpressionMapLike, GuardedQuery>();
 const patched = new WeakSet<object>();
-
-type Method = (this: any, ...args: any[]) => any;
-
-function wrap(prototype: Record<string, unknown>, name: string, make: (original: Method) => Method) {
-  prototype[name] = make(prototype[name] as Method);
-}
 
 /** Patches TypeORM's persistence path once per loaded copy of TypeORM. */
 export function installPersistenceHooks(internals: TypeormInternals): void {

@@ -8,7 +8,7 @@ import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
 import type { LockRendering } from "../dialect/lock-dialect";
 import { installationOf } from "../installation";
 import { lockRequestOf, outsideLockScope } from "../lock-request";
-import { dataSourceOf, type TypeormInternals } from "./internals";
+import { dataSourceOf, type TypeormInternals, wrap } from "./internals";
 import { runLockedSelect } from "./locking-reads";
 
 interface SelectQueryLike {
@@ -17,7 +17,6 @@ interface SelectQueryLike {
   escape(name: string): string;
 }
 
-type Method = (this: any, ...args: any[]) => any;
 const renderings = new WeakMap<object, LockRendering>();
 const patched = new WeakSet<object>();
 
@@ -27,55 +26,75 @@ export function installSelectHooks(internals: TypeormInternals): void {
   if (patched.has(proto)) return;
   patched.add(proto);
 
-  const execute = proto.executeEntitiesAndRawResults as Method;
-  proto.executeEntitiesAndRawResults = async function (this: SelectQueryLike, queryRunner: QueryRunner) {
-    const installation = installationOf(dataSourceOf(queryRunner));
-    const request = installation ? lockRequestOf(this) : undefined;
-    const alias = this.expressionMap.mainAlias;
-    if (!installation || !request || !alias?.hasMetadata) return execute.call(this, queryRunner);
-    return runLockedSelect(queryRunner, installation, request, {
-      metadata: alias.metadata,
-      alias: this.escape(alias.name),
-      run: async (rendering) => {
-        if (!rendering) return execute.call(this, queryRunner) as Promise<{ entities: ObjectLiteral[] }>;
-        renderings.set(this.expressionMap, rendering);
-        try {
-          return (await execute.call(this, queryRunner)) as { entities: ObjectLiteral[] };
-        } finally {
-          renderings.delete(this.expressionMap);
-        }
+  wrap(
+    proto,
+    "executeEntitiesAndRawResults",
+    (execute) =>
+      async function (this: SelectQueryLike, queryRunner: QueryRunner) {
+        const installation = installationOf(dataSourceOf(queryRunner));
+        const request = installation ? lockRequestOf(this) : undefined;
+        const alias = this.expressionMap.mainAlias;
+        if (!installation || !request || !alias?.hasMetadata) return execute.call(this, queryRunner);
+        return runLockedSelect(queryRunner, installation, request, {
+          metadata: alias.metadata,
+          alias: this.escape(alias.name),
+          run: async (rendering) => {
+            if (!rendering) return execute.call(this, queryRunner) as Promise<{ entities: ObjectLiteral[] }>;
+            renderings.set(this.expressionMap, rendering);
+            try {
+              return (await execute.call(this, queryRunner)) as { entities: ObjectLiteral[] };
+            } finally {
+              renderings.delete(this.expressionMap);
+            }
+          },
+        });
       },
-    });
-  };
+  );
 
   // A @Lock scope is about the queries the method runs, not the reads TypeORM does inside
   // save()/remove() (its pre-load of the row, its re-read of generated columns): those already
   // run under the version check, and queuing their copies for OPTIMISTIC checks would be wrong.
-  const persist = internals.entityPersistExecutor.execute as Method;
-  internals.entityPersistExecutor.execute = function (this: unknown, ...args: unknown[]) {
-    return outsideLockScope(() => persist.apply(this, args));
-  };
+  wrap(
+    internals.entityPersistExecutor,
+    "execute",
+    (persist) =>
+      function (this: unknown, ...args: unknown[]) {
+        return outsideLockScope(() => persist.apply(this, args));
+      },
+  );
 
   // TypeORM runs a paginated query with joins (findOne with relations) as clones of the builder;
   // the lock travels with them, as TypeORM's own lock mode does.
-  const clone = internals.queryExpressionMap.clone as Method;
-  internals.queryExpressionMap.clone = function (this: object, ...args: unknown[]) {
-    const copy = clone.apply(this, args);
-    const rendering = renderings.get(this);
-    if (rendering) renderings.set(copy, rendering);
-    return copy;
-  };
+  wrap(
+    internals.queryExpressionMap,
+    "clone",
+    (clone) =>
+      function (this: object, ...args: unknown[]) {
+        const copy = clone.apply(this, args);
+        const rendering = renderings.get(this);
+        if (rendering) renderings.set(copy, rendering);
+        return copy;
+      },
+  );
 
-  const lockExpression = proto.createLockExpression as Method;
-  proto.createLockExpression = function (this: SelectQueryLike) {
-    const rendering = renderings.get(this.expressionMap);
-    return rendering ? rendering.clause : lockExpression.call(this);
-  };
-  const tableLockExpression = proto.createTableLockExpression as Method | undefined;
-  if (tableLockExpression) {
-    proto.createTableLockExpression = function (this: SelectQueryLike) {
-      const rendering = renderings.get(this.expressionMap);
-      return rendering ? rendering.tableHint : tableLockExpression.call(this);
-    };
+  wrap(
+    proto,
+    "createLockExpression",
+    (lockExpression) =>
+      function (this: SelectQueryLike) {
+        const rendering = renderings.get(this.expressionMap);
+        return rendering ? rendering.clause : lockExpression.call(this);
+      },
+  );
+  if (typeof proto.createTableLockExpression === "function") {
+    wrap(
+      proto,
+      "createTableLockExpression",
+      (tableLockExpression) =>
+        function (this: SelectQueryLike) {
+          const rendering = renderings.get(this.expressionMap);
+          return rendering ? rendering.tableHint : tableLockExpression.call(this);
+        },
+    );
   }
 }
