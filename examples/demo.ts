@@ -35,6 +35,17 @@ class LockedOrder {
 type Order = PlainOrder | LockedOrder;
 const show = (o: Order) => `address=${o.address}, status=${o.status}, version=${o.version}`;
 const step = (text: string) => console.log(`  ${text}`);
+function catchError(action: () => void): unknown {
+  try {
+    action();
+  } catch (error) {
+    return error;
+  }
+  return undefined;
+}
+function expectThat(condition: boolean, failure: string): void {
+  if (!condition) throw new Error(`demo: ${failure}`);
+}
 
 async function openSqlite(entity: Function): Promise<DataSource> {
   const dataSource = new DataSource({
@@ -75,40 +86,30 @@ async function main(): Promise<void> {
   console.log("\n1. Plain TypeORM, with @VersionColumn");
   const plain = await openSqlite(PlainOrder);
   const lost = await operatorAndCustomer(plain, PlainOrder);
-  step(
-    lost.address === "1 Old Street"
-      ? "LOST UPDATE: the customer's address is gone and the version went backwards."
-      : "unexpected: no lost update",
-  );
+  expectThat(lost.address === "1 Old Street", "plain TypeORM was expected to lose the update");
+  step("LOST UPDATE: the customer's address is gone and the version went backwards.");
   await plain.destroy();
 
   console.log("\n2. The same story with typeorm-locking (@Versioned + installLocking)");
   const locked = installLocking(await openSqlite(LockedOrder));
   const kept = await operatorAndCustomer(locked, LockedOrder);
-  step(
-    kept.address === "2 New Road" && kept.version === 2
-      ? "The customer's address and version 2 survive; the operator reloads and re-applies."
-      : "unexpected: the conflict was not caught",
-  );
+  expectThat(kept.address === "2 New Road" && kept.version === 2, "the conflict was not caught");
+  step("The customer's address and version 2 survive; the operator reloads and re-applies.");
 
   console.log("\n3. A client sends back the version it edited (form field / If-Match / command)");
   const orders = locked.getRepository(LockedOrder);
   const current = await orders.findOneByOrFail({ id: kept.id });
   step(`the client edited version 1; the row is at version ${current.version}`);
-  try {
-    assertVersion(current, 1);
-  } catch (error) {
-    if (!(error instanceof StaleVersionError)) throw error;
-    step(`assertVersion(order, 1) -> ${error.name}: nothing written (HTTP 412/409)`);
-  }
+  const stale = catchError(() => assertVersion(current, 1));
+  expectThat(stale instanceof StaleVersionError, "assertVersion did not refuse the stale version");
+  step(`assertVersion(order, 1) -> ${(stale as Error).name}: nothing written (HTTP 412/409)`);
   const next = await updateVersioned(orders, kept.id, current.version, { status: "PACKED" });
   step(`updateVersioned(orders, id, ${current.version}, { status: "PACKED" }) -> new version ${next}, one statement`);
-  try {
-    await updateVersioned(orders, kept.id, current.version, { status: "CANCELLED" });
-  } catch (error) {
-    if (!(error instanceof ConcurrencyError)) throw error;
-    step(`the same call again with version ${current.version} -> ${error.name}`);
-  }
+  const again = await updateVersioned(orders, kept.id, current.version, { status: "CANCELLED" }).catch(
+    (e: unknown) => e,
+  );
+  expectThat(again instanceof ConcurrencyError, "the second updateVersioned was not refused");
+  step(`the same call again with version ${current.version} -> ${(again as Error).name}`);
   await locked.destroy();
   console.log("");
 }

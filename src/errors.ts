@@ -78,7 +78,14 @@ export class MissingVersionError extends LockingError {
   }
 }
 
-/** What every concurrency conflict carries. */
+/**
+ * What every concurrency conflict carries.
+ *
+ * @example
+ * ```ts
+ * catch (e) { if (e instanceof ConcurrencyError) log.warn({ entity: e.entityName, id: e.id, expected: e.expectedVersion }); }
+ * ```
+ */
 export interface ConflictDetails {
   /** Entity (class) name, e.g. `"Order"`. */
   entityName: string;
@@ -181,7 +188,14 @@ export function formatId(id: unknown): string {
   return String(id);
 }
 
-/** What the database said when it refused a lock, as carried by {@link PessimisticLockError}. */
+/**
+ * What the database said when it refused a lock, as carried by {@link PessimisticLockError}.
+ *
+ * @example
+ * ```ts
+ * catch (e) { if (e instanceof PessimisticLockError && e.transactionAborted) await queryRunner.rollbackTransaction(); }
+ * ```
+ */
 export interface DatabaseLockFailure {
   /** The dialect that classified the error: `"postgres"`, `"mysql"`, `"mariadb"`, `"sqlite"`, ... */
   dialect: string;

@@ -6,7 +6,14 @@ import { type VersionColumnMode, VersionPolicies } from "./version-policy";
 
 const VERSION_COLUMN_MODES: readonly VersionColumnMode[] = ["checked", "unchecked"];
 
-/** Options of `installLocking()`. */
+/**
+ * Options of `installLocking()`.
+ *
+ * @example
+ * ```ts
+ * installLocking(dataSource, { versionColumns: "checked", lockTimeout: 2000 });
+ * ```
+ */
 export interface LockingOptions {
   /**
    * What to do with TypeORM `@VersionColumn`s. `"checked"`: every write of an entity with a

@@ -2,7 +2,14 @@ import type { EntityManager, EntityTarget, ObjectLiteral } from "typeorm";
 import type { LockMode, LockOptions } from "./lock-mode";
 import { lockQuery } from "./lock-request";
 
-/** One row to lock: its entity class (or name) and primary key. */
+/**
+ * One row to lock: its entity class (or name) and primary key.
+ *
+ * @example
+ * ```ts
+ * const target: LockTarget = { entity: Account, id: 42 };
+ * ```
+ */
 export interface LockTarget<T extends ObjectLiteral = ObjectLiteral> {
   entity: EntityTarget<T>;
   id: unknown;

@@ -43,7 +43,14 @@ export type LockMode = (typeof LockMode)[keyof typeof LockMode];
  */
 export const SKIP_LOCKED = -2;
 
-/** `timeout` value meaning "do not wait" (NOWAIT). */
+/**
+ * `timeout` value meaning "do not wait" (NOWAIT); Hibernate's `LockOptions.NO_WAIT`.
+ *
+ * @example
+ * ```ts
+ * manager.findOne(Order, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout: NO_WAIT }) });
+ * ```
+ */
 export const NO_WAIT = 0;
 
 /**

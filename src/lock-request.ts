@@ -17,6 +17,12 @@ const scope = new AsyncLocalStorage<LockRequest>();
 /**
  * A find-options fragment carrying a lock request (under a private symbol); spread it into
  * `find*()` options, or pass it as the options.
+ *
+ * @example
+ * ```ts
+ * const locked: LockModeOption = withLockMode(LockMode.PESSIMISTIC_READ);
+ * await manager.find(Order, { where: { status: "NEW" }, ...locked });
+ * ```
  */
 // biome-ignore lint/suspicious/noExplicitAny: a fragment that fits the find options of any entity
 export type LockModeOption = FindOneOptions<any>;
@@ -79,7 +85,14 @@ export function runWithLockMode<T>(mode: LockMode, options: LockOptions & { enti
   return scope.run({ ...makeRequest(mode, options, "runWithLockMode()"), entities: options.entities }, work);
 }
 
-/** Options of {@link Lock}: the wait, and which entities the lock applies to. */
+/**
+ * Options of {@link Lock}: the wait, and which entities the lock applies to.
+ *
+ * @example
+ * ```ts
+ * @Lock(LockMode.PESSIMISTIC_WRITE, { timeout: 0, entities: [Order, OrderLine] })
+ * ```
+ */
 export interface LockDecoratorOptions extends LockOptions {
   /**
    * The entity classes whose queries get the lock. Defaults to the repository's entity when the

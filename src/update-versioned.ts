@@ -2,7 +2,14 @@ import type { ObjectLiteral, Repository } from "typeorm";
 import { LockingConfigurationError, OptimisticLockError } from "./errors";
 import { toVersionNumber } from "./version-value";
 
-/** The values `repository.update()` accepts for an entity. */
+/**
+ * The values `repository.update()` accepts for an entity: the patch of {@link updateVersioned}.
+ *
+ * @example
+ * ```ts
+ * const patch: UpdatePatch<Order> = { status: "SHIPPED" };
+ * ```
+ */
 export type UpdatePatch<T extends ObjectLiteral> = Parameters<Repository<T>["update"]>[1];
 
 /**

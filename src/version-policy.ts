@@ -4,7 +4,14 @@ import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
 import { LockingConfigurationError } from "./errors";
 import { versionedPropertyOf } from "./versioned";
 
-/** How TypeORM `@VersionColumn`s (as opposed to `@Versioned()`) are treated. */
+/**
+ * How TypeORM `@VersionColumn`s (as opposed to `@Versioned()`) are treated.
+ *
+ * @example
+ * ```ts
+ * installLocking(dataSource, { versionColumns: "checked" satisfies VersionColumnMode });
+ * ```
+ */
 export type VersionColumnMode = "checked" | "unchecked";
 
 /** The version column whose value guards an entity's writes. */

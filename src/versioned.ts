@@ -2,10 +2,24 @@ import "reflect-metadata";
 import { VersionColumn } from "typeorm";
 import { LockingConfigurationError } from "./errors";
 
-/** Integer column types a version may use. `bigint` is left out on purpose: drivers return it as a string. */
+/**
+ * Integer column types a version may use. `bigint` is left out on purpose: drivers return it as a string.
+ *
+ * @example
+ * ```ts
+ * @Versioned({ type: "smallint" }) version!: number;
+ * ```
+ */
 export type VersionColumnType = "int" | "integer" | "smallint" | "int2" | "int4" | "mediumint";
 
-/** Options of {@link Versioned}. */
+/**
+ * Options of {@link Versioned}.
+ *
+ * @example
+ * ```ts
+ * @Versioned({ name: "row_version" }) version!: number;
+ * ```
+ */
 export interface VersionedOptions {
   /** Column name in the table; defaults to TypeORM's naming of the property. */
   name?: string;

@@ -37,6 +37,15 @@ export function dialectForType(type: string): LockDialect | undefined {
   return BY_TYPE[type];
 }
 
+/**
+ * The query whose answer tells the dialect apart from a sibling sharing its driver type (MySQL
+ * and MariaDB), or `undefined` when the driver type alone decides.
+ */
+export function serverVersionQuery(type: string): string | undefined {
+  const dialect = dialectForType(type);
+  return dialect === mysqlDialect || dialect === mariadbDialect ? "SELECT VERSION() AS version" : undefined;
+}
+
 /** MariaDB answers `SELECT VERSION()` with e.g. "10.11.19-MariaDB-0+deb12u1". */
 export function dialectForServer(type: string, serverVersion: string | undefined): LockDialect | undefined {
   const dialect = dialectForType(type);

@@ -1,6 +1,13 @@
 import type { PessimisticLockError } from "../errors";
 
-/** The row lock a locking SELECT takes: shared (others may read-lock too) or exclusive. */
+/**
+ * The row lock a locking SELECT takes: shared (others may read-lock too) or exclusive.
+ *
+ * @example
+ * ```ts
+ * postgresDialect.render("shared" satisfies LockStrength, { kind: "default" }); // FOR SHARE
+ * ```
+ */
 export type LockStrength = "shared" | "exclusive";
 
 /**
@@ -9,10 +16,22 @@ export type LockStrength = "shared" | "exclusive";
  * - `nowait`: fail at once.
  * - `skip`: leave locked rows out of the result.
  * - `wait`: wait at most `ms` milliseconds, then fail.
+ *
+ * @example
+ * ```ts
+ * const wait: WaitPolicy = { kind: "wait", ms: 1000 };
+ * ```
  */
 export type WaitPolicy = { kind: "default" } | { kind: "nowait" } | { kind: "skip" } | { kind: "wait"; ms: number };
 
-/** How a dialect bounds a lock wait of N ms. */
+/**
+ * How a dialect bounds a lock wait of N ms.
+ *
+ * @example
+ * ```ts
+ * mariadbDialect.timeoutStyle; // "statement": FOR UPDATE WAIT n, nothing to restore
+ * ```
+ */
 export type TimeoutStyle =
   /** A clause of the locking statement itself (MariaDB, Oracle `WAIT n`): nothing to restore. */
   | "statement"
@@ -40,7 +59,14 @@ export interface TimeoutPlan {
   restore(previous: string): string[];
 }
 
-/** The SQL pieces that lock the rows of one SELECT. */
+/**
+ * The SQL pieces that lock the rows of one SELECT.
+ *
+ * @example
+ * ```ts
+ * sqlserverDialect.render("exclusive", { kind: "default" }); // { tableHint: " WITH (UPDLOCK, HOLDLOCK, ROWLOCK)", clause: "" }
+ * ```
+ */
 export interface LockRendering {
   /** Appended after the table name in FROM (SQL Server table hints), else `""`. */
   tableHint: string;

@@ -5,6 +5,11 @@ import { classifyMysqlFamily } from "./mysql";
  * MariaDB 10.6+: `LOCK IN SHARE MODE` / `FOR UPDATE`, with the wait in the statement itself:
  * `NOWAIT`, `SKIP LOCKED`, or `WAIT n` (whole seconds), so no setting is touched at all.
  * MariaDB reports NOWAIT and timeouts alike as 1205.
+ *
+ * @example
+ * ```ts
+ * mariadbDialect.render("exclusive", { kind: "wait", ms: 1500 }).clause; // " FOR UPDATE WAIT 2"
+ * ```
  */
 export const mariadbDialect: LockDialect = {
   name: "mariadb",

@@ -7,6 +7,11 @@ import { driverErrorOf, type LockDialect, roundWait } from "./lock-dialect";
  * and restored after the statement even when it fails, so a pooled connection is handed back
  * exactly as it was. A lock wait timeout (1205) undoes the statement only; a deadlock (1213)
  * rolls back the transaction.
+ *
+ * @example
+ * ```ts
+ * mysqlDialect.waitPlan({ kind: "wait", ms: 1500 })?.apply; // ["SET SESSION innodb_lock_wait_timeout = 2"]
+ * ```
  */
 export const mysqlDialect: LockDialect = {
   name: "mysql",

@@ -6,6 +6,11 @@ import { driverErrorOf, type LockDialect, roundWait } from "./lock-dialect";
  * or `WAIT n` (whole seconds) in the statement. Oracle has no shared row lock in SELECT, so
  * PESSIMISTIC_READ is refused rather than silently upgraded. Errors undo the statement only,
  * deadlocks included (ORA-00060).
+ *
+ * @example
+ * ```ts
+ * oracleDialect.render("exclusive", { kind: "wait", ms: 2500 }).clause; // " FOR UPDATE WAIT 3"
+ * ```
  */
 export const oracleDialect: LockDialect = {
   name: "oracle",

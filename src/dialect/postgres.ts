@@ -5,6 +5,11 @@ import { driverErrorOf, type LockDialect } from "./lock-dialect";
  * PostgreSQL (and the postgres wire family): `FOR SHARE` / `FOR UPDATE`, `NOWAIT`, `SKIP LOCKED`,
  * and `lock_timeout` in ms set with `set_config(.., is_local => true)`, so it ends with the
  * transaction even if the restore never runs. Any error aborts the whole transaction.
+ *
+ * @example
+ * ```ts
+ * postgresDialect.render("exclusive", { kind: "nowait" }, '"order"').clause; // ' FOR UPDATE OF "order" NOWAIT'
+ * ```
  */
 export const postgresDialect: LockDialect = {
   name: "postgres",

@@ -7,6 +7,11 @@ import { driverErrorOf, type LockDialect } from "./lock-dialect";
  * changes nothing before the SELECT), which excludes every other writer, a superset of a row
  * lock. There is no shared lock other writers must respect, so PESSIMISTIC_READ is refused, and
  * no SKIP LOCKED. The wait is the connection's `busy_timeout` (ms), read and restored.
+ *
+ * @example
+ * ```ts
+ * sqliteDialect.lockStatement("exclusive", "order", "id"); // 'UPDATE "order" SET "id" = "id" WHERE 0 = 1'
+ * ```
  */
 export const sqliteDialect: LockDialect = {
   name: "sqlite",

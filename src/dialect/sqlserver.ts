@@ -6,6 +6,11 @@ import { driverErrorOf, type LockDialect } from "./lock-dialect";
  * `WITH (UPDLOCK, HOLDLOCK, ROWLOCK)` / `WITH (HOLDLOCK, ROWLOCK)`, `NOWAIT` and `READPAST` are
  * hints too, and a bounded wait is the connection's `SET LOCK_TIMEOUT` (ms), read from
  * `@@LOCK_TIMEOUT` and restored. 1222 is a lock timeout (statement only), 1205 a deadlock.
+ *
+ * @example
+ * ```ts
+ * sqlserverDialect.render("exclusive", { kind: "skip" }).tableHint; // " WITH (UPDLOCK, HOLDLOCK, ROWLOCK, READPAST)"
+ * ```
  */
 export const sqlserverDialect: LockDialect = {
   name: "mssql",

@@ -5,7 +5,7 @@
  */
 import type { ObjectLiteral, QueryRunner } from "typeorm";
 import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
-import { dialectForServer } from "../dialect";
+import { dialectForServer, serverVersionQuery } from "../dialect";
 import type { LockDialect, LockRendering, TimeoutPlan, WaitPolicy } from "../dialect/lock-dialect";
 import { LockingConfigurationError, LockingError } from "../errors";
 import type { Installation } from "../installation";
@@ -19,9 +19,10 @@ import { heldVersion, writeVersion } from "./version-writes";
 export async function serverDialectOf(queryRunner: QueryRunner, installation: Installation): Promise<LockDialect> {
   if (installation.serverDialect) return installation.serverDialect;
   const type = String(dataSourceOf(queryRunner).options.type);
+  const versionQuery = serverVersionQuery(type);
   let version: string | undefined;
-  if (type === "mysql" || type === "mariadb" || type === "aurora-mysql") {
-    const [row] = await queryRunner.query("SELECT VERSION() AS version");
+  if (versionQuery) {
+    const [row] = await queryRunner.query(versionQuery);
     version = String(row?.version ?? "");
   }
   const dialect = dialectForServer(type, version);
