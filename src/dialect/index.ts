@@ -12,7 +12,6 @@ export { mariadbDialect, mysqlDialect, oracleDialect, postgresDialect, sqliteDia
 const BY_TYPE: Record<string, LockDialect> = {
   postgres: postgresDialect,
   "aurora-postgres": postgresDialect,
-  cockroachdb: postgresDialect,
   mysql: mysqlDialect,
   "aurora-mysql": mysqlDialect,
   mariadb: mariadbDialect,
