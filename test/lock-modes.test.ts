@@ -298,6 +298,52 @@ describeEachDatabase((db) => {
       expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ balance: 50, version: 2 });
     });
 
+    if (!sqlite) {
+      it("OPTIMISTIC leaves no window between the commit-time check and the commit", async () => {
+        const id = await account();
+        let armed = false;
+        let writerBlocked = false;
+        let writer: Promise<number> | undefined;
+        // Runs beside the library's own beforeTransactionCommit, i.e. while the check is in flight.
+        const probe = {
+          async beforeTransactionCommit() {
+            if (!armed) return;
+            armed = false;
+            // Wait until the check holds the row: a NOWAIT lock attempt from another connection fails.
+            for (let tries = 0; ; tries++) {
+              const attempt = await two
+                .transaction((m) =>
+                  m.findOne(Account, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout: 0 }) }),
+                )
+                .then(
+                  () => undefined,
+                  (e: unknown) => e,
+                );
+              if (attempt instanceof LockTimeoutError) break;
+              if (tries > 200) throw new Error("the optimistic check never locked the row");
+              await new Promise((r) => setTimeout(r, 10));
+            }
+            // A concurrent writer now must wait for our commit instead of slipping in before it.
+            writer = updateVersioned(two.getRepository(Account), id, 1, { balance: 77 });
+            await waitUntilBlocked(db, two);
+            writerBlocked = true;
+          },
+        };
+        one.subscribers.push(probe as never);
+        try {
+          await one.transaction(async (m) => {
+            await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+            armed = true;
+          });
+        } finally {
+          one.subscribers.splice(one.subscribers.indexOf(probe as never), 1);
+        }
+        expect(writerBlocked).toBe(true);
+        expect(await writer).toBe(2); // it ran after our commit, against the version we had checked
+        expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ balance: 77, version: 2 });
+      });
+    }
+
     it("OPTIMISTIC with no concurrent change commits and bumps nothing", async () => {
       const id = await account();
       await one.transaction((m) => m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.READ) }));
