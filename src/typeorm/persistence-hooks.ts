@@ -201,9 +201,10 @@ function guardSubjects(executor: SubjectExecutorLike, subjects: SubjectLike[], o
   if (subjects.length === 0) return;
   const installation = installationOf(dataSourceOf(executor.queryRunner));
   if (!installation) return;
+  // A row inserted by this same save cannot have been changed by anyone else.
+  const inserted = new Set(executor.insertSubjects);
   for (const subject of subjects) {
-    // A row inserted by this same save cannot have been changed by anyone else.
-    if (executor.insertSubjects.includes(subject)) continue;
+    if (inserted.has(subject)) continue;
     const policy = installation.policies.of(subject.metadata);
     if (!policy) continue;
     const guard = guardSubject(subject, policy, operation);

@@ -6,7 +6,13 @@
 import type { ObjectLiteral } from "typeorm";
 import type { ColumnMetadata } from "typeorm/metadata/ColumnMetadata";
 import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
-import { LockingConfigurationError, MissingVersionError, OptimisticLockError, StaleVersionError } from "../errors";
+import {
+  type ConflictDetails,
+  LockingConfigurationError,
+  MissingVersionError,
+  OptimisticLockError,
+  StaleVersionError,
+} from "../errors";
 import { loadedVersionOf } from "../loaded-versions";
 import type { VersionPolicy } from "../version-policy";
 import { toVersionNumber } from "../version-value";
@@ -51,10 +57,13 @@ export function guardSubject(
     ? toVersionNumber(column.getEntityValue(subject.databaseEntity), `${metadata.name}.${property}`)
     : undefined;
   if (actual !== undefined && actual !== expected) {
-    const details = { entityName: metadata.name, id, expectedVersion: expected, actualVersion: actual, operation };
-    // Still holding the version it was loaded with: the row moved after our load.
-    if (loadedVersionOf(entity) === expected) throw new OptimisticLockError(details);
-    throw new StaleVersionError(details);
+    throw conflictFoundBeforeWriting(entity, {
+      entityName: metadata.name,
+      id,
+      expectedVersion: expected,
+      actualVersion: actual,
+      operation,
+    });
   }
   // The held version is what the row must have, never a value to write: TypeORM then sets
   // `version = version + 1` itself, so a stale copy can never move the version backwards.
@@ -83,8 +92,21 @@ export function refuseResurrection(subject: SubjectLike, policy: VersionPolicy):
     operation: "update",
     detail: "the row no longer exists",
   };
-  if (loadedVersionOf(entity) === expected) throw new OptimisticLockError(details);
-  throw new StaleVersionError(details);
+  throw conflictFoundBeforeWriting(entity, details);
+}
+
+/**
+ * The error for a conflict seen before writing. An entity still holding the version it was
+ * loaded with was overtaken after that load (OptimisticLockError); one holding another version
+ * was given it by the application, from a client's stale copy (StaleVersionError).
+ */
+function conflictFoundBeforeWriting(
+  entity: object,
+  details: ConflictDetails & { detail?: string },
+): OptimisticLockError | StaleVersionError {
+  return loadedVersionOf(entity) === details.expectedVersion
+    ? new OptimisticLockError(details)
+    : new StaleVersionError(details);
 }
 
 /**
