@@ -37,6 +37,17 @@ interface RowModel {
   version: number;
 }
 
+/** "accepted", or "rejected" for a conflict; anything else is a failure of the test. */
+function outcomeOf(write: Promise<unknown>): Promise<"accepted" | "rejected"> {
+  return write.then(
+    () => "accepted" as const,
+    (e: unknown) => {
+      if (!(e instanceof ConcurrencyError)) throw e;
+      return "rejected" as const;
+    },
+  );
+}
+
 describeEachDatabase((db) => {
   let connections: DataSource[];
   beforeAll(async () => {
@@ -52,43 +63,28 @@ describeEachDatabase((db) => {
         const { id } = await repoOf(0).save(repoOf(0).create({ address: "a", status: "a" }));
         const model: RowModel = { exists: true, address: "a", status: "a", version: 1 };
         const copies: Array<Order | undefined> = [];
-        /** The version and fields each copy holds, as the model sees them. */
-        const held: Array<{ version: number; address: string; status: string } | undefined> = [];
+        /** The version each copy was loaded or last saved at, as the model sees it. */
+        const heldVersion: Array<number | undefined> = [];
 
         for (const action of actions) {
           const repo = repoOf(action.client);
           const copy = copies[action.client];
           if (action.kind === "load") {
             copies[action.client] = (await repo.findOneBy({ id })) ?? undefined;
-            held[action.client] = model.exists ? { ...model } : undefined;
+            heldVersion[action.client] = model.exists ? model.version : undefined;
           } else if (action.kind === "modify" && copy) {
             copy[action.field] = action.value;
           } else if (action.kind === "save" && copy) {
-            const h = held[action.client]!;
-            const current = model.exists && h.version === model.version;
+            const current = model.exists && heldVersion[action.client] === model.version;
             const changed = copy.address !== model.address || copy.status !== model.status;
-            const outcome = await repo.save(copy).then(
-              () => "accepted",
-              (e: unknown) => {
-                if (!(e instanceof ConcurrencyError)) throw e;
-                return "rejected";
-              },
-            );
-            expect(outcome).toBe(current ? "accepted" : "rejected");
+            expect(await outcomeOf(repo.save(copy))).toBe(current ? "accepted" : "rejected");
             if (current && changed) {
               Object.assign(model, { address: copy.address, status: copy.status, version: model.version + 1 });
             }
-            if (current) held[action.client] = { ...model };
+            if (current) heldVersion[action.client] = model.version;
           } else if (action.kind === "remove" && copy) {
-            const current = model.exists && held[action.client]!.version === model.version;
-            const outcome = await repo.remove(copy).then(
-              () => "accepted",
-              (e: unknown) => {
-                if (!(e instanceof ConcurrencyError)) throw e;
-                return "rejected";
-              },
-            );
-            expect(outcome).toBe(current ? "accepted" : "rejected");
+            const current = model.exists && heldVersion[action.client] === model.version;
+            expect(await outcomeOf(repo.remove(copy))).toBe(current ? "accepted" : "rejected");
             if (current) {
               model.exists = false;
               copies[action.client] = undefined;
