@@ -139,10 +139,13 @@ function unsupported(what: string, cause?: unknown): LockingConfigurationError {
   );
 }
 
-/** The DataSource a query runner belongs to (`dataSource` in 1.x, `connection` in 0.3). */
-export function dataSourceOf(queryRunner: QueryRunner): DataSource {
-  const runner = queryRunner as unknown as { dataSource?: DataSource; connection?: DataSource };
-  return (runner.dataSource ?? runner.connection) as DataSource;
+/**
+ * The DataSource a query runner or query builder belongs to (`dataSource` in 1.x, `connection`
+ * in 0.3).
+ */
+export function dataSourceOf(owner: QueryRunner | WriteQueryBuilderLike): DataSource {
+  const holder = owner as unknown as { dataSource?: DataSource; connection?: DataSource };
+  return (holder.dataSource ?? holder.connection) as DataSource;
 }
 
 /** A method of a TypeORM prototype, as the hooks see it. */

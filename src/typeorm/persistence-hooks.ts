@@ -155,7 +155,7 @@ export function installPersistenceHooks(internals: TypeormInternals): void {
         async function (this: WriteQueryBuilderLike, ...args: unknown[]) {
           const result: WriteResultLike = await original.apply(this, args);
           const guarded = guardsByQuery.get(this.expressionMap);
-          if (guarded) verifyRowCount(guarded.guards, result.affected, guarded.rows, driverTypeOf(this));
+          if (guarded) verifyRowCount(guarded.guards, result.affected, guarded.rows, dataSourceOf(this).options.type);
           return result;
         },
     );
@@ -187,14 +187,6 @@ export function installPersistenceHooks(internals: TypeormInternals): void {
         result.generatedMaps?.push(generated);
       },
   );
-}
-
-function driverTypeOf(builder: WriteQueryBuilderLike): string {
-  const b = builder as unknown as {
-    connection?: { options: { type: string } };
-    dataSource?: { options: { type: string } };
-  };
-  return (b.dataSource ?? b.connection)?.options.type ?? "unknown";
 }
 
 function guardSubjects(executor: SubjectExecutorLike, subjects: SubjectLike[], operation: GuardedOperation): void {
