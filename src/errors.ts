@@ -287,3 +287,41 @@ export class SerializationError extends PessimisticLockError {
 function causeMessage(cause: unknown): string {
   return cause instanceof Error && cause.message ? `: ${cause.message}` : "";
 }
+
+/**
+ * A retry helper ({@link retryOnConflict}, `@Retryable`) gave up: every attempt it was allowed
+ * (or its time budget) ended in a retryable conflict. `cause` is the last attempt's error (an
+ * `OptimisticLockError`, `DeadlockError`, ...), `attempts` how many were made. Retrying again at
+ * once is unlikely to help: report the conflict (HTTP 409) or queue the work.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await retryOnConflict(dataSource, (manager) => ship(manager, id), { attempts: 3 });
+ * } catch (e) {
+ *   if (e instanceof RetryExhaustedError) log.warn(`gave up after ${e.attempts} attempts`, e.cause);
+ * }
+ * ```
+ */
+export class RetryExhaustedError extends LockingError {
+  /** How many attempts were made (the first run included). */
+  readonly attempts: number;
+  /** Milliseconds from the first attempt's start to giving up. */
+  readonly elapsedMs: number;
+  /** Why it stopped: every attempt was used, or the next wait would overrun the time budget. */
+  readonly reason: "attempts" | "budget";
+  /** The last attempt's error. */
+  declare readonly cause: unknown;
+
+  constructor(init: { attempts: number; elapsedMs: number; reason: "attempts" | "budget"; cause: unknown }) {
+    const limit = init.reason === "attempts" ? "every attempt failed" : "the time budget ran out";
+    super(
+      `Gave up after ${init.attempts} attempt${init.attempts === 1 ? "" : "s"} in ${Math.round(init.elapsedMs)} ms ` +
+        `(${limit}); the last one failed with: ${init.cause instanceof Error ? init.cause.message : String(init.cause)}`,
+      { cause: init.cause },
+    );
+    this.attempts = init.attempts;
+    this.elapsedMs = init.elapsedMs;
+    this.reason = init.reason;
+  }
+}

@@ -33,6 +33,7 @@ export {
   MissingVersionError,
   OptimisticLockError,
   PessimisticLockError,
+  RetryExhaustedError,
   SerializationError,
   StaleVersionError,
 } from "./errors";
@@ -49,6 +50,7 @@ export {
   runWithLockMode,
   withLockMode,
 } from "./lock-request";
+export { isRetryableConflict, Retryable, type RetryEvent, type RetryOptions, retryOnConflict } from "./retry";
 export { type UpdatePatch, updateVersioned } from "./update-versioned";
 export type { VersionColumnMode } from "./version-policy";
 export { type VersionColumnType, Versioned, type VersionedOptions } from "./versioned";

@@ -6,6 +6,7 @@ import { typeormInternals } from "./typeorm/internals";
 import { installPersistenceHooks } from "./typeorm/persistence-hooks";
 import { installSelectHooks } from "./typeorm/select-hooks";
 import { attachSubscriber } from "./typeorm/subscriber";
+import { installTransactionHooks } from "./typeorm/transaction-hooks";
 
 const initializeWrapped = new WeakSet<DataSource>();
 
@@ -37,6 +38,7 @@ export function installLocking<T extends DataSource>(dataSource: T, options: Loc
   }
   installPersistenceHooks(internals);
   installSelectHooks(internals);
+  installTransactionHooks(internals);
   const installation = recordInstallation(dataSource, options);
   if (dataSource.isInitialized) activate(dataSource, installation);
   else activateAfterInitialize(dataSource);

@@ -5,6 +5,7 @@
  */
 import type { DataSource, QueryRunner } from "typeorm";
 import { dialectForType } from "../dialect";
+import { PessimisticLockError } from "../errors";
 import { installationOf } from "../installation";
 import { dataSourceOf } from "./internals";
 
@@ -39,10 +40,18 @@ function patchPrototype(runner: QueryRunner): void {
       return await query.apply(this, args);
     } catch (error) {
       const dataSource = dataSourceOf(this);
-      const installation = installationOf(dataSource);
-      const dialect =
-        installation?.serverDialect ?? (installation ? dialectForType(String(dataSource.options.type)) : undefined);
-      throw dialect?.classifyError(error) ?? error;
+      throw (installationOf(dataSource) && lockFailureOf(dataSource, error)) || error;
     }
   };
+}
+
+/**
+ * The typed lock failure a DataSource's error stands for (a lock timeout, deadlock or
+ * serialization failure of its database), or `undefined` for any other error. Works for
+ * DataSources without the library too (their errors are not translated as they are thrown).
+ */
+export function lockFailureOf(dataSource: DataSource, error: unknown): PessimisticLockError | undefined {
+  if (error instanceof PessimisticLockError) return error;
+  const dialect = installationOf(dataSource)?.serverDialect ?? dialectForType(String(dataSource.options.type));
+  return dialect?.classifyError(error);
 }

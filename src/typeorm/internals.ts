@@ -6,7 +6,7 @@
  * The shapes below are the parts of TypeORM 0.3.20+ and 1.x that the hooks touch; they are
  * declared structurally because the two lines' type declarations differ in places we do not use.
  */
-import type { DataSource, ObjectLiteral, QueryRunner } from "typeorm";
+import type { DataSource, EntityManager, ObjectLiteral, QueryRunner } from "typeorm";
 import type { ColumnMetadata } from "typeorm/metadata/ColumnMetadata";
 import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
 import { LockingConfigurationError } from "../errors";
@@ -69,6 +69,7 @@ export interface TypeormInternals {
   selectQueryBuilder: Prototype;
   entityPersistExecutor: Prototype;
   queryExpressionMap: Prototype;
+  entityManager: Prototype;
   dataSourceClass: Function;
 }
 
@@ -91,6 +92,7 @@ const REQUIRED: Array<[keyof Omit<TypeormInternals, "dataSourceClass">, string[]
   ["selectQueryBuilder", ["executeEntitiesAndRawResults", "createLockExpression"]],
   ["entityPersistExecutor", ["execute"]],
   ["queryExpressionMap", ["clone"]],
+  ["entityManager", ["transaction"]],
 ];
 
 let cached: TypeormInternals | undefined;
@@ -107,6 +109,7 @@ export function typeormInternals(): TypeormInternals {
     selectQueryBuilder: load("typeorm/query-builder/SelectQueryBuilder.js", "SelectQueryBuilder"),
     entityPersistExecutor: load("typeorm/persistence/EntityPersistExecutor.js", "EntityPersistExecutor"),
     queryExpressionMap: load("typeorm/query-builder/QueryExpressionMap.js", "QueryExpressionMap"),
+    entityManager: load("typeorm/entity-manager/EntityManager.js", "EntityManager"),
     dataSourceClass: require("typeorm").DataSource,
   };
   for (const [key, methods] of REQUIRED) {
@@ -143,7 +146,7 @@ function unsupported(what: string, cause?: unknown): LockingConfigurationError {
  * The DataSource a query runner or query builder belongs to (`dataSource` in 1.x, `connection`
  * in 0.3).
  */
-export function dataSourceOf(owner: QueryRunner | WriteQueryBuilderLike): DataSource {
+export function dataSourceOf(owner: QueryRunner | WriteQueryBuilderLike | EntityManager): DataSource {
   const holder = owner as unknown as { dataSource?: DataSource; connection?: DataSource };
   return (holder.dataSource ?? holder.connection) as DataSource;
 }

@@ -1,0 +1,230 @@
+import type { DataSource, EntityManager } from "typeorm";
+import type { IsolationLevel } from "typeorm/driver/types/IsolationLevel";
+import {
+  DeadlockError,
+  LockingConfigurationError,
+  LockTimeoutError,
+  OptimisticLockError,
+  RetryExhaustedError,
+  SerializationError,
+} from "./errors";
+import { insideTransaction } from "./transaction-scope";
+import { lockFailureOf } from "./typeorm/error-translation";
+
+/**
+ * Options of {@link retryOnConflict} and {@link Retryable}.
+ *
+ * @example
+ * ```ts
+ * const options: RetryOptions = {
+ *   attempts: 5,                                  // 1 run + up to 4 retries
+ *   backoff: { initialMs: 20, maxMs: 500 },       // 20, 40, 80... ms, with full jitter
+ *   budgetMs: 2000,                               // never spend more than 2 s in all
+ *   onRetry: ({ attempt, error }) => log.info(`retry ${attempt}`, error),
+ * };
+ * ```
+ */
+export interface RetryOptions {
+  /** Total attempts, the first run included; at least 1. Default 5. */
+  attempts?: number;
+  /** Exponential backoff between attempts: `initialMs * multiplier^(n-1)`, capped at `maxMs`. */
+  backoff?: {
+    /** The first wait, in ms. Default 20. */
+    initialMs?: number;
+    /** The longest wait, in ms. Default 1000. */
+    maxMs?: number;
+    /** Growth per attempt. Default 2. */
+    multiplier?: number;
+    /**
+     * Full jitter (a uniformly random wait between 0 and the computed one), so that clients that
+     * collided do not collide again in lockstep. Default true.
+     */
+    jitter?: boolean;
+  };
+  /** Total time budget in ms: no retry starts whose wait would end after it. Default: none. */
+  budgetMs?: number;
+  /**
+   * Also retry {@link LockTimeoutError} (a lock not granted in time). Off by default: a timeout
+   * usually means a long-held lock, and retrying at once adds load where it hurts.
+   */
+  retryLockTimeouts?: boolean;
+  /** Isolation level of each attempt's transaction ({@link retryOnConflict} only). */
+  isolation?: IsolationLevel;
+  /** Called before each wait: the attempt that failed (1-based), its error and the wait in ms. */
+  onRetry?: (event: RetryEvent) => void;
+}
+
+/**
+ * What {@link RetryOptions.onRetry} is told.
+ *
+ * @example
+ * ```ts
+ * const onRetry = (e: RetryEvent) => metrics.increment("order.retry", { attempt: e.attempt });
+ * ```
+ */
+export interface RetryEvent {
+  /** The attempt that just failed, 1-based. */
+  attempt: number;
+  /** Its error (already translated to the library's typed errors). */
+  error: unknown;
+  /** How long the helper waits before the next attempt. */
+  delayMs: number;
+}
+
+/**
+ * Whether an error is a conflict that re-running the whole unit of work can resolve:
+ * `OptimisticLockError` (the row moved since it was loaded), `DeadlockError` and
+ * `SerializationError` (the database rolled the transaction back), and `LockTimeoutError` when
+ * `retryLockTimeouts` is set. Never `StaleVersionError`: the client edited an old copy, and only
+ * the user can decide what to do with their change. Never anything else.
+ *
+ * @example
+ * ```ts
+ * catch (e) { if (isRetryableConflict(e)) return queue.retryLater(job); throw e; }
+ * ```
+ */
+export function isRetryableConflict(error: unknown, options: Pick<RetryOptions, "retryLockTimeouts"> = {}): boolean {
+  if (error instanceof OptimisticLockError) return true;
+  if (error instanceof DeadlockError || error instanceof SerializationError) return true;
+  return error instanceof LockTimeoutError && options.retryLockTimeouts === true;
+}
+
+/**
+ * Runs `work(manager)` in a fresh transaction and, when it fails with a retryable conflict
+ * (see {@link isRetryableConflict}), rolls back and runs the whole unit again in a new
+ * transaction with a new `EntityManager`, after an exponential backoff with jitter. `work` must
+ * load what it changes through the manager it is given, so each attempt starts from fresh rows;
+ * an entity carried over from a failed attempt would only fail again.
+ *
+ * Other errors (a `StaleVersionError`, a validation error) are rethrown at once, unchanged. When
+ * attempts or the time budget run out, {@link RetryExhaustedError} is thrown with the number of
+ * attempts and the last error as `cause`.
+ *
+ * Call it outside any transaction: inside one it throws `LockingConfigurationError`, since a
+ * transaction the database aborted cannot be retried from within.
+ *
+ * @param work the unit of work; `attempt` is 1 for the first run.
+ * @example
+ * ```ts
+ * const total = await retryOnConflict(dataSource, async (manager) => {
+ *   const order = await manager.findOneByOrFail(Order, { id });
+ *   order.lines.push(line);
+ *   await manager.save(order);       // OptimisticLockError if someone else saved it first
+ *   return order.total();
+ * }, { attempts: 5, onRetry: ({ attempt }) => log.info({ id, attempt }, "order conflict") });
+ * ```
+ */
+export function retryOnConflict<T>(
+  dataSource: DataSource,
+  work: (manager: EntityManager, attempt: number) => Promise<T>,
+  options: RetryOptions = {},
+): Promise<T> {
+  const { isolation } = options;
+  return retrying("retryOnConflict()", options, (attempt) => {
+    const unit = (manager: EntityManager) => work(manager, attempt);
+    return (isolation ? dataSource.transaction(isolation, unit) : dataSource.transaction(unit)).catch(
+      (error: unknown) => {
+        throw lockFailureOf(dataSource, error) ?? error;
+      },
+    );
+  });
+}
+
+/**
+ * `retryOnConflict` for a method, like Spring Retry's `@Retryable` for
+ * `OptimisticLockingFailureException`: a call that fails with a retryable conflict runs again,
+ * from the start, with the same arguments. It does not open a transaction: the method (or a
+ * decorator below this one, such as typeorm-transactional's `@Transactional()`) does, so each
+ * attempt gets its own. Put `@Retryable` **outermost**, above `@Transactional()` and `@Lock()`;
+ * a call that arrives inside a running transaction is refused (`LockingConfigurationError`).
+ *
+ * Errors from DataSources without `installLocking()` are not translated; install the library
+ * on the DataSource the method uses, or retry explicitly with {@link retryOnConflict}.
+ *
+ * @example
+ * ```ts
+ * class OrderService {
+ *   @Retryable({ attempts: 5 })                 // 3rd: re-runs everything below on a conflict
+ *   @Transactional()                            // 2nd: one transaction per attempt
+ *   @Lock(LockMode.OPTIMISTIC_FORCE_INCREMENT)  // 1st: how the method's queries lock
+ *   async addLine(orderId: number, line: NewLine) { ... }
+ * }
+ * ```
+ */
+export function Retryable(options: RetryOptions = {}): MethodDecorator {
+  assertRetryOptions(options, "@Retryable()");
+  return (target, key, descriptor: PropertyDescriptor) => {
+    const method = descriptor.value as (...args: unknown[]) => unknown;
+    if (typeof method !== "function") {
+      throw new LockingConfigurationError(`@Retryable() decorates methods; ${String(key)} is not one.`);
+    }
+    const where = `@Retryable() on ${(target as { constructor?: Function }).constructor?.name ?? "?"}.${String(key)}`;
+    descriptor.value = function (this: unknown, ...args: unknown[]) {
+      return retrying(where, options, () => Promise.resolve(method.apply(this, args)));
+    };
+    return descriptor;
+  };
+}
+
+const DEFAULTS = { attempts: 5, initialMs: 20, maxMs: 1000, multiplier: 2 };
+
+/** The retry loop both helpers share. */
+async function retrying<T>(where: string, options: RetryOptions, attemptOnce: (attempt: number) => Promise<T>) {
+  assertRetryOptions(options, where);
+  if (insideTransaction()) {
+    throw new LockingConfigurationError(
+      `${where} was called inside a transaction. A retry must start its own transaction: a conflict ` +
+        "aborts the surrounding one, and re-running work inside it cannot succeed. Call it before the " +
+        "transaction opens (put @Retryable above @Transactional).",
+    );
+  }
+  const attempts = options.attempts ?? DEFAULTS.attempts;
+  const started = performance.now();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await attemptOnce(attempt);
+    } catch (error) {
+      if (!isRetryableConflict(error, options)) throw error;
+      const elapsedMs = performance.now() - started;
+      if (attempt >= attempts)
+        throw new RetryExhaustedError({ attempts: attempt, elapsedMs, reason: "attempts", cause: error });
+      const delayMs = backoffDelay(options, attempt);
+      if (options.budgetMs !== undefined && elapsedMs + delayMs > options.budgetMs) {
+        throw new RetryExhaustedError({ attempts: attempt, elapsedMs, reason: "budget", cause: error });
+      }
+      options.onRetry?.({ attempt, error, delayMs });
+      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
+  }
+}
+
+/** The wait after failed attempt `attempt` (1-based). */
+export function backoffDelay(options: RetryOptions, attempt: number, random: () => number = Math.random): number {
+  const { initialMs, maxMs, multiplier } = { ...DEFAULTS, ...options.backoff };
+  const ceiling = Math.min(maxMs, initialMs * multiplier ** (attempt - 1));
+  return options.backoff?.jitter === false ? ceiling : Math.floor(random() * ceiling);
+}
+
+function assertRetryOptions(options: RetryOptions, where: string): void {
+  const { attempts, budgetMs, backoff = {} } = options;
+  const bad = (what: string, value: unknown) =>
+    new LockingConfigurationError(`${where}: ${what}, got ${JSON.stringify(value)}.`);
+  if (attempts !== undefined && !(Number.isInteger(attempts) && attempts >= 1)) {
+    throw bad("attempts must be a whole number >= 1", attempts);
+  }
+  if (budgetMs !== undefined && !(typeof budgetMs === "number" && budgetMs >= 0)) {
+    throw bad("budgetMs must be milliseconds >= 0", budgetMs);
+  }
+  for (const key of ["initialMs", "maxMs"] as const) {
+    const value = backoff[key];
+    if (value !== undefined && !(typeof value === "number" && Number.isFinite(value) && value >= 0)) {
+      throw bad(`backoff.${key} must be milliseconds >= 0`, value);
+    }
+  }
+  if (backoff.multiplier !== undefined && !(typeof backoff.multiplier === "number" && backoff.multiplier >= 1)) {
+    throw bad("backoff.multiplier must be a number >= 1", backoff.multiplier);
+  }
+  if (options.onRetry !== undefined && typeof options.onRetry !== "function") {
+    throw bad("onRetry must be a function", typeof options.onRetry);
+  }
+}
