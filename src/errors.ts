@@ -279,8 +279,40 @@ export class DeadlockError extends PessimisticLockError {
  * ```
  */
 export class SerializationError extends PessimisticLockError {
+  /** @param message what happened, for subclasses that know more (a Galera certification conflict) */
+  constructor(
+    failure: DatabaseLockFailure,
+    cause?: unknown,
+    message = "The transaction could not be serialized with a concurrent one",
+  ) {
+    super(message, failure, cause);
+  }
+}
+
+/**
+ * A Galera cluster (MariaDB Galera, wsrep) aborted this transaction because a conflicting write
+ * committed first on another node: either at certification (the error comes at a write or at
+ * COMMIT) or by a brute-force abort of a local transaction holding a row the other node's write
+ * needed (the error comes at the next statement). Galera reports it as 1213, the code of a local
+ * deadlock; the library tells the two apart and keeps {@link DeadlockError} for real local
+ * deadlocks. Nothing of the transaction was written: retry the whole transaction
+ * (`retryOnConflict` does, as for every {@link SerializationError}).
+ *
+ * @example
+ * ```ts
+ * catch (e) {
+ *   if (e instanceof CertificationConflictError) metrics.increment("galera.cross_node_conflict");
+ * }
+ * ```
+ */
+export class CertificationConflictError extends SerializationError {
   constructor(failure: DatabaseLockFailure, cause?: unknown) {
-    super("The transaction could not be serialized with a concurrent one", failure, cause);
+    super(
+      failure,
+      cause,
+      "Galera aborted this transaction: a conflicting write committed first on another cluster node " +
+        "(certification conflict); nothing of it was written",
+    );
   }
 }
 

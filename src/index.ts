@@ -9,6 +9,7 @@
  */
 export { assertVersion } from "./assert-version";
 export {
+  galeraDialect,
   type LockDialect,
   type LockRendering,
   type LockStrength,
@@ -23,6 +24,7 @@ export {
   type WaitPolicy,
 } from "./dialect";
 export {
+  CertificationConflictError,
   ConcurrencyError,
   type ConflictDetails,
   type DatabaseLockFailure,
@@ -38,7 +40,7 @@ export {
   StaleVersionError,
 } from "./errors";
 export { installLocking } from "./install";
-export type { LockingOptions } from "./installation";
+export type { GaleraPessimisticPolicy, LockingOptions } from "./installation";
 export { lock } from "./lock";
 export { type LockTarget, lockInOrder } from "./lock-in-order";
 export { LockMode, type LockOptions, NO_WAIT, SKIP_LOCKED } from "./lock-mode";

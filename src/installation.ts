@@ -32,7 +32,25 @@ export interface LockingOptions {
    * compatible servers the detection does not know (e.g. a MySQL-protocol database).
    */
   dialect?: LockDialect;
+  /**
+   * On a MariaDB Galera node, row locks exclude only transactions of the same node, so the
+   * pessimistic modes are refused by default (`pessimistic: "refuse"`). `"node-local"` allows them
+   * knowing that a writer on another node is not blocked: the lock holder is aborted instead
+   * (`CertificationConflictError`) when its row changes on another node.
+   */
+  galera?: { pessimistic?: GaleraPessimisticPolicy };
 }
+
+/**
+ * What pessimistic lock modes do on a Galera node: refuse (the default), or take node-local locks.
+ *
+ * @example
+ * ```ts
+ * installLocking(dataSource, { galera: { pessimistic: "node-local" satisfies GaleraPessimisticPolicy } });
+ * ```
+ */
+export type GaleraPessimisticPolicy = "refuse" | "node-local";
+const GALERA_POLICIES: readonly GaleraPessimisticPolicy[] = ["refuse", "node-local"];
 
 /** What the library keeps per DataSource it was installed on. */
 export interface Installation {
@@ -54,13 +72,20 @@ export function recordInstallation(dataSource: DataSource, options: LockingOptio
       `installLocking(): versionColumns must be "checked" or "unchecked", got ${JSON.stringify(versionColumns)}.`,
     );
   }
+  const galeraPessimistic = options.galera?.pessimistic ?? "refuse";
+  if (!GALERA_POLICIES.includes(galeraPessimistic)) {
+    throw new LockingConfigurationError(
+      `installLocking(): galera.pessimistic must be "refuse" or "node-local", got ${JSON.stringify(galeraPessimistic)}.`,
+    );
+  }
   const defaultWait = waitPolicyOf({ timeout: options.lockTimeout }, "installLocking() lockTimeout");
   const previous = installations.get(dataSource);
   if (
     previous &&
     previous.options.versionColumns === versionColumns &&
     previous.options.lockTimeout === options.lockTimeout &&
-    previous.options.dialect === options.dialect
+    previous.options.dialect === options.dialect &&
+    previous.options.galera?.pessimistic === options.galera?.pessimistic
   ) {
     return previous;
   }

@@ -15,7 +15,8 @@ import {
   sqlserverDialect,
   type WaitPolicy,
 } from "../src";
-import { dialectForServer, dialectForType } from "../src/dialect";
+import { dialectForServer, dialectForType, galeraDialect, serverFactsOf, serverFactsQuery } from "../src/dialect";
+import { latestDeadlockVictim } from "../src/dialect/galera";
 import { roundWait } from "../src/dialect/lock-dialect";
 import { SKIP_LOCKED, waitPolicyOf } from "../src/lock-mode";
 
@@ -165,9 +166,44 @@ describe("error classification", () => {
   });
 
   it("MySQL and MariaDB are told apart by the server, not the configured type", () => {
-    expect(dialectForServer("mysql", "10.11.19-MariaDB-0+deb12u1")).toBe(mariadbDialect);
-    expect(dialectForServer("mariadb", "8.4.3")).toBe(mysqlDialect);
+    const maria = { version: "10.11.19-MariaDB-0+deb12u1", wsrepOn: false };
+    expect(dialectForServer("mysql", maria)).toBe(mariadbDialect);
+    expect(dialectForServer("mariadb", { version: "8.4.3", wsrepOn: false })).toBe(mysqlDialect);
+    expect(dialectForServer("mariadb", { ...maria, wsrepOn: true })).toBe(galeraDialect);
     expect(dialectForServer("postgres", undefined)).toBe(postgresDialect);
     expect(dialectForType("mongodb")).toBeUndefined();
+  });
+
+  it("reads the server's facts from SHOW VARIABLES rows, whatever the case of the names", () => {
+    expect(serverFactsQuery("postgres")).toBeUndefined();
+    expect(serverFactsQuery("mysql")).toMatch(/^SHOW VARIABLES/);
+    const rows = [
+      { Variable_name: "version", Value: "10.11.19-MariaDB-0+deb12u1" },
+      { Variable_name: "wsrep_on", Value: "ON" },
+    ];
+    expect(serverFactsOf(rows)).toEqual({ version: "10.11.19-MariaDB-0+deb12u1", wsrepOn: true });
+    expect(serverFactsOf([{ Variable_name: "VERSION", Value: "8.4.3" }])).toEqual({ version: "8.4.3", wsrepOn: false });
+  });
+
+  it("finds the victim of InnoDB's latest deadlock: its time and thread id", () => {
+    const status = [
+      "=====================================",
+      "------------------------",
+      "LATEST DETECTED DEADLOCK",
+      "------------------------",
+      "2026-11-25 02:14:26 0x7f27f0ded6c0",
+      "*** (1) TRANSACTION:",
+      "TRANSACTION 46, ACTIVE 1 sec starting index read",
+      "MariaDB thread id 13, OS thread handle 1, query id 42 127.0.0.1 root Updating",
+      "*** (2) TRANSACTION:",
+      "TRANSACTION 47, ACTIVE 1 sec starting index read",
+      "MariaDB thread id 14, OS thread handle 2, query id 41 127.0.0.1 root Updating",
+      "*** WE ROLL BACK TRANSACTION (2)",
+      "------------",
+      "TRANSACTIONS",
+    ].join("\n");
+    expect(latestDeadlockVictim(status)).toEqual({ at: "2026-11-25 02:14:26", threadId: 14 });
+    expect(latestDeadlockVictim(status.replace("(2)\n", "(1)\n"))).toEqual({ at: "2026-11-25 02:14:26", threadId: 13 });
+    expect(latestDeadlockVictim("no deadlock since start")).toBeUndefined();
   });
 });

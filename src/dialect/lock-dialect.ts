@@ -1,5 +1,8 @@
 import type { PessimisticLockError } from "../errors";
 
+/** Runs one SQL statement on the connection a failure came from and returns its rows. */
+export type ProbeQuery = (sql: string) => Promise<Record<string, unknown>[]>;
+
 /**
  * The row lock a locking SELECT takes: shared (others may read-lock too) or exclusive.
  *
@@ -116,6 +119,18 @@ export interface LockDialect {
   lockStatement(strength: LockStrength, table: string, primaryColumn: string): string | undefined;
   /** A driver error turned into the library's typed error, or `undefined` if it is not a lock failure. */
   classifyError(error: unknown): PessimisticLockError | undefined;
+  /**
+   * Row locks bind only the server they were taken on: on a multi-primary cluster (Galera) a
+   * writer on another node is not blocked by them. Pessimistic lock modes are then refused unless
+   * the application opts in (`installLocking(ds, { galera: { pessimistic: "node-local" } })`).
+   */
+  readonly nodeLocalLocks?: boolean;
+  /**
+   * A second look at a classified failure, for databases whose error code alone is ambiguous
+   * (Galera reports a certification conflict with a local deadlock's 1213). `statement` is the
+   * SQL that failed; `probe` runs SQL on the same connection. Runs only on the failure path.
+   */
+  explainFailure?(failure: PessimisticLockError, statement: string, probe: ProbeQuery): Promise<PessimisticLockError>;
 }
 
 /** Rounds a wait up to the dialect's granularity, never below one step: a wait is never shortened. */

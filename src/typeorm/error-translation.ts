@@ -4,10 +4,11 @@
  * The driver's error stays reachable as `cause`.
  */
 import type { DataSource, QueryRunner } from "typeorm";
-import { dialectForType } from "../dialect";
+import { dialectForType, type LockDialect, type ProbeQuery } from "../dialect";
 import { PessimisticLockError } from "../errors";
-import { installationOf } from "../installation";
+import { type Installation, installationOf } from "../installation";
 import { dataSourceOf } from "./internals";
+import { serverDialectOf } from "./locking-reads";
 
 type QueryMethod = (this: QueryRunner, ...args: unknown[]) => Promise<unknown>;
 const patchedPrototypes = new WeakSet<object>();
@@ -40,9 +41,36 @@ function patchPrototype(runner: QueryRunner): void {
       return await query.apply(this, args);
     } catch (error) {
       const dataSource = dataSourceOf(this);
-      throw (installationOf(dataSource) && lockFailureOf(dataSource, error)) || error;
+      const installation = installationOf(dataSource);
+      const failure = installation && lockFailureOf(dataSource, error);
+      if (!failure) throw error;
+      const probe = (sql: string) => query.call(this, sql) as Promise<Record<string, unknown>[]>;
+      throw await explainedFailure(this, installation, error, failure, String(args[0]), probe);
     }
   };
+}
+
+/**
+ * The failure as the server's own dialect reads it: a Galera node is only known once asked
+ * (its 1213 is then looked at again), and the ask happens here at the latest, on the failure path.
+ */
+async function explainedFailure(
+  queryRunner: QueryRunner,
+  installation: Installation,
+  error: unknown,
+  failure: PessimisticLockError,
+  statement: string,
+  probe: ProbeQuery,
+): Promise<PessimisticLockError> {
+  let dialect: LockDialect;
+  try {
+    dialect = await serverDialectOf(queryRunner, installation);
+  } catch {
+    return failure;
+  }
+  const classified = dialect.classifyError(error) ?? failure;
+  if (!dialect.explainFailure) return classified;
+  return dialect.explainFailure(classified, statement, probe);
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import type { ObjectLiteral, QueryRunner } from "typeorm";
 import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
-import { dialectForServer, serverVersionQuery } from "../dialect";
+import { dialectForServer, type ServerFacts, serverFactsOf, serverFactsQuery } from "../dialect";
 import type { LockDialect, LockRendering, TimeoutPlan, WaitPolicy } from "../dialect/lock-dialect";
 import { LockingConfigurationError, LockingError } from "../errors";
 import type { Installation } from "../installation";
@@ -15,17 +15,13 @@ import { queueCommitCheck } from "./commit-checks";
 import { dataSourceOf } from "./internals";
 import { heldVersion, writeVersion } from "./version-writes";
 
-/** The dialect of the server behind a query runner; asks MySQL-family servers once. */
+/** The dialect of the server behind a query runner; asks MySQL-family servers once (MySQL, MariaDB, Galera). */
 export async function serverDialectOf(queryRunner: QueryRunner, installation: Installation): Promise<LockDialect> {
   if (installation.serverDialect) return installation.serverDialect;
   const type = String(dataSourceOf(queryRunner).options.type);
-  const versionQuery = serverVersionQuery(type);
-  let version: string | undefined;
-  if (versionQuery) {
-    const [row] = await queryRunner.query(versionQuery);
-    version = String(row?.version ?? "");
-  }
-  const dialect = dialectForServer(type, version);
+  const factsQuery = serverFactsQuery(type);
+  const facts: ServerFacts | undefined = factsQuery ? serverFactsOf(await queryRunner.query(factsQuery)) : undefined;
+  const dialect = dialectForServer(type, facts);
   if (!dialect) {
     throw new LockingConfigurationError(
       `typeorm-locking cannot take row locks on a "${type}" database. Supported: PostgreSQL, MySQL, ` +
@@ -75,6 +71,7 @@ export async function runLockedSelect(
   const strength = mode === LockMode.PESSIMISTIC_READ ? "shared" : "exclusive";
   const wait = request.wait ?? installation.defaultWait ?? { kind: "default" };
   assertHonoured(dialect, mode, wait, metadata);
+  assertLocksExclude(dialect, installation, mode, metadata);
   const plan = dialect.waitPlan(wait);
   const result = await withWaitBound(queryRunner, dialect, plan, async () => {
     const lockStatement = dialect.lockStatement(strength, metadata.tablePath, metadata.primaryColumns[0].databaseName);
@@ -102,6 +99,22 @@ function assertHonoured(dialect: LockDialect, mode: LockMode, wait: WaitPolicy, 
   if (wait.kind === "skip" && !dialect.supportsSkipLocked) refuse("cannot skip locked rows", "Use a timeout instead.");
   if (wait.kind === "nowait" && !dialect.supportsNoWait)
     refuse("cannot fail without waiting", "Use a timeout instead.");
+}
+
+/** Refuses a pessimistic lock a multi-primary node cannot hold cluster-wide, unless opted in. */
+function assertLocksExclude(
+  dialect: LockDialect,
+  installation: Installation,
+  mode: LockMode,
+  metadata: EntityMetadata,
+): void {
+  if (!dialect.nodeLocalLocks || installation.options.galera?.pessimistic === "node-local") return;
+  throw new LockingConfigurationError(
+    `${mode} on ${metadata.name}: this server is a Galera cluster node (wsrep_on = ON). Its row locks ` +
+      "block only transactions on the same node; a write on another node is not blocked, and the lock " +
+      "holder is aborted instead. Use @Versioned() with OPTIMISTIC / retryOnConflict, or accept " +
+      'node-local locks with installLocking(dataSource, { galera: { pessimistic: "node-local" } }).',
+  );
 }
 
 /** Applies a wait bound, runs the statement, and restores the setting even when it failed. */
