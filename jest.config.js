@@ -10,6 +10,8 @@ function project(displayName, aliasFolder) {
     testEnvironment: "node",
     globals: { TYPEORM_LINE: displayName },
     testMatch: ["<rootDir>/test/**/*.test.ts"],
+    // The Galera suite needs its own cluster: `npm run test:galera` (jest.galera.config.js).
+    testPathIgnorePatterns: ["/node_modules/", "<rootDir>/test/galera/"],
     moduleFileExtensions: ["ts", "js", "json", "node"],
     transform: {
       // isolatedModules false: full TypeScript program, so emitDecoratorMetadata has types.

@@ -3,6 +3,7 @@
 #
 #   scripts/galera-cluster.sh start DIR   # data, sockets, logs and pid files under DIR
 #   scripts/galera-cluster.sh stop DIR    # stops both nodes (SIGKILL after 30 s) and removes DIR
+#   scripts/galera-cluster.sh rejoin DIR N  # starts node N again after it died; waits until Synced
 #
 # Node 1 bootstraps the cluster; node 2 joins it by rsync state transfer. Node 1 has pc.weight=2,
 # so when node 2 dies (the suite SIGKILLs it) node 1 keeps 2 of 3 votes and stays primary: a
@@ -11,7 +12,7 @@
 # base+21/base+22 IST, base+31/base+32 SST.
 set -euo pipefail
 
-command=${1:?usage: galera-cluster.sh start|stop DIR}
+command=${1:?usage: galera-cluster.sh start|stop|rejoin DIR [N]}
 dir=${2:?usage: galera-cluster.sh start|stop DIR}
 base=${GALERA_PORT_BASE:-23300}
 provider=${GALERA_PROVIDER:-/usr/lib/galera/libgalera_smm.so}
@@ -48,7 +49,7 @@ wsrep_cluster_name=typeorm_locking_test
 wsrep_cluster_address=$peers
 wsrep_node_name=node$n
 wsrep_node_address=127.0.0.1:$(repl_port "$n")
-wsrep_provider_options="gmcast.listen_addr=tcp://127.0.0.1:$(repl_port "$n");ist.recv_addr=127.0.0.1:$((base + 20 + n));pc.weight=$weight;gcache.size=32M"
+wsrep_provider_options="gmcast.listen_addr=tcp://127.0.0.1:$(repl_port "$n");ist.recv_addr=127.0.0.1:$((base + 20 + n));pc.weight=$weight;gcache.size=32M;evs.keepalive_period=PT1S;evs.inactive_check_period=PT1S;evs.suspect_timeout=PT3S;evs.inactive_timeout=PT6S;evs.install_timeout=PT5S"
 wsrep_sst_method=rsync
 wsrep_sst_receive_address=127.0.0.1:$((base + 30 + n))
 EOF
@@ -116,8 +117,15 @@ stop() {
   rm -rf "$dir"
 }
 
+rejoin() { # node
+  alive "$dir/node$1/mysqld.pid" && { echo "node $1 is running" >&2; return 1; }
+  start_node "$1"
+  wait_synced "$1" 90
+}
+
 case "$command" in
   start) start ;;
+  rejoin) rejoin "${3:?usage: galera-cluster.sh rejoin DIR N}" ;;
   stop) stop ;;
   *) echo "usage: galera-cluster.sh start|stop DIR" >&2; exit 2 ;;
 esac
