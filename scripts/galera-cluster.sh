@@ -86,6 +86,9 @@ start() {
   fi
   command -v rsync >/dev/null || { echo "rsync (Galera's state transfer) is missing: apt-get install rsync" >&2; exit 1; }
   mkdir -p "$dir/node1"
+  # mktemp makes DIR private to its creator; the nodes' user must reach its data directories.
+  chmod 755 "$dir"
+  chown -R "$run_as" "$dir" 2>/dev/null || true
   mariadb-install-db --no-defaults --datadir="$dir/node1/data" --user="$run_as" \
     --auth-root-authentication-method=normal --skip-test-db >"$dir/node1/install.log" 2>&1 ||
     { echo "mariadb-install-db failed:" >&2; tail -n 20 "$dir/node1/install.log" >&2; exit 1; }
