@@ -296,6 +296,7 @@ describe("galera", () => {
     const acknowledged: Record<NodeNumber, number> = { 1: 0, 2: 0 };
     let unacknowledgedOnNode2 = 0;
     let acknowledgedAfterKill = 0;
+    const longestNode1WriteAfterKillMs = 0;
     let killed = false;
     const increment = async (manager: EntityManager) => {
       const counter = await manager.findOneByOrFail(Counter, { id });
@@ -335,7 +336,13 @@ describe("galera", () => {
     expect(Number(row.value)).toBeGreaterThanOrEqual(total);
     expect(Number(row.value)).toBeLessThanOrEqual(total + unacknowledgedOnNode2);
     expect(Number(row.version)).toBe(Number(row.value) + 1);
-    figures.nodeKilled = { acknowledged, acknowledgedAfterKill, unacknowledgedOnNode2, finalValue: Number(row.value) };
+    figures.nodeKilled = {
+      acknowledged,
+      acknowledgedAfterKill,
+      unacknowledgedOnNode2,
+      finalValue: Number(row.value),
+      longestNode1WriteAfterKillMs: Math.round(longestNode1WriteAfterKillMs),
+    };
 
     // Node 2 comes back (incremental state transfer) with every write node 1 took meanwhile.
     await node2.destroy().catch(() => undefined); // its connections died with the node
