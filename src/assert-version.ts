@@ -21,17 +21,31 @@ import { toVersionNumber } from "./version-value";
  * ```
  */
 export function assertVersion(entity: ObjectLiteral, expected: number | string): void {
-  const entityName = entity.constructor?.name ?? "entity";
-  const { version, primary } = versionAndPrimaryProperties(entity.constructor);
-  if (version === undefined) {
-    throw new LockingConfigurationError(
-      `assertVersion(): ${entityName} has no version property; mark one with @Versioned().`,
-    );
-  }
+  const { entityName, id, version: actual } = heldVersionOf(entity, "assertVersion()");
   const expectedVersion = toVersionNumber(expected, `The expected version of ${entityName}`);
   if (expectedVersion === undefined) {
     throw new LockingConfigurationError(
       `assertVersion(): no expected version was given for ${entityName}. Pass the version the client sent.`,
+    );
+  }
+  if (actual !== expectedVersion) {
+    throw new StaleVersionError({ entityName, id, expectedVersion, actualVersion: actual, operation: "check" });
+  }
+}
+
+/**
+ * The version a loaded entity holds, with its class name and id map, for checks against a
+ * version a client sent. `caller` names the public function in errors.
+ */
+export function heldVersionOf(
+  entity: ObjectLiteral,
+  caller: string,
+): { entityName: string; id: Record<string, unknown>; version: number } {
+  const entityName = entity.constructor?.name ?? "entity";
+  const { version, primary } = versionAndPrimaryProperties(entity.constructor);
+  if (version === undefined) {
+    throw new LockingConfigurationError(
+      `${caller}: ${entityName} has no version property; mark one with @Versioned().`,
     );
   }
   const id = Object.fromEntries(primary.map((p) => [p, entity[p]]));
@@ -39,9 +53,7 @@ export function assertVersion(entity: ObjectLiteral, expected: number | string):
   if (actual === undefined) {
     throw new MissingVersionError({ entityName, id, versionProperty: version, operation: "check" });
   }
-  if (actual !== expectedVersion) {
-    throw new StaleVersionError({ entityName, id, expectedVersion, actualVersion: actual, operation: "check" });
-  }
+  return { entityName, id, version: actual };
 }
 
 /** Reads the version and primary-key properties from TypeORM's decorator records (class and parents). */

@@ -176,6 +176,25 @@ export class OptimisticLockError extends ConcurrencyError {
   }
 }
 
+/**
+ * A route that changes a resource requires `If-Match` (the ETag the client last read), and the
+ * request had none. HTTP: 428 Precondition Required (RFC 6585 §3): the client must GET the
+ * resource and send its ETag back, so that it cannot overwrite a change it has not seen.
+ *
+ * @example
+ * ```ts
+ * checkIfMatch(order, req.headers["if-match"], { required: true }); // throws PreconditionRequiredError when absent
+ * ```
+ */
+export class PreconditionRequiredError extends LockingError {
+  constructor(what = "this request") {
+    super(
+      `${what} changes a resource and must carry If-Match with the ETag the client last read ` +
+        "(GET the resource first, then send its ETag back).",
+    );
+  }
+}
+
 /** `{ id: 1 }` -> `id=1`; `{ a: 1, b: 2 }` -> `(a=1, b=2)`; lists are joined. */
 export function formatId(id: unknown): string {
   if (Array.isArray(id)) return `[${id.map(formatId).join(", ")}]`;

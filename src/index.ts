@@ -35,10 +35,31 @@ export {
   MissingVersionError,
   OptimisticLockError,
   PessimisticLockError,
+  PreconditionRequiredError,
   RetryExhaustedError,
   SerializationError,
   StaleVersionError,
 } from "./errors";
+export {
+  type ConflictBody,
+  type ConflictErrorHandlerOptions,
+  type ConflictResponse,
+  type ConflictResponseOptions,
+  checkIfMatch,
+  conflictErrorHandler,
+  conflictResponse,
+  currentVersionOf,
+  type EntityTag,
+  type IfMatch,
+  ifMatchHolds,
+  type NextLike,
+  parseIfMatch,
+  type RequestLike,
+  type ResponseLike,
+  requireIfMatch,
+  versionETag,
+  versionOfETag,
+} from "./http";
 export { installLocking } from "./install";
 export type { GaleraPessimisticPolicy, LockingOptions } from "./installation";
 export { lock } from "./lock";

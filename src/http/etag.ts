@@ -1,0 +1,37 @@
+/**
+ * Versions as HTTP entity tags (RFC 9110 §8.8.3): a strong tag whose opaque part is the version,
+ * `"7"`. Strong, because the version changes with every write of the representation's source, so
+ * two representations with one tag are byte-for-byte the same resource state.
+ */
+
+/**
+ * The strong ETag of a version: `7` becomes `"7"` (quotes included, ready for the header).
+ *
+ * @example
+ * ```ts
+ * res.setHeader("ETag", versionETag(order.version)); // ETag: "7"
+ * ```
+ */
+export function versionETag(version: number): string {
+  if (!Number.isSafeInteger(version) || version < 0) {
+    throw new TypeError(`versionETag(): a version is a non-negative integer, got ${String(version)}`);
+  }
+  return `"${version}"`;
+}
+
+/**
+ * The version a strong ETag stands for, or `undefined` for a weak tag (`W/"7"`) or a tag that is
+ * not one of ours (`"abc"`): such a tag can never match a version.
+ *
+ * @example
+ * ```ts
+ * versionOfETag('"7"');   // 7
+ * versionOfETag('W/"7"'); // undefined
+ * ```
+ */
+export function versionOfETag(tag: string): number | undefined {
+  const match = /^"(0|[1-9]\d{0,15})"$/.exec(tag.trim());
+  if (!match) return undefined;
+  const version = Number(match[1]);
+  return Number.isSafeInteger(version) ? version : undefined;
+}
