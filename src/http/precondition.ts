@@ -41,7 +41,7 @@ export function checkIfMatch(
     expectedVersion,
     actualVersion: version,
     operation: "request (If-Match)",
-    detail: `is at version ${version} (ETag "${version}"), and If-Match: ${describe(ifMatch)} does not match it`,
+    detail: `is at version ${version} (ETag "${version}"), which If-Match: ${describe(ifMatch)} does not name`,
   });
 }
 
