@@ -7,8 +7,8 @@ import {
   conflictResponse,
   ifMatchHolds,
   OptimisticLockError,
-  parseIfMatch,
   PreconditionRequiredError,
+  parseIfMatch,
   StaleVersionError,
   versionETag,
   versionOfETag,
@@ -90,7 +90,11 @@ describe("conflictResponse", () => {
       headers: { ETag: '"3"' },
       body: { error: "conflict", currentVersion: 3, etag: '"3"' },
     });
-    expect(conflictResponse(lost, {}, null)).toMatchObject({ status: 409, headers: {}, body: { currentVersion: null } });
+    expect(conflictResponse(lost, {}, null)).toMatchObject({
+      status: 409,
+      headers: {},
+      body: { currentVersion: null },
+    });
   });
 
   it("answers 409 for both kinds when asked, and nothing for other errors", () => {

@@ -40,8 +40,8 @@ export function createApp(dataSource: DataSource, options: AppOptions = {}): Exp
   });
 
   /** Loads the order, checks If-Match, applies `change`, saves: the save is version-checked too. */
-  const update = (field: "address" | "status") =>
-    async function (req: Request, res: express.Response, next: express.NextFunction) {
+  const update =
+    (field: "address" | "status") => async (req: Request, res: express.Response, next: express.NextFunction) => {
       try {
         const value = req.body?.[field];
         if (typeof value !== "string" || value === "") {

@@ -1,0 +1,186 @@
+/**
+ * The example Express API (examples/express) on a loopback port, driven with real HTTP requests,
+ * on every database: ETags on GET, 428/412/409 on PUT, two clients racing, and a browser-style
+ * client that reloads and re-applies its change on a conflict.
+ */
+
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { DataSource } from "typeorm";
+import { type AppOptions, createApp } from "../examples/express/app";
+import { Order } from "../examples/express/order";
+import { installLocking } from "../src";
+import { describeEachDatabase, openDataSources } from "./support/databases";
+import { deferred } from "./support/interleaving";
+
+interface Answer {
+  status: number;
+  etag: string | null;
+  body: Record<string, unknown>;
+}
+
+describeEachDatabase((db) => {
+  let source: DataSource;
+  const servers: Server[] = [];
+
+  beforeAll(async () => {
+    [source] = await openDataSources(db, [Order]);
+    installLocking(source);
+  });
+  afterAll(async () => {
+    for (const server of servers) {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  /** Starts the example app on 127.0.0.1 and an ephemeral port; returns a request function. */
+  async function start(options: AppOptions = {}) {
+    const server = createApp(source, options).listen(0, "127.0.0.1");
+    servers.push(server);
+    await new Promise((resolve) => server.once("listening", resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    return async (
+      method: "GET" | "PUT",
+      path: string,
+      init: { ifMatch?: string; body?: unknown } = {},
+    ): Promise<Answer> => {
+      const headers: Record<string, string> = { "content-type": "application/json" };
+      if (init.ifMatch !== undefined) headers["if-match"] = init.ifMatch;
+      const response = await fetch(base + path, {
+        method,
+        headers,
+        body: init.body === undefined ? undefined : JSON.stringify(init.body),
+      });
+      return {
+        status: response.status,
+        etag: response.headers.get("etag"),
+        body: (await response.json()) as Record<string, unknown>,
+      };
+    };
+  }
+
+  async function newOrder(): Promise<number> {
+    return (await source.getRepository(Order).save({ address: "Old Street 1", status: "NEW" } as Order)).id;
+  }
+  const row = (id: number) => source.getRepository(Order).findOneByOrFail({ id });
+
+  it("GET answers the order with the strong ETag of its version; an unknown order is 404", async () => {
+    const http = await start();
+    const id = await newOrder();
+    expect(await http("GET", `/orders/${id}`)).toMatchObject({ status: 200, etag: '"1"', body: { id, version: 1 } });
+    expect((await http("GET", "/orders/999999")).status).toBe(404);
+  });
+
+  it("a PUT without If-Match is 428 Precondition Required and writes nothing", async () => {
+    const http = await start();
+    const id = await newOrder();
+    const answer = await http("PUT", `/orders/${id}/address`, { body: { address: "Blind Write 9" } });
+    expect(answer).toMatchObject({ status: 428, body: { error: "precondition-required" } });
+    expect(await row(id)).toMatchObject({ address: "Old Street 1", version: 1 });
+  });
+
+  it("If-Match of an older version is 412 with the current version and ETag; a weak tag never matches; * and lists do", async () => {
+    const http = await start();
+    const id = await newOrder();
+    expect((await http("PUT", `/orders/${id}/status`, { ifMatch: '"1"', body: { status: "PAID" } })).status).toBe(200);
+
+    const stale = await http("PUT", `/orders/${id}/address`, { ifMatch: '"1"', body: { address: "Stale Street" } });
+    expect(stale).toMatchObject({
+      status: 412,
+      etag: '"2"',
+      body: { error: "precondition-failed", entity: "Order", currentVersion: 2, etag: '"2"' },
+    });
+    expect((await http("PUT", `/orders/${id}/address`, { ifMatch: 'W/"2"', body: { address: "Weak" } })).status).toBe(
+      412,
+    );
+    expect(await row(id)).toMatchObject({ address: "Old Street 1", status: "PAID", version: 2 });
+
+    expect(
+      await http("PUT", `/orders/${id}/address`, { ifMatch: '"1", "2"', body: { address: "Listed" } }),
+    ).toMatchObject({
+      status: 200,
+      etag: '"3"',
+    });
+    expect(await http("PUT", `/orders/${id}/address`, { ifMatch: "*", body: { address: "Any" } })).toMatchObject({
+      status: 200,
+      etag: '"4"',
+    });
+  });
+
+  it("configured to answer 409 for both kinds, a stale If-Match is 409", async () => {
+    const http = await start({ staleStatus: 409 });
+    const id = await newOrder();
+    await http("PUT", `/orders/${id}/status`, { ifMatch: '"1"', body: { status: "PAID" } });
+    const answer = await http("PUT", `/orders/${id}/address`, { ifMatch: '"1"', body: { address: "Stale Street" } });
+    expect(answer).toMatchObject({ status: 409, etag: '"2"', body: { error: "conflict", currentVersion: 2 } });
+  });
+
+  it("a write that lands between our load and our save: 409 Conflict with the current version, nothing of ours written", async () => {
+    const customerLoaded = deferred();
+    const operatorDone = deferred();
+    const http = await start({
+      beforeSave: async (_order, req) => {
+        if (req.path.endsWith("/address")) {
+          customerLoaded.resolve();
+          await operatorDone.promise;
+        }
+      },
+    });
+    const id = await newOrder();
+    const customer = http("PUT", `/orders/${id}/address`, { ifMatch: '"1"', body: { address: "New Street 2" } });
+    await customerLoaded.promise; // the customer's request passed If-Match and holds version 1
+    const operator = await http("PUT", `/orders/${id}/status`, { ifMatch: '"1"', body: { status: "SHIPPED" } });
+    operatorDone.resolve();
+    expect(operator).toMatchObject({ status: 200, etag: '"2"' });
+    expect(await customer).toMatchObject({
+      status: 409,
+      etag: '"2"',
+      body: { error: "conflict", entity: "Order", currentVersion: 2, etag: '"2"' },
+    });
+    expect(await row(id)).toMatchObject({ address: "Old Street 1", status: "SHIPPED", version: 2 });
+  });
+
+  it("two clients racing with the same ETag: one 200, the other 412 or 409, and the loser's change is not written", async () => {
+    const http = await start();
+    for (let round = 0; round < 5; round++) {
+      const id = await newOrder();
+      const { etag } = await http("GET", `/orders/${id}`);
+      const answers = await Promise.all([
+        http("PUT", `/orders/${id}/address`, { ifMatch: etag!, body: { address: "Customer Street" } }),
+        http("PUT", `/orders/${id}/status`, { ifMatch: etag!, body: { status: "OPERATOR" } }),
+      ]);
+      const statuses = answers.map((a) => a.status);
+      expect(statuses.filter((s) => s === 200)).toHaveLength(1);
+      expect(statuses.filter((s) => s === 412 || s === 409)).toHaveLength(1);
+      const saved = await row(id);
+      expect(saved.version).toBe(2);
+      if (answers[0].status === 200) expect(saved).toMatchObject({ address: "Customer Street", status: "NEW" });
+      else expect(saved).toMatchObject({ address: "Old Street 1", status: "OPERATOR" });
+    }
+  });
+
+  it("a browser-style client reloads on a conflict and re-applies its change: both people's changes survive", async () => {
+    const http = await start();
+    const id = await newOrder();
+    /** What a form does: GET, edit, PUT with If-Match; on 412/409 reload and apply the edit again. */
+    async function editAddress(address: string, page: Answer): Promise<{ reloads: number; final: Answer }> {
+      let reloads = 0;
+      for (;;) {
+        const answer = await http("PUT", `/orders/${id}/address`, { ifMatch: page.etag!, body: { address } });
+        if (answer.status !== 412 && answer.status !== 409) return { reloads, final: answer };
+        reloads++;
+        page = await http("GET", `/orders/${id}`);
+      }
+    }
+    const customerPage = await http("GET", `/orders/${id}`);
+    // The operator ships the order while the customer's form is open.
+    expect(
+      (await http("PUT", `/orders/${id}/status`, { ifMatch: customerPage.etag!, body: { status: "SHIPPED" } })).status,
+    ).toBe(200);
+    const { reloads, final } = await editAddress("New Street 2", customerPage);
+    expect(reloads).toBe(1);
+    expect(final).toMatchObject({ status: 200, etag: '"3"' });
+    expect(await row(id)).toMatchObject({ address: "New Street 2", status: "SHIPPED", version: 3 });
+  });
+});
