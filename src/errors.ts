@@ -376,3 +376,80 @@ export class RetryExhaustedError extends LockingError {
     this.reason = init.reason;
   }
 }
+
+/**
+ * An offline lock (`OfflineLockManager.tryLock`) on this resource is held by someone else
+ * and has not expired. `owner` and `expiresAt` say who holds it and until when (by the database's
+ * clock), so a UI can say "Kim is editing this order until 14:05".
+ *
+ * @example
+ * ```ts
+ * try { handle = await locks.tryLock("Order", orderId, { owner: user.name, ttlMs: 5 * 60_000 }); }
+ * catch (e) { if (e instanceof AlreadyLockedError) return res.status(423).json({ owner: e.owner, until: e.expiresAt }); }
+ * ```
+ */
+export class AlreadyLockedError extends LockingError {
+  readonly lockType: string;
+  readonly lockId: string;
+  /** Who holds the lock, as given to `tryLock`. */
+  readonly owner: string;
+  /** When the lock expires if not extended. */
+  readonly expiresAt: Date;
+
+  constructor(init: { lockType: string; lockId: string; owner: string; expiresAt: Date }) {
+    super(
+      `${init.lockType} ${init.lockId} is locked by ${init.owner} until ${init.expiresAt.toISOString()}; ` +
+        "try again after that, or ask them to release it.",
+    );
+    this.lockType = init.lockType;
+    this.lockId = init.lockId;
+    this.owner = init.owner;
+    this.expiresAt = init.expiresAt;
+  }
+}
+
+/**
+ * An offline lock handle no longer holds its lock: it expired, was released, or was taken by
+ * someone else after it expired. Whatever the handle's owner prepared under the lock must be
+ * re-checked (reload, take the lock again) before it is written.
+ *
+ * @example
+ * ```ts
+ * try { await locks.checkLock(handle); }
+ * catch (e) { if (e instanceof OfflineLockLostError) return showReloadDialog(); }
+ * ```
+ */
+export class OfflineLockLostError extends LockingError {
+  readonly handle: string;
+  constructor(init: { handle: string; lockType: string; lockId: string; operation: string }) {
+    super(
+      `${init.operation}: the offline lock on ${init.lockType} ${init.lockId} is no longer held by this handle ` +
+        "(it expired, was released, or was taken by someone else). Take the lock again and reload.",
+    );
+    this.handle = init.handle;
+  }
+}
+
+/**
+ * A write of an entity protected by offline locks (`OfflineLockManager.protect`) was made without
+ * holding its lock: outside `runHolding(handle, ...)`, with a handle for another resource, or
+ * with a handle that no longer holds. Thrown inside the save's transaction before anything is
+ * written.
+ *
+ * @example
+ * ```ts
+ * await locks.runHolding(handle, () => orders.save(order)); // instead of orders.save(order)
+ * ```
+ */
+export class OfflineLockRequiredError extends LockingError {
+  readonly entityName: string;
+  readonly lockId: string;
+  constructor(init: { entityName: string; lockType: string; lockId: string; reason: string }) {
+    super(
+      `${init.entityName} ${init.lockId} is protected by the offline lock ${init.lockType}/${init.lockId}, ` +
+        `and ${init.reason}. Take it with tryLock() and write inside runHolding(handle, ...). Nothing was written.`,
+    );
+    this.entityName = init.entityName;
+    this.lockId = init.lockId;
+  }
+}

@@ -24,6 +24,7 @@ export {
   type WaitPolicy,
 } from "./dialect";
 export {
+  AlreadyLockedError,
   CertificationConflictError,
   ConcurrencyError,
   type ConflictDetails,
@@ -33,6 +34,8 @@ export {
   LockingError,
   LockTimeoutError,
   MissingVersionError,
+  OfflineLockLostError,
+  OfflineLockRequiredError,
   OptimisticLockError,
   PessimisticLockError,
   PreconditionRequiredError,
@@ -73,6 +76,15 @@ export {
   runWithLockMode,
   withLockMode,
 } from "./lock-request";
+export {
+  OFFLINE_LOCK_TABLE,
+  type OfflineLockHandle,
+  OfflineLockManager,
+  OfflineLockRecord,
+  OfflineLockTableMigration,
+  type ProtectOptions,
+  type TryLockOptions,
+} from "./offline";
 export { isRetryableConflict, Retryable, type RetryEvent, type RetryOptions, retryOnConflict } from "./retry";
 export { type UpdatePatch, updateVersioned } from "./update-versioned";
 export type { VersionColumnMode } from "./version-policy";

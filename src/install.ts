@@ -4,6 +4,7 @@ import { type Installation, installationOf, type LockingOptions, recordInstallat
 import { translateLockErrors } from "./typeorm/error-translation";
 import { typeormInternals } from "./typeorm/internals";
 import { installPersistenceHooks } from "./typeorm/persistence-hooks";
+import { installPreWriteChecks } from "./typeorm/pre-write-checks";
 import { installSelectHooks } from "./typeorm/select-hooks";
 import { attachSubscriber } from "./typeorm/subscriber";
 import { installTransactionHooks } from "./typeorm/transaction-hooks";
@@ -37,6 +38,7 @@ export function installLocking<T extends DataSource>(dataSource: T, options: Loc
     );
   }
   installPersistenceHooks(internals);
+  installPreWriteChecks(internals);
   installSelectHooks(internals);
   installTransactionHooks(internals);
   const installation = recordInstallation(dataSource, options);

@@ -99,6 +99,11 @@ export interface LockDialect {
   readonly supportsSkipLocked: boolean;
   /** How a bounded wait is expressed. */
   readonly timeoutStyle: TimeoutStyle;
+  /**
+   * An SQL expression for the database's clock, in ms since 1970 (UTC), as an integer: offline
+   * locks expire by the database's clock, the one clock all application servers share.
+   */
+  readonly nowMillis: string;
   /** The smallest step of a bounded wait, in ms; waits are rounded up to it (1000 = whole seconds). */
   readonly timeoutGranularityMs: number;
   /**

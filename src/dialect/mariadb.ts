@@ -18,6 +18,7 @@ export const mariadbDialect: LockDialect = {
   supportsSkipLocked: true,
   timeoutStyle: "statement",
   timeoutGranularityMs: 1000,
+  nowMillis: "CAST(UNIX_TIMESTAMP(CURRENT_TIMESTAMP(3)) * 1000 AS SIGNED)",
   render(strength, wait) {
     const lock = strength === "shared" ? " LOCK IN SHARE MODE" : " FOR UPDATE";
     let suffix = "";

@@ -20,6 +20,7 @@ export const mysqlDialect: LockDialect = {
   supportsSkipLocked: true,
   timeoutStyle: "connection",
   timeoutGranularityMs: 1000,
+  nowMillis: "CAST(UNIX_TIMESTAMP(CURRENT_TIMESTAMP(3)) * 1000 AS SIGNED)",
   render(strength, wait) {
     const lock = strength === "shared" ? " FOR SHARE" : " FOR UPDATE";
     const suffix = wait.kind === "nowait" ? " NOWAIT" : wait.kind === "skip" ? " SKIP LOCKED" : "";

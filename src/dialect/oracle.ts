@@ -19,6 +19,7 @@ export const oracleDialect: LockDialect = {
   supportsSkipLocked: true,
   timeoutStyle: "statement",
   timeoutGranularityMs: 1000,
+  nowMillis: "ROUND((CAST(SYS_EXTRACT_UTC(SYSTIMESTAMP) AS DATE) - DATE '1970-01-01') * 86400000)",
   render(_strength, wait) {
     let suffix = "";
     if (wait.kind === "nowait") suffix = " NOWAIT";

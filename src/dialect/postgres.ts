@@ -18,6 +18,7 @@ export const postgresDialect: LockDialect = {
   supportsSkipLocked: true,
   timeoutStyle: "transaction",
   timeoutGranularityMs: 1,
+  nowMillis: "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint",
   render(strength, wait, alias) {
     const lock = (strength === "shared" ? " FOR SHARE" : " FOR UPDATE") + (alias ? ` OF ${alias}` : "");
     const suffix = wait.kind === "nowait" ? " NOWAIT" : wait.kind === "skip" ? " SKIP LOCKED" : "";

@@ -20,6 +20,7 @@ export const sqliteDialect: LockDialect = {
   supportsSkipLocked: false,
   timeoutStyle: "connection",
   timeoutGranularityMs: 1,
+  nowMillis: "CAST(ROUND((julianday('now') - 2440587.5) * 86400000) AS INTEGER)",
   render: () => ({ tableHint: "", clause: "" }),
   // NOWAIT is a busy timeout of 0: fail at once if another connection holds the write lock.
   waitPlan(wait) {

@@ -19,6 +19,7 @@ export const sqlserverDialect: LockDialect = {
   supportsSkipLocked: true,
   timeoutStyle: "connection",
   timeoutGranularityMs: 1,
+  nowMillis: "DATEDIFF_BIG(millisecond, '1970-01-01', SYSUTCDATETIME())",
   render(strength, wait) {
     const hints = strength === "shared" ? ["HOLDLOCK", "ROWLOCK"] : ["UPDLOCK", "HOLDLOCK", "ROWLOCK"];
     if (wait.kind === "nowait") hints.push("NOWAIT");

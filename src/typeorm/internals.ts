@@ -77,6 +77,7 @@ const REQUIRED: Array<[keyof Omit<TypeormInternals, "dataSourceClass">, string[]
   [
     "subjectExecutor",
     [
+      "execute",
       "executeInsertOperations",
       "executeUpdateOperations",
       "executeRemoveOperations",

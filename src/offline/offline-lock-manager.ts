@@ -1,0 +1,346 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import { randomBytes } from "node:crypto";
+import type { DataSource, ObjectLiteral } from "typeorm";
+import { dialectForType } from "../dialect";
+import {
+  AlreadyLockedError,
+  LockingConfigurationError,
+  OfflineLockLostError,
+  OfflineLockRequiredError,
+} from "../errors";
+import { installationOf } from "../installation";
+import { LockMode } from "../lock-mode";
+import { lockQuery } from "../lock-request";
+import { dataSourceOf, type SubjectExecutorLike, type SubjectLike } from "../typeorm/internals";
+import { addPreWriteCheck } from "../typeorm/pre-write-checks";
+import { OfflineLockRecord } from "./offline-lock-record";
+
+/**
+ * A held offline lock: pass it (or its `handle` string, e.g. kept in a session) to check, extend
+ * and release the lock, and to `runHolding` for writes that require it.
+ *
+ * @example
+ * ```ts
+ * const lock = await locks.tryLock("Order", 42, { owner: "kim", ttlMs: 300_000 });
+ * session.orderLock = lock.handle; // unguessable; the only way to act on the lock
+ * ```
+ */
+export interface OfflineLockHandle {
+  /** Unguessable id of this hold (128 random bits, hex). */
+  readonly handle: string;
+  readonly lockType: string;
+  readonly lockId: string;
+  readonly owner: string;
+  /**
+   * Rises every time the lock is taken: a downstream system that remembers the highest token it
+   * has seen can refuse a write carrying a lower one (a holder that paused past its expiry).
+   */
+  readonly fencingToken: number;
+  /** Expiry by the database's clock. */
+  readonly expiresAt: Date;
+}
+
+/**
+ * Options of {@link OfflineLockManager.tryLock}.
+ *
+ * @example
+ * ```ts
+ * await locks.tryLock("Order", id, { owner: user.email, ttlMs: 10 * 60_000 } satisfies TryLockOptions);
+ * ```
+ */
+export interface TryLockOptions {
+  /** Who takes the lock, shown to others in `AlreadyLockedError` (a user name or id). */
+  owner: string;
+  /** How long the lock lasts unless extended, in ms (a positive integer). */
+  ttlMs: number;
+}
+
+/**
+ * How a protected entity maps to its lock.
+ *
+ * @example
+ * ```ts
+ * locks.protect(OrderLine, { lockType: "Order", lockIdOf: (line: OrderLine) => line.orderId });
+ * ```
+ */
+export interface ProtectOptions<T> {
+  /** The lock type; default: the entity's name. */
+  lockType?: string;
+  /** The lock id of an entity; default: its primary key value(s), joined with ",". */
+  lockIdOf?: (entity: T) => string | number;
+}
+
+interface Protection {
+  lockType: string;
+  lockIdOf: (entity: ObjectLiteral) => string | number;
+}
+
+const MAX_TAKE_ATTEMPTS = 5;
+const held = new AsyncLocalStorage<readonly OfflineLockHandle[]>();
+const protections = new WeakMap<DataSource, Map<Function, Protection>>();
+
+/**
+ * Pessimistic offline locks (Fowler's Pessimistic Offline Lock): a lock on a resource that
+ * outlives a transaction, e.g. while an editor form is open for minutes. Stored in the
+ * application's database (table {@link OfflineLockRecord}), expiring by the database's clock, and
+ * acted on only through the unguessable handle `tryLock` returns.
+ *
+ * Exactly one of any number of concurrent `tryLock` calls wins: taking a lock is one conditional
+ * UPDATE (`... WHERE expires_at <= now`), which the database serializes on the row.
+ *
+ * @example
+ * ```ts
+ * const locks = new OfflineLockManager(dataSource).protect(Order);
+ * const lock = await locks.tryLock("Order", 42, { owner: "kim", ttlMs: 5 * 60_000 }); // or AlreadyLockedError
+ * // ... minutes later, the form is submitted:
+ * await locks.runHolding(lock, async () => {
+ *   const order = await orders.findOneByOrFail({ id: 42 });
+ *   order.address = form.address;
+ *   await orders.save(order); // refused (OfflineLockRequiredError) if the lock lapsed meanwhile
+ * });
+ * await locks.releaseLock(lock);
+ * ```
+ */
+export class OfflineLockManager {
+  constructor(private readonly dataSource: DataSource) {}
+
+  /**
+   * Takes the lock on `type`/`id` for `ttlMs`, if it is free or expired. Throws
+   * {@link AlreadyLockedError} naming the holder and expiry otherwise.
+   */
+  async tryLock(type: string, id: string | number, options: TryLockOptions): Promise<OfflineLockHandle> {
+    const lockType = nonEmpty(type, "tryLock() type");
+    const lockId = nonEmpty(String(id), "tryLock() id");
+    const owner = nonEmpty(options?.owner, "tryLock() owner");
+    const ttlMs = positiveMs(options?.ttlMs, "tryLock() ttlMs");
+    const handle = randomBytes(16).toString("hex");
+    const now = this.now();
+    const repository = this.repository();
+    for (let attempt = 1; attempt <= MAX_TAKE_ATTEMPTS; attempt++) {
+      // The row is created free once and kept forever, so the fencing token never restarts.
+      await repository
+        .createQueryBuilder()
+        .insert()
+        .into(OfflineLockRecord)
+        .values({ lockType, lockId, handle: null, owner: null, fencingToken: 0, expiresAt: 0 })
+        .orIgnore()
+        .execute();
+      const taken = await repository
+        .createQueryBuilder()
+        .update(OfflineLockRecord)
+        .set({ handle, owner, fencingToken: () => "fencing_token + 1", expiresAt: () => `${now} + ${ttlMs}` })
+        .where("lock_type = :lockType AND lock_id = :lockId", { lockType, lockId })
+        .andWhere(`expires_at <= ${now}`)
+        .execute();
+      if (taken.affected === 1) return this.checkLock(handle);
+      const current = await repository.findOneBy({ lockType, lockId });
+      if (current?.handle && current.owner !== null) {
+        const holder = await this.heldRecord(current.handle);
+        if (holder)
+          throw new AlreadyLockedError({
+            lockType,
+            lockId,
+            owner: holder.owner!,
+            expiresAt: new Date(holder.expiresAt),
+          });
+      }
+      // Released or expired between our UPDATE and our look: try again.
+    }
+    throw new AlreadyLockedError({ lockType, lockId, owner: "(contended)", expiresAt: new Date() });
+  }
+
+  /** The lock as it stands if `handle` still holds it; {@link OfflineLockLostError} if not. */
+  async checkLock(handle: OfflineLockHandle | string): Promise<OfflineLockHandle> {
+    const record = await this.heldRecord(handleOf(handle));
+    if (!record) throw this.lost(handle, "checkLock()");
+    return toHandle(record);
+  }
+
+  /** Moves the expiry to `ttlMs` from now (database clock); {@link OfflineLockLostError} if no longer held. */
+  async extendLock(handle: OfflineLockHandle | string, ttlMs: number): Promise<OfflineLockHandle> {
+    const ms = positiveMs(ttlMs, "extendLock() ttlMs");
+    const now = this.now();
+    const result = await this.repository()
+      .createQueryBuilder()
+      .update(OfflineLockRecord)
+      .set({ expiresAt: () => `${now} + ${ms}` })
+      .where("handle = :handle", { handle: handleOf(handle) })
+      .andWhere(`expires_at > ${now}`)
+      .execute();
+    if (result.affected !== 1) throw this.lost(handle, "extendLock()");
+    return this.checkLock(handle);
+  }
+
+  /**
+   * Frees the lock. {@link OfflineLockLostError} if the handle no longer held it: whatever was
+   * done under it after it lapsed was not protected.
+   */
+  async releaseLock(handle: OfflineLockHandle | string): Promise<void> {
+    const now = this.now();
+    const result = await this.repository()
+      .createQueryBuilder()
+      .update(OfflineLockRecord)
+      .set({ handle: null, owner: null, expiresAt: 0 })
+      .where("handle = :handle", { handle: handleOf(handle) })
+      .andWhere(`expires_at > ${now}`)
+      .execute();
+    if (result.affected !== 1) throw this.lost(handle, "releaseLock()");
+  }
+
+  /**
+   * Makes every update and removal of `entity` through the library require its offline lock:
+   * the write must run inside {@link runHolding} with a handle for that entity, and the handle
+   * must still hold, checked inside the save's transaction (the lock row is row-locked until
+   * commit, so it cannot be taken over between the check and the write). Inserts are not
+   * checked: a new entity has no lock yet. Needs `installLocking()` on the DataSource.
+   */
+  protect<T extends ObjectLiteral>(entity: new (...args: never[]) => T, options: ProtectOptions<T> = {}): this {
+    if (!installationOf(this.dataSource)) {
+      throw new LockingConfigurationError(
+        `OfflineLockManager.protect(${entity.name}): call installLocking(dataSource) first; the check runs in its save hooks.`,
+      );
+    }
+    const map = protections.get(this.dataSource) ?? new Map<Function, Protection>();
+    protections.set(this.dataSource, map);
+    map.set(entity, {
+      lockType: options.lockType ?? entity.name,
+      lockIdOf: (options.lockIdOf as Protection["lockIdOf"]) ?? primaryKeyOf(this.dataSource, entity),
+    });
+    addPreWriteCheck(requireHeldLocks);
+    return this;
+  }
+
+  /**
+   * Runs `work` holding `handle`: writes of protected entities inside it (awaited calls included)
+   * are checked against it. Nested calls add their handles to the outer ones.
+   */
+  runHolding<R>(handle: OfflineLockHandle, work: () => R): R {
+    return held.run([...(held.getStore() ?? []), handle], work);
+  }
+
+  private repository() {
+    if (!this.dataSource.hasMetadata(OfflineLockRecord)) {
+      throw new LockingConfigurationError(
+        "OfflineLockManager: the DataSource does not know OfflineLockRecord. Add it to `entities` and create " +
+          "its table (OfflineLockTableMigration in `migrations`, or synchronize).",
+      );
+    }
+    return this.dataSource.getRepository(OfflineLockRecord);
+  }
+
+  private now(): string {
+    return clockOf(this.dataSource);
+  }
+
+  private heldRecord(handle: string): Promise<OfflineLockRecord | null> {
+    return this.repository()
+      .createQueryBuilder("lock")
+      .where("lock.handle = :handle", { handle })
+      .andWhere(`lock.expires_at > ${this.now()}`)
+      .getOne();
+  }
+
+  private lost(handle: OfflineLockHandle | string, operation: string): OfflineLockLostError {
+    const known = typeof handle === "string" ? undefined : handle;
+    return new OfflineLockLostError({
+      handle: handleOf(handle),
+      lockType: known?.lockType ?? "(resource)",
+      lockId: known?.lockId ?? "",
+      operation,
+    });
+  }
+}
+
+/** The pre-write check `protect()` registers: every protected subject needs a held lock. */
+async function requireHeldLocks(executor: SubjectExecutorLike): Promise<void> {
+  const dataSource = dataSourceOf(executor.queryRunner);
+  const map = protections.get(dataSource);
+  if (!map) return;
+  const subjects: SubjectLike[] = [
+    ...executor.updateSubjects,
+    ...executor.removeSubjects,
+    ...executor.softRemoveSubjects,
+    ...executor.recoverSubjects,
+  ];
+  for (const subject of subjects) {
+    const protection = map.get(subject.metadata.target as Function);
+    if (!protection) continue;
+    const entity = subject.entity ?? subject.identifier;
+    if (!entity) continue;
+    const lockId = String(protection.lockIdOf(entity));
+    const refuse = (reason: string) =>
+      new OfflineLockRequiredError({
+        entityName: subject.metadata.name,
+        lockType: protection.lockType,
+        lockId,
+        reason,
+      });
+    const handle = (held.getStore() ?? []).find((h) => h.lockType === protection.lockType && h.lockId === lockId);
+    if (!handle) throw refuse("this write holds no handle for it (write inside runHolding(handle, ...))");
+    // Locked until this transaction ends: a take-over waits for our commit, then sees our expiry.
+    const record = await lockQuery(
+      executor.queryRunner.manager
+        .createQueryBuilder(OfflineLockRecord, "lock")
+        .where("lock.handle = :handle AND lock.lock_type = :lockType AND lock.lock_id = :lockId", {
+          handle: handle.handle,
+          lockType: protection.lockType,
+          lockId,
+        })
+        .andWhere(`lock.expires_at > ${clockOf(dataSource)}`),
+      LockMode.PESSIMISTIC_WRITE,
+    ).getOne();
+    if (!record) throw refuse("the handle no longer holds it (it expired, was released, or was taken over)");
+  }
+}
+
+function clockOf(dataSource: DataSource): string {
+  const dialect = installationOf(dataSource)?.serverDialect ?? dialectForType(String(dataSource.options.type));
+  if (!dialect) {
+    throw new LockingConfigurationError(
+      `OfflineLockManager: no clock expression for a "${String(dataSource.options.type)}" database.`,
+    );
+  }
+  return dialect.nowMillis;
+}
+
+function primaryKeyOf(dataSource: DataSource, entity: Function): (value: ObjectLiteral) => string {
+  return (value) => {
+    const metadata = dataSource.getMetadata(entity);
+    return metadata.primaryColumns.map((column) => String(column.getEntityValue(value))).join(",");
+  };
+}
+
+function toHandle(record: OfflineLockRecord): OfflineLockHandle {
+  return {
+    handle: record.handle!,
+    lockType: record.lockType,
+    lockId: record.lockId,
+    owner: record.owner!,
+    fencingToken: record.fencingToken,
+    expiresAt: new Date(record.expiresAt),
+  };
+}
+
+function handleOf(handle: OfflineLockHandle | string): string {
+  const value = typeof handle === "string" ? handle : handle?.handle;
+  if (typeof value !== "string" || value === "") {
+    throw new LockingConfigurationError(
+      "OfflineLockManager: pass the handle tryLock() returned (or its `handle` string).",
+    );
+  }
+  return value;
+}
+
+function nonEmpty(value: unknown, what: string): string {
+  if (typeof value !== "string" || value.trim() === "") {
+    throw new LockingConfigurationError(`${what} must be a non-empty string, got ${JSON.stringify(value)}.`);
+  }
+  return value;
+}
+
+function positiveMs(value: unknown, what: string): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0) {
+    throw new LockingConfigurationError(`${what} must be a positive whole number of ms, got ${String(value)}.`);
+  }
+  return value;
+}
