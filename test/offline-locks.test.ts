@@ -1,0 +1,185 @@
+/**
+ * The offline lock manager on every database: one winner among 20 connections racing for a lock,
+ * the handle's life (check, extend, release, expiry, take-over, fencing token), writes that
+ * require the lock, and the migration creating exactly the table the entity describes.
+ */
+import { DataSource, type DataSourceOptions } from "typeorm";
+import {
+  AlreadyLockedError,
+  installLocking,
+  LockingConfigurationError,
+  OFFLINE_LOCK_TABLE,
+  type OfflineLockHandle,
+  OfflineLockLostError,
+  OfflineLockManager,
+  OfflineLockRecord,
+  OfflineLockRequiredError,
+  OfflineLockTableMigration,
+} from "../src";
+import { Order, OrderLine } from "./fixtures/entities";
+import { closeAll, describeEachDatabase, openAlongside, openDataSources } from "./support/databases";
+
+const ENTITIES = [OfflineLockRecord, Order, OrderLine];
+const RACERS = 20;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describeEachDatabase((db) => {
+  let source: DataSource;
+  /** One DataSource per racer on SQLite (a DataSource is one connection there); one pool elsewhere. */
+  let racers: DataSource[];
+  let locks: OfflineLockManager;
+
+  beforeAll(async () => {
+    [source] = await openDataSources(db, ENTITIES, { extra: db.family === "sqlite" ? {} : { poolSize: RACERS } });
+    installLocking(source);
+    racers = [source];
+    if (db.family === "sqlite") while (racers.length < RACERS) racers.push(await openAlongside(source));
+    locks = new OfflineLockManager(source).protect(Order);
+  });
+  afterAll(() => closeAll(...racers));
+
+  let nextId = 1;
+  const resource = () => `doc-${nextId++}`;
+
+  it(`${RACERS} concurrent tryLock calls on ${RACERS} connections: exactly one handle, the others AlreadyLockedError naming the holder`, async () => {
+    const id = resource();
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: RACERS }, (_, i) =>
+        new OfflineLockManager(racers[i % racers.length]).tryLock("Document", id, {
+          owner: `user-${i}`,
+          ttlMs: 60_000,
+        }),
+      ),
+    );
+    const winners = outcomes.flatMap((o) => (o.status === "fulfilled" ? [o.value] : []));
+    const losers = outcomes.flatMap((o) => (o.status === "rejected" ? [o.reason] : []));
+    expect(winners).toHaveLength(1);
+    expect(losers).toHaveLength(RACERS - 1);
+    for (const loser of losers) {
+      expect(loser).toBeInstanceOf(AlreadyLockedError);
+      expect(loser).toMatchObject({ lockType: "Document", lockId: id, owner: winners[0].owner });
+      expect(loser.expiresAt.getTime()).toBe(winners[0].expiresAt.getTime());
+    }
+    expect(winners[0]).toMatchObject({ lockType: "Document", lockId: id, fencingToken: 1 });
+    expect(winners[0].handle).toMatch(/^[0-9a-f]{32}$/);
+  });
+
+  it("check, extend and release go by handle; a released lock is taken again with a higher fencing token", async () => {
+    const id = resource();
+    const first = await locks.tryLock("Document", id, { owner: "kim", ttlMs: 60_000 });
+    expect(await locks.checkLock(first.handle)).toEqual(first);
+    const extended = await locks.extendLock(first, 120_000);
+    expect(extended.expiresAt.getTime()).toBeGreaterThan(first.expiresAt.getTime());
+    await expect(locks.tryLock("Document", id, { owner: "lee", ttlMs: 60_000 })).rejects.toThrow(/locked by kim until/);
+
+    await locks.releaseLock(first);
+    await expect(locks.checkLock(first)).rejects.toThrow(OfflineLockLostError);
+    await expect(locks.releaseLock(first)).rejects.toThrow(OfflineLockLostError);
+    const second = await locks.tryLock("Document", id, { owner: "lee", ttlMs: 60_000 });
+    expect(second.fencingToken).toBe(first.fencingToken + 1);
+    expect(second.handle).not.toBe(first.handle);
+  });
+
+  it("an expired lock can be taken by someone else, and the old handle then fails check, extend and release", async () => {
+    const id = resource();
+    const stale = await locks.tryLock("Document", id, { owner: "kim", ttlMs: 200 });
+    await sleep(400);
+    const fresh = await locks.tryLock("Document", id, { owner: "lee", ttlMs: 60_000 });
+    expect(fresh.fencingToken).toBe(stale.fencingToken + 1);
+    await expect(locks.checkLock(stale)).rejects.toThrow(OfflineLockLostError);
+    await expect(locks.extendLock(stale, 60_000)).rejects.toThrow(OfflineLockLostError);
+    await expect(locks.releaseLock(stale)).rejects.toThrow(OfflineLockLostError);
+    expect(await locks.checkLock(fresh)).toMatchObject({ owner: "lee", fencingToken: fresh.fencingToken });
+  });
+
+  describe("writes of a protected entity require its lock", () => {
+    async function newOrder(): Promise<Order> {
+      return source.getRepository(Order).save({ address: "Old Street 1", status: "NEW" } as Order);
+    }
+    const orders = () => source.getRepository(Order);
+
+    it("without a handle the save fails before writing; with the held handle it succeeds", async () => {
+      const order = await newOrder();
+      order.address = "Unlocked Street";
+      await expect(orders().save(order)).rejects.toThrow(OfflineLockRequiredError);
+      expect(await orders().findOneByOrFail({ id: order.id })).toMatchObject({ address: "Old Street 1", version: 1 });
+
+      const lock = await locks.tryLock("Order", order.id, { owner: "kim", ttlMs: 60_000 });
+      const reloaded = await orders().findOneByOrFail({ id: order.id });
+      reloaded.address = "Locked Street";
+      await locks.runHolding(lock, () => orders().save(reloaded));
+      expect(await orders().findOneByOrFail({ id: order.id })).toMatchObject({ address: "Locked Street", version: 2 });
+      await locks.releaseLock(lock);
+    });
+
+    it("a handle for another order, or one that lapsed, does not let the save or the remove through", async () => {
+      const order = await newOrder();
+      const other = await newOrder();
+      const otherLock = await locks.tryLock("Order", other.id, { owner: "kim", ttlMs: 60_000 });
+      order.status = "PAID";
+      await expect(locks.runHolding(otherLock, () => orders().save(order))).rejects.toThrow(/holds no handle/);
+
+      const lapsed = await locks.tryLock("Order", order.id, { owner: "kim", ttlMs: 200 });
+      await sleep(400);
+      await expect(locks.runHolding(lapsed, () => orders().save(order))).rejects.toThrow(/no longer holds/);
+      await expect(locks.runHolding(lapsed, () => orders().remove(order))).rejects.toThrow(OfflineLockRequiredError);
+      expect(await orders().findOneByOrFail({ id: order.id })).toMatchObject({ status: "NEW", version: 1 });
+    });
+
+    it("inserts need no lock (a new entity has none yet)", async () => {
+      await expect(newOrder()).resolves.toMatchObject({ version: 1 });
+    });
+  });
+
+  it("bad input is refused with a clear error", async () => {
+    await expect(locks.tryLock("Document", "x", { owner: "kim", ttlMs: 0 })).rejects.toThrow(LockingConfigurationError);
+    await expect(locks.tryLock("", "x", { owner: "kim", ttlMs: 10 })).rejects.toThrow(
+      /type must be a non-empty string/,
+    );
+    await expect(locks.checkLock("")).rejects.toThrow(/pass the handle/);
+    const plain = await openAlongside(source);
+    try {
+      expect(() => new OfflineLockManager(plain).protect(Order)).toThrow(/installLocking/);
+    } finally {
+      await closeAll(plain);
+    }
+  });
+
+  it("the migration creates the table the entity describes (as synchronize would), and drops it again", async () => {
+    const migrated = new DataSource({
+      ...source.options,
+      synchronize: false,
+      dropSchema: false,
+      entities: [OfflineLockRecord],
+      migrations: [OfflineLockTableMigration],
+      migrationsTableName: "typeorm_locking_test_migrations",
+    } as DataSourceOptions);
+    racers.push(migrated);
+    await migrated.initialize();
+    const runner = migrated.createQueryRunner();
+    try {
+      const pendingAfter = async () =>
+        (await migrated.driver.createSchemaBuilder().log()).upQueries.map((q) => q.query);
+      // What TypeORM still wants to change after its own synchronize (TypeORM's type "mysql" on a
+      // MariaDB server re-declares nullable columns forever); the migration must leave the same.
+      await runner.dropTable(OFFLINE_LOCK_TABLE, true);
+      await migrated.synchronize();
+      const afterSynchronize = await pendingAfter();
+      if (db.name !== "mysql") expect(afterSynchronize).toEqual([]);
+      await runner.dropTable(OFFLINE_LOCK_TABLE, true);
+      await runner.dropTable("typeorm_locking_test_migrations", true);
+      await migrated.runMigrations();
+      expect(await pendingAfter()).toEqual(afterSynchronize);
+      const lock: OfflineLockHandle = await new OfflineLockManager(migrated).tryLock("Document", "m", {
+        owner: "kim",
+        ttlMs: 1000,
+      });
+      expect(lock.fencingToken).toBe(1);
+      await migrated.undoLastMigration();
+      expect(await runner.hasTable(OFFLINE_LOCK_TABLE)).toBe(false);
+      await migrated.synchronize(); // leave the table for the other tests of this file
+    } finally {
+      await runner.release();
+    }
+  });
+});
