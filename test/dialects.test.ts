@@ -74,10 +74,12 @@ describe("lock clauses", () => {
 });
 
 describe("bounded waits", () => {
-  it("PostgreSQL: transaction-local lock_timeout in ms, read first and restored", () => {
+  it("PostgreSQL: transaction-local lock_timeout in ms, read and set in one statement, restored", () => {
     const plan = postgresDialect.waitPlan(wait(1500))!;
-    expect(plan.readCurrent).toBe("SELECT current_setting('lock_timeout') AS value");
-    expect(plan.apply).toEqual(["SELECT set_config('lock_timeout', '1500ms', true)"]);
+    expect(plan.readCurrent).toBe(
+      "SELECT current_setting('lock_timeout') AS value, set_config('lock_timeout', '1500ms', true) AS applied",
+    );
+    expect(plan.apply).toEqual([]);
     expect(plan.restore("5s")).toEqual(["SELECT set_config('lock_timeout', '5s', true)"]);
     expect(plan.restore("it's")).toEqual(["SELECT set_config('lock_timeout', 'it''s', true)"]);
     expect(postgresDialect.waitPlan(NOWAIT)).toBeUndefined();

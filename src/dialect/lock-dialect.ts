@@ -45,14 +45,15 @@ export type TimeoutStyle =
 
 /**
  * The statements that bound one locking statement's wait, for dialects that use a setting.
- * `readCurrent` returns one row whose first column is the current value; `restore` puts it
- * back, after the locking statement, even when that statement failed.
+ * `readCurrent` returns one row whose first column is the current value (PostgreSQL's also sets
+ * the new one, saving a round trip; its `apply` is then empty); `restore` puts it back, after the
+ * locking statement, even when that statement failed.
  *
  * @example
  * ```ts
  * postgresDialect.waitPlan({ kind: "wait", ms: 1500 })
- * // { readCurrent: "SELECT current_setting('lock_timeout') AS value",
- * //   apply: ["SELECT set_config('lock_timeout', '1500ms', true)"],
+ * // { readCurrent: "SELECT current_setting('lock_timeout') AS value, set_config('lock_timeout', '1500ms', true) AS applied",
+ * //   apply: [],
  * //   restore: (v) => [`SELECT set_config('lock_timeout', '${v}', true)`] }
  * ```
  */

@@ -27,9 +27,11 @@ export const postgresDialect: LockDialect = {
   waitPlan(wait) {
     if (wait.kind !== "wait") return undefined;
     const ms = wait.ms;
+    // One round trip reads the old value and sets the new one: a target list is evaluated left
+    // to right, so `value` is the setting before set_config ran.
     return {
-      readCurrent: "SELECT current_setting('lock_timeout') AS value",
-      apply: [`SELECT set_config('lock_timeout', '${Math.ceil(ms)}ms', true)`],
+      readCurrent: `SELECT current_setting('lock_timeout') AS value, set_config('lock_timeout', '${Math.ceil(ms)}ms', true) AS applied`,
+      apply: [],
       restore: (previous) => [`SELECT set_config('lock_timeout', ${quote(previous)}, true)`],
     };
   },
