@@ -25,9 +25,14 @@ export function installPreWriteChecks(internals: TypeormInternals): void {
     internals.subjectExecutor,
     "execute",
     (original) =>
-      async function (this: SubjectExecutorLike, ...args: unknown[]) {
-        for (const check of checks) await check(this);
-        return original.apply(this, args);
+      function (this: SubjectExecutorLike, ...args: unknown[]) {
+        // No registered check (the common case): no extra await on every save's path.
+        if (checks.size === 0) return original.apply(this, args);
+        return runChecks(this).then(() => original.apply(this, args));
       },
   );
+}
+
+async function runChecks(executor: SubjectExecutorLike): Promise<void> {
+  for (const check of checks) await check(executor);
 }

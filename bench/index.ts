@@ -1,0 +1,205 @@
+/**
+ * `npm run bench`: what typeorm-locking costs beside plain TypeORM, measured in one run on the
+ * same machine and databases (embedded SQLite and PostgreSQL always; the machine's PostgreSQL and
+ * MariaDB when they answer). Prints Markdown to stdout, progress to stderr, and rewrites the
+ * results part of docs/benchmarks.md (and the plot beside it) unless --no-write.
+ *
+ *   npm run bench -- --rounds=7 --saves=300 --duration=1000 --clients=1,4,16,64 \
+ *                    --memory-saves=100000 --only=sqlite,postgres-embedded --no-write
+ */
+import { readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { dirname, join } from "node:path";
+import type { DataSource } from "typeorm";
+import { installLocking } from "../src";
+import { closeAll, type DatabaseName, openAlongside, StatementCounter } from "../test/support/databases";
+import { type ContentionMode, type ContentionRow, contend } from "./contention";
+import { BenchItem } from "./entities";
+import { singleClientSaves } from "./latency";
+import { lockWaits } from "./lock-wait";
+import { heapOverSaves, type MemoryResult } from "./memory";
+import {
+  contentionSvg,
+  contentionTable,
+  type DatabaseResults,
+  latencyTable,
+  lockWaitTable,
+  memoryTable,
+  statementsTable,
+} from "./report";
+import { openDataSources, serverVersion, startDatabases, stopDatabases, type TestDatabase } from "./setup";
+import { countStatements } from "./statements";
+import { progress } from "./stats";
+
+interface Options {
+  rounds: number;
+  saves: number;
+  durationMs: number;
+  clients: number[];
+  memorySaves: number;
+  only?: DatabaseName[];
+  write: boolean;
+}
+
+function parseOptions(argv: string[]): Options {
+  const value = (name: string) => argv.find((a) => a.startsWith(`--${name}=`))?.split("=")[1];
+  const number = (name: string, fallback: number) => {
+    const raw = value(name);
+    const parsed = raw === undefined ? fallback : Number(raw);
+    if (!Number.isFinite(parsed) || parsed < 0) throw new Error(`--${name} must be a non-negative number, got ${raw}`);
+    return parsed;
+  };
+  return {
+    rounds: number("rounds", 7),
+    saves: number("saves", 300),
+    durationMs: number("duration", 1000),
+    clients: (value("clients") ?? "1,4,16,64").split(",").map(Number),
+    memorySaves: number("memory-saves", 100_000),
+    only: value("only")?.split(",") as DatabaseName[] | undefined,
+    write: !argv.includes("--no-write"),
+  };
+}
+
+const ROOT = join(__dirname, "..");
+const DOC = join(ROOT, "docs", "benchmarks.md");
+const PLOT = "benchmarks-contention.svg";
+const START = "<!-- bench:results:start -->";
+const END = "<!-- bench:results:end -->";
+
+async function benchDatabase(db: TestDatabase, options: Options): Promise<DatabaseResults> {
+  const plainCounter = new StatementCounter();
+  const oursCounter = new StatementCounter();
+  const opened: DataSource[] = [];
+  // The schema's owner stays open throughout (on SQLite it is the database file's first user).
+  const [base] = await openDataSources(db, [BenchItem]);
+  const open = async (extra: Record<string, unknown>, installed: boolean) => {
+    const source = await openAlongside(base, extra);
+    opened.push(source);
+    return installed ? installLocking(source) : source;
+  };
+  try {
+    const plainLogged = await open({ logger: plainCounter, logging: true }, false);
+    const oursLogged = await open({ logger: oursCounter, logging: true }, true);
+    const result: DatabaseResults = { name: db.name, server: await serverVersion(plainLogged) };
+
+    progress(`${db.name}: statements per operation`);
+    result.statements = await countStatements(
+      { source: plainLogged, counter: plainCounter },
+      { source: oursLogged, counter: oursCounter },
+    );
+
+    progress(`${db.name}: single-client saves, ${options.rounds} rounds x ${options.saves}`);
+    const plain = await open({}, false);
+    const ours = await open({}, true);
+    result.latency = await singleClientSaves(plain, ours, { rounds: options.rounds, saves: options.saves });
+
+    progress(`${db.name}: lock-wait accuracy`);
+    const waiter = await open({}, true);
+    result.lockWaits = await lockWaits(ours, waiter, [0, 100, 1000], 3);
+    await closeAll(...opened.splice(0));
+
+    if (db.family !== "sqlite" && options.durationMs > 0) {
+      result.contention = [];
+      const pool = Math.max(...options.clients) + 2;
+      for (const [mode, installed] of [
+        ["optimistic + retry", true],
+        ["PESSIMISTIC_WRITE", true],
+        ["plain TypeORM", false],
+      ] as [ContentionMode, boolean][]) {
+        const source = await open({ poolSize: pool }, installed);
+        for (const rows of ["same row", "distinct rows"] as ContentionRow["rows"][]) {
+          for (const clients of options.clients) {
+            progress(`${db.name}: contention, ${mode}, ${rows}, ${clients} clients`);
+            result.contention.push(await contend(source, mode, clients, rows, options.durationMs));
+          }
+        }
+        await closeAll(...opened.splice(0));
+      }
+    }
+    return result;
+  } finally {
+    await closeAll(...opened, base);
+  }
+}
+
+function renderReport(
+  results: DatabaseResults[],
+  memory: MemoryResult | undefined,
+  used: string,
+  skipped: string,
+  options: Options,
+) {
+  // typeorm's `exports` hide its package.json from require(); read it beside its entry point.
+  const typeormVersion = JSON.parse(
+    readFileSync(join(dirname(require.resolve("typeorm")), "package.json"), "utf8"),
+  ).version;
+  const cpus = os.cpus();
+  const lines = [
+    `Measured ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC on ${cpus.length} x ${cpus[0]?.model ?? "CPU"}, ` +
+      `${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}, Node.js ${process.version}, TypeORM ${typeormVersion}.`,
+    `Databases: ${used}.${skipped ? ` Not used: ${skipped}.` : ""}`,
+    `Options: ${options.rounds} rounds x ${options.saves} saves, contention ${options.durationMs} ms per cell with ${options.clients.join("/")} clients, ${options.memorySaves} saves for memory.`,
+    "",
+    "### 1. Statements (= round trips) per operation, plain TypeORM / ours",
+    "",
+    statementsTable(results),
+    "",
+    "### 2. Single-client saves (median of rounds, min–max)",
+    "",
+    latencyTable(results),
+    "",
+    "### 3. Contention: N clients incrementing for a fixed time",
+    "",
+    `![committed updates per second against clients](${PLOT})`,
+    "",
+  ];
+  for (const r of results.filter((x) => x.contention?.length)) lines.push(`#### ${r.name}`, "", contentionTable(r), "");
+  lines.push("### 4. Lock-wait accuracy (3 rounds)", "", lockWaitTable(results), "");
+  if (memory)
+    lines.push(
+      `### 5. Heap over ${memory.saves} saves of ${1000} distinct rows (SQLite in memory)`,
+      "",
+      memoryTable(memory),
+      "",
+      `Growth: ${memory.growthMb.toFixed(1)} MB.`,
+      "",
+    );
+  return lines.join("\n");
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  const started = performance.now();
+  progress("starting databases (embedded PostgreSQL, probing the machine's servers)");
+  const { used, skipped } = await startDatabases(options.only);
+  const results: DatabaseResults[] = [];
+  let memory: MemoryResult | undefined;
+  try {
+    for (const db of used) results.push(await benchDatabase(db, options));
+    if (options.memorySaves > 0) {
+      progress(`memory: ${options.memorySaves} saves`);
+      memory = await heapOverSaves(options.memorySaves);
+    }
+  } finally {
+    await stopDatabases();
+  }
+  const usedText = results.map((r) => `${r.name} (${r.server})`).join(", ");
+  const skippedText = skipped.map((s) => `${s.name} (${s.reason.split("\n")[0]})`).join(", ");
+  const report = renderReport(results, memory, usedText, skippedText, options);
+  process.stdout.write(`${report}\n`);
+  if (options.write) {
+    const doc = readFileSync(DOC, "utf8");
+    const [before, rest] = doc.split(START);
+    const after = rest?.split(END)[1];
+    if (after === undefined) throw new Error(`${DOC} lacks the ${START} / ${END} markers`);
+    writeFileSync(DOC, `${before}${START}\n${report}\n${END}${after}`);
+    writeFileSync(join(ROOT, "docs", PLOT), contentionSvg(results));
+    progress(`wrote docs/benchmarks.md and docs/${PLOT}`);
+  }
+  progress(`done in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
