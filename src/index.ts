@@ -7,6 +7,7 @@
  * ```
  * @packageDocumentation
  */
+export { OptimisticLockExcluded, VersionedBy } from "./aggregate";
 export { assertVersion } from "./assert-version";
 export {
   galeraDialect,

@@ -1,6 +1,7 @@
 import type { DataSource } from "typeorm";
 import { LockingConfigurationError } from "./errors";
 import { type Installation, installationOf, type LockingOptions, recordInstallation } from "./installation";
+import { prepareAggregates } from "./typeorm/aggregate-versions";
 import { translateLockErrors } from "./typeorm/error-translation";
 import { typeormInternals } from "./typeorm/internals";
 import { installPersistenceHooks } from "./typeorm/persistence-hooks";
@@ -51,6 +52,7 @@ function activate(dataSource: DataSource, installation: Installation): void {
   attachSubscriber(dataSource);
   translateLockErrors(dataSource);
   for (const metadata of dataSource.entityMetadatas) installation.policies.of(metadata);
+  prepareAggregates(dataSource, installation);
 }
 
 function activateAfterInitialize(dataSource: DataSource): void {

@@ -17,9 +17,11 @@ export interface SubjectLike {
   entity?: ObjectLiteral;
   databaseEntity?: ObjectLiteral;
   identifier?: ObjectLiteral;
-  changeMaps: Array<{ column?: ColumnMetadata }>;
+  changeMaps: Array<{ column?: ColumnMetadata; relation?: { propertyPath: string }; value?: unknown }>;
   /** Whether TypeORM looked the row up (true even when it found none). */
   databaseEntityLoaded?: boolean;
+  /** The subject whose save made this one (cascades, orphan fix-ups, junction rows). */
+  parentSubject?: SubjectLike;
 }
 
 /** TypeORM's `SubjectExecutor`: runs the writes of one `save()`/`remove()`. */

@@ -11,6 +11,7 @@
 import type { ObjectLiteral } from "typeorm";
 import { installationOf } from "../installation";
 import { rememberLoadedVersion } from "../loaded-versions";
+import { onlyExcludedChanges } from "./aggregate-versions";
 import {
   dataSourceOf,
   type ExpressionMapLike,
@@ -199,6 +200,12 @@ function guardSubjects(executor: SubjectExecutorLike, subjects: SubjectLike[], o
     if (inserted.has(subject)) continue;
     const policy = installation.policies.of(subject.metadata);
     if (!policy) continue;
+    if (operation === "update" && onlyExcludedChanges(subject)) {
+      // @OptimisticLockExcluded: neither checked nor bumped (TypeORM would add version + 1).
+      const escaped = dataSourceOf(executor.queryRunner).driver.escape(policy.column.databaseName);
+      subject.changeMaps.push({ column: policy.column, value: () => escaped });
+      continue;
+    }
     const guard = guardSubject(subject, policy, operation);
     if (guard && subject.identifier) guardsBySubjectId.set(subject.identifier, guard);
   }

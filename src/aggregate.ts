@@ -1,0 +1,103 @@
+/**
+ * Aggregate membership: which entities belong to which versioned root, and which properties do
+ * not count as changes. The root's version then moves with every change inside the aggregate.
+ */
+import { LockingConfigurationError } from "./errors";
+
+/** How a member entity reaches its root: the relation properties to follow, in order. */
+export interface AggregateLink {
+  /** The entity one step up: the root itself or another member. */
+  parent: () => Function;
+  /** Relation properties from the member to `parent` (`["order"]`, `["line", "order"]`). */
+  path: string[];
+}
+
+const links = new Map<Function, AggregateLink>();
+const excluded = new Map<Function, Set<string>>();
+
+/**
+ * Declares an entity a member of an aggregate whose root (or a member above it) is `parent`:
+ * every insert, update or removal of it, every orphan and many-to-many link change, bumps the
+ * top root's version once per flush, guarded by the version the root was loaded with. A stale
+ * root fails the flush with `OptimisticLockError`, and nothing of it is written.
+ *
+ * `path` follows many-to-one / one-to-one relations from this entity to `parent`; it is read once
+ * (on a recording proxy), so it must only access properties. Checked at `installLocking()`: the
+ * top root must be `@Versioned()` (or a checked `@VersionColumn`), each step a relation, no cycles.
+ *
+ * @example
+ * ```ts
+ * @Entity()
+ * @VersionedBy(() => Order, (line) => line.order)
+ * class OrderLine {
+ *   @ManyToOne(() => Order, (order) => order.lines) order!: Order;
+ * }
+ * ```
+ */
+export function VersionedBy<T>(parent: () => Function, path: (member: T) => unknown): ClassDecorator {
+  return (target) => {
+    if (typeof parent !== "function" || typeof path !== "function") {
+      throw new LockingConfigurationError(
+        `@VersionedBy on ${target.name}: pass the parent entity and the path to it, e.g. @VersionedBy(() => Order, (line) => line.order).`,
+      );
+    }
+    links.set(target, { parent, path: recordPath(target.name, path) });
+  };
+}
+
+/**
+ * Leaves a property out of optimistic locking, as Hibernate's `@OptimisticLock(excluded = true)`:
+ * a save that changes only excluded properties neither bumps nor checks the version (of the
+ * entity, or of its aggregate root). Use it for counters and caches nobody edits by hand.
+ *
+ * @example
+ * ```ts
+ * @OptimisticLockExcluded() @Column({ default: 0 }) viewCount!: number;
+ * ```
+ */
+export function OptimisticLockExcluded(): PropertyDecorator {
+  return (prototype, property) => {
+    const target = prototype.constructor;
+    const set = excluded.get(target) ?? new Set<string>();
+    set.add(String(property));
+    excluded.set(target, set);
+  };
+}
+
+/** The aggregate link declared on an entity class (or a parent class), if any. */
+export function aggregateLinkOf(target: Function): AggregateLink | undefined {
+  for (let c: unknown = target; typeof c === "function" && c !== Function.prototype; c = Object.getPrototypeOf(c)) {
+    const link = links.get(c as Function);
+    if (link) return link;
+  }
+  return undefined;
+}
+
+/** Whether a property of an entity class is excluded from optimistic locking. */
+export function isLockExcluded(target: Function, property: string): boolean {
+  for (let c: unknown = target; typeof c === "function" && c !== Function.prototype; c = Object.getPrototypeOf(c)) {
+    if (excluded.get(c as Function)?.has(property)) return true;
+  }
+  return false;
+}
+
+function recordPath(entityName: string, path: (member: never) => unknown): string[] {
+  const steps: string[] = [];
+  const recorder: object = new Proxy(
+    {},
+    {
+      get: (_target, property) => {
+        if (typeof property === "symbol") return undefined;
+        steps.push(property);
+        return recorder;
+      },
+    },
+  );
+  path(recorder as never);
+  if (steps.length === 0) {
+    throw new LockingConfigurationError(
+      `@VersionedBy on ${entityName}: the path must follow a relation, e.g. (line) => line.order.`,
+    );
+  }
+  return steps;
+}
