@@ -66,19 +66,23 @@ export function OptimisticLockExcluded(): PropertyDecorator {
 
 /** The aggregate link declared on an entity class (or a parent class), if any. */
 export function aggregateLinkOf(target: Function): AggregateLink | undefined {
-  for (let c: unknown = target; typeof c === "function" && c !== Function.prototype; c = Object.getPrototypeOf(c)) {
-    const link = links.get(c as Function);
-    if (link) return link;
-  }
-  return undefined;
+  return classChain(target)
+    .map((c) => links.get(c))
+    .find((link) => link !== undefined);
 }
 
-/** Whether a property of an entity class is excluded from optimistic locking. */
+/** Whether a property of an entity class (or a parent class) is excluded from optimistic locking. */
 export function isLockExcluded(target: Function, property: string): boolean {
+  return classChain(target).some((c) => excluded.get(c)?.has(property));
+}
+
+/** The class and its parent classes, nearest first: decorators on a base entity apply to subclasses. */
+function classChain(target: Function): Function[] {
+  const chain: Function[] = [];
   for (let c: unknown = target; typeof c === "function" && c !== Function.prototype; c = Object.getPrototypeOf(c)) {
-    if (excluded.get(c as Function)?.has(property)) return true;
+    chain.push(c as Function);
   }
-  return false;
+  return chain;
 }
 
 function recordPath(entityName: string, path: (member: never) => unknown): string[] {
