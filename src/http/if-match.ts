@@ -86,9 +86,11 @@ export function ifMatchHolds(ifMatch: IfMatch, currentVersion: number | undefine
     case "invalid":
       return false;
     case "tags":
-      return (
-        currentVersion !== undefined &&
-        ifMatch.tags.some((tag) => !tag.weak && versionOfETag(`"${tag.opaque}"`) === currentVersion)
-      );
+      return currentVersion !== undefined && ifMatch.tags.some((tag) => versionOfTag(tag) === currentVersion);
   }
+}
+
+/** The version a listed tag names, or `undefined` for a weak or foreign one (neither ever matches). */
+export function versionOfTag(tag: EntityTag): number | undefined {
+  return tag.weak ? undefined : versionOfETag(`"${tag.opaque}"`);
 }

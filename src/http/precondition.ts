@@ -1,8 +1,7 @@
 import type { ObjectLiteral } from "typeorm";
 import { heldVersionOf } from "../assert-version";
 import { PreconditionRequiredError, StaleVersionError } from "../errors";
-import { versionOfETag } from "./etag";
-import { type IfMatch, ifMatchHolds, parseIfMatch } from "./if-match";
+import { type IfMatch, ifMatchHolds, parseIfMatch, versionOfTag } from "./if-match";
 
 /**
  * Evaluates `If-Match` against a freshly loaded entity, before anything is changed: throws
@@ -33,8 +32,8 @@ export function checkIfMatch(
     return;
   }
   if (ifMatchHolds(ifMatch, version)) return;
-  const named = ifMatch.kind === "tags" ? ifMatch.tags.filter((tag) => !tag.weak) : [];
-  const expectedVersion = named.map((tag) => versionOfETag(`"${tag.opaque}"`)).find((v) => v !== undefined) ?? -1;
+  const named = ifMatch.kind === "tags" ? ifMatch.tags.map(versionOfTag) : [];
+  const expectedVersion = named.find((v) => v !== undefined) ?? -1;
   throw new StaleVersionError({
     entityName,
     id,

@@ -1,7 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { randomBytes } from "node:crypto";
 import type { DataSource, ObjectLiteral } from "typeorm";
-import { dialectForType } from "../dialect";
 import {
   AlreadyLockedError,
   LockingConfigurationError,
@@ -11,6 +10,7 @@ import {
 import { installationOf } from "../installation";
 import { LockMode } from "../lock-mode";
 import { lockQuery } from "../lock-request";
+import { knownDialectOf } from "../typeorm/error-translation";
 import { dataSourceOf, type SubjectExecutorLike, type SubjectLike } from "../typeorm/internals";
 import { addPreWriteCheck } from "../typeorm/pre-write-checks";
 import { OfflineLockRecord } from "./offline-lock-record";
@@ -294,7 +294,7 @@ async function requireHeldLocks(executor: SubjectExecutorLike): Promise<void> {
 }
 
 function clockOf(dataSource: DataSource): string {
-  const dialect = installationOf(dataSource)?.serverDialect ?? dialectForType(String(dataSource.options.type));
+  const dialect = knownDialectOf(dataSource);
   if (!dialect) {
     throw new LockingConfigurationError(
       `OfflineLockManager: no clock expression for a "${String(dataSource.options.type)}" database.`,

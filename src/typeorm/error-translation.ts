@@ -80,6 +80,13 @@ async function explainedFailure(
  */
 export function lockFailureOf(dataSource: DataSource, error: unknown): PessimisticLockError | undefined {
   if (error instanceof PessimisticLockError) return error;
-  const dialect = installationOf(dataSource)?.serverDialect ?? dialectForType(String(dataSource.options.type));
-  return dialect?.classifyError(error);
+  return knownDialectOf(dataSource)?.classifyError(error);
+}
+
+/**
+ * The dialect as far as it is known without asking the server: the detected one once a lock or a
+ * failure asked (MySQL vs MariaDB vs Galera), else the driver type's.
+ */
+export function knownDialectOf(dataSource: DataSource): LockDialect | undefined {
+  return installationOf(dataSource)?.serverDialect ?? dialectForType(String(dataSource.options.type));
 }
