@@ -47,7 +47,7 @@ describe("lock clauses", () => {
     [oracleDialect, "exclusive", wait(2500), " FOR UPDATE WAIT 3"],
     [sqliteDialect, "exclusive", wait(100), ""],
   ] as const)("%s %s %j -> %j", (dialect, strength, w, clause) => {
-    expect(dialect.render(strength, w)).toEqual({ tableHint: "", clause });
+    expect(dialect.render(strength, w)).toMatchObject({ tableHint: "", clause });
   });
 
   it("PostgreSQL locks only the queried entity's rows, not joined ones", () => {
@@ -74,15 +74,16 @@ describe("lock clauses", () => {
 });
 
 describe("bounded waits", () => {
-  it("PostgreSQL: transaction-local lock_timeout in ms, read and set in one statement, restored", () => {
-    const plan = postgresDialect.waitPlan(wait(1500))!;
-    expect(plan.readCurrent).toBe(
-      "SELECT current_setting('lock_timeout') AS value, set_config('lock_timeout', '1500ms', true) AS applied",
-    );
-    expect(plan.apply).toEqual([]);
-    expect(plan.restore("5s")).toEqual(["SELECT set_config('lock_timeout', '5s', true)"]);
-    expect(plan.restore("it's")).toEqual(["SELECT set_config('lock_timeout', 'it''s', true)"]);
-    expect(postgresDialect.waitPlan(NOWAIT)).toBeUndefined();
+  it("PostgreSQL: the locking statement sets lock_timeout in ms, locks, and restores it, all in one statement", () => {
+    const rendering = postgresDialect.render("exclusive", wait(1500.2), '"o"');
+    expect(rendering.clause).toBe(' FOR UPDATE OF "o"');
+    expect(postgresDialect.waitPlan(wait(1500))).toBeUndefined();
+    const sql = rendering.boundStatement!('SELECT "o"."id" FROM "order" "o" FOR UPDATE OF "o"');
+    expect(sql).toContain("set_config('lock_timeout', '1501ms', true)");
+    expect(sql).toContain('(SELECT "o"."id" FROM "order" "o" FOR UPDATE OF "o") "_tl_locked"');
+    expect(sql).toMatch(/^WITH .*set_config\('lock_timeout', \(SELECT "value" FROM "_tl_before"\), true\)/);
+    expect(postgresDialect.render("exclusive", NOWAIT).boundStatement).toBeUndefined();
+    expect(postgresDialect.render("exclusive", DEFAULT).boundStatement).toBeUndefined();
   });
 
   it("MySQL: session innodb_lock_wait_timeout in whole seconds, rounded up, restored", () => {

@@ -532,6 +532,63 @@ describeEachDatabase((db) => {
       else expect(after).toBe(before);
     });
 
+    /** Sets the wait setting the way an application would, before our locked read. */
+    const setSql = (value: number) =>
+      db.family === "postgres"
+        ? `SET LOCAL lock_timeout = '${value}ms'`
+        : db.family === "sqlite"
+          ? `PRAGMA busy_timeout = ${value}`
+          : `SET SESSION innodb_lock_wait_timeout = ${value}`;
+
+    it("a value the application set before the locked read is the value it reads after, even when no row matched", async () => {
+      const id = await account();
+      await one.transaction(async (m) => {
+        const baseline = Number(await read(m));
+        await m.query(setSql(7));
+        const before = await read(m);
+        expect(before).toMatch(/^7/);
+        await m.findOne(Account, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout: 1500 }) });
+        expect(await read(m)).toBe(before);
+        const none = await m.findOne(Account, {
+          where: { id: -1 },
+          ...withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout: 1500 }),
+        });
+        expect(none).toBeNull();
+        expect(await read(m)).toBe(before);
+        if (db.family !== "postgres") await m.query(setSql(baseline)); // a session value outlives the transaction
+      });
+    });
+
+    it("a bounded locked read returns the rows, in order, and relations that the unbounded one does", async () => {
+      const orders = one.getRepository(Order);
+      const ids: number[] = [];
+      for (const address of ["x", "y", "z"]) {
+        const saved = await orders.save(
+          orders.create({ address, status: "BOUND", lines: [{ product: address, quantity: 1 }] }),
+        );
+        ids.push(saved.id);
+      }
+      const find = (m: EntityManager, options: LockOptions) =>
+        m.find(Order, {
+          where: ids.map((id) => ({ id })),
+          relations: { lines: true },
+          order: { id: "DESC" },
+          ...withLockMode(LockMode.PESSIMISTIC_WRITE, options),
+        });
+      const [plain, bounded, first] = await one.transaction(async (m) => [
+        await find(m, {}),
+        await find(m, { timeout: 1500 }),
+        await m.findOne(Order, {
+          where: { id: ids[1] },
+          relations: { lines: true },
+          ...withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout: 1500 }),
+        }),
+      ]);
+      expect(plain.map((o) => o.id)).toEqual([...ids].reverse());
+      expect(bounded).toEqual(plain);
+      expect(first).toMatchObject({ id: ids[1], address: "y", lines: [{ product: "y" }] });
+    });
+
     it("every pooled connection afterwards reads the server default", async () => {
       const baseline = await read(two.manager);
       const runners = [0, 1, 2, 3].map(() => one.createQueryRunner());

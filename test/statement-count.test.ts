@@ -3,7 +3,7 @@
  * same save, and drops TypeORM's version re-read where there is no RETURNING.
  */
 import type { DataSource, EntityManager, ObjectLiteral } from "typeorm";
-import { installLocking, updateVersioned } from "../src";
+import { installLocking, LockMode, updateVersioned, withLockMode } from "../src";
 import { ALL_ENTITIES, LegacyOrder, Order } from "./fixtures/entities";
 import { closeAll, describeEachDatabase, openDataSources, StatementCounter } from "./support/databases";
 
@@ -13,6 +13,13 @@ const EXPECTED = {
   mysql: { save: [5, 4], saveInTransaction: [3, 2], remove: [4, 4] },
   sqlite: { save: [5, 4], saveInTransaction: [3, 2], remove: [4, 4] },
 } as const;
+
+/**
+ * Statements of one PESSIMISTIC_WRITE read: [no timeout, 1500 ms timeout]. PostgreSQL and
+ * MariaDB bound the wait inside the locking statement; SQLite reads, sets and restores
+ * busy_timeout around its write lock (a local file: no network round trip).
+ */
+const LOCKED_READ = { postgres: [1, 1], mysql: [1, 1], sqlite: [2, 5] } as const;
 
 describeEachDatabase((db) => {
   const plainCounter = new StatementCounter();
@@ -87,6 +94,24 @@ describeEachDatabase((db) => {
       await repo.remove(loaded);
       expect(counter.count).toBe(count);
     }
+  });
+
+  it("a timeout adds no statement to a pessimistic read on PostgreSQL and MariaDB", async () => {
+    const repo = locked.getRepository(Order);
+    const { id } = await repo.save(repo.create({ address: "A", status: "NEW" }));
+    const countRead = (timeout?: number) =>
+      locked.transaction(async (manager) => {
+        await manager.findOneBy(Order, { id }); // the first lock asks a MySQL-family server what it is
+        lockedCounter.reset();
+        const order = await manager.findOne(Order, {
+          where: { id },
+          ...withLockMode(LockMode.PESSIMISTIC_WRITE, timeout === undefined ? {} : { timeout }),
+        });
+        expect(order).toMatchObject({ id });
+        return lockedCounter.count;
+      });
+    await countRead(); // warm: server detection happens once per DataSource
+    expect([await countRead(), await countRead(1500)]).toEqual(LOCKED_READ[db.family]);
   });
 
   it("updateVersioned() is exactly one statement", async () => {

@@ -36,25 +36,25 @@ export type WaitPolicy = { kind: "default" } | { kind: "nowait" } | { kind: "ski
  * ```
  */
 export type TimeoutStyle =
-  /** A clause of the locking statement itself (MariaDB, Oracle `WAIT n`): nothing to restore. */
+  /**
+   * The locking statement bounds its own wait: a clause (MariaDB, Oracle `WAIT n`), or a setting
+   * changed and put back inside that one statement (PostgreSQL). No extra round trip.
+   */
   | "statement"
-  /** A setting that ends with the transaction (PostgreSQL `set_config(.., true)`). */
-  | "transaction"
   /** A setting of the connection, read before and restored after (MySQL, SQLite, SQL Server). */
   | "connection";
 
 /**
- * The statements that bound one locking statement's wait, for dialects that use a setting.
- * `readCurrent` returns one row whose first column is the current value (PostgreSQL's also sets
- * the new one, saving a round trip; its `apply` is then empty); `restore` puts it back, after the
- * locking statement, even when that statement failed.
+ * The statements that bound one locking statement's wait, for dialects that use a connection
+ * setting. `readCurrent` returns one row whose first column is the current value; `apply` sets
+ * the bound; `restore` puts the old value back, after the locking statement, even when it failed.
  *
  * @example
  * ```ts
- * postgresDialect.waitPlan({ kind: "wait", ms: 1500 })
- * // { readCurrent: "SELECT current_setting('lock_timeout') AS value, set_config('lock_timeout', '1500ms', true) AS applied",
- * //   apply: [],
- * //   restore: (v) => [`SELECT set_config('lock_timeout', '${v}', true)`] }
+ * mysqlDialect.waitPlan({ kind: "wait", ms: 1500 })
+ * // { readCurrent: "SELECT @@SESSION.innodb_lock_wait_timeout AS value",
+ * //   apply: ["SET SESSION innodb_lock_wait_timeout = 2"],
+ * //   restore: (v) => [`SET SESSION innodb_lock_wait_timeout = ${v}`] }
  * ```
  */
 export interface TimeoutPlan {
@@ -76,6 +76,12 @@ export interface LockRendering {
   tableHint: string;
   /** Appended to the end of the SELECT (`" FOR UPDATE NOWAIT"`), else `""`. */
   clause: string;
+  /**
+   * Rewrites the whole locking SELECT (clause included) into one statement that bounds its own
+   * wait, for a bound that is a setting (PostgreSQL's `lock_timeout`): set, lock, put back, with
+   * no round trip of its own. Absent when the clause alone is enough.
+   */
+  boundStatement?(sql: string): string;
 }
 
 /**

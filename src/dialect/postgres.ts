@@ -3,8 +3,9 @@ import { driverErrorOf, type LockDialect } from "./lock-dialect";
 
 /**
  * PostgreSQL (and the postgres wire family): `FOR SHARE` / `FOR UPDATE`, `NOWAIT`, `SKIP LOCKED`,
- * and `lock_timeout` in ms set with `set_config(.., is_local => true)`, so it ends with the
- * transaction even if the restore never runs. Any error aborts the whole transaction.
+ * and a wait of N ms bounded by `lock_timeout`, which the locking statement sets, uses and puts
+ * back itself (see {@link boundByLockTimeout}): no round trip beyond the SELECT. Any error aborts
+ * the whole transaction.
  *
  * @example
  * ```ts
@@ -16,25 +17,18 @@ export const postgresDialect: LockDialect = {
   supportsSharedLock: true,
   supportsNoWait: true,
   supportsSkipLocked: true,
-  timeoutStyle: "transaction",
+  timeoutStyle: "statement",
   timeoutGranularityMs: 1,
   nowMillis: "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint",
   render(strength, wait, alias) {
     const lock = (strength === "shared" ? " FOR SHARE" : " FOR UPDATE") + (alias ? ` OF ${alias}` : "");
     const suffix = wait.kind === "nowait" ? " NOWAIT" : wait.kind === "skip" ? " SKIP LOCKED" : "";
-    return { tableHint: "", clause: lock + suffix };
+    const rendering = { tableHint: "", clause: lock + suffix };
+    if (wait.kind !== "wait") return rendering;
+    const ms = Math.max(1, Math.ceil(wait.ms));
+    return { ...rendering, boundStatement: (sql: string) => boundByLockTimeout(sql, ms) };
   },
-  waitPlan(wait) {
-    if (wait.kind !== "wait") return undefined;
-    const ms = wait.ms;
-    // One round trip reads the old value and sets the new one: a target list is evaluated left
-    // to right, so `value` is the setting before set_config ran.
-    return {
-      readCurrent: `SELECT current_setting('lock_timeout') AS value, set_config('lock_timeout', '${Math.ceil(ms)}ms', true) AS applied`,
-      apply: [],
-      restore: (previous) => [`SELECT set_config('lock_timeout', ${quote(previous)}, true)`],
-    };
-  },
+  waitPlan: () => undefined,
   lockStatement: () => undefined,
   classifyError(error) {
     const code = driverErrorOf(error)?.code;
@@ -46,6 +40,31 @@ export const postgresDialect: LockDialect = {
   },
 };
 
-function quote(value: string): string {
-  return `'${value.replace(/'/g, "''")}'`;
+/**
+ * One statement that sets `lock_timeout`, runs the locking SELECT under it and restores the old
+ * value, in that order whatever the planner does, because each step reads the one before it:
+ * - `_tl_bound` reads `_tl_before`, so the old value is read before the new one is set;
+ * - the locking SELECT sits behind a one-time filter on `_tl_bound`, so it starts after the set
+ *   (PostgreSQL reads `lock_timeout` when a wait begins, so a mid-statement set is honoured);
+ * - `_tl_after` counts every locked row before it restores, and the outer one-time filter runs
+ *   it before the first row is returned, also when no row matched.
+ * MATERIALIZED (PostgreSQL 12+) keeps each step evaluated once; the locked rows are read back
+ * from their materialized CTE in the order the SELECT produced them. A failed wait aborts the
+ * transaction (or the savepoint), and `set_config(.., true)` dies with it.
+ *
+ * @example
+ * ```ts
+ * boundByLockTimeout('SELECT "o"."id" FROM "order" "o" WHERE "o"."id" = $1 FOR UPDATE OF "o"', 500);
+ * // WITH "_tl_before" AS MATERIALIZED (...), ... SELECT "_tl_rows".* FROM "_tl_rows" WHERE ...
+ * ```
+ */
+export function boundByLockTimeout(lockingSelect: string, ms: number): string {
+  return (
+    `WITH "_tl_before" AS MATERIALIZED (SELECT current_setting('lock_timeout') AS "value"), ` +
+    `"_tl_bound" AS MATERIALIZED (SELECT set_config('lock_timeout', '${ms}ms', true) AS "value" FROM "_tl_before"), ` +
+    `"_tl_rows" AS MATERIALIZED (SELECT * FROM (${lockingSelect}) "_tl_locked" WHERE (SELECT count(*) FROM "_tl_bound") = 1), ` +
+    `"_tl_after" AS MATERIALIZED (SELECT set_config('lock_timeout', (SELECT "value" FROM "_tl_before"), true) AS "value" ` +
+    `FROM (SELECT count(*) FROM "_tl_rows") "_tl_all") ` +
+    `SELECT "_tl_rows".* FROM "_tl_rows" WHERE (SELECT count(*) FROM "_tl_after") = 1`
+  );
 }

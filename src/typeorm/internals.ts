@@ -92,7 +92,7 @@ const REQUIRED: Array<[keyof Omit<TypeormInternals, "dataSourceClass">, string[]
   ["softDeleteQueryBuilder", ["whereEntity", "execute"]],
   ["deleteQueryBuilder", ["where", "execute"]],
   ["returningUpdator", ["update"]],
-  ["selectQueryBuilder", ["executeEntitiesAndRawResults", "createLockExpression"]],
+  ["selectQueryBuilder", ["executeEntitiesAndRawResults", "createLockExpression", "getQuery"]],
   ["entityPersistExecutor", ["execute"]],
   ["queryExpressionMap", ["clone"]],
   ["entityManager", ["transaction"]],

@@ -73,7 +73,7 @@ export async function runLockedSelect(
   assertHonoured(dialect, mode, wait, metadata);
   assertLocksExclude(dialect, installation, mode, metadata);
   const plan = dialect.waitPlan(wait);
-  const result = await withWaitBound(queryRunner, dialect, plan, async () => {
+  const result = await withWaitBound(queryRunner, plan, async () => {
     const lockStatement = dialect.lockStatement(strength, metadata.tablePath, metadata.primaryColumns[0].databaseName);
     if (lockStatement) await queryRunner.query(lockStatement);
     return select.run(dialect.render(strength, wait, select.alias));
@@ -120,7 +120,6 @@ function assertLocksExclude(
 /** Applies a wait bound, runs the statement, and restores the setting even when it failed. */
 async function withWaitBound<T>(
   queryRunner: QueryRunner,
-  dialect: LockDialect,
   plan: TimeoutPlan | undefined,
   work: () => Promise<T>,
 ): Promise<T> {
@@ -132,28 +131,21 @@ async function withWaitBound<T>(
   try {
     result = await work();
   } catch (error) {
-    await restoreSetting(queryRunner, dialect, plan, previous, error);
+    await restoreSetting(queryRunner, plan, previous);
     throw error;
   }
-  await restoreSetting(queryRunner, dialect, plan, previous, undefined);
+  await restoreSetting(queryRunner, plan, previous);
   return result;
 }
 
 /**
- * Puts the setting back. A transaction-scoped setting dies with a failed (aborted) transaction;
- * anything else must not go back to the pool silently changed, so a failed restore is loud.
+ * Puts the connection setting back. It must not go back to the pool silently changed, so a
+ * failed restore is loud.
  */
-async function restoreSetting(
-  queryRunner: QueryRunner,
-  dialect: LockDialect,
-  plan: TimeoutPlan,
-  previous: string,
-  failure: unknown,
-): Promise<void> {
+async function restoreSetting(queryRunner: QueryRunner, plan: TimeoutPlan, previous: string): Promise<void> {
   try {
     for (const sql of plan.restore(previous)) await queryRunner.query(sql);
   } catch (restoreError) {
-    if (failure !== undefined && dialect.timeoutStyle === "transaction") return;
     throw new LockingError(
       `Could not restore the lock timeout (${plan.readCurrent}) to ${previous} on this connection after a ` +
         "locking query; discard the connection.",

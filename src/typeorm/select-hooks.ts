@@ -86,6 +86,18 @@ export function installSelectHooks(internals: TypeormInternals): void {
         return rendering ? rendering.clause : lockExpression.call(this);
       },
   );
+  // A bound that is a setting is set and restored by the locking statement itself (PostgreSQL),
+  // so the finished SQL, lock clause included, is rewritten here rather than around it.
+  wrap(
+    proto,
+    "getQuery",
+    (getQuery) =>
+      function (this: SelectQueryLike) {
+        const sql: string = getQuery.call(this);
+        const bound = renderings.get(this.expressionMap)?.boundStatement;
+        return bound ? bound(sql) : sql;
+      },
+  );
   if (typeof proto.createTableLockExpression === "function") {
     wrap(
       proto,
