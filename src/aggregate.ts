@@ -61,6 +61,7 @@ export function OptimisticLockExcluded(): PropertyDecorator {
     const set = excluded.get(target) ?? new Set<string>();
     set.add(String(property));
     excluded.set(target, set);
+    excludedByClass = new WeakMap();
   };
 }
 
@@ -71,9 +72,19 @@ export function aggregateLinkOf(target: Function): AggregateLink | undefined {
     .find((link) => link !== undefined);
 }
 
-/** Whether a property of an entity class (or a parent class) is excluded from optimistic locking. */
-export function isLockExcluded(target: Function, property: string): boolean {
-  return classChain(target).some((c) => excluded.get(c)?.has(property));
+let excludedByClass = new WeakMap<Function, ReadonlySet<string>>();
+
+/**
+ * The properties of an entity class (parent classes included) excluded from optimistic locking;
+ * worked out once per class, since every update asks.
+ */
+export function lockExcludedPropertiesOf(target: Function): ReadonlySet<string> {
+  let properties = excludedByClass.get(target);
+  if (!properties) {
+    properties = new Set(classChain(target).flatMap((c) => [...(excluded.get(c) ?? [])]));
+    excludedByClass.set(target, properties);
+  }
+  return properties;
 }
 
 /** The class and its parent classes, nearest first: decorators on a base entity apply to subclasses. */

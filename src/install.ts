@@ -2,12 +2,13 @@ import type { DataSource } from "typeorm";
 import { LockingConfigurationError } from "./errors";
 import { type Installation, installationOf, type LockingOptions, recordInstallation } from "./installation";
 import { prepareAggregates } from "./typeorm/aggregate-versions";
-import { translateLockErrors } from "./typeorm/error-translation";
+import { installCommitChecks } from "./typeorm/commit-checks";
+import { installErrorTranslation } from "./typeorm/error-translation";
 import { typeormInternals } from "./typeorm/internals";
 import { installPersistenceHooks } from "./typeorm/persistence-hooks";
 import { installPreWriteChecks } from "./typeorm/pre-write-checks";
+import { watchRunners } from "./typeorm/runner-prototypes";
 import { installSelectHooks } from "./typeorm/select-hooks";
-import { attachSubscriber } from "./typeorm/subscriber";
 import { installTransactionHooks } from "./typeorm/transaction-hooks";
 
 const initializeWrapped = new WeakSet<DataSource>();
@@ -42,6 +43,8 @@ export function installLocking<T extends DataSource>(dataSource: T, options: Loc
   installPreWriteChecks(internals);
   installSelectHooks(internals);
   installTransactionHooks(internals);
+  installErrorTranslation();
+  installCommitChecks();
   const installation = recordInstallation(dataSource, options);
   if (dataSource.isInitialized) activate(dataSource, installation);
   else activateAfterInitialize(dataSource);
@@ -49,8 +52,7 @@ export function installLocking<T extends DataSource>(dataSource: T, options: Loc
 }
 
 function activate(dataSource: DataSource, installation: Installation): void {
-  attachSubscriber(dataSource);
-  translateLockErrors(dataSource);
+  watchRunners(dataSource);
   for (const metadata of dataSource.entityMetadatas) installation.policies.of(metadata);
   prepareAggregates(dataSource, installation);
 }
@@ -59,8 +61,8 @@ function activateAfterInitialize(dataSource: DataSource): void {
   if (initializeWrapped.has(dataSource)) return;
   initializeWrapped.add(dataSource);
   const initialize = dataSource.initialize;
-  // initialize() replaces the subscriber list and builds the metadata we validate, so the
-  // library attaches itself right after it.
+  // initialize() builds the driver and the metadata we validate, so the library attaches
+  // itself right after it.
   dataSource.initialize = async function (this: DataSource) {
     await initialize.call(this);
     const installation = installationOf(this);

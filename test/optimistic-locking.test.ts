@@ -214,6 +214,32 @@ describeEachDatabase((db) => {
       expect(await orders.findOneByOrFail({ id })).toMatchObject({ address: "A", status: "PAID", version: 2 });
     });
 
+    it("the loaded version is known however the entity was loaded: listeners off, or as a relation", async () => {
+      const { id } = await orders.save(
+        orders.create({ address: "A", status: "NEW", lines: [{ product: "p", quantity: 1 }] }),
+      );
+      const quiet = await orders
+        .createQueryBuilder("o")
+        .where("o.id = :id", { id })
+        .callListeners(false)
+        .getOneOrFail();
+      const withLines = await orders.findOneOrFail({ where: { id }, relations: { lines: true } });
+      const line = withLines.lines![0];
+      await updateVersioned(orders, id, 1, { status: "PAID" });
+      await updateVersioned(locked.getRepository(OrderLine), line.id, 1, { quantity: 2 });
+      quiet.address = "LATE";
+      line.quantity = 3;
+      // The row moved after these loads: OptimisticLockError, not the StaleVersionError of a
+      // version the application put on the entity.
+      expect(await orders.save(quiet).catch((e: unknown) => e)).toBeInstanceOf(OptimisticLockError);
+      const lineError = await locked
+        .getRepository(OrderLine)
+        .save(line)
+        .catch((e: unknown) => e);
+      expect(lineError).toBeInstanceOf(OptimisticLockError);
+      expect(lineError).not.toBeInstanceOf(StaleVersionError);
+    });
+
     it("an entity carrying the client's current version saves", async () => {
       const { id } = await newOrder();
       const order = orders.create({ id, address: "FORM", status: "NEW", version: 1 });

@@ -8,7 +8,7 @@
  */
 import type { DataSource, ObjectLiteral } from "typeorm";
 import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
-import { aggregateLinkOf, isLockExcluded } from "../aggregate";
+import { aggregateLinkOf, lockExcludedPropertiesOf } from "../aggregate";
 import { LockingConfigurationError, MissingVersionError } from "../errors";
 import { type Installation, installationOf } from "../installation";
 import { toVersionNumber } from "../version-value";
@@ -97,12 +97,13 @@ function chainOf(dataSource: DataSource, member: EntityMetadata): MemberChain | 
 
 /** Whether every change a subject carries is to a property excluded from optimistic locking. */
 export function onlyExcludedChanges(subject: SubjectLike): boolean {
-  const target = subject.metadata.target as Function;
+  const excluded = lockExcludedPropertiesOf(subject.metadata.target as Function);
   return (
+    excluded.size > 0 &&
     subject.changeMaps.length > 0 &&
     subject.changeMaps.every((change) => {
       const property = change.column?.propertyPath ?? change.relation?.propertyPath;
-      return property !== undefined && isLockExcluded(target, property.split(".")[0]);
+      return property !== undefined && excluded.has(property.split(".")[0]);
     })
   );
 }

@@ -6,6 +6,8 @@ import type { ObjectLiteral, QueryRunner } from "typeorm";
 import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
 import { LockMode } from "../lock-mode";
 import { toVersionNumber } from "../version-value";
+import type { Method } from "./internals";
+import { patchRunnerPrototypes } from "./runner-prototypes";
 import { heldVersion, writeVersion } from "./version-writes";
 
 interface PendingCheck {
@@ -40,8 +42,28 @@ export function queueCommitCheck(
   });
 }
 
+/**
+ * Runs the queued checks when a transaction commits (right before its COMMIT, where TypeORM would
+ * call a subscriber's beforeTransactionCommit) and forgets them when it rolls back. A runner with
+ * nothing queued (nearly all) costs one WeakMap lookup and no await.
+ */
+export function installCommitChecks(): void {
+  patchRunnerPrototypes((proto) => {
+    const commit = proto.commitTransaction as Method;
+    const rollback = proto.rollbackTransaction as Method;
+    proto.commitTransaction = function (this: QueryRunner) {
+      if (!pending.has(this)) return commit.call(this);
+      return runCommitChecks(this).then(() => commit.call(this));
+    };
+    proto.rollbackTransaction = async function (this: QueryRunner) {
+      await rollback.call(this);
+      dropCommitChecks(this);
+    };
+  });
+}
+
 /** Runs the queued checks of the outermost transaction; throws OptimisticLockError on the first conflict. */
-export async function runCommitChecks(queryRunner: QueryRunner): Promise<void> {
+async function runCommitChecks(queryRunner: QueryRunner): Promise<void> {
   const depth = (queryRunner as unknown as { transactionDepth?: number }).transactionDepth ?? 1;
   const checks = pending.get(queryRunner);
   if (!checks || depth > 1) return;
@@ -65,7 +87,7 @@ export async function runCommitChecks(queryRunner: QueryRunner): Promise<void> {
 }
 
 /** Forgets the checks of a transaction that ended without them (rolled back). */
-export function dropCommitChecks(queryRunner: QueryRunner): void {
+function dropCommitChecks(queryRunner: QueryRunner): void {
   const depth = (queryRunner as unknown as { transactionDepth?: number }).transactionDepth ?? 0;
   if (depth === 0) pending.delete(queryRunner);
 }

@@ -9,33 +9,17 @@ import { PessimisticLockError } from "../errors";
 import { type Installation, installationOf } from "../installation";
 import { dataSourceOf } from "./internals";
 import { serverDialectOf } from "./locking-reads";
+import { patchRunnerPrototypes } from "./runner-prototypes";
 
 type QueryMethod = (this: QueryRunner, ...args: unknown[]) => Promise<unknown>;
-const patchedPrototypes = new WeakSet<object>();
-const wrappedDrivers = new WeakSet<object>();
 
-/** Makes the query runners of a DataSource translate lock failures. */
-export function translateLockErrors(dataSource: DataSource): void {
-  const driver = dataSource.driver as unknown as {
-    createQueryRunner(mode: unknown): QueryRunner;
-    queryRunner?: QueryRunner;
-  };
-  if (driver.queryRunner) patchPrototype(driver.queryRunner);
-  if (wrappedDrivers.has(driver)) return;
-  wrappedDrivers.add(driver);
-  const create = driver.createQueryRunner;
-  driver.createQueryRunner = function (this: unknown, mode: unknown) {
-    const runner = create.call(this, mode);
-    patchPrototype(runner);
-    return runner;
-  };
+/** Makes every query runner class translate the lock failures of installed DataSources. */
+export function installErrorTranslation(): void {
+  patchRunnerPrototypes(translateQueryErrors);
 }
 
-function patchPrototype(runner: QueryRunner): void {
-  const proto = Object.getPrototypeOf(runner) as { query: QueryMethod };
-  if (patchedPrototypes.has(proto)) return;
-  patchedPrototypes.add(proto);
-  const query = proto.query;
+function translateQueryErrors(proto: Record<string, unknown>): void {
+  const query = proto.query as QueryMethod;
   proto.query = async function (this: QueryRunner, ...args: unknown[]) {
     try {
       return await query.apply(this, args);

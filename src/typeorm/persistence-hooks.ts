@@ -195,9 +195,9 @@ function guardSubjects(executor: SubjectExecutorLike, subjects: SubjectLike[], o
   const installation = installationOf(dataSourceOf(executor.queryRunner));
   if (!installation) return;
   // A row inserted by this same save cannot have been changed by anyone else.
-  const inserted = new Set(executor.insertSubjects);
+  const inserted = executor.insertSubjects.length > 0 ? new Set(executor.insertSubjects) : undefined;
   for (const subject of subjects) {
-    if (inserted.has(subject)) continue;
+    if (inserted?.has(subject)) continue;
     const policy = installation.policies.of(subject.metadata);
     if (!policy) continue;
     if (operation === "update" && onlyExcludedChanges(subject)) {

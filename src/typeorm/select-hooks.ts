@@ -6,7 +6,8 @@
 import type { ObjectLiteral, QueryRunner } from "typeorm";
 import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
 import type { LockRendering } from "../dialect/lock-dialect";
-import { installationOf } from "../installation";
+import { type Installation, installationOf } from "../installation";
+import { rememberLoadedVersion } from "../loaded-versions";
 import { lockRequestOf, outsideLockScope } from "../lock-request";
 import { dataSourceOf, type TypeormInternals, wrap } from "./internals";
 import { runLockedSelect } from "./locking-reads";
@@ -16,6 +17,8 @@ interface SelectQueryLike {
   findOptions?: unknown;
   escape(name: string): string;
 }
+
+type Loaded = { entities: ObjectLiteral[] };
 
 const renderings = new WeakMap<object, LockRendering>();
 const patched = new WeakSet<object>();
@@ -32,17 +35,24 @@ export function installSelectHooks(internals: TypeormInternals): void {
     (execute) =>
       async function (this: SelectQueryLike, queryRunner: QueryRunner) {
         const installation = installationOf(dataSourceOf(queryRunner));
-        const request = installation ? lockRequestOf(this) : undefined;
         const alias = this.expressionMap.mainAlias;
-        if (!installation || !request || !alias?.hasMetadata) return execute.call(this, queryRunner);
+        if (!installation || !alias?.hasMetadata) return execute.call(this, queryRunner);
+        const { metadata } = alias;
+        const load = (): Promise<Loaded> =>
+          (execute.call(this, queryRunner) as Promise<Loaded>).then((loaded) => {
+            rememberVersions(installation, metadata, loaded.entities);
+            return loaded;
+          });
+        const request = lockRequestOf(this);
+        if (!request) return load();
         return runLockedSelect(queryRunner, installation, request, {
-          metadata: alias.metadata,
+          metadata,
           alias: this.escape(alias.name),
           run: async (rendering) => {
-            if (!rendering) return execute.call(this, queryRunner) as Promise<{ entities: ObjectLiteral[] }>;
+            if (!rendering) return load();
             renderings.set(this.expressionMap, rendering);
             try {
-              return (await execute.call(this, queryRunner)) as { entities: ObjectLiteral[] };
+              return await load();
             } finally {
               renderings.delete(this.expressionMap);
             }
@@ -109,4 +119,46 @@ export function installSelectHooks(internals: TypeormInternals): void {
         },
     );
   }
+}
+
+/**
+ * Notes the version every loaded versioned entity holds, relations loaded with it included, so
+ * that a later save can tell "the row moved since this load" from "a client-sent version is
+ * stale". Done here rather than in an afterLoad subscriber: a DataSource with any subscriber
+ * makes TypeORM build and dispatch events on every load, save and commit.
+ */
+function rememberVersions(installation: Installation, metadata: EntityMetadata, entities: ObjectLiteral[]): void {
+  if (!reachesVersioned(installation, metadata)) return;
+  const policy = installation.policies.of(metadata);
+  for (const entity of entities) {
+    if (policy) rememberLoadedVersion(entity, policy.column.getEntityValue(entity));
+    for (const relation of metadata.relations) {
+      // A lazy relation's getter would run a query; only one already loaded is walked.
+      if (relation.isLazy && !Object.hasOwn(entity, relation.propertyName)) continue;
+      const value = relation.getEntityValue(entity);
+      if (value !== null && typeof value === "object") {
+        rememberVersions(installation, relation.inverseEntityMetadata, Array.isArray(value) ? value : [value]);
+      }
+    }
+  }
+}
+
+const reach = new WeakMap<Installation, WeakMap<EntityMetadata, boolean>>();
+
+/** Whether an entity, or any entity its relations lead to, is versioned (cached per installation). */
+function reachesVersioned(installation: Installation, metadata: EntityMetadata): boolean {
+  let known = reach.get(installation);
+  if (!known) {
+    known = new WeakMap();
+    reach.set(installation, known);
+  }
+  const cached = known.get(metadata);
+  if (cached !== undefined) return cached;
+  const seen = new Set<EntityMetadata>([metadata]);
+  for (const current of seen) {
+    for (const relation of current.relations) seen.add(relation.inverseEntityMetadata);
+  }
+  const result = [...seen].some((each) => installation.policies.of(each) !== undefined);
+  known.set(metadata, result);
+  return result;
 }

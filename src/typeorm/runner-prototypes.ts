@@ -1,0 +1,43 @@
+/**
+ * Query runner classes differ per driver (PostgresQueryRunner, MysqlQueryRunner, ...) and are
+ * only reachable through a runner the driver made. This module lets hooks patch each runner
+ * class once, as soon as an installed DataSource's driver makes its first runner.
+ */
+import type { DataSource, QueryRunner } from "typeorm";
+
+/** Patches one runner class's prototype; called once per class. */
+export type RunnerPrototypePatch = (prototype: Record<string, unknown>) => void;
+
+const patches: RunnerPrototypePatch[] = [];
+const patchedPrototypes = new WeakSet<object>();
+const wrappedDrivers = new WeakSet<object>();
+
+/** Registers a patch for every runner class (those already seen are patched at once). */
+export function patchRunnerPrototypes(patch: RunnerPrototypePatch): void {
+  if (patches.includes(patch)) return;
+  patches.push(patch);
+}
+
+/** Patches the runner class of `dataSource`'s driver now and the class of every runner it makes. */
+export function watchRunners(dataSource: DataSource): void {
+  const driver = dataSource.driver as unknown as {
+    createQueryRunner(mode: unknown): QueryRunner;
+    queryRunner?: QueryRunner;
+  };
+  if (driver.queryRunner) patchPrototypeOf(driver.queryRunner);
+  if (wrappedDrivers.has(driver)) return;
+  wrappedDrivers.add(driver);
+  const create = driver.createQueryRunner;
+  driver.createQueryRunner = function (this: unknown, mode: unknown) {
+    const runner = create.call(this, mode);
+    patchPrototypeOf(runner);
+    return runner;
+  };
+}
+
+function patchPrototypeOf(runner: QueryRunner): void {
+  const prototype = Object.getPrototypeOf(runner) as Record<string, unknown>;
+  if (patchedPrototypes.has(prototype)) return;
+  patchedPrototypes.add(prototype);
+  for (const patch of patches) patch(prototype);
+}
