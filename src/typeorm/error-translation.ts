@@ -20,18 +20,25 @@ export function installErrorTranslation(): void {
 
 function translateQueryErrors(proto: Record<string, unknown>): void {
   const query = proto.query as QueryMethod;
-  proto.query = async function (this: QueryRunner, ...args: unknown[]) {
-    try {
-      return await query.apply(this, args);
-    } catch (error) {
-      const dataSource = dataSourceOf(this);
-      const installation = installationOf(dataSource);
-      const failure = installation && lockFailureOf(dataSource, error);
-      if (!failure) throw error;
-      const probe = (sql: string) => query.call(this, sql) as Promise<Record<string, unknown>[]>;
-      throw await explainedFailure(this, installation, error, failure, String(args[0]), probe);
-    }
+  // Every query of the process passes here: the success path adds one rejection handler, not
+  // an async frame.
+  proto.query = function (this: QueryRunner, ...args: unknown[]) {
+    return query.apply(this, args).catch((error: unknown) => rethrowTranslated(this, query, args, error));
   };
+}
+
+async function rethrowTranslated(
+  queryRunner: QueryRunner,
+  query: QueryMethod,
+  args: unknown[],
+  error: unknown,
+): Promise<never> {
+  const dataSource = dataSourceOf(queryRunner);
+  const installation = installationOf(dataSource);
+  const failure = installation && lockFailureOf(dataSource, error);
+  if (!failure) throw error;
+  const probe = (sql: string) => query.call(queryRunner, sql) as Promise<Record<string, unknown>[]>;
+  throw await explainedFailure(queryRunner, installation, error, failure, String(args[0]), probe);
 }
 
 /**

@@ -153,11 +153,16 @@ export function installPersistenceHooks(internals: TypeormInternals): void {
       builder,
       "execute",
       (original) =>
-        async function (this: WriteQueryBuilderLike, ...args: unknown[]) {
-          const result: WriteResultLike = await original.apply(this, args);
+        function (this: WriteQueryBuilderLike, ...args: unknown[]) {
+          const written: Promise<WriteResultLike> = original.apply(this, args);
+          // Every guard is set by where()/whereEntity(), before execute(); a statement without one
+          // gets no extra promise.
           const guarded = guardsByQuery.get(this.expressionMap);
-          if (guarded) verifyRowCount(guarded.guards, result.affected, guarded.rows, dataSourceOf(this).options.type);
-          return result;
+          if (!guarded) return written;
+          return written.then((result) => {
+            verifyRowCount(guarded.guards, result.affected, guarded.rows, dataSourceOf(this).options.type);
+            return result;
+          });
         },
     );
   }
@@ -170,24 +175,35 @@ export function installPersistenceHooks(internals: TypeormInternals): void {
     internals.returningUpdator,
     "update",
     (original) =>
-      async function (this: ReturningUpdatorLike, result: WriteResultLike, entities: ObjectLiteral[]) {
+      function (this: ReturningUpdatorLike, result: WriteResultLike, entities: ObjectLiteral[]) {
         const guarded = guardsByQuery.get(this.expressionMap);
         if (!guarded) return original.call(this, result, entities);
-        const driver = dataSourceOf(this.queryRunner).driver;
-        verifyRowCount(guarded.guards, result.affected, guarded.rows, driver.options.type);
-        const [guard] = guarded.guards;
-        const onlyVersionToRead = this.expressionMap.extraReturningColumns.every((c) => c === guard.column);
-        if (guarded.guards.length !== 1 || driver.isReturningSqlSupported("update") || !onlyVersionToRead) {
-          return original.call(this, result, entities);
-        }
-        const generated = deepMerge(
-          guard.metadata.getEntityIdMap(entities[0]) ?? {},
-          guard.column.createValueMap(guard.expected + 1),
-        );
-        this.queryRunner.manager.merge(guard.metadata.target as never, entities[0], generated);
-        result.generatedMaps?.push(generated);
+        return updateGuarded.call(this, original, guarded, result, entities);
       },
   );
+}
+
+/** The returning updater's work for a guarded UPDATE: see the comment where it is hooked. */
+async function updateGuarded(
+  this: ReturningUpdatorLike,
+  original: Method,
+  guarded: GuardedQuery,
+  result: WriteResultLike,
+  entities: ObjectLiteral[],
+): Promise<void> {
+  const driver = dataSourceOf(this.queryRunner).driver;
+  verifyRowCount(guarded.guards, result.affected, guarded.rows, driver.options.type);
+  const [guard] = guarded.guards;
+  const onlyVersionToRead = this.expressionMap.extraReturningColumns.every((c) => c === guard.column);
+  if (guarded.guards.length !== 1 || driver.isReturningSqlSupported("update") || !onlyVersionToRead) {
+    return original.call(this, result, entities);
+  }
+  const generated = deepMerge(
+    guard.metadata.getEntityIdMap(entities[0]) ?? {},
+    guard.column.createValueMap(guard.expected + 1),
+  );
+  this.queryRunner.manager.merge(guard.metadata.target as never, entities[0], generated);
+  result.generatedMaps?.push(generated);
 }
 
 function guardSubjects(executor: SubjectExecutorLike, subjects: SubjectLike[], operation: GuardedOperation): void {

@@ -33,16 +33,20 @@ export function installSelectHooks(internals: TypeormInternals): void {
     proto,
     "executeEntitiesAndRawResults",
     (execute) =>
-      async function (this: SelectQueryLike, queryRunner: QueryRunner) {
+      function (this: SelectQueryLike, queryRunner: QueryRunner): Promise<Loaded> {
         const installation = installationOf(dataSourceOf(queryRunner));
         const alias = this.expressionMap.mainAlias;
         if (!installation || !alias?.hasMetadata) return execute.call(this, queryRunner);
         const { metadata } = alias;
-        const load = (): Promise<Loaded> =>
-          (execute.call(this, queryRunner) as Promise<Loaded>).then((loaded) => {
+        const remember = reachesVersioned(installation, metadata);
+        const load = (): Promise<Loaded> => {
+          const loading = execute.call(this, queryRunner) as Promise<Loaded>;
+          if (!remember) return loading;
+          return loading.then((loaded) => {
             rememberVersions(installation, metadata, loaded.entities);
             return loaded;
           });
+        };
         const request = lockRequestOf(this);
         if (!request) return load();
         return runLockedSelect(queryRunner, installation, request, {
