@@ -1,6 +1,14 @@
-/** Single-client saves: ms per save and saves per second, plain TypeORM and ours in the same run. */
+/**
+ * Single-client saves: ms per save, saves per second and client CPU per save, for plain TypeORM
+ * and ours, each measured in a fresh process of its own (see latency-worker.ts), plus a second
+ * plain side measured the same way: its ratio to the first (ideally 1.00) is the noise of the
+ * measurement itself.
+ */
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import type { DataSource } from "typeorm";
-import { BenchItem } from "./entities";
+import type { LatencyJob, LatencySample } from "./latency-worker";
 import { type Summary, summarize } from "./stats";
 
 export interface LatencyResult {
@@ -8,68 +16,70 @@ export interface LatencyResult {
   oursMs: Summary;
   /** ours / plain, per round. */
   ratio: Summary;
+  /** plain twin / plain, per round: what the method reads when nothing differs. */
+  noiseRatio: Summary;
   plainPerSecond: Summary;
   oursPerSecond: Summary;
+  /** Node.js CPU time (user + system, all threads) per save, µs. */
+  plainCpuUs: Summary;
+  oursCpuUs: Summary;
 }
 
-const BATCH = 25;
+const run = promisify(execFile);
+const WORKER = join(__dirname, "latency-worker.ts");
 
-/** Times `count` saves of one loaded entity; returns the total ms. */
-async function timeSaves(item: BenchItem, source: DataSource, count: number): Promise<number> {
-  const repository = source.getRepository(BenchItem);
-  const started = performance.now();
-  for (let i = 0; i < count; i++) {
-    item.value += 1;
-    await repository.save(item);
-  }
-  return performance.now() - started;
+async function sample(job: LatencyJob): Promise<LatencySample> {
+  const { stdout } = await run(
+    process.execPath,
+    ["-r", "ts-node/register/transpile-only", WORKER, JSON.stringify(job)],
+    {
+      cwd: join(__dirname, ".."),
+    },
+  );
+  return JSON.parse(stdout.trim().split("\n").pop() ?? "") as LatencySample;
+}
+
+/** The DataSource's connection options without what cannot cross a process boundary. */
+function connectionOf(source: DataSource): Record<string, unknown> {
+  const connection: Record<string, unknown> = { ...(source.options as unknown as Record<string, unknown>) };
+  for (const key of ["entities", "subscribers", "migrations", "logger", "logging"]) delete connection[key];
+  return connection;
 }
 
 /**
- * Each round runs `saves` saves per side in batches of 25, plain and ours taking turns (and
- * turns about who goes first), so that a change in the machine's load during a round weighs on
- * both sides alike; the round's figure is its total time per save.
+ * Each round measures the three sides one after the other, in a rotating order, each in a new
+ * process that warms up and then times `saves` saves; the round's ratio compares sides measured
+ * seconds apart, so a change in the machine's load weighs on them alike.
  */
 export async function singleClientSaves(
-  plain: DataSource,
-  ours: DataSource,
-  options: { rounds: number; saves: number },
+  base: DataSource,
+  options: { rounds: number; saves: number; warmupSaves: number },
 ): Promise<LatencyResult> {
-  const items: BenchItem[] = [];
-  for (const [source, id] of [
-    [plain, 1],
-    [ours, 2],
-  ] as const) {
-    const repository = source.getRepository(BenchItem);
-    await repository.delete({ id });
-    await repository.insert({ id, value: 0, label: "latency", version: 1 });
-    const item = await repository.findOneByOrFail({ id });
-    await timeSaves(item, source, Math.min(100, options.saves)); // warm-up: JIT, pools, caches
-    items.push(item);
-  }
-  const plainMs: number[] = [];
-  const oursMs: number[] = [];
+  const connection = connectionOf(base);
+  const sides = [false, false, true].map((installed, index) => ({ installed, id: index + 1 }));
+  const perRound = sides.map(() => ({ ms: [] as number[], cpuUs: [] as number[] }));
   for (let round = 0; round < options.rounds; round++) {
-    let plainTotal = 0;
-    let oursTotal = 0;
-    for (let done = 0, batch = 0; done < options.saves; done += BATCH, batch++) {
-      const count = Math.min(BATCH, options.saves - done);
-      if (batch % 2 === 0) {
-        plainTotal += await timeSaves(items[0], plain, count);
-        oursTotal += await timeSaves(items[1], ours, count);
-      } else {
-        oursTotal += await timeSaves(items[1], ours, count);
-        plainTotal += await timeSaves(items[0], plain, count);
-      }
+    for (let turn = 0; turn < sides.length; turn++) {
+      const side = (round + turn) % sides.length;
+      const measured = await sample({
+        connection,
+        ...sides[side],
+        warmupSaves: options.warmupSaves,
+        saves: options.saves,
+      });
+      perRound[side].ms.push(measured.msPerSave);
+      perRound[side].cpuUs.push(measured.cpuUsPerSave);
     }
-    plainMs.push(plainTotal / options.saves);
-    oursMs.push(oursTotal / options.saves);
   }
+  const [plain, twin, ours] = perRound;
   return {
-    plainMs: summarize(plainMs),
-    oursMs: summarize(oursMs),
-    ratio: summarize(oursMs.map((ms, i) => ms / plainMs[i])),
-    plainPerSecond: summarize(plainMs.map((ms) => 1000 / ms)),
-    oursPerSecond: summarize(oursMs.map((ms) => 1000 / ms)),
+    plainMs: summarize(plain.ms),
+    oursMs: summarize(ours.ms),
+    ratio: summarize(ours.ms.map((ms, i) => ms / plain.ms[i])),
+    noiseRatio: summarize(twin.ms.map((ms, i) => ms / plain.ms[i])),
+    plainPerSecond: summarize(plain.ms.map((ms) => 1000 / ms)),
+    oursPerSecond: summarize(ours.ms.map((ms) => 1000 / ms)),
+    plainCpuUs: summarize(plain.cpuUs),
+    oursCpuUs: summarize(ours.cpuUs),
   };
 }

@@ -38,9 +38,20 @@ export function statementsTable(results: DatabaseResults[]): string {
   );
 }
 
+const signed = (value: number) => (value >= 0 ? `+${value.toFixed(0)}` : `−${(-value).toFixed(0)}`);
+
 export function latencyTable(results: DatabaseResults[]): string {
   return table(
-    ["database", "plain ms/save", "ours ms/save", "ours / plain", "plain saves/s", "ours saves/s"],
+    [
+      "database",
+      "plain ms/save",
+      "ours ms/save",
+      "ours / plain",
+      "plain / plain (noise)",
+      "client CPU µs/save, plain → ours",
+      "plain saves/s",
+      "ours saves/s",
+    ],
     results
       .filter((r) => r.latency)
       .map((r) => {
@@ -50,6 +61,8 @@ export function latencyTable(results: DatabaseResults[]): string {
           formatSummary(l.plainMs, 3),
           formatSummary(l.oursMs, 3),
           `**${formatSummary(l.ratio, 3)}**`,
+          formatSummary(l.noiseRatio, 3),
+          `${l.plainCpuUs.median.toFixed(0)} → ${l.oursCpuUs.median.toFixed(0)} (${signed(l.oursCpuUs.median - l.plainCpuUs.median)})`,
           formatSummary(l.plainPerSecond, 0),
           formatSummary(l.oursPerSecond, 0),
         ];
