@@ -56,8 +56,11 @@ export function installCommitChecks(): void {
       return runCommitChecks(this).then(() => commit.call(this));
     };
     proto.rollbackTransaction = async function (this: QueryRunner) {
-      await rollback.call(this);
-      dropCommitChecks(this);
+      try {
+        await rollback.call(this);
+      } finally {
+        dropCommitChecks(this);
+      }
     };
   });
 }
