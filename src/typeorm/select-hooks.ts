@@ -1,7 +1,8 @@
 /**
  * Lets every entity SELECT (find*, getOne, getMany, ...) run under a lock mode asked for with
  * `withLockMode()`, `lockQuery()` or `@Lock`. Queries with no such request run exactly as before,
- * TypeORM's own `lock:` option included.
+ * TypeORM's own `lock:` option included. On an installed DataSource it also notes the version of
+ * every versioned entity a SELECT loads.
  */
 import type { ObjectLiteral, QueryRunner } from "typeorm";
 import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
