@@ -575,7 +575,17 @@ describeEachDatabase((db) => {
           order: { id: "DESC" },
           ...withLockMode(LockMode.PESSIMISTIC_WRITE, options),
         });
-      const [plain, bounded, first] = await one.transaction(async (m) => [
+      // A page of an aggregate with its relations is two queries in TypeORM (ids, then rows).
+      const page = (m: EntityManager, options: LockOptions) =>
+        m.find(Order, {
+          where: ids.map((id) => ({ id })),
+          relations: { lines: true },
+          order: { id: "DESC" },
+          skip: 1,
+          take: 2,
+          ...withLockMode(LockMode.PESSIMISTIC_WRITE, options),
+        });
+      const [plain, bounded, first, plainPage, boundedPage] = await one.transaction(async (m) => [
         await find(m, {}),
         await find(m, { timeout: 1500 }),
         await m.findOne(Order, {
@@ -583,9 +593,13 @@ describeEachDatabase((db) => {
           relations: { lines: true },
           ...withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout: 1500 }),
         }),
+        await page(m, {}),
+        await page(m, { timeout: 1500 }),
       ]);
       expect(plain.map((o) => o.id)).toEqual([...ids].reverse());
       expect(bounded).toEqual(plain);
+      expect(plainPage.map((o) => o.id)).toEqual([ids[1], ids[0]]);
+      expect(boundedPage).toEqual(plainPage);
       expect(first).toMatchObject({ id: ids[1], address: "y", lines: [{ product: "y" }] });
     });
 
