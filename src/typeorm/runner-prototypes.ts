@@ -9,13 +9,15 @@ import type { DataSource, QueryRunner } from "typeorm";
 export type RunnerPrototypePatch = (prototype: Record<string, unknown>) => void;
 
 const patches: RunnerPrototypePatch[] = [];
-const patchedPrototypes = new WeakSet<object>();
+/** Runner classes are few and live as long as TypeORM is loaded: a plain list is enough. */
+const patchedPrototypes: Record<string, unknown>[] = [];
 const wrappedDrivers = new WeakSet<object>();
 
 /** Registers a patch for every runner class (those already seen are patched at once). */
 export function patchRunnerPrototypes(patch: RunnerPrototypePatch): void {
   if (patches.includes(patch)) return;
   patches.push(patch);
+  for (const prototype of patchedPrototypes) patch(prototype);
 }
 
 /** Patches the runner class of `dataSource`'s driver now and the class of every runner it makes. */
@@ -37,7 +39,7 @@ export function watchRunners(dataSource: DataSource): void {
 
 function patchPrototypeOf(runner: QueryRunner): void {
   const prototype = Object.getPrototypeOf(runner) as Record<string, unknown>;
-  if (patchedPrototypes.has(prototype)) return;
-  patchedPrototypes.add(prototype);
+  if (patchedPrototypes.includes(prototype)) return;
+  patchedPrototypes.push(prototype);
   for (const patch of patches) patch(prototype);
 }
