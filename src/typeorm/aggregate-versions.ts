@@ -9,12 +9,12 @@
 import type { DataSource, ObjectLiteral } from "typeorm";
 import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
 import { aggregateLinkOf, lockExcludedPropertiesOf } from "../aggregate";
-import { LockingConfigurationError, MissingVersionError } from "../errors";
+import { LockingConfigurationError } from "../errors";
 import { type Installation, installationOf } from "../installation";
-import { toVersionNumber } from "../version-value";
 import { dataSourceOf, type SubjectExecutorLike, type SubjectLike } from "./internals";
 import { addPreWriteCheck } from "./pre-write-checks";
 import { writeVersion } from "./version-writes";
+import { versionToCheck } from "./write-guards";
 
 /** How a member entity reaches the top root of its aggregate. */
 interface MemberChain {
@@ -146,18 +146,8 @@ async function bumpAggregateRoots(executor: SubjectExecutorLike): Promise<void> 
   for (const [key, root] of touched) {
     if (rootsWrittenAnyway.has(key)) continue;
     const column = installation.policies.of(root.metadata)!.column;
-    const expected = toVersionNumber(
-      column.getEntityValue(root.entity),
-      `${root.metadata.name}.${column.propertyPath}`,
-    );
-    if (expected === undefined) {
-      throw new MissingVersionError({
-        entityName: root.metadata.name,
-        id: root.metadata.getEntityIdMap(root.entity),
-        versionProperty: column.propertyPath,
-        operation: "aggregate change",
-      });
-    }
+    const id = root.metadata.getEntityIdMap(root.entity);
+    const expected = versionToCheck(root.metadata, column, root.entity, id, "aggregate change");
     await writeVersion(executor.queryRunner, root.metadata, root.entity, expected, true, "aggregate change");
   }
 }
@@ -167,7 +157,7 @@ async function bumpAggregateRoots(executor: SubjectExecutorLike): Promise<void> 
  * subjects when the root is being saved (cascades), else the root object reached through the
  * member's relations, which must then be loaded.
  */
-function rootOf(subject: SubjectLike & { parentSubject?: SubjectLike }, aggregates: Aggregates): RootRef | undefined {
+function rootOf(subject: SubjectLike, aggregates: Aggregates): RootRef | undefined {
   if (aggregates.roots.has(subject.metadata)) {
     return subject.entity ? { metadata: subject.metadata, entity: subject.entity } : undefined;
   }

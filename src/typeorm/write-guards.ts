@@ -49,10 +49,7 @@ export function guardSubject(
   const { column } = policy;
   const id = subject.identifier;
   const property = column.propertyPath;
-  const expected = toVersionNumber(column.getEntityValue(entity), `${metadata.name}.${property}`);
-  if (expected === undefined) {
-    throw new MissingVersionError({ entityName: metadata.name, id, versionProperty: property, operation });
-  }
+  const expected = versionToCheck(metadata, column, entity, id, operation);
   const actual = subject.databaseEntity
     ? toVersionNumber(column.getEntityValue(subject.databaseEntity), `${metadata.name}.${property}`)
     : undefined;
@@ -69,6 +66,25 @@ export function guardSubject(
   // `version = version + 1` itself, so a stale copy can never move the version backwards.
   subject.changeMaps = subject.changeMaps.filter((change) => change.column !== column);
   return { metadata, column, expected, id, operation };
+}
+
+/**
+ * The version an entity holds, which the row must still have for a guarded write to apply;
+ * MissingVersionError when it holds none, since the write could not be checked.
+ */
+export function versionToCheck(
+  metadata: EntityMetadata,
+  column: ColumnMetadata,
+  entity: ObjectLiteral,
+  id: unknown,
+  operation: string,
+): number {
+  const property = column.propertyPath;
+  const expected = toVersionNumber(column.getEntityValue(entity), `${metadata.name}.${property}`);
+  if (expected === undefined) {
+    throw new MissingVersionError({ entityName: metadata.name, id, versionProperty: property, operation });
+  }
+  return expected;
 }
 
 /**
