@@ -70,6 +70,7 @@ export interface TypeormInternals {
   returningUpdator: Prototype;
   selectQueryBuilder: Prototype;
   entityPersistExecutor: Prototype;
+  subjectDatabaseEntityLoader: Prototype;
   queryExpressionMap: Prototype;
   entityManager: Prototype;
   dataSourceClass: Function;
@@ -94,6 +95,7 @@ const REQUIRED: Array<[keyof Omit<TypeormInternals, "dataSourceClass">, string[]
   ["returningUpdator", ["update"]],
   ["selectQueryBuilder", ["executeEntitiesAndRawResults", "createLockExpression", "getQuery"]],
   ["entityPersistExecutor", ["execute"]],
+  ["subjectDatabaseEntityLoader", ["load"]],
   ["queryExpressionMap", ["clone"]],
   ["entityManager", ["transaction"]],
 ];
@@ -111,6 +113,10 @@ export function typeormInternals(): TypeormInternals {
     returningUpdator: load("typeorm/query-builder/ReturningResultsEntityUpdator.js", "ReturningResultsEntityUpdator"),
     selectQueryBuilder: load("typeorm/query-builder/SelectQueryBuilder.js", "SelectQueryBuilder"),
     entityPersistExecutor: load("typeorm/persistence/EntityPersistExecutor.js", "EntityPersistExecutor"),
+    subjectDatabaseEntityLoader: load(
+      "typeorm/persistence/SubjectDatabaseEntityLoader.js",
+      "SubjectDatabaseEntityLoader",
+    ),
     queryExpressionMap: load("typeorm/query-builder/QueryExpressionMap.js", "QueryExpressionMap"),
     entityManager: load("typeorm/entity-manager/EntityManager.js", "EntityManager"),
     dataSourceClass: require("typeorm").DataSource,

@@ -22,6 +22,8 @@ interface SelectQueryLike {
 type Loaded = { entities: ObjectLiteral[] };
 
 const renderings = new WeakMap<object, LockRendering>();
+/** Query runners in the middle of TypeORM's pre-load of the rows a save()/remove() writes. */
+const loadingForWrite = new Set<QueryRunner>();
 const patched = new WeakSet<object>();
 
 /** Patches SelectQueryBuilder once per loaded copy of TypeORM. */
@@ -39,7 +41,7 @@ export function installSelectHooks(internals: TypeormInternals): void {
         const alias = this.expressionMap.mainAlias;
         if (!installation || !alias?.hasMetadata) return execute.call(this, queryRunner);
         const { metadata } = alias;
-        const remember = reachesVersioned(installation, metadata);
+        const remember = !loadingForWrite.has(queryRunner) && reachesVersioned(installation, metadata);
         const load = (): Promise<Loaded> => {
           const loading = execute.call(this, queryRunner) as Promise<Loaded>;
           if (!remember) return loading;
@@ -75,6 +77,21 @@ export function installSelectHooks(internals: TypeormInternals): void {
     (persist) =>
       function (this: unknown, ...args: unknown[]) {
         return outsideLockScope(() => persist.apply(this, args));
+      },
+  );
+
+  // The rows save()/remove() read before writing are TypeORM's own copies, compared with the
+  // entity and then dropped: noting their versions would cost a WeakMap entry per save for
+  // objects no application code ever holds.
+  wrap(
+    internals.subjectDatabaseEntityLoader,
+    "load",
+    (load) =>
+      function (this: { queryRunner: QueryRunner }, ...args: unknown[]) {
+        const runner = this.queryRunner;
+        if (loadingForWrite.has(runner)) return load.apply(this, args);
+        loadingForWrite.add(runner);
+        return (load.apply(this, args) as Promise<unknown>).finally(() => loadingForWrite.delete(runner));
       },
   );
 
