@@ -42,7 +42,7 @@ export function installLocking<T extends DataSource>(dataSource: T, options: Loc
   installPersistenceHooks(internals);
   installPreWriteChecks(internals);
   installSelectHooks(internals);
-  installTransactionHooks(internals);
+  installTransactionHooks();
   installErrorTranslation();
   installCommitChecks();
   const installation = recordInstallation(dataSource, options);

@@ -164,5 +164,6 @@ export function lockRequestOf(query: {
 
 /** Runs `work` with no `@Lock` scope: for the library's own queries inside a scope. */
 export function outsideLockScope<T>(work: () => T): T {
-  return scope.exit(work);
+  // exit() switches the async hooks off and on again; most calls have no scope to leave.
+  return scope.getStore() === undefined ? work() : scope.exit(work);
 }

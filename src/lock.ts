@@ -3,6 +3,7 @@ import { LockingConfigurationError, LockingError, OptimisticLockError } from "./
 import { installationOf } from "./installation";
 import { assertLockMode, isPessimistic, LockMode, type LockOptions, needsVersion } from "./lock-mode";
 import { lockQuery } from "./lock-request";
+import { raisedIn } from "./transaction-scope";
 import { queueCommitCheck } from "./typeorm/commit-checks";
 import { dataSourceOf } from "./typeorm/internals";
 import { heldVersion, writeVersion } from "./typeorm/version-writes";
@@ -66,14 +67,17 @@ export async function lock<T extends ObjectLiteral>(
   if (!row || (expected !== undefined && actual !== expected)) {
     if (expected === undefined)
       throw new LockingError(`lock(): ${metadata.name} ${JSON.stringify(id)} no longer exists.`);
-    throw new OptimisticLockError({
-      entityName: metadata.name,
-      id,
-      expectedVersion: expected,
-      actualVersion: actual,
-      operation: "lock",
-      detail: row ? undefined : "the row no longer exists",
-    });
+    throw raisedIn(
+      queryRunner,
+      new OptimisticLockError({
+        entityName: metadata.name,
+        id,
+        expectedVersion: expected,
+        actualVersion: actual,
+        operation: "lock",
+        detail: row ? undefined : "the row no longer exists",
+      }),
+    );
   }
   if (mode === LockMode.PESSIMISTIC_FORCE_INCREMENT) {
     await writeVersion(queryRunner, metadata, entity, expected!, true, "force increment");

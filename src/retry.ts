@@ -8,7 +8,7 @@ import {
   RetryExhaustedError,
   SerializationError,
 } from "./errors";
-import { insideTransaction } from "./transaction-scope";
+import { raisedInTransactionBegunBy, transactionsBegun } from "./transaction-scope";
 import { lockFailureOf } from "./typeorm/error-translation";
 
 /**
@@ -100,8 +100,9 @@ export function isRetryableConflict(error: unknown, options: Pick<RetryOptions, 
  * attempts or the time budget run out, {@link RetryExhaustedError} is thrown with the number of
  * attempts and the last error as `cause`.
  *
- * Call it outside any transaction: inside one it throws `LockingConfigurationError`, since a
- * transaction the database aborted cannot be retried from within.
+ * Call it outside any transaction. A conflict that arises in a transaction already open when the
+ * attempt began is not retried: it ends in `LockingConfigurationError` (the conflict as `cause`),
+ * since a transaction the database aborted cannot be retried from within.
  *
  * @param work the unit of work; `attempt` is 1 for the first run.
  * @example
@@ -136,7 +137,8 @@ export function retryOnConflict<T>(
  * from the start, with the same arguments. It does not open a transaction: the method (or a
  * decorator below this one, such as typeorm-transactional's `@Transactional()`) does, so each
  * attempt gets its own. Put `@Retryable` **outermost**, above `@Transactional()` and `@Lock()`;
- * a call that arrives inside a running transaction is refused (`LockingConfigurationError`).
+ * a conflict in a transaction that was already running when the call came is not retried
+ * (`LockingConfigurationError`, with the conflict as `cause`).
  *
  * Errors from DataSources without `installLocking()` are not translated; install the library
  * on the DataSource the method uses, or retry explicitly with {@link retryOnConflict}.
@@ -171,20 +173,23 @@ const DEFAULTS = { attempts: 5, initialMs: 20, maxMs: 1000, multiplier: 2 };
 /** The retry loop both helpers share. */
 async function retrying<T>(where: string, options: RetryOptions, attemptOnce: (attempt: number) => Promise<T>) {
   assertRetryOptions(options, where);
-  if (insideTransaction()) {
-    throw new LockingConfigurationError(
-      `${where} was called inside a transaction. A retry must start its own transaction: a conflict ` +
-        "aborts the surrounding one, and re-running work inside it cannot succeed. Call it before the " +
-        "transaction opens (put @Retryable above @Transactional).",
-    );
-  }
   const attempts = options.attempts ?? DEFAULTS.attempts;
   const started = performance.now();
   for (let attempt = 1; ; attempt++) {
+    const begunBefore = transactionsBegun();
     try {
       return await attemptOnce(attempt);
     } catch (error) {
       if (!isRetryableConflict(error, options)) throw error;
+      if (raisedInTransactionBegunBy(error, begunBefore)) {
+        throw new LockingConfigurationError(
+          `${where} was called inside a transaction: its conflict arose in a transaction that was ` +
+            "already open when the attempt began. A retry must start its own transaction: the conflict " +
+            "aborts (or will abort) the surrounding one, and re-running work inside it cannot succeed. " +
+            "Call it before the transaction opens (put @Retryable above @Transactional).",
+          { cause: error },
+        );
+      }
       const elapsedMs = performance.now() - started;
       if (attempt >= attempts)
         throw new RetryExhaustedError({ attempts: attempt, elapsedMs, reason: "attempts", cause: error });

@@ -1,20 +1,41 @@
-import { AsyncLocalStorage } from "node:async_hooks";
+import type { QueryRunner } from "typeorm";
 
 /**
- * Marks the code running inside a TypeORM `transaction()` callback (of an installed DataSource),
- * so that a retry can refuse to start there: re-running work inside a transaction the database
- * has already aborted (a deadlock, a serialization failure) cannot succeed, and re-running it in
- * a live one would repeat its writes. Transactions opened by hand with
- * `queryRunner.startTransaction()` are not seen.
+ * Numbers transactions as they begin, so that a retry can tell a conflict of a transaction its
+ * attempt began (roll back and run again) from one of a transaction that was already open when
+ * the attempt began: that one is aborted, or will be, and re-running work inside it cannot
+ * succeed. A number per transaction and per conflict error is all it takes; tracking the async
+ * context instead (AsyncLocalStorage) would make every promise of the process slower on Node.js
+ * 20 and 22 from the first `transaction()` on.
  */
-const transactionScope = new AsyncLocalStorage<true>();
+const BEGAN_AS = Symbol("typeorm-locking.transactionNumber");
+let begun = 0;
+const raisedInTransaction = new WeakMap<object, number>();
 
-/** Runs `work` marked as being inside a transaction. */
-export function runInTransactionScope<T>(work: () => T): T {
-  return transactionScope.run(true, work);
+type NumberedRunner = QueryRunner & { [BEGAN_AS]?: number };
+
+/** Numbers the transaction a runner is about to begin (not a savepoint inside one). */
+export function noteTransactionBegins(runner: QueryRunner): void {
+  (runner as NumberedRunner)[BEGAN_AS] = ++begun;
 }
 
-/** Whether the caller runs inside a `transaction()` callback of an installed DataSource. */
-export function insideTransaction(): boolean {
-  return transactionScope.getStore() === true;
+/** How many transactions have begun so far: a later one has a greater number. */
+export function transactionsBegun(): number {
+  return begun;
+}
+
+/**
+ * Records in which transaction a conflict error arose (none when the runner was not in one) and
+ * returns the error, for `throw raisedIn(runner, new OptimisticLockError(...))`.
+ */
+export function raisedIn<E extends object>(runner: QueryRunner | undefined, error: E): E {
+  if (runner?.isTransactionActive) raisedInTransaction.set(error, (runner as NumberedRunner)[BEGAN_AS] ?? 0);
+  return error;
+}
+
+/** Whether `error` arose in a transaction that had begun when `transactionsBegun()` was `count`. */
+export function raisedInTransactionBegunBy(error: unknown, count: number): boolean {
+  if (typeof error !== "object" || error === null) return false;
+  const number = raisedInTransaction.get(error);
+  return number !== undefined && number <= count;
 }

@@ -1,5 +1,6 @@
 import type { ObjectLiteral, Repository } from "typeorm";
 import { LockingConfigurationError, OptimisticLockError } from "./errors";
+import { raisedIn } from "./transaction-scope";
 import { toVersionNumber } from "./version-value";
 
 /**
@@ -60,13 +61,16 @@ export async function updateVersioned<T extends ObjectLiteral>(
   if (result.affected === 1) return expected + 1;
   const current = await repository.createQueryBuilder("current").withDeleted().whereInIds(id).getOne();
   const actual = current ? toVersionNumber(column.getEntityValue(current), column.propertyPath) : undefined;
-  throw new OptimisticLockError({
-    entityName: metadata.name,
-    id: typeof id === "object" ? id : { [metadata.primaryColumns[0]?.propertyPath ?? "id"]: id },
-    expectedVersion: expected,
-    // Inside a repeatable-read transaction the re-read may show the snapshot, not the row.
-    actualVersion: actual === expected ? undefined : actual,
-    operation: "update",
-    detail: current ? undefined : "the row does not exist",
-  });
+  throw raisedIn(
+    manager.queryRunner,
+    new OptimisticLockError({
+      entityName: metadata.name,
+      id: typeof id === "object" ? id : { [metadata.primaryColumns[0]?.propertyPath ?? "id"]: id },
+      expectedVersion: expected,
+      // Inside a repeatable-read transaction the re-read may show the snapshot, not the row.
+      actualVersion: actual === expected ? undefined : actual,
+      operation: "update",
+      detail: current ? undefined : "the row does not exist",
+    }),
+  );
 }

@@ -213,10 +213,52 @@ describeEachDatabase((db) => {
     expect(calls).toBe(1);
   });
 
-  it("is refused inside a transaction, where a retry cannot help", async () => {
-    const error = await first.transaction(() => retryOnConflict(first, async () => undefined)).catch((e: unknown) => e);
+  /** A counter loaded at version 1 and then overtaken by the second connection (now version 2). */
+  async function overtakenCounter(): Promise<Counter> {
+    const id = await newCounter();
+    const counter = await first.getRepository(Counter).findOneByOrFail({ id });
+    await updateVersioned(second.getRepository(Counter), id, counter.version, { value: -1 });
+    return counter;
+  }
+
+  it("does not retry a conflict of a transaction that was open before it began: it was called inside one", async () => {
+    const stale = await overtakenCounter();
+    let calls = 0;
+    const error = await first
+      .transaction((outer) =>
+        retryOnConflict(first, async () => {
+          calls++;
+          stale.value = 7;
+          await outer.save(stale); // the surrounding transaction's manager, as typeorm-transactional hands out
+        }),
+      )
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(LockingConfigurationError);
     expect((error as Error).message).toMatch(/inside a transaction/);
+    expect((error as Error).cause).toBeInstanceOf(OptimisticLockError);
+    expect(calls).toBe(1);
+    expect(await first.getRepository(Counter).findOneByOrFail({ id: stale.id })).toMatchObject({
+      value: -1,
+      version: 2,
+    });
+  });
+
+  it("also sees a transaction begun by hand with queryRunner.startTransaction()", async () => {
+    const stale = await overtakenCounter();
+    const runner = first.createQueryRunner();
+    await runner.startTransaction();
+    try {
+      let calls = 0;
+      const error = await retryOnConflict(first, async () => {
+        calls++;
+        await runner.manager.save(stale);
+      }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(LockingConfigurationError);
+      expect(calls).toBe(1);
+    } finally {
+      await runner.rollbackTransaction();
+      await runner.release();
+    }
   });
 
   describe("@Retryable", () => {
@@ -257,12 +299,22 @@ describeEachDatabase((db) => {
       expect(service.calls).toBe(4);
     });
 
-    it("refuses to run inside a transaction (it must sit outside @Transactional)", async () => {
-      const id = await newCounter();
-      const service = new CounterService(first, 0);
-      const error = await first.transaction(() => service.bump(id)).catch((e: unknown) => e);
+    it("does not retry a conflict of the transaction it was called in (it must sit outside @Transactional)", async () => {
+      class RenameService {
+        calls = 0;
+        @Retryable({ attempts: 4, backoff: { initialMs: 1 } })
+        async rename(manager: EntityManager, counter: Counter): Promise<void> {
+          this.calls++;
+          counter.value = 9;
+          await manager.save(counter);
+        }
+      }
+      const stale = await overtakenCounter();
+      const service = new RenameService();
+      const error = await first.transaction((manager) => service.rename(manager, stale)).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(LockingConfigurationError);
-      expect(service.calls).toBe(0);
+      expect((error as Error).cause).toBeInstanceOf(OptimisticLockError);
+      expect(service.calls).toBe(1);
     });
   });
 

@@ -7,6 +7,7 @@ import type { DataSource, QueryRunner } from "typeorm";
 import { dialectForType, type LockDialect, type ProbeQuery } from "../dialect";
 import { PessimisticLockError } from "../errors";
 import { type Installation, installationOf } from "../installation";
+import { raisedIn } from "../transaction-scope";
 import { dataSourceOf } from "./internals";
 import { serverDialectOf } from "./locking-reads";
 import { patchRunnerPrototypes } from "./runner-prototypes";
@@ -38,7 +39,10 @@ async function rethrowTranslated(
   const failure = installation && lockFailureOf(dataSource, error);
   if (!failure) throw error;
   const probe = (sql: string) => query.call(queryRunner, sql) as Promise<Record<string, unknown>[]>;
-  throw await explainedFailure(queryRunner, installation, error, failure, String(args[0]), probe);
+  throw raisedIn(
+    queryRunner,
+    await explainedFailure(queryRunner, installation, error, failure, String(args[0]), probe),
+  );
 }
 
 /**

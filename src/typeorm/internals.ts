@@ -43,6 +43,8 @@ export interface ExpressionMapLike {
 /** A write query builder (update, soft delete/restore, delete). */
 export interface WriteQueryBuilderLike {
   expressionMap: ExpressionMapLike;
+  /** The runner the statement runs on (TypeORM's persistence layer always sets one). */
+  queryRunner?: QueryRunner;
   escape(name: string): string;
   andWhere(where: string, parameters?: ObjectLiteral): unknown;
 }
@@ -72,7 +74,6 @@ export interface TypeormInternals {
   entityPersistExecutor: Prototype;
   subjectDatabaseEntityLoader: Prototype;
   queryExpressionMap: Prototype;
-  entityManager: Prototype;
   dataSourceClass: Function;
 }
 
@@ -97,7 +98,6 @@ const REQUIRED: Array<[keyof Omit<TypeormInternals, "dataSourceClass">, string[]
   ["entityPersistExecutor", ["execute"]],
   ["subjectDatabaseEntityLoader", ["load"]],
   ["queryExpressionMap", ["clone"]],
-  ["entityManager", ["transaction"]],
 ];
 
 let cached: TypeormInternals | undefined;
@@ -118,7 +118,6 @@ export function typeormInternals(): TypeormInternals {
       "SubjectDatabaseEntityLoader",
     ),
     queryExpressionMap: load("typeorm/query-builder/QueryExpressionMap.js", "QueryExpressionMap"),
-    entityManager: load("typeorm/entity-manager/EntityManager.js", "EntityManager"),
     dataSourceClass: require("typeorm").DataSource,
   };
   for (const [key, methods] of REQUIRED) {

@@ -66,7 +66,7 @@ export function installPersistenceHooks(internals: TypeormInternals): void {
         const installation = installationOf(dataSourceOf(this.queryRunner));
         for (const subject of installation ? this.insertSubjects : []) {
           const policy = installation?.policies.of(subject.metadata);
-          if (policy) refuseResurrection(subject, policy);
+          if (policy) refuseResurrection(subject, policy, this.queryRunner);
         }
         return original.apply(this, args);
       },
@@ -160,7 +160,13 @@ export function installPersistenceHooks(internals: TypeormInternals): void {
           const guarded = guardsByQuery.get(this.expressionMap);
           if (!guarded) return written;
           return written.then((result) => {
-            verifyRowCount(guarded.guards, result.affected, guarded.rows, dataSourceOf(this).options.type);
+            verifyRowCount(
+              guarded.guards,
+              result.affected,
+              guarded.rows,
+              this.queryRunner,
+              dataSourceOf(this).options.type,
+            );
             return result;
           });
         },
@@ -192,7 +198,7 @@ async function updateGuarded(
   entities: ObjectLiteral[],
 ): Promise<void> {
   const driver = dataSourceOf(this.queryRunner).driver;
-  verifyRowCount(guarded.guards, result.affected, guarded.rows, driver.options.type);
+  verifyRowCount(guarded.guards, result.affected, guarded.rows, this.queryRunner, driver.options.type);
   const [guard] = guarded.guards;
   const onlyVersionToRead = this.expressionMap.extraReturningColumns.every((c) => c === guard.column);
   if (guarded.guards.length !== 1 || driver.isReturningSqlSupported("update") || !onlyVersionToRead) {
@@ -222,7 +228,7 @@ function guardSubjects(executor: SubjectExecutorLike, subjects: SubjectLike[], o
       subject.changeMaps.push({ column: policy.column, value: () => escaped });
       continue;
     }
-    const guard = guardSubject(subject, policy, operation);
+    const guard = guardSubject(subject, policy, operation, executor.queryRunner);
     if (guard && subject.identifier) guardsBySubjectId.set(subject.identifier, guard);
   }
 }

@@ -1,30 +1,22 @@
 /**
- * Marks `EntityManager.transaction()` callbacks (and so `DataSource.transaction()` and libraries
- * built on it, such as typeorm-transactional) as transaction scopes, for the retry helpers.
+ * Numbers each transaction a query runner begins (see transaction-scope.ts), whoever begins it:
+ * `transaction()`, `save()`, typeorm-transactional or `queryRunner.startTransaction()` by hand.
  */
-import type { EntityManager } from "typeorm";
-import { installationOf } from "../installation";
-import { runInTransactionScope } from "../transaction-scope";
-import { dataSourceOf, type TypeormInternals, wrap } from "./internals";
+import type { QueryRunner } from "typeorm";
+import { noteTransactionBegins } from "../transaction-scope";
+import type { Method } from "./internals";
+import { patchRunnerPrototypes } from "./runner-prototypes";
 
-const patched = new WeakSet<object>();
+/** Makes every query runner class number the transactions it begins. */
+export function installTransactionHooks(): void {
+  patchRunnerPrototypes(numberTransactions);
+}
 
-/** Patches `EntityManager.prototype.transaction` once per loaded copy of TypeORM. */
-export function installTransactionHooks(internals: TypeormInternals): void {
-  const proto = internals.entityManager;
-  if (patched.has(proto)) return;
-  patched.add(proto);
-  wrap(
-    proto,
-    "transaction",
-    (transaction) =>
-      function (this: EntityManager, isolationOrWork: unknown, maybeWork?: unknown) {
-        if (!installationOf(dataSourceOf(this))) return transaction.call(this, isolationOrWork, maybeWork);
-        const mark = (work: unknown) =>
-          typeof work === "function" ? (manager: EntityManager) => runInTransactionScope(() => work(manager)) : work;
-        return typeof isolationOrWork === "function"
-          ? transaction.call(this, mark(isolationOrWork))
-          : transaction.call(this, isolationOrWork, mark(maybeWork));
-      },
-  );
+function numberTransactions(proto: Record<string, unknown>): void {
+  const start = proto.startTransaction as Method;
+  proto.startTransaction = function (this: QueryRunner, ...args: unknown[]) {
+    // A nested call opens a savepoint: it stays part of the transaction already numbered.
+    if (!this.isTransactionActive) noteTransactionBegins(this);
+    return start.apply(this, args);
+  };
 }

@@ -7,6 +7,7 @@ import type { ObjectLiteral, QueryRunner } from "typeorm";
 import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
 import { LockingConfigurationError, OptimisticLockError } from "../errors";
 import { rememberLoadedVersion } from "../loaded-versions";
+import { raisedIn } from "../transaction-scope";
 import { toVersionNumber } from "../version-value";
 
 /** The version an entity holds, or a clear error when it has none to lock by. */
@@ -59,7 +60,10 @@ export async function writeVersion(
     .andWhere(`${v} = :typeormLockingExpectedVersion`, { typeormLockingExpectedVersion: expected })
     .execute();
   if (result.affected !== 1) {
-    throw new OptimisticLockError({ entityName: metadata.name, id, expectedVersion: expected, operation });
+    throw raisedIn(
+      queryRunner,
+      new OptimisticLockError({ entityName: metadata.name, id, expectedVersion: expected, operation }),
+    );
   }
   if (increment) {
     column.setEntityValue(entity, expected + 1);

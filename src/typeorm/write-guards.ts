@@ -3,7 +3,7 @@
  * about to write, carried from TypeORM's persistence layer to the query builder that issues the
  * statement, and verified against the statement's row count.
  */
-import type { ObjectLiteral } from "typeorm";
+import type { ObjectLiteral, QueryRunner } from "typeorm";
 import type { ColumnMetadata } from "typeorm/metadata/ColumnMetadata";
 import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
 import {
@@ -14,6 +14,7 @@ import {
   StaleVersionError,
 } from "../errors";
 import { loadedVersionOf } from "../loaded-versions";
+import { raisedIn } from "../transaction-scope";
 import type { VersionPolicy } from "../version-policy";
 import { toVersionNumber } from "../version-value";
 import type { SubjectLike } from "./internals";
@@ -43,6 +44,7 @@ export function guardSubject(
   subject: SubjectLike,
   policy: VersionPolicy,
   operation: GuardedOperation,
+  runner: QueryRunner,
 ): WriteGuard | undefined {
   const { entity, metadata } = subject;
   if (!entity || !subject.identifier) return undefined;
@@ -54,13 +56,11 @@ export function guardSubject(
     ? toVersionNumber(column.getEntityValue(subject.databaseEntity), `${metadata.name}.${property}`)
     : undefined;
   if (actual !== undefined && actual !== expected) {
-    throw conflictFoundBeforeWriting(entity, {
-      entityName: metadata.name,
-      id,
-      expectedVersion: expected,
-      actualVersion: actual,
-      operation,
-    });
+    throw conflictFoundBeforeWriting(
+      entity,
+      { entityName: metadata.name, id, expectedVersion: expected, actualVersion: actual, operation },
+      runner,
+    );
   }
   // The held version is what the row must have, never a value to write: TypeORM then sets
   // `version = version + 1` itself, so a stale copy can never move the version backwards.
@@ -93,7 +93,7 @@ export function versionToCheck(
  * client) from a row someone has since deleted, and re-creating it would silently undo that
  * delete. Hibernate refuses the same way.
  */
-export function refuseResurrection(subject: SubjectLike, policy: VersionPolicy): void {
+export function refuseResurrection(subject: SubjectLike, policy: VersionPolicy, runner: QueryRunner): void {
   const { entity, metadata } = subject;
   if (!entity || !subject.identifier || subject.databaseEntityLoaded !== true || subject.databaseEntity) return;
   const expected = toVersionNumber(
@@ -108,7 +108,7 @@ export function refuseResurrection(subject: SubjectLike, policy: VersionPolicy):
     operation: "update",
     detail: "the row no longer exists",
   };
-  throw conflictFoundBeforeWriting(entity, details);
+  throw conflictFoundBeforeWriting(entity, details, runner);
 }
 
 /**
@@ -119,9 +119,10 @@ export function refuseResurrection(subject: SubjectLike, policy: VersionPolicy):
 function conflictFoundBeforeWriting(
   entity: object,
   details: ConflictDetails & { detail?: string },
+  runner: QueryRunner,
 ): OptimisticLockError | StaleVersionError {
   return loadedVersionOf(entity) === details.expectedVersion
-    ? new OptimisticLockError(details)
+    ? raisedIn(runner, new OptimisticLockError(details))
     : new StaleVersionError(details);
 }
 
@@ -133,6 +134,7 @@ export function verifyRowCount(
   guards: readonly WriteGuard[],
   affected: number | null | undefined,
   rows: number,
+  runner: QueryRunner | undefined,
   driverType: string,
 ): void {
   if (typeof affected !== "number") {
@@ -143,13 +145,16 @@ export function verifyRowCount(
   }
   if (affected === rows) return;
   const first = guards[0];
-  throw new OptimisticLockError({
-    entityName: first.metadata.name,
-    id: guards.length === 1 ? first.id : guards.map((g) => g.id),
-    expectedVersion: first.expected,
-    operation: first.operation,
-    detail: guards.length === 1 ? undefined : `${rows - affected} of ${rows} rows were changed or deleted meanwhile`,
-  });
+  throw raisedIn(
+    runner,
+    new OptimisticLockError({
+      entityName: first.metadata.name,
+      id: guards.length === 1 ? first.id : guards.map((g) => g.id),
+      expectedVersion: first.expected,
+      operation: first.operation,
+      detail: guards.length === 1 ? undefined : `${rows - affected} of ${rows} rows were changed or deleted meanwhile`,
+    }),
+  );
 }
 
 /** The guarded condition object for a bulk DELETE: the id map plus the expected version. */
