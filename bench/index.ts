@@ -4,12 +4,12 @@
  * MariaDB when they answer). Prints Markdown to stdout, progress to stderr, and rewrites the
  * results part of docs/benchmarks.md (and the plot beside it) unless --no-write.
  *
- *   npm run bench -- --rounds=4 --saves=600 --warmup=3000 --duration=1000 --clients=1,4,16,64 \
+ *   npm run bench -- --rounds=3 --saves=800 --warmup=4000 --duration=1000 --clients=1,4,16,64 \
  *                    --memory-saves=100000 --only=sqlite,postgres-embedded --no-write
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import type { DataSource } from "typeorm";
 import { installLocking } from "../src";
 import { closeAll, type DatabaseName, openAlongside, StatementCounter } from "../test/support/databases";
@@ -30,6 +30,7 @@ import {
 import { openDataSources, serverVersion, startDatabases, stopDatabases, type TestDatabase } from "./setup";
 import { countStatements } from "./statements";
 import { progress } from "./stats";
+import { packageVersion, typeormCopies } from "./typeorm-copies";
 
 interface Options {
   rounds: number;
@@ -51,9 +52,9 @@ function parseOptions(argv: string[]): Options {
     return parsed;
   };
   return {
-    rounds: number("rounds", 4),
-    saves: number("saves", 600),
-    warmupSaves: number("warmup", 3000),
+    rounds: number("rounds", 3),
+    saves: number("saves", 800),
+    warmupSaves: number("warmup", 4000),
     durationMs: number("duration", 1000),
     clients: (value("clients") ?? "1,4,16,64").split(",").map(Number),
     memorySaves: number("memory-saves", 100_000),
@@ -74,11 +75,7 @@ const END = "<!-- bench:results:end -->";
  * whole process, so a plain DataSource of the same copy would pay the hooks' pass-through cost.
  */
 async function openPristine(base: DataSource, extra: Record<string, unknown>): Promise<DataSource> {
-  const pristine = require("typeorm-1") as typeof import("typeorm");
-  const main = require("typeorm") as typeof import("typeorm");
-  if (pristine.DataSource === main.DataSource || packageVersion("typeorm-1") !== packageVersion("typeorm")) {
-    throw new Error("the bench needs typeorm-1 to be a second copy of the same typeorm release (see package.json)");
-  }
+  const { pristine } = typeormCopies();
   const source = new pristine.DataSource({ ...base.options, synchronize: false, dropSchema: false, ...extra } as never);
   return (await source.initialize()) as unknown as DataSource;
 }
@@ -105,7 +102,9 @@ async function benchDatabase(db: TestDatabase, options: Options): Promise<Databa
       { source: oursLogged, counter: oursCounter },
     );
 
-    progress(`${db.name}: single-client saves, ${options.rounds} rounds x 3 processes x ${options.saves} saves`);
+    progress(
+      `${db.name}: single-client saves, ${options.rounds} rounds x 2 processes x 2 sides x ${options.saves} saves`,
+    );
     result.latency = await singleClientSaves(base, {
       rounds: options.rounds,
       saves: options.saves,
@@ -143,10 +142,6 @@ async function benchDatabase(db: TestDatabase, options: Options): Promise<Databa
 }
 
 /** An installed package's version; typeorm's `exports` hide its package.json from require(). */
-function packageVersion(name: string): string {
-  return JSON.parse(readFileSync(join(dirname(require.resolve(name)), "package.json"), "utf8")).version;
-}
-
 function renderReport(
   results: DatabaseResults[],
   memory: MemoryResult | undefined,

@@ -1,66 +1,137 @@
 /**
- * One side of the single-client latency bench, in a process of its own: `npm run bench` starts
- * this for plain TypeORM and for ours in turn, so neither shares JIT state or TypeORM's patched
- * prototypes with the other (installing the library hooks TypeORM for the whole process).
+ * One process of the single-client latency bench: two sides saving in turns, in the same
+ * process, so that whatever the machine does (another process, CPU frequency, the VM's
+ * neighbours) weighs on both alike. Each side saves its own row through its own DataSource:
+ *
+ * - pair "ours": plain TypeORM beside typeorm-locking;
+ * - pair "twin": plain TypeORM beside a second plain DataSource, which reads what the method
+ *   sees when nothing differs (the noise).
+ *
+ * The first side comes from the `typeorm-1` alias, a second copy of the same TypeORM release that
+ * the library never patches (installing it hooks the prototypes of the `typeorm` copy for the
+ * whole process); the second from `typeorm`, installed or not.
  *
  *   node -r ts-node/register/transpile-only bench/latency-worker.ts '<json LatencyJob>'
  *
- * Prints one JSON line: { "msPerSave": .., "cpuUsPerSave": .. }.
+ * Prints one JSON line, a LatencySample.
  */
 import "reflect-metadata";
-import { DataSource, type DataSourceOptions } from "typeorm";
+import type { DataSource, DataSourceOptions } from "typeorm";
 import { installLocking } from "../src";
 import { BenchItem } from "./entities";
+import { summarize } from "./stats";
+import { typeormCopies } from "./typeorm-copies";
 
 /** What one worker measures. */
 export interface LatencyJob {
   /** Connection options, serialisable (no entities, logger or subscribers). */
   connection: Record<string, unknown>;
-  installed: boolean;
-  /** The row this side saves; each side has its own. */
-  id: number;
-  /** Saves made before timing: TypeORM's code (and ours) needs thousands of calls to be optimised. */
+  pair: "ours" | "twin";
+  /** The rows the two sides save; each side has its own. */
+  ids: [number, number];
+  /** Saves per side before timing: TypeORM's code (and ours) needs thousands of calls to be optimised. */
   warmupSaves: number;
+  /** Timed saves per side. */
   saves: number;
+  /** The timed saves come in this many blocks per side, the two sides taking turns (ABBA). */
+  blocks: number;
+  /**
+   * Run only this side of the pair, warm-up and timed saves in one go (bench/instructions.sh
+   * counts a process's instructions, so each side needs a process of its own).
+   */
+  only?: 0 | 1;
 }
 
-/** What one worker reports. */
+/** What one worker reports: side 0 is always plain TypeORM. */
 export interface LatencySample {
-  msPerSave: number;
-  /** Node.js CPU time (user + system, all threads) per save. */
-  cpuUsPerSave: number;
+  msPerSave: [number, number];
+  /** Median over blocks of side 1's time over side 0's, each pair of blocks run back to back. */
+  ratio: number;
+  /** Node.js CPU time (user + system, all threads) per save, during each side's blocks. */
+  cpuUsPerSave: [number, number];
 }
 
-async function measure(job: LatencyJob): Promise<LatencySample> {
-  const source = new DataSource({
-    ...job.connection,
+type DataSourceClass = new (options: DataSourceOptions) => DataSource;
+
+async function open(DataSourceClass: DataSourceClass, connection: Record<string, unknown>): Promise<DataSource> {
+  const source = new DataSourceClass({
+    ...connection,
     entities: [BenchItem],
     synchronize: false,
     dropSchema: false,
   } as unknown as DataSourceOptions);
-  await source.initialize();
-  if (job.installed) installLocking(source);
+  return source.initialize();
+}
+
+async function measure(job: LatencyJob): Promise<LatencySample> {
+  const { pristine, main } = typeormCopies();
+  // The second side always runs the other copy's code, so the two pairs differ only by
+  // installLocking(): two DataSources of one copy would share V8's inline caches and feedback,
+  // which the ours pair does not (a twin of one copy read 1.06 in one run).
+  const openSide = async (side: 0 | 1) => {
+    if (side === 0) return open(pristine.DataSource as unknown as DataSourceClass, job.connection);
+    const second = await open(main.DataSource as unknown as DataSourceClass, job.connection);
+    return job.pair === "ours" ? installLocking(second) : second;
+  };
+  if (job.only !== undefined) return saveAlone(await openSide(job.only), job);
+  const sides = [await openSide(0), await openSide(1)];
   try {
-    const repository = source.getRepository(BenchItem);
-    await repository.delete({ id: job.id });
-    await repository.insert({ id: job.id, value: 0, label: "latency", version: 1 });
-    const item = await repository.findOneByOrFail({ id: job.id });
-    const saveMany = async (count: number) => {
-      for (let i = 0; i < count; i++) {
-        item.value += 1;
-        await repository.save(item);
+    const savers = await Promise.all(sides.map((source, side) => saver(source, job.ids[side])));
+    const warmupChunk = 100;
+    for (let done = 0; done < job.warmupSaves; done += warmupChunk) {
+      for (const save of savers) await save(Math.min(warmupChunk, job.warmupSaves - done));
+    }
+    const perBlock = Math.max(1, Math.round(job.saves / job.blocks));
+    const ms = [0, 0];
+    const cpuUs = [0, 0];
+    const ratios: number[] = [];
+    for (let block = 0; block < job.blocks; block++) {
+      const blockMs = [0, 0];
+      for (const side of block % 2 === 0 ? [0, 1] : [1, 0]) {
+        const cpu = process.cpuUsage();
+        const started = performance.now();
+        await savers[side](perBlock);
+        blockMs[side] = performance.now() - started;
+        const used = process.cpuUsage(cpu);
+        ms[side] += blockMs[side];
+        cpuUs[side] += used.user + used.system;
       }
+      ratios.push(blockMs[1] / blockMs[0]);
+    }
+    const timed = perBlock * job.blocks;
+    return {
+      msPerSave: [ms[0] / timed, ms[1] / timed],
+      ratio: summarize(ratios).median,
+      cpuUsPerSave: [cpuUs[0] / timed, cpuUs[1] / timed],
     };
-    await saveMany(job.warmupSaves);
-    const cpu = process.cpuUsage();
-    const started = performance.now();
-    await saveMany(job.saves);
-    const elapsed = performance.now() - started;
-    const used = process.cpuUsage(cpu);
-    return { msPerSave: elapsed / job.saves, cpuUsPerSave: (used.user + used.system) / job.saves };
+  } finally {
+    await Promise.all(sides.map((source) => source.destroy()));
+  }
+}
+
+/** One side alone: its saves untimed, for a count of the whole process. */
+async function saveAlone(source: DataSource, job: LatencyJob): Promise<LatencySample> {
+  try {
+    const save = await saver(source, job.ids[job.only ?? 0]);
+    await save(job.warmupSaves + job.saves);
+    return { msPerSave: [Number.NaN, Number.NaN], ratio: Number.NaN, cpuUsPerSave: [Number.NaN, Number.NaN] };
   } finally {
     await source.destroy();
   }
+}
+
+/** A function that saves a fresh row `count` times, each save changing one column. */
+async function saver(source: DataSource, id: number): Promise<(count: number) => Promise<void>> {
+  const repository = source.getRepository(BenchItem);
+  await repository.delete({ id });
+  await repository.insert({ id, value: 0, label: "latency", version: 1 });
+  const item = await repository.findOneByOrFail({ id });
+  return async (count) => {
+    for (let i = 0; i < count; i++) {
+      item.value += 1;
+      await repository.save(item);
+    }
+  };
 }
 
 if (require.main === module) {

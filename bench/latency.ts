@@ -1,8 +1,8 @@
 /**
  * Single-client saves: ms per save, saves per second and client CPU per save, for plain TypeORM
- * and ours, each measured in a fresh process of its own (see latency-worker.ts), plus a second
- * plain side measured the same way: its ratio to the first (ideally 1.00) is the noise of the
- * measurement itself.
+ * and ours. Each measurement is one process (latency-worker.ts) in which the two sides save in
+ * turns, block by block, so the machine's drift weighs on both alike; a second kind of process
+ * runs plain beside plain, whose ratio (ideally 1.00) is the noise of the method itself.
  */
 import { execFile } from "node:child_process";
 import { join } from "node:path";
@@ -14,9 +14,9 @@ import { type Summary, summarize } from "./stats";
 export interface LatencyResult {
   plainMs: Summary;
   oursMs: Summary;
-  /** ours / plain, per round. */
+  /** ours / plain: per round, the median over its pairs of blocks. */
   ratio: Summary;
-  /** plain twin / plain, per round: what the method reads when nothing differs. */
+  /** plain twin / plain, measured the same way: what the method reads when nothing differs. */
   noiseRatio: Summary;
   plainPerSecond: Summary;
   oursPerSecond: Summary;
@@ -27,14 +27,14 @@ export interface LatencyResult {
 
 const run = promisify(execFile);
 const WORKER = join(__dirname, "latency-worker.ts");
+/** Blocks per side and process: enough pairs for a median, each block still tens of ms long. */
+const BLOCKS = 16;
 
 async function sample(job: LatencyJob): Promise<LatencySample> {
   const { stdout } = await run(
     process.execPath,
     ["-r", "ts-node/register/transpile-only", WORKER, JSON.stringify(job)],
-    {
-      cwd: join(__dirname, ".."),
-    },
+    { cwd: join(__dirname, "..") },
   );
   return JSON.parse(stdout.trim().split("\n").pop() ?? "") as LatencySample;
 }
@@ -47,39 +47,40 @@ function connectionOf(source: DataSource): Record<string, unknown> {
 }
 
 /**
- * Each round measures the three sides one after the other, in a rotating order, each in a new
- * process that warms up and then times `saves` saves; the round's ratio compares sides measured
- * seconds apart, so a change in the machine's load weighs on them alike.
+ * Each round runs one process of plain beside ours and one of plain beside plain, in a rotating
+ * order; each warms both of its sides up and then times `saves` saves per side.
  */
 export async function singleClientSaves(
   base: DataSource,
   options: { rounds: number; saves: number; warmupSaves: number },
 ): Promise<LatencyResult> {
   const connection = connectionOf(base);
-  const sides = [false, false, true].map((installed, index) => ({ installed, id: index + 1 }));
-  const perRound = sides.map(() => ({ ms: [] as number[], cpuUs: [] as number[] }));
+  const jobs: LatencyJob[] = (["ours", "twin"] as const).map((pair, index) => ({
+    connection,
+    pair,
+    ids: [2 * index + 1, 2 * index + 2],
+    warmupSaves: options.warmupSaves,
+    saves: options.saves,
+    blocks: BLOCKS,
+  }));
+  const samples: LatencySample[][] = [[], []];
   for (let round = 0; round < options.rounds; round++) {
-    for (let turn = 0; turn < sides.length; turn++) {
-      const side = (round + turn) % sides.length;
-      const measured = await sample({
-        connection,
-        ...sides[side],
-        warmupSaves: options.warmupSaves,
-        saves: options.saves,
-      });
-      perRound[side].ms.push(measured.msPerSave);
-      perRound[side].cpuUs.push(measured.cpuUsPerSave);
+    for (let turn = 0; turn < jobs.length; turn++) {
+      const index = (round + turn) % jobs.length;
+      samples[index].push(await sample(jobs[index]));
     }
   }
-  const [plain, twin, ours] = perRound;
+  const [ours, twin] = samples;
+  const plainMs = ours.map((s) => s.msPerSave[0]);
+  const oursMs = ours.map((s) => s.msPerSave[1]);
   return {
-    plainMs: summarize(plain.ms),
-    oursMs: summarize(ours.ms),
-    ratio: summarize(ours.ms.map((ms, i) => ms / plain.ms[i])),
-    noiseRatio: summarize(twin.ms.map((ms, i) => ms / plain.ms[i])),
-    plainPerSecond: summarize(plain.ms.map((ms) => 1000 / ms)),
-    oursPerSecond: summarize(ours.ms.map((ms) => 1000 / ms)),
-    plainCpuUs: summarize(plain.cpuUs),
-    oursCpuUs: summarize(ours.cpuUs),
+    plainMs: summarize(plainMs),
+    oursMs: summarize(oursMs),
+    ratio: summarize(ours.map((s) => s.ratio)),
+    noiseRatio: summarize(twin.map((s) => s.ratio)),
+    plainPerSecond: summarize(plainMs.map((ms) => 1000 / ms)),
+    oursPerSecond: summarize(oursMs.map((ms) => 1000 / ms)),
+    plainCpuUs: summarize(ours.map((s) => s.cpuUsPerSave[0])),
+    oursCpuUs: summarize(ours.map((s) => s.cpuUsPerSave[1])),
   };
 }
