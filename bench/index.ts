@@ -141,7 +141,6 @@ async function benchDatabase(db: TestDatabase, options: Options): Promise<Databa
   }
 }
 
-/** An installed package's version; typeorm's `exports` hide its package.json from require(). */
 function renderReport(
   results: DatabaseResults[],
   memory: MemoryResult | undefined,
@@ -155,7 +154,7 @@ function renderReport(
     `Measured ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC on ${cpus.length} x ${cpus[0]?.model ?? "CPU"}, ` +
       `${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}, Node.js ${process.version}, TypeORM ${typeormVersion}.`,
     `Databases: ${used}.${skipped ? ` Not used: ${skipped}.` : ""}`,
-    `Options: ${options.rounds} rounds x ${options.saves} saves after ${options.warmupSaves} warm-up saves per process, contention ${options.durationMs} ms per cell with ${options.clients.join("/")} clients, ${options.memorySaves} saves for memory.`,
+    `Options: ${options.rounds} rounds x ${options.saves} saves per side after ${options.warmupSaves} warm-up saves each, contention ${options.durationMs} ms per cell with ${options.clients.join("/")} clients, ${options.memorySaves} saves for memory.`,
     "",
     "### 1. Statements (= round trips) per operation, plain TypeORM / ours",
     "",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CPU instructions per save(), plain TypeORM beside typeorm-locking, counted by valgrind's
 # callgrind: unlike time, a count does not move with the machine's load, so differences of a
-# few percent show (docs/benchmarks.md, "Profile"). Each side runs the latency worker in its own
+# few percent show (docs/benchmarks.md, "Findings"). Each side runs the latency worker in its own
 # process, twice: WARMUP saves then SHORT timed saves, and WARMUP then LONG; the difference of the
 # two totals over LONG - SHORT is the cost of one save once warm, client side only (the database
 # server is another process). --predictable keeps V8's compiler and GC on the main thread.
@@ -10,7 +10,7 @@
 #   BENCH_CONNECTION='{"type":"mysql","host":"127.0.0.1","port":3306,"username":"root","password":"","database":"test"}' \
 #     WARMUP=4000 LONG=8100 bash bench/instructions.sh
 #
-# Needs valgrind (not part of npm run bench); takes about 5 minutes with the defaults.
+# Needs valgrind (not part of npm run bench); takes about 7 minutes with the defaults.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "bench/instructions.sh needs valgrind" >&2; exit 1; }
@@ -48,7 +48,9 @@ for saves in "$SHORT" "$LONG"; do
   plain_pid=$!
   count 1 "$saves" "$out/ours-$saves" &
   ours_pid=$!
-  wait "$plain_pid" && wait "$ours_pid"
+  # One wait per line: under set -e a failure inside an && list would not stop the script.
+  wait "$plain_pid"
+  wait "$ours_pid"
 done
 plain=$((($(cat "$out/plain-$LONG") - $(cat "$out/plain-$SHORT")) / (LONG - SHORT)))
 ours=$((($(cat "$out/ours-$LONG") - $(cat "$out/ours-$SHORT")) / (LONG - SHORT)))

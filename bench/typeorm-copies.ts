@@ -8,7 +8,7 @@ import { dirname, join } from "node:path";
 
 type Typeorm = typeof import("typeorm");
 
-/** The version of an installed package, read from its package.json. */
+/** An installed package's version, read beside its entry point: typeorm's `exports` hide its package.json from require(). */
 export function packageVersion(name: string): string {
   return JSON.parse(readFileSync(join(dirname(require.resolve(name)), "package.json"), "utf8")).version;
 }
