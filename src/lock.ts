@@ -3,7 +3,7 @@ import { LockingConfigurationError, LockingError, OptimisticLockError } from "./
 import { installationOf } from "./installation";
 import { assertLockMode, isPessimistic, LockMode, type LockOptions, needsVersion } from "./lock-mode";
 import { lockQuery } from "./lock-request";
-import { raisedIn } from "./transaction-scope";
+import { raisedIn } from "./transaction-numbers";
 import { queueCommitCheck } from "./typeorm/commit-checks";
 import { dataSourceOf } from "./typeorm/internals";
 import { heldVersion, writeVersion } from "./typeorm/version-writes";

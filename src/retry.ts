@@ -8,7 +8,7 @@ import {
   RetryExhaustedError,
   SerializationError,
 } from "./errors";
-import { raisedInTransactionBegunBy, transactionsBegun } from "./transaction-scope";
+import { raisedInTransactionBegunBy, transactionsBegun } from "./transaction-numbers";
 import { lockFailureOf } from "./typeorm/error-translation";
 
 /**

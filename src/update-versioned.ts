@@ -1,6 +1,6 @@
 import type { ObjectLiteral, Repository } from "typeorm";
 import { LockingConfigurationError, OptimisticLockError } from "./errors";
-import { raisedIn } from "./transaction-scope";
+import { raisedIn } from "./transaction-numbers";
 import { toVersionNumber } from "./version-value";
 
 /**

@@ -7,7 +7,7 @@ import type { DataSource, QueryRunner } from "typeorm";
 import { dialectForType, type LockDialect, type ProbeQuery } from "../dialect";
 import { PessimisticLockError } from "../errors";
 import { type Installation, installationOf } from "../installation";
-import { raisedIn } from "../transaction-scope";
+import { raisedIn } from "../transaction-numbers";
 import { dataSourceOf } from "./internals";
 import { serverDialectOf } from "./locking-reads";
 import { patchRunnerPrototypes } from "./runner-prototypes";

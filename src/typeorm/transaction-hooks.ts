@@ -1,9 +1,9 @@
 /**
- * Numbers each transaction a query runner begins (see transaction-scope.ts), whoever begins it:
+ * Numbers each transaction a query runner begins (see transaction-numbers.ts), whoever begins it:
  * `transaction()`, `save()`, typeorm-transactional or `queryRunner.startTransaction()` by hand.
  */
 import type { QueryRunner } from "typeorm";
-import { noteTransactionBegins } from "../transaction-scope";
+import { noteTransactionBegins } from "../transaction-numbers";
 import type { Method } from "./internals";
 import { patchRunnerPrototypes } from "./runner-prototypes";
 

@@ -7,7 +7,7 @@ import type { ObjectLiteral, QueryRunner } from "typeorm";
 import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
 import { LockingConfigurationError, OptimisticLockError } from "../errors";
 import { rememberLoadedVersion } from "../loaded-versions";
-import { raisedIn } from "../transaction-scope";
+import { raisedIn } from "../transaction-numbers";
 import { toVersionNumber } from "../version-value";
 
 /** The version an entity holds, or a clear error when it has none to lock by. */

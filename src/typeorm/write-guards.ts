@@ -14,7 +14,7 @@ import {
   StaleVersionError,
 } from "../errors";
 import { loadedVersionOf } from "../loaded-versions";
-import { raisedIn } from "../transaction-scope";
+import { raisedIn } from "../transaction-numbers";
 import type { VersionPolicy } from "../version-policy";
 import { toVersionNumber } from "../version-value";
 import type { SubjectLike } from "./internals";
