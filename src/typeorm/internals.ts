@@ -45,8 +45,6 @@ export interface WriteQueryBuilderLike {
   expressionMap: ExpressionMapLike;
   /** The runner the statement runs on (TypeORM's persistence layer always sets one). */
   queryRunner?: QueryRunner;
-  escape(name: string): string;
-  andWhere(where: string, parameters?: ObjectLiteral): unknown;
 }
 
 /** TypeORM's `ReturningResultsEntityUpdator`, which re-reads generated columns after an UPDATE. */
@@ -90,8 +88,8 @@ const REQUIRED: Array<[keyof Omit<TypeormInternals, "dataSourceClass">, string[]
       "updateSpecialColumnsInPersistedEntities",
     ],
   ],
-  ["updateQueryBuilder", ["whereEntity", "execute"]],
-  ["softDeleteQueryBuilder", ["whereEntity", "execute"]],
+  ["updateQueryBuilder", ["whereEntity", "createWhereExpression", "getQueryAndParameters", "execute"]],
+  ["softDeleteQueryBuilder", ["whereEntity", "createWhereExpression", "getQueryAndParameters", "execute"]],
   ["deleteQueryBuilder", ["where", "execute"]],
   ["returningUpdator", ["update"]],
   ["selectQueryBuilder", ["executeEntitiesAndRawResults", "createLockExpression", "getQuery"]],

@@ -22,8 +22,14 @@ interface SelectQueryLike {
 type Loaded = { entities: ObjectLiteral[] };
 
 const renderings = new WeakMap<object, LockRendering>();
-/** Query runners in the middle of TypeORM's pre-load of the rows a save()/remove() writes. */
-const loadingForWrite = new Set<QueryRunner>();
+/**
+ * Set while TypeORM's pre-load of the rows a save()/remove() writes runs synchronously: its
+ * first SELECT is issued before the loader's first await. Further groups (PostgreSQL loads them
+ * one after another) then have their versions noted, which costs a note, not a wrong answer.
+ * A synchronous flag, not a mark per query runner cleared when the load settles: that cost two
+ * promises per save (measured), for the one group nearly every save has.
+ */
+let preloadingForWrite = false;
 const patched = new WeakSet<object>();
 
 /** Patches SelectQueryBuilder once per loaded copy of TypeORM. */
@@ -41,7 +47,7 @@ export function installSelectHooks(internals: TypeormInternals): void {
         const alias = this.expressionMap.mainAlias;
         if (!installation || !alias?.hasMetadata) return execute.call(this, queryRunner);
         const { metadata } = alias;
-        const remember = !loadingForWrite.has(queryRunner) && reachesVersioned(installation, metadata);
+        const remember = !preloadingForWrite && reachesVersioned(installation, metadata);
         const load = (): Promise<Loaded> => {
           const loading = execute.call(this, queryRunner) as Promise<Loaded>;
           if (!remember) return loading;
@@ -87,11 +93,14 @@ export function installSelectHooks(internals: TypeormInternals): void {
     internals.subjectDatabaseEntityLoader,
     "load",
     (load) =>
-      function (this: { queryRunner: QueryRunner }, ...args: unknown[]) {
-        const runner = this.queryRunner;
-        if (loadingForWrite.has(runner)) return load.apply(this, args);
-        loadingForWrite.add(runner);
-        return (load.apply(this, args) as Promise<unknown>).finally(() => loadingForWrite.delete(runner));
+      function (this: unknown, ...args: unknown[]) {
+        const outer = preloadingForWrite;
+        preloadingForWrite = true;
+        try {
+          return load.apply(this, args);
+        } finally {
+          preloadingForWrite = outer;
+        }
       },
   );
 
