@@ -29,7 +29,7 @@ node -r ts-node/register/transpile-only -e '
 
 count() { # side (0 plain, 1 ours) saves output-file
   local log="$3.log"
-  if ! valgrind --tool=callgrind --callgrind-out-file=/dev/null --smc-check=all-non-file \
+  if ! DISABLE_V8_COMPILE_CACHE=1 valgrind --tool=callgrind --callgrind-out-file=/dev/null --smc-check=all-non-file \
     node --predictable -r ts-node/register/transpile-only bench/latency-worker.ts \
     "{\"connection\":$CONNECTION,\"pair\":\"ours\",\"ids\":[9101,9102],\"only\":$1,\"warmupSaves\":$WARMUP,\"saves\":$2,\"blocks\":1}" \
     >/dev/null 2>"$log"; then
