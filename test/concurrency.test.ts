@@ -112,6 +112,57 @@ describeEachDatabase((db) => {
     });
   }
 
+  if (db.family !== "sqlite") {
+    // TypeORM pre-loads the row before writing, and a version that moved by then is refused before
+    // anything is written; these changes land after that pre-load, so only the UPDATE's own
+    // `AND version = ?` can catch them (SQLite: the other writer would wait on the save's snapshot).
+    describe("a change landing between TypeORM's pre-load and the UPDATE is caught by the UPDATE", () => {
+      /** Makes the next before-event on the operator's side commit a change from the customer's side first. */
+      function changeBeforeOperatorWrites(id: number, event: "beforeUpdate" | "beforeSoftRemove"): void {
+        const subscriber = {
+          listenTo: () => Order,
+          [event]: async () => {
+            operatorSide.subscribers.splice(operatorSide.subscribers.indexOf(subscriber as never), 1);
+            await customerSide
+              .createQueryBuilder()
+              .update(Order)
+              .set({ address: "OTHER", version: () => "version + 1" })
+              .where("id = :id", { id })
+              .execute();
+          },
+        };
+        operatorSide.subscribers.push(subscriber as never);
+      }
+
+      for (const [title, options] of [
+        ["save()", undefined],
+        ["save({ reload: false })", { reload: false }],
+      ] as const) {
+        it(`${title}: the stale UPDATE matches no row and fails; the other change survives`, async () => {
+          const id = await orderAtVersion(5);
+          const orders = operatorSide.getRepository(Order);
+          const order = await orders.findOneByOrFail({ id });
+          order.status = "OPERATOR";
+          changeBeforeOperatorWrites(id, "beforeUpdate");
+          const error = await orders.save(order, options).catch((e: unknown) => e);
+          expect(error).toBeInstanceOf(OptimisticLockError);
+          expect(error).toMatchObject({ expectedVersion: 5, operation: "update" });
+          expect(order.version).toBe(5);
+          expect(await orders.findOneByOrFail({ id })).toMatchObject({ address: "OTHER", status: "NEW", version: 6 });
+        });
+      }
+
+      it("softRemove(): the stale soft delete matches no row and fails; the row stays", async () => {
+        const id = await orderAtVersion(5);
+        const orders = operatorSide.getRepository(Order);
+        const order = await orders.findOneByOrFail({ id });
+        changeBeforeOperatorWrites(id, "beforeSoftRemove");
+        await expect(orders.softRemove(order)).rejects.toBeInstanceOf(OptimisticLockError);
+        expect(await orders.findOneByOrFail({ id })).toMatchObject({ address: "OTHER", deletedAt: null, version: 6 });
+      });
+    });
+  }
+
   it("a stale remove on another connection fails and the row keeps the other change", async () => {
     const id = await orderAtVersion(1);
     const remover = await operatorSide.getRepository(Order).findOneByOrFail({ id });
