@@ -42,6 +42,8 @@ interface GuardedQuery {
   rows: number;
   /** The guard whose `AND version = ?` is still to be added to the rendered SQL (UPDATEs). */
   condition?: WriteGuard;
+  /** Set once the row count was checked (by the returning updater, before execute() settles). */
+  verified?: boolean;
 }
 
 // Symbol properties rather than WeakMaps: the objects live for one statement, and a WeakMap
@@ -203,13 +205,15 @@ export function installPersistenceHooks(internals: TypeormInternals): void {
           const guarded = guardedQueryOf(this.expressionMap);
           if (!guarded) return written;
           return written.then((result) => {
-            verifyRowCount(
-              guarded.guards,
-              result.affected,
-              guarded.rows,
-              this.queryRunner,
-              dataSourceOf(this).options.type,
-            );
+            if (!guarded.verified) {
+              verifyRowCount(
+                guarded.guards,
+                result.affected,
+                guarded.rows,
+                this.queryRunner,
+                dataSourceOf(this).options.type,
+              );
+            }
             return result;
           });
         },
@@ -266,6 +270,7 @@ async function updateGuarded(
 ): Promise<void> {
   const driver = dataSourceOf(this.queryRunner).driver;
   verifyRowCount(guarded.guards, result.affected, guarded.rows, this.queryRunner, driver.options.type);
+  guarded.verified = true;
   const [guard] = guarded.guards;
   const onlyVersionToRead = this.expressionMap.extraReturningColumns.every((c) => c === guard.column);
   if (guarded.guards.length !== 1 || driver.isReturningSqlSupported("update") || !onlyVersionToRead) {
