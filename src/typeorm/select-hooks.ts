@@ -26,8 +26,8 @@ const renderings = new WeakMap<object, LockRendering>();
  * Set while TypeORM's pre-load of the rows a save()/remove() writes runs synchronously: its
  * first SELECT is issued before the loader's first await. Further groups (PostgreSQL loads them
  * one after another) then have their versions noted, which costs a note, not a wrong answer.
- * A synchronous flag, not a mark per query runner cleared when the load settles: that cost two
- * promises per save (measured), for the one group nearly every save has.
+ * A synchronous flag, not a mark per query runner cleared when the load settles: that cost a
+ * `finally()` and its promises on every save, for the one group nearly every save has.
  */
 let preloadingForWrite = false;
 const patched = new WeakSet<object>();
