@@ -6,7 +6,7 @@ import type { DataSource } from "typeorm";
 import { assertVersion, installLocking, OptimisticLockError, StaleVersionError, updateVersioned } from "../src";
 import { ALL_ENTITIES, LegacyOrder, Order } from "./fixtures/entities";
 import { closeAll, describeEachDatabase, openDataSources } from "./support/databases";
-import { deferred, waitUntilBlocked } from "./support/interleaving";
+import { changeBeforeNextWrite, deferred, waitUntilBlocked } from "./support/interleaving";
 import { operatorSavesAfterCustomer } from "./support/stories";
 
 describeEachDatabase((db) => {
@@ -117,21 +117,15 @@ describeEachDatabase((db) => {
     // anything is written; these changes land after that pre-load, so only the UPDATE's own
     // `AND version = ?` can catch them (SQLite: the other writer would wait on the save's snapshot).
     describe("a change landing between TypeORM's pre-load and the UPDATE is caught by the UPDATE", () => {
-      /** Makes the next before-event on the operator's side commit a change from the customer's side first. */
       function changeBeforeOperatorWrites(id: number, event: "beforeUpdate" | "beforeSoftRemove"): void {
-        const subscriber = {
-          listenTo: () => Order,
-          [event]: async () => {
-            operatorSide.subscribers.splice(operatorSide.subscribers.indexOf(subscriber as never), 1);
-            await customerSide
-              .createQueryBuilder()
-              .update(Order)
-              .set({ address: "OTHER", version: () => "version + 1" })
-              .where("id = :id", { id })
-              .execute();
-          },
-        };
-        operatorSide.subscribers.push(subscriber as never);
+        changeBeforeNextWrite(operatorSide, Order, event, () =>
+          customerSide
+            .createQueryBuilder()
+            .update(Order)
+            .set({ address: "OTHER", version: () => "version + 1" })
+            .where("id = :id", { id })
+            .execute(),
+        );
       }
 
       for (const [title, options] of [

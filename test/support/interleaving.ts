@@ -42,3 +42,25 @@ export async function waitUntilBlocked(db: TestDatabase, observer: DataSource, t
   }
   throw new Error(`no session of ${db.name} was blocked on a lock within ${timeoutMs} ms`);
 }
+
+/**
+ * Makes the next `event` of `entity` on `writer` (a save's or soft remove's before-event, which
+ * TypeORM broadcasts after its pre-load of the row and before its UPDATE) first run `change`,
+ * typically a commit on another connection. Only the UPDATE's own version condition can then see
+ * that the row moved.
+ */
+export function changeBeforeNextWrite(
+  writer: DataSource,
+  entity: Function,
+  event: "beforeUpdate" | "beforeSoftRemove",
+  change: () => Promise<unknown>,
+): void {
+  const subscriber = {
+    listenTo: () => entity,
+    [event]: async () => {
+      writer.subscribers.splice(writer.subscribers.indexOf(subscriber as never), 1);
+      await change();
+    },
+  };
+  writer.subscribers.push(subscriber as never);
+}

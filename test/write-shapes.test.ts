@@ -1,0 +1,113 @@
+/**
+ * The version condition in UPDATEs whose WHERE clause TypeORM builds in other shapes than
+ * `id = ?`: a composite primary key (a bracketed AND of columns) and single-table inheritance
+ * (a discriminator condition beside the key). Each is saved once as it should be, and once with
+ * a change committed on a second connection after TypeORM's pre-load, which only the UPDATE's
+ * own `AND version = ?` can catch.
+ */
+import {
+  ChildEntity,
+  Column,
+  type DataSource,
+  Entity,
+  PrimaryColumn,
+  PrimaryGeneratedColumn,
+  TableInheritance,
+} from "typeorm";
+import { installLocking, OptimisticLockError, Versioned } from "../src";
+import { closeAll, describeEachDatabase, openDataSources } from "./support/databases";
+import { changeBeforeNextWrite } from "./support/interleaving";
+
+@Entity("shape_tenant_item")
+class TenantItem {
+  @PrimaryColumn({ type: "varchar", length: 20 }) tenant!: string;
+  @PrimaryColumn({ type: "int" }) code!: number;
+  @Column({ type: "varchar", length: 40 }) label!: string;
+  @Versioned() version!: number;
+}
+
+@Entity("shape_vehicle")
+@TableInheritance({ column: { type: "varchar", name: "kind", length: 20 } })
+class Vehicle {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column({ type: "varchar", length: 40 }) name!: string;
+  @Versioned() version!: number;
+}
+
+@ChildEntity("car")
+class Car extends Vehicle {
+  @Column({ type: "int", default: 4 }) doors!: number;
+}
+
+describeEachDatabase((db) => {
+  let writer: DataSource;
+  let other: DataSource;
+
+  beforeAll(async () => {
+    [writer, other] = await openDataSources(db, [TenantItem, Vehicle, Car], { count: 2 });
+    installLocking(writer);
+  });
+  afterAll(() => closeAll(writer, other));
+
+  describe("a composite primary key", () => {
+    const key = (code: number) => ({ tenant: "acme", code });
+
+    it("a current save updates the row and moves the version", async () => {
+      const items = writer.getRepository(TenantItem);
+      const item = await items.save(items.create({ ...key(1), label: "A" }));
+      item.label = "B";
+      await items.save(item);
+      expect(item.version).toBe(2);
+      expect(await items.findOneByOrFail(key(1))).toMatchObject({ label: "B", version: 2 });
+    });
+
+    it("a stale copy is refused and the other change survives", async () => {
+      const items = writer.getRepository(TenantItem);
+      await items.save(items.create({ ...key(2), label: "A" }));
+      const stale = await items.findOneByOrFail(key(2));
+      await other.getRepository(TenantItem).update(key(2), { label: "OTHER", version: 2 });
+      stale.label = "STALE";
+      await expect(items.save(stale)).rejects.toBeInstanceOf(OptimisticLockError);
+      expect(await items.findOneByOrFail(key(2))).toMatchObject({ label: "OTHER", version: 2 });
+    });
+
+    if (db.family !== "sqlite") {
+      it("a change after TypeORM's pre-load makes the UPDATE match no row", async () => {
+        const items = writer.getRepository(TenantItem);
+        await items.save(items.create({ ...key(3), label: "A" }));
+        const item = await items.findOneByOrFail(key(3));
+        changeBeforeNextWrite(writer, TenantItem, "beforeUpdate", () =>
+          other.getRepository(TenantItem).update(key(3), { label: "OTHER", version: 2 }),
+        );
+        item.label = "MINE";
+        await expect(items.save(item)).rejects.toBeInstanceOf(OptimisticLockError);
+        expect(await items.findOneByOrFail(key(3))).toMatchObject({ label: "OTHER", version: 2 });
+      });
+    }
+  });
+
+  describe("single-table inheritance", () => {
+    it("a current save of a child entity updates the row and moves the version", async () => {
+      const cars = writer.getRepository(Car);
+      const car = await cars.save(cars.create({ name: "A", doors: 3 }));
+      car.doors = 5;
+      await cars.save(car);
+      expect(car.version).toBe(2);
+      expect(await cars.findOneByOrFail({ id: car.id })).toMatchObject({ doors: 5, version: 2 });
+    });
+
+    if (db.family !== "sqlite") {
+      it("a change after TypeORM's pre-load makes the child's UPDATE match no row", async () => {
+        const cars = writer.getRepository(Car);
+        const { id } = await cars.save(cars.create({ name: "A" }));
+        const car = await cars.findOneByOrFail({ id });
+        changeBeforeNextWrite(writer, Car, "beforeUpdate", () =>
+          other.getRepository(Car).update({ id }, { name: "OTHER", version: 2 }),
+        );
+        car.doors = 2;
+        await expect(cars.save(car)).rejects.toBeInstanceOf(OptimisticLockError);
+        expect(await cars.findOneByOrFail({ id })).toMatchObject({ name: "OTHER", doors: 4, version: 2 });
+      });
+    }
+  });
+});
