@@ -290,13 +290,17 @@ async function startEmbeddedPostgres() {
       }
     }
     if (!state.server) throw lastError;
-    const client = state.server.getPgClient("postgres", "127.0.0.1");
-    await client.connect();
-    try {
-      await client.query("CREATE DATABASE test");
-    } finally {
-      await client.end();
-    }
+    // Still watched: an error left unclaimed since the last attempt fails the start here,
+    // instead of being dropped when the watch stops.
+    await uncaught.during(async () => {
+      const client = state.server.getPgClient("postgres", "127.0.0.1");
+      await client.connect();
+      try {
+        await client.query("CREATE DATABASE test");
+      } finally {
+        await client.end();
+      }
+    });
     return { ok: true, port: state.port, folder };
   } catch (error) {
     return {
