@@ -453,3 +453,39 @@ export class OfflineLockRequiredError extends LockingError {
     this.lockId = init.lockId;
   }
 }
+
+/**
+ * A write of an entity covered by an offline lock (`OfflineLockManager.protect`: the entity itself,
+ * or a member or junction table of a protected aggregate root) was made past the persistence
+ * layer: `repository.update()`, `delete()`, `insert()` of a member, `upsert()`, `increment()`,
+ * `softDelete()`, `restore()`, or a query-builder write. Such a statement names no entity, so it
+ * cannot be checked against the lock; it is refused, for the lock's holder too, and nothing is
+ * written.
+ *
+ * @example
+ * ```ts
+ * // instead of orders.update(id, { status: "PAID" }):
+ * await locks.runHolding(handle, async () => {
+ *   const order = await orders.findOneByOrFail({ id });
+ *   order.status = "PAID";
+ *   await orders.save(order);
+ * });
+ * ```
+ */
+export class OfflineLockBypassError extends LockingConfigurationError {
+  readonly entityName: string;
+  readonly lockType: string;
+  /** What the refused statement was: "update", "delete", "soft-delete", "restore", "insert", "upsert". */
+  readonly operation: string;
+  constructor(init: { entityName: string; lockType: string; operation: string; coveredBy: string }) {
+    super(
+      `A query-builder ${init.operation} of ${init.entityName} (repository.update()/delete()/insert()/upsert() or ` +
+        `createQueryBuilder()) cannot be checked against the offline lock ${init.lockType} that ${init.coveredBy}; ` +
+        "it was refused and nothing was written. Load the entity and save() or remove() it inside " +
+        "runHolding(handle, ...).",
+    );
+    this.entityName = init.entityName;
+    this.lockType = init.lockType;
+    this.operation = init.operation;
+  }
+}

@@ -35,6 +35,7 @@ export {
   LockingError,
   LockTimeoutError,
   MissingVersionError,
+  OfflineLockBypassError,
   OfflineLockLostError,
   OfflineLockRequiredError,
   OptimisticLockError,

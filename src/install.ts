@@ -10,6 +10,7 @@ import { installPreWriteChecks } from "./typeorm/pre-write-checks";
 import { watchRunners } from "./typeorm/runner-prototypes";
 import { installSelectHooks } from "./typeorm/select-hooks";
 import { installTransactionHooks } from "./typeorm/transaction-hooks";
+import { installUncheckedWriteChecks } from "./typeorm/unchecked-writes";
 
 const initializeWrapped = new WeakSet<DataSource>();
 
@@ -41,6 +42,7 @@ export function installLocking<T extends DataSource>(dataSource: T, options: Loc
   }
   installPersistenceHooks(internals);
   installPreWriteChecks(internals);
+  installUncheckedWriteChecks(internals);
   installSelectHooks(internals);
   installTransactionHooks();
   installErrorTranslation();

@@ -132,6 +132,12 @@ export interface LockDialect {
   /** A driver error turned into the library's typed error, or `undefined` if it is not a lock failure. */
   classifyError(error: unknown): PessimisticLockError | undefined;
   /**
+   * Whether a driver error says a table the statement names does not exist (each database has its
+   * own code and wording): the library's own tables (offline locks) then get a configuration
+   * error saying how to create them instead of the raw driver error.
+   */
+  isMissingTable(error: unknown): boolean;
+  /**
    * Row locks bind only the server they were taken on: on a multi-primary cluster (Galera) a
    * writer on another node is not blocked by them. Pessimistic lock modes are then refused unless
    * the application opts in (`installLocking(ds, { galera: { pessimistic: "node-local" } })`).

@@ -1,5 +1,5 @@
 import { type LockDialect, roundWait } from "./lock-dialect";
-import { classifyMysqlFamily } from "./mysql";
+import { classifyMysqlFamily, isMissingMysqlFamilyTable } from "./mysql";
 
 /**
  * MariaDB 10.6+: `LOCK IN SHARE MODE` / `FOR UPDATE`, with the wait in the statement itself:
@@ -29,5 +29,6 @@ export const mariadbDialect: LockDialect = {
   },
   waitPlan: () => undefined,
   lockStatement: () => undefined,
+  isMissingTable: isMissingMysqlFamilyTable,
   classifyError: (error) => classifyMysqlFamily("mariadb", error),
 };

@@ -36,8 +36,14 @@ export const mysqlDialect: LockDialect = {
     };
   },
   lockStatement: () => undefined,
+  isMissingTable: isMissingMysqlFamilyTable,
   classifyError: (error) => classifyMysqlFamily("mysql", error),
 };
+
+/** ER_NO_SUCH_TABLE, the same number on MySQL, MariaDB and Galera. */
+export function isMissingMysqlFamilyTable(error: unknown): boolean {
+  return Number(driverErrorOf(error)?.errno) === 1146;
+}
 
 /** MySQL and MariaDB share their error numbers. */
 export function classifyMysqlFamily(dialect: string, error: unknown) {

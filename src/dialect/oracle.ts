@@ -29,6 +29,11 @@ export const oracleDialect: LockDialect = {
   },
   waitPlan: () => undefined,
   lockStatement: () => undefined,
+  isMissingTable(error) {
+    // ORA-00942: table or view does not exist.
+    const e = driverErrorOf(error);
+    return Number(e?.errorNum ?? /ORA-(\d{5})/.exec(String(e?.message ?? ""))?.[1]) === 942;
+  },
   classifyError(error) {
     const e = driverErrorOf(error);
     const num = Number(e?.errorNum ?? /ORA-(\d{5})/.exec(String(e?.message ?? ""))?.[1]);

@@ -30,6 +30,8 @@ export const postgresDialect: LockDialect = {
   },
   waitPlan: () => undefined,
   lockStatement: () => undefined,
+  // 42P01 undefined_table.
+  isMissingTable: (error) => driverErrorOf(error)?.code === "42P01",
   classifyError(error) {
     const code = driverErrorOf(error)?.code;
     const failure = { dialect: "postgres", code: String(code), retryable: true, transactionAborted: true };

@@ -39,6 +39,8 @@ export const sqliteDialect: LockDialect = {
     const c = quoteIdentifier(primaryColumn);
     return `UPDATE ${t} SET ${c} = ${c} WHERE 0 = 1`;
   },
+  // SQLite has no code of its own for it: SQLITE_ERROR with "no such table: <name>".
+  isMissingTable: (error) => /no such table/i.test(String(driverErrorOf(error)?.message ?? "")),
   classifyError(error) {
     const code = driverErrorOf(error)?.code;
     if (typeof code !== "string") return undefined;

@@ -36,6 +36,12 @@ export const sqlserverDialect: LockDialect = {
     };
   },
   lockStatement: () => undefined,
+  isMissingTable(error) {
+    // 208: Invalid object name.
+    const e = driverErrorOf(error);
+    const original = e?.originalError as { info?: { number?: number } } | undefined;
+    return Number(e?.number ?? original?.info?.number) === 208;
+  },
   classifyError(error) {
     const e = driverErrorOf(error);
     const original = e?.originalError as { info?: { number?: number } } | undefined;

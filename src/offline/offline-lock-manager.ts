@@ -4,16 +4,19 @@ import type { DataSource, ObjectLiteral } from "typeorm";
 import {
   AlreadyLockedError,
   LockingConfigurationError,
+  OfflineLockBypassError,
   OfflineLockLostError,
   OfflineLockRequiredError,
 } from "../errors";
 import { installationOf } from "../installation";
 import { LockMode } from "../lock-mode";
 import { lockQuery } from "../lock-request";
+import { aggregateRootOf, existingRootsChangedBy } from "../typeorm/aggregate-versions";
 import { knownDialectOf } from "../typeorm/error-translation";
 import { dataSourceOf, type SubjectExecutorLike, type SubjectLike } from "../typeorm/internals";
 import { addPreWriteCheck } from "../typeorm/pre-write-checks";
-import { OfflineLockRecord } from "./offline-lock-record";
+import { addUncheckedWriteCheck, type UncheckedWrite } from "../typeorm/unchecked-writes";
+import { OFFLINE_LOCK_TABLE, OfflineLockRecord } from "./offline-lock-record";
 
 /**
  * A held offline lock: pass it (or its `handle` string, e.g. kept in a session) to check, extend
@@ -75,8 +78,25 @@ interface Protection {
   lockIdOf: (entity: ObjectLiteral) => string | number;
 }
 
+/**
+ * A handle in scope of `runHolding`: the handle object (its lock known), or only its string (its
+ * lock is then found by the check, which reads the row anyway).
+ */
+interface HeldHandle {
+  handle: string;
+  lockType?: string;
+  lockId?: string;
+}
+
+/** One lock a flush needs, and the entity that needs it (for the error). */
+interface Requirement {
+  entityName: string;
+  lockType: string;
+  lockId: string;
+}
+
 const MAX_TAKE_ATTEMPTS = 5;
-const held = new AsyncLocalStorage<readonly OfflineLockHandle[]>();
+const held = new AsyncLocalStorage<readonly HeldHandle[]>();
 const protections = new WeakMap<DataSource, Map<Function, Protection>>();
 
 /**
@@ -108,7 +128,11 @@ export class OfflineLockManager {
    * Takes the lock on `type`/`id` for `ttlMs`, if it is free or expired. Throws
    * {@link AlreadyLockedError} naming the holder and expiry otherwise.
    */
-  async tryLock(type: string, id: string | number, options: TryLockOptions): Promise<OfflineLockHandle> {
+  tryLock(type: string, id: string | number, options: TryLockOptions): Promise<OfflineLockHandle> {
+    return this.orMissingTable(() => this.take(type, id, options));
+  }
+
+  private async take(type: string, id: string | number, options: TryLockOptions): Promise<OfflineLockHandle> {
     const lockType = nonEmpty(type, "tryLock() type");
     const lockId = nonEmpty(String(id), "tryLock() id");
     const owner = nonEmpty(options?.owner, "tryLock() owner");
@@ -150,41 +174,47 @@ export class OfflineLockManager {
   }
 
   /** The lock as it stands if `handle` still holds it; {@link OfflineLockLostError} if not. */
-  async checkLock(handle: OfflineLockHandle | string): Promise<OfflineLockHandle> {
-    const record = await this.heldRecord(handleOf(handle));
-    if (!record) throw this.lost(handle, "checkLock()");
-    return toHandle(record);
+  checkLock(handle: OfflineLockHandle | string): Promise<OfflineLockHandle> {
+    return this.orMissingTable(async () => {
+      const record = await this.heldRecord(handleOf(handle));
+      if (!record) throw this.lost(handle, "checkLock()");
+      return toHandle(record);
+    });
   }
 
   /** Moves the expiry to `ttlMs` from now (database clock); {@link OfflineLockLostError} if no longer held. */
-  async extendLock(handle: OfflineLockHandle | string, ttlMs: number): Promise<OfflineLockHandle> {
-    const ms = positiveMs(ttlMs, "extendLock() ttlMs");
-    const now = this.now();
-    const result = await this.repository()
-      .createQueryBuilder()
-      .update(OfflineLockRecord)
-      .set({ expiresAt: () => `${now} + ${ms}` })
-      .where("handle = :handle", { handle: handleOf(handle) })
-      .andWhere(`expires_at > ${now}`)
-      .execute();
-    if (result.affected !== 1) throw this.lost(handle, "extendLock()");
-    return this.checkLock(handle);
+  extendLock(handle: OfflineLockHandle | string, ttlMs: number): Promise<OfflineLockHandle> {
+    return this.orMissingTable(async () => {
+      const ms = positiveMs(ttlMs, "extendLock() ttlMs");
+      const now = this.now();
+      const result = await this.repository()
+        .createQueryBuilder()
+        .update(OfflineLockRecord)
+        .set({ expiresAt: () => `${now} + ${ms}` })
+        .where("handle = :handle", { handle: handleOf(handle) })
+        .andWhere(`expires_at > ${now}`)
+        .execute();
+      if (result.affected !== 1) throw this.lost(handle, "extendLock()");
+      return this.checkLock(handle);
+    });
   }
 
   /**
    * Frees the lock. {@link OfflineLockLostError} if the handle no longer held it: whatever was
    * done under it after it lapsed was not protected.
    */
-  async releaseLock(handle: OfflineLockHandle | string): Promise<void> {
-    const now = this.now();
-    const result = await this.repository()
-      .createQueryBuilder()
-      .update(OfflineLockRecord)
-      .set({ handle: null, owner: null, expiresAt: 0 })
-      .where("handle = :handle", { handle: handleOf(handle) })
-      .andWhere(`expires_at > ${now}`)
-      .execute();
-    if (result.affected !== 1) throw this.lost(handle, "releaseLock()");
+  releaseLock(handle: OfflineLockHandle | string): Promise<void> {
+    return this.orMissingTable(async () => {
+      const now = this.now();
+      const result = await this.repository()
+        .createQueryBuilder()
+        .update(OfflineLockRecord)
+        .set({ handle: null, owner: null, expiresAt: 0 })
+        .where("handle = :handle", { handle: handleOf(handle) })
+        .andWhere(`expires_at > ${now}`)
+        .execute();
+      if (result.affected !== 1) throw this.lost(handle, "releaseLock()");
+    });
   }
 
   /**
@@ -193,6 +223,14 @@ export class OfflineLockManager {
    * must still hold, checked inside the save's transaction (the lock row is row-locked until
    * commit, so it cannot be taken over between the check and the write). Inserts are not
    * checked: a new entity has no lock yet. Needs `installLocking()` on the DataSource.
+   *
+   * On an aggregate root (`@VersionedBy` members), the lock covers the whole aggregate with no
+   * further declaration: every member change that moves the root's version (a member inserted,
+   * changed or removed by cascade or through its own repository, an orphan deleted, a
+   * many-to-many link added or removed) needs the root's lock. Writes that name no entity
+   * (`repository.update()`/`delete()`/`upsert()`, query-builder writes) of a protected entity,
+   * of a member of a protected root or of their junction tables are refused with
+   * {@link OfflineLockBypassError}, since they cannot be checked.
    */
   protect<T extends ObjectLiteral>(entity: new (...args: never[]) => T, options: ProtectOptions<T> = {}): this {
     if (!installationOf(this.dataSource)) {
@@ -206,16 +244,32 @@ export class OfflineLockManager {
       lockType: options.lockType ?? entity.name,
       lockIdOf: (options.lockIdOf as Protection["lockIdOf"]) ?? primaryKeyOf(this.dataSource, entity),
     });
-    addPreWriteCheck(requireHeldLocks);
+    addPreWriteCheck(requireHeldLocks, "refusal");
+    addUncheckedWriteCheck(refuseUncheckedWrites);
     return this;
   }
 
   /**
    * Runs `work` holding `handle`: writes of protected entities inside it (awaited calls included)
-   * are checked against it. Nested calls add their handles to the outer ones.
+   * are checked against it. Nested calls add their handles to the outer ones. Takes the handle
+   * object or its `handle` string (e.g. from a session); anything else is refused with
+   * {@link LockingConfigurationError}, never ignored.
+   *
+   * @example
+   * ```ts
+   * await locks.runHolding(session.orderLock, () => orders.save(order)); // the handle string
+   * ```
    */
-  runHolding<R>(handle: OfflineLockHandle, work: () => R): R {
-    return held.run([...(held.getStore() ?? []), handle], work);
+  runHolding<R>(handle: OfflineLockHandle | string, work: () => R): R {
+    const value = handleOf(handle, "runHolding()");
+    if (typeof work !== "function") {
+      throw new LockingConfigurationError("OfflineLockManager.runHolding(): pass the work to run as a function.");
+    }
+    const entry: HeldHandle =
+      typeof handle === "string"
+        ? { handle: value }
+        : { handle: value, lockType: handle.lockType, lockId: handle.lockId };
+    return held.run([...(held.getStore() ?? []), entry], work);
   }
 
   private repository() {
@@ -230,6 +284,10 @@ export class OfflineLockManager {
 
   private now(): string {
     return clockOf(this.dataSource);
+  }
+
+  private orMissingTable<R>(work: () => Promise<R>): Promise<R> {
+    return orMissingTable(this.dataSource, work);
   }
 
   private heldRecord(handle: string): Promise<OfflineLockRecord | null> {
@@ -251,45 +309,150 @@ export class OfflineLockManager {
   }
 }
 
-/** The pre-write check `protect()` registers: every protected subject needs a held lock. */
+/**
+ * The pre-write check `protect()` registers: every protected entity the flush updates or removes,
+ * every protected root whose aggregate it changes, and every protected entity whose many-to-many
+ * links it changes, needs a held lock.
+ */
 async function requireHeldLocks(executor: SubjectExecutorLike): Promise<void> {
   const dataSource = dataSourceOf(executor.queryRunner);
   const map = protections.get(dataSource);
   if (!map) return;
-  const subjects: SubjectLike[] = [
+  const required = new Map<string, Requirement>();
+  const need = (protection: Protection, entityName: string, lockId: string) =>
+    required.set(`${protection.lockType}\u0000${lockId}`, { entityName, lockType: protection.lockType, lockId });
+
+  for (const subject of [
     ...executor.updateSubjects,
     ...executor.removeSubjects,
     ...executor.softRemoveSubjects,
     ...executor.recoverSubjects,
-  ];
-  for (const subject of subjects) {
+  ]) {
     const protection = map.get(subject.metadata.target as Function);
-    if (!protection) continue;
     const entity = subject.entity ?? subject.identifier;
-    if (!entity) continue;
-    const lockId = String(protection.lockIdOf(entity));
-    const refuse = (reason: string) =>
-      new OfflineLockRequiredError({
-        entityName: subject.metadata.name,
-        lockType: protection.lockType,
-        lockId,
-        reason,
-      });
-    const handle = (held.getStore() ?? []).find((h) => h.lockType === protection.lockType && h.lockId === lockId);
-    if (!handle) throw refuse("this write holds no handle for it (write inside runHolding(handle, ...))");
-    // Locked until this transaction ends: a take-over waits for our commit, then sees our expiry.
-    const record = await lockQuery(
+    if (!protection || !entity) continue;
+    const lockId = lockIdOf(protection, entity);
+    if (lockId !== undefined) need(protection, subject.metadata.name, lockId);
+    else if (!coveredByProtectedRoot(dataSource, subject, map)) throw noLockId(subject, protection);
+  }
+  // Many-to-many links: the junction row belongs to the entity being saved (a new one needs none).
+  const inserted = new Set(executor.insertSubjects);
+  for (const subject of [...executor.insertSubjects, ...executor.removeSubjects]) {
+    const owner = subject.metadata.isJunction ? subject.parentSubject : undefined;
+    const protection = owner?.entity ? map.get(owner.metadata.target as Function) : undefined;
+    if (!owner?.entity || !protection || inserted.has(owner)) continue;
+    const lockId = lockIdOf(protection, owner.entity);
+    if (lockId === undefined) throw noLockId(owner, protection);
+    need(protection, owner.metadata.name, lockId);
+  }
+  // The aggregates the flush changes through their members, as the version bump sees them.
+  for (const root of existingRootsChangedBy(executor)) {
+    const protection = map.get(root.metadata.target as Function);
+    if (!protection) continue;
+    const lockId = lockIdOf(protection, root.entity);
+    if (lockId === undefined) throw noLockId({ metadata: root.metadata }, protection);
+    need(protection, root.metadata.name, lockId);
+  }
+  for (const requirement of required.values()) await requireHeld(executor, requirement);
+}
+
+/** Checks one lock inside the flush's transaction, and keeps it row-locked until commit. */
+async function requireHeld(executor: SubjectExecutorLike, { entityName, lockType, lockId }: Requirement) {
+  const refuse = (reason: string) => new OfflineLockRequiredError({ entityName, lockType, lockId, reason });
+  const candidates = (held.getStore() ?? []).filter(
+    (h) => h.lockType === undefined || (h.lockType === lockType && h.lockId === lockId),
+  );
+  if (candidates.length === 0) throw refuse("this write holds no handle for it (write inside runHolding(handle, ...))");
+  const handles = candidates.map((h) => h.handle);
+  const dataSource = dataSourceOf(executor.queryRunner);
+  // Locked until this transaction ends: a take-over waits for our commit, then sees our expiry.
+  const record = await orMissingTable(dataSource, () =>
+    lockQuery(
       executor.queryRunner.manager
         .createQueryBuilder(OfflineLockRecord, "lock")
-        .where("lock.handle = :handle AND lock.lock_type = :lockType AND lock.lock_id = :lockId", {
-          handle: handle.handle,
-          lockType: protection.lockType,
+        .where("lock.handle IN (:...handles) AND lock.lock_type = :lockType AND lock.lock_id = :lockId", {
+          handles,
+          lockType,
           lockId,
         })
         .andWhere(`lock.expires_at > ${clockOf(dataSource)}`),
       LockMode.PESSIMISTIC_WRITE,
-    ).getOne();
-    if (!record) throw refuse("the handle no longer holds it (it expired, was released, or was taken over)");
+    ).getOne(),
+  );
+  if (record) return;
+  throw refuse(
+    candidates.some((h) => h.lockType !== undefined)
+      ? "the handle no longer holds it (it expired, was released, or was taken over)"
+      : "no handle string it runs with holds it (each is for another resource, or expired, was released, or was taken over)",
+  );
+}
+
+/** The rule `protect()` registers for writes past the persistence layer: see OfflineLockBypassError. */
+function refuseUncheckedWrites({ dataSource, metadata, kind }: UncheckedWrite): void {
+  const map = protections.get(dataSource);
+  if (!map) return;
+  // A junction row links two entities: it is a change of either side.
+  const sides = metadata.isJunction ? metadata.foreignKeys.map((fk) => fk.referencedEntityMetadata) : [metadata];
+  for (const side of sides) {
+    const own = map.get(side.target as Function);
+    // A new entity has no lock yet: a plain insert of a protected entity is fine (as with save()).
+    if (own && (kind !== "insert" || metadata.isJunction)) {
+      throw new OfflineLockBypassError({
+        entityName: metadata.name,
+        lockType: own.lockType,
+        operation: kind,
+        coveredBy: `protect(${side.name}) requires`,
+      });
+    }
+    const root = aggregateRootOf(dataSource, side);
+    const protection = root && root !== side ? map.get(root.target as Function) : undefined;
+    if (root && protection) {
+      throw new OfflineLockBypassError({
+        entityName: metadata.name,
+        lockType: protection.lockType,
+        operation: kind,
+        coveredBy: `protect(${root.name}) requires for its whole aggregate`,
+      });
+    }
+  }
+}
+
+/** The lock id of an entity, or `undefined` when `lockIdOf` cannot tell (e.g. a relation not set). */
+function lockIdOf(protection: Protection, entity: ObjectLiteral): string | undefined {
+  const id = protection.lockIdOf(entity);
+  return id === undefined || id === null || String(id) === "" ? undefined : String(id);
+}
+
+/**
+ * Whether a member whose own lock id cannot be told (a custom `lockIdOf` reading a relation
+ * that a cascade leaves unset) belongs to a protected root: the root's check covers it then.
+ */
+function coveredByProtectedRoot(dataSource: DataSource, subject: SubjectLike, map: Map<Function, Protection>): boolean {
+  const root = aggregateRootOf(dataSource, subject.metadata);
+  return root !== undefined && root !== subject.metadata && map.has(root.target as Function);
+}
+
+function noLockId(subject: Pick<SubjectLike, "metadata">, protection: Protection): LockingConfigurationError {
+  return new LockingConfigurationError(
+    `OfflineLockManager: the lockIdOf given to protect(${subject.metadata.name}) returned no id for a ` +
+      `${subject.metadata.name} being written (lock ${protection.lockType}), so its lock cannot be checked. ` +
+      "Read the id from a column that is always set, or, for a @VersionedBy member, protect its root " +
+      "instead: protect(Root) covers the whole aggregate.",
+  );
+}
+
+/** Runs `work`; a missing offline lock table becomes a LockingConfigurationError saying how to create it. */
+async function orMissingTable<R>(dataSource: DataSource, work: () => Promise<R>): Promise<R> {
+  try {
+    return await work();
+  } catch (error) {
+    if (!knownDialectOf(dataSource)?.isMissingTable(error)) throw error;
+    throw new LockingConfigurationError(
+      `OfflineLockManager: the table ${OFFLINE_LOCK_TABLE} does not exist. Create it once: add ` +
+        "OfflineLockTableMigration to the DataSource's `migrations` and run them (dataSource.runMigrations(), " +
+        "or `typeorm migration:run`), or let `synchronize: true` create it with OfflineLockRecord among the entities.",
+      { cause: error },
+    );
   }
 }
 
@@ -321,14 +484,18 @@ function toHandle(record: OfflineLockRecord): OfflineLockHandle {
   };
 }
 
-function handleOf(handle: OfflineLockHandle | string): string {
+function handleOf(handle: OfflineLockHandle | string, operation = "OfflineLockManager"): string {
   const value = typeof handle === "string" ? handle : handle?.handle;
   if (typeof value !== "string" || value === "") {
     throw new LockingConfigurationError(
-      "OfflineLockManager: pass the handle tryLock() returned (or its `handle` string).",
+      `${operation}: pass the handle tryLock() returned (or its \`handle\` string), got ${describe(handle)}.`,
     );
   }
   return value;
+}
+
+function describe(value: unknown): string {
+  return typeof value === "string" ? JSON.stringify(value) : value === null ? "null" : typeof value;
 }
 
 function nonEmpty(value: unknown, what: string): string {

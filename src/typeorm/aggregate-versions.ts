@@ -108,7 +108,8 @@ export function onlyExcludedChanges(subject: SubjectLike): boolean {
   );
 }
 
-interface RootRef {
+/** An aggregate root a flush changes: its metadata and the object holding its id and version. */
+export interface RootRef {
   metadata: EntityMetadata;
   entity: ObjectLiteral;
 }
@@ -120,6 +121,52 @@ async function bumpAggregateRoots(executor: SubjectExecutorLike): Promise<void> 
   const installation = installationOf(dataSource);
   if (!aggregates?.members.size || !installation) return;
 
+  const { touched, rootsWrittenAnyway } = rootsOfFlush(executor, aggregates);
+  for (const [key, root] of touched) {
+    if (rootsWrittenAnyway.has(key)) continue;
+    const column = installation.policies.of(root.metadata)!.column;
+    const id = root.metadata.getEntityIdMap(root.entity);
+    const expected = versionToCheck(root.metadata, column, root.entity, id, "aggregate change");
+    await writeVersion(executor.queryRunner, root.metadata, root.entity, expected, true, "aggregate change");
+  }
+}
+
+// ---- Roots a flush changes, for other checks (offline locks); keep in step with rootsOfFlush ----
+
+/**
+ * The existing aggregate roots whose aggregate a flush changes through its members (a member
+ * inserted, updated, removed, orphaned, a junction row): the roots that flush bumps, plus roots
+ * written by the flush anyway; roots inserted by the same flush are left out (they are new).
+ * Throws, as the bump would, when a member's root is not loaded on it.
+ */
+export function existingRootsChangedBy(executor: SubjectExecutorLike): RootRef[] {
+  const aggregates = aggregatesBySource.get(dataSourceOf(executor.queryRunner));
+  if (!aggregates?.members.size) return [];
+  const inserted = new Set(
+    executor.insertSubjects.flatMap((s) =>
+      aggregates.roots.has(s.metadata) && s.entity ? [keyOf(s.metadata, s.entity)] : [],
+    ),
+  );
+  return [...rootsOfFlush(executor, aggregates).touched].flatMap(([key, root]) => (inserted.has(key) ? [] : [root]));
+}
+
+/** The top root of the aggregate an entity (or junction table) belongs to, if it belongs to one. */
+export function aggregateRootOf(dataSource: DataSource, metadata: EntityMetadata): EntityMetadata | undefined {
+  const aggregates = aggregatesBySource.get(dataSource);
+  if (!aggregates) return undefined;
+  return aggregates.members.get(metadata)?.root ?? (aggregates.roots.has(metadata) ? metadata : undefined);
+}
+
+// ---- end of the functions for other checks ----
+
+/**
+ * The roots a flush changes through members (`touched`), and the keys of the roots whose own row
+ * it writes anyway (`rootsWrittenAnyway`: updated with a real change, inserted, removed).
+ */
+function rootsOfFlush(
+  executor: SubjectExecutorLike,
+  aggregates: Aggregates,
+): { touched: Map<string, RootRef>; rootsWrittenAnyway: Set<string> } {
   const updated = new Set(executor.updateSubjects);
   const rootsWrittenAnyway = new Set<string>();
   const touched = new Map<string, RootRef>();
@@ -143,13 +190,7 @@ async function bumpAggregateRoots(executor: SubjectExecutorLike): Promise<void> 
     const root = owner ? rootOf(owner, aggregates) : undefined;
     if (root) touched.set(keyOf(root.metadata, root.entity), root);
   }
-  for (const [key, root] of touched) {
-    if (rootsWrittenAnyway.has(key)) continue;
-    const column = installation.policies.of(root.metadata)!.column;
-    const id = root.metadata.getEntityIdMap(root.entity);
-    const expected = versionToCheck(root.metadata, column, root.entity, id, "aggregate change");
-    await writeVersion(executor.queryRunner, root.metadata, root.entity, expected, true, "aggregate change");
-  }
+  return { touched, rootsWrittenAnyway };
 }
 
 /**

@@ -37,6 +37,11 @@ export interface SubjectExecutorLike {
 /** The part of a write query builder's state the hooks read. */
 export interface ExpressionMapLike {
   mainAlias?: { metadata: EntityMetadata; hasMetadata: boolean };
+  /** "insert", "update", "delete", "soft-delete", "restore", ... */
+  queryType?: string;
+  /** Set by `orUpdate()` / `onConflict()` (an upsert) on an insert. */
+  onUpdate?: unknown;
+  onConflict?: unknown;
   extraReturningColumns: ColumnMetadata[];
 }
 
@@ -67,6 +72,7 @@ export interface TypeormInternals {
   updateQueryBuilder: Prototype;
   softDeleteQueryBuilder: Prototype;
   deleteQueryBuilder: Prototype;
+  insertQueryBuilder: Prototype;
   returningUpdator: Prototype;
   selectQueryBuilder: Prototype;
   entityPersistExecutor: Prototype;
@@ -91,6 +97,7 @@ const REQUIRED: Array<[keyof Omit<TypeormInternals, "dataSourceClass">, string[]
   ["updateQueryBuilder", ["whereEntity", "createWhereExpression", "getQueryAndParameters", "execute"]],
   ["softDeleteQueryBuilder", ["whereEntity", "createWhereExpression", "getQueryAndParameters", "execute"]],
   ["deleteQueryBuilder", ["where", "execute"]],
+  ["insertQueryBuilder", ["execute"]],
   ["returningUpdator", ["update"]],
   ["selectQueryBuilder", ["executeEntitiesAndRawResults", "createLockExpression", "getQuery"]],
   ["entityPersistExecutor", ["execute"]],
@@ -108,6 +115,7 @@ export function typeormInternals(): TypeormInternals {
     updateQueryBuilder: load("typeorm/query-builder/UpdateQueryBuilder.js", "UpdateQueryBuilder"),
     softDeleteQueryBuilder: load("typeorm/query-builder/SoftDeleteQueryBuilder.js", "SoftDeleteQueryBuilder"),
     deleteQueryBuilder: load("typeorm/query-builder/DeleteQueryBuilder.js", "DeleteQueryBuilder"),
+    insertQueryBuilder: load("typeorm/query-builder/InsertQueryBuilder.js", "InsertQueryBuilder"),
     returningUpdator: load("typeorm/query-builder/ReturningResultsEntityUpdator.js", "ReturningResultsEntityUpdator"),
     selectQueryBuilder: load("typeorm/query-builder/SelectQueryBuilder.js", "SelectQueryBuilder"),
     entityPersistExecutor: load("typeorm/persistence/EntityPersistExecutor.js", "EntityPersistExecutor"),

@@ -5,16 +5,25 @@
  */
 import type { SubjectExecutorLike, TypeormInternals } from "./internals";
 import { wrap } from "./internals";
+import { runAsCheckedWrites } from "./unchecked-writes";
 
 /** A check run before a flush writes; throw to refuse it. */
 export type PreWriteCheck = (executor: SubjectExecutorLike) => Promise<void>;
 
-const checks = new Set<PreWriteCheck>();
+/**
+ * When a check runs: `refusal`s only read and refuse, and run before any check that writes
+ * (`write`, e.g. an aggregate root's version bump), so a refused flush has written nothing even
+ * when it runs outside a transaction.
+ */
+export type PreWriteCheckPhase = "refusal" | "write";
+
+const refusals = new Set<PreWriteCheck>();
+const writes = new Set<PreWriteCheck>();
 const patched = new WeakSet<object>();
 
 /** Registers a check (once; registering the same function again does nothing). */
-export function addPreWriteCheck(check: PreWriteCheck): void {
-  checks.add(check);
+export function addPreWriteCheck(check: PreWriteCheck, phase: PreWriteCheckPhase = "write"): void {
+  (phase === "refusal" ? refusals : writes).add(check);
 }
 
 /** Patches `SubjectExecutor.execute` once per loaded copy of TypeORM. */
@@ -27,12 +36,15 @@ export function installPreWriteChecks(internals: TypeormInternals): void {
     (original) =>
       function (this: SubjectExecutorLike, ...args: unknown[]) {
         // No registered check (the common case): no extra await on every save's path.
-        if (checks.size === 0) return original.apply(this, args);
+        if (refusals.size === 0 && writes.size === 0) return original.apply(this, args);
         return runChecks(this).then(() => original.apply(this, args));
       },
   );
 }
 
 async function runChecks(executor: SubjectExecutorLike): Promise<void> {
-  for (const check of checks) await check(executor);
+  for (const check of refusals) await check(executor);
+  await runAsCheckedWrites(async () => {
+    for (const check of writes) await check(executor);
+  });
 }

@@ -9,6 +9,7 @@ import { LockingConfigurationError, OptimisticLockError } from "../errors";
 import { rememberLoadedVersion } from "../loaded-versions";
 import { raisedIn } from "../transaction-numbers";
 import { toVersionNumber } from "../version-value";
+import { runAsCheckedWrites } from "./unchecked-writes";
 
 /** The version an entity holds, or a clear error when it has none to lock by. */
 export function heldVersion(metadata: EntityMetadata, entity: ObjectLiteral, mode: string): number {
@@ -54,11 +55,13 @@ export async function writeVersion(
       updated.createValueMap(() => query.escape(updated.databaseName)),
     );
   const id = metadata.getEntityIdMap(entity);
-  const result = await query
+  query
     .set(set)
     .whereInIds(id)
-    .andWhere(`${v} = :typeormLockingExpectedVersion`, { typeormLockingExpectedVersion: expected })
-    .execute();
+    .andWhere(`${v} = :typeormLockingExpectedVersion`, { typeormLockingExpectedVersion: expected });
+  // A re-check changes nothing, so no rule on writes (an offline lock) has a say in it; an
+  // increment is a change like any other (the aggregate bump runs as a checked write already).
+  const result = await (increment ? query.execute() : runAsCheckedWrites(() => query.execute()));
   if (result.affected !== 1) {
     throw raisedIn(
       queryRunner,

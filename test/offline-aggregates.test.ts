@@ -1,0 +1,400 @@
+/**
+ * An offline lock on an aggregate root covers its whole aggregate, on every database, with two
+ * users on two DataSources (two connections): Alice holds the lock on an order, Bob does not.
+ * Every way of changing the order's aggregate is refused for Bob before anything is written
+ * (the order's version stays put), goes through for Alice under her handle, and Alice's save of
+ * the copy she loaded before Bob's attempt then succeeds. Writes that cannot be checked
+ * (repository.update()/delete(), query builders) are refused with OfflineLockBypassError. Also:
+ * runHolding() with the handle string, and a missing lock table.
+ */
+import type { DataSource } from "typeorm";
+import {
+  installLocking,
+  LockingConfigurationError,
+  OFFLINE_LOCK_TABLE,
+  OfflineLockBypassError,
+  type OfflineLockHandle,
+  OfflineLockManager,
+  OfflineLockRecord,
+  OfflineLockRequiredError,
+} from "../src";
+import { AGGREGATE_ENTITIES, AggLine, AggNote, AggOrder, AggTag } from "./fixtures/aggregate-entities";
+import { closeAll, describeEachDatabase, openAlongside, openDataSources } from "./support/databases";
+
+const failure = (work: Promise<unknown>) =>
+  work.then(
+    () => undefined,
+    (error: unknown) => error,
+  );
+
+describeEachDatabase((db) => {
+  let alice: DataSource;
+  let bob: DataSource;
+  let aliceLocks: OfflineLockManager;
+  let bobLocks: OfflineLockManager;
+
+  beforeAll(async () => {
+    [alice] = await openDataSources(db, [...AGGREGATE_ENTITIES, OfflineLockRecord]);
+    bob = await openAlongside(alice);
+    installLocking(alice);
+    installLocking(bob);
+    aliceLocks = new OfflineLockManager(alice).protect(AggOrder);
+    bobLocks = new OfflineLockManager(bob).protect(AggOrder);
+    await alice.getRepository(AggTag).save([
+      { id: 1, name: "gift" },
+      { id: 2, name: "express" },
+    ]);
+  });
+  afterAll(() => closeAll(alice, bob));
+
+  async function seed(): Promise<number> {
+    const order = await alice.getRepository(AggOrder).save({
+      status: "NEW",
+      address: { street: "Old Street 1", city: "Seoul" },
+      lines: [
+        { product: "pen", quantity: 1, notes: [{ text: "blue" }] },
+        { product: "ink", quantity: 2, notes: [] },
+      ],
+      tags: [{ id: 1 } as AggTag],
+    } as AggOrder);
+    return order.id;
+  }
+  const load = (source: DataSource, id: number) =>
+    source.getRepository(AggOrder).findOneOrFail({
+      where: { id },
+      relations: { lines: { notes: true }, tags: true },
+      order: { lines: { id: "ASC" } },
+    });
+  const lineOf = (order: AggOrder, product: string) => order.lines!.find((l) => l.product === product)!;
+  const loadLine = (source: DataSource, order: AggOrder, product: string) =>
+    source
+      .getRepository(AggLine)
+      .findOneOrFail({ where: { id: lineOf(order, product).id }, relations: { order: true } });
+
+  /** One way of changing an order's aggregate, done by `source` on its own copy `order`. */
+  type Change = (source: DataSource, order: AggOrder) => Promise<unknown>;
+
+  /**
+   * Alice takes the lock and loads the order; Bob's change is refused and writes nothing; Alice's
+   * same change under her handle goes through; then her save of the copy she loaded before Bob's
+   * attempt succeeds (the order was not moved under her).
+   */
+  async function lockedAgainstBob(change: Change, holding: (lock: OfflineLockHandle) => OfflineLockHandle | string) {
+    const id = await seed();
+    const lock = await aliceLocks.tryLock("AggOrder", id, { owner: "alice", ttlMs: 60_000 });
+    try {
+      const alicesCopy = await load(alice, id);
+      const before = await load(bob, id);
+
+      const refused = await failure(change(bob, await load(bob, id)));
+      expect(refused).toBeInstanceOf(OfflineLockRequiredError);
+      expect((refused as Error).message).toMatch(`AggOrder/${id}`);
+      expect(await load(bob, id)).toEqual(before);
+
+      // Bob holding a handle for another order does not help either.
+      const otherId = await seed();
+      const otherLock = await bobLocks.tryLock("AggOrder", otherId, { owner: "bob", ttlMs: 60_000 });
+      const refusedWithOther = await failure(
+        bobLocks.runHolding(otherLock, async () => change(bob, await load(bob, id))),
+      );
+      expect(refusedWithOther).toBeInstanceOf(OfflineLockRequiredError);
+      expect((await load(bob, id)).version).toBe(before.version);
+      await bobLocks.releaseLock(otherLock);
+
+      await aliceLocks.runHolding(holding(lock), () => change(alice, alicesCopy));
+      const after = await load(alice, id);
+      expect(after.version).toBe(before.version + 1);
+      return { id, before, after, lock };
+    } finally {
+      await aliceLocks.releaseLock(lock).catch(() => undefined);
+    }
+  }
+
+  const saveOrder = (source: DataSource, order: AggOrder) => source.getRepository(AggOrder).save(order);
+
+  const changes: Array<[string, Change, (after: AggOrder) => void]> = [
+    [
+      "orders.save(order) with only a line's quantity changed (cascade)",
+      (source, order) => {
+        lineOf(order, "pen").quantity = 7;
+        return saveOrder(source, order);
+      },
+      (after) => expect(lineOf(after, "pen").quantity).toBe(7),
+    ],
+    [
+      "orders.save(order) with a line added (cascade insert)",
+      (source, order) => {
+        order.lines!.push({ product: "paper", quantity: 5 } as AggLine);
+        return saveOrder(source, order);
+      },
+      (after) => expect(after.lines!.map((l) => l.product)).toEqual(["pen", "ink", "paper"]),
+    ],
+    [
+      "orders.save(order) with a line dropped (orphan delete)",
+      (source, order) => {
+        order.lines = order.lines!.filter((l) => l.product !== "ink");
+        return saveOrder(source, order);
+      },
+      (after) => expect(after.lines!.map((l) => l.product)).toEqual(["pen"]),
+    ],
+    [
+      "orders.save(order) with a note of a line changed (a grandchild)",
+      (source, order) => {
+        lineOf(order, "pen").notes![0].text = "red";
+        return saveOrder(source, order);
+      },
+      (after) => expect(lineOf(after, "pen").notes![0].text).toBe("red"),
+    ],
+    [
+      "orders.save(order) with a many-to-many link added and one removed (junction rows)",
+      (source, order) => {
+        order.tags = [{ id: 2 } as AggTag];
+        return saveOrder(source, order);
+      },
+      (after) => expect(after.tags!.map((t) => t.id)).toEqual([2]),
+    ],
+    [
+      "lines.save(line) through the line's own repository",
+      async (source, order) => {
+        const line = await loadLine(source, order, "pen");
+        line.order = order;
+        line.quantity = 9;
+        return source.getRepository(AggLine).save(line);
+      },
+      (after) => expect(lineOf(after, "pen").quantity).toBe(9),
+    ],
+    [
+      "lines.save(newLine) through the line's own repository (an insert into the aggregate)",
+      (source, order) => source.getRepository(AggLine).save({ product: "clip", quantity: 3, order } as AggLine),
+      (after) => expect(after.lines!.map((l) => l.product)).toEqual(["pen", "ink", "clip"]),
+    ],
+    [
+      "lines.remove(line) through the line's own repository",
+      async (source, order) => {
+        const line = await loadLine(source, order, "ink");
+        line.order = order;
+        return source.getRepository(AggLine).remove(line);
+      },
+      (after) => expect(after.lines!.map((l) => l.product)).toEqual(["pen"]),
+    ],
+    [
+      "notes.save(note) through the grandchild's own repository",
+      async (source, order) => {
+        const note = await source
+          .getRepository(AggNote)
+          .findOneOrFail({ where: { id: lineOf(order, "pen").notes![0].id }, relations: { line: { order: true } } });
+        note.line.order = order;
+        note.text = "green";
+        return source.getRepository(AggNote).save(note);
+      },
+      (after) => expect(lineOf(after, "pen").notes![0].text).toBe("green"),
+    ],
+  ];
+
+  describe.each(changes)("%s", (_name, change, check) => {
+    it("is refused for a non-holder (nothing written), allowed for the holder, whose later save succeeds", async () => {
+      const { after } = await lockedAgainstBob(change, (lock) => lock);
+      check(after);
+    });
+
+    it("the holder may run with the handle string instead of the object", async () => {
+      const { after } = await lockedAgainstBob(change, (lock) => lock.handle);
+      check(after);
+    });
+  });
+
+  it("after the holder's change under the lock, her own later save of another part succeeds", async () => {
+    const id = await seed();
+    const lock = await aliceLocks.tryLock("AggOrder", id, { owner: "alice", ttlMs: 60_000 });
+    const order = await load(alice, id);
+    const bobs = await load(bob, id);
+    lineOf(bobs, "ink").quantity = 99;
+    await expect(saveOrder(bob, bobs)).rejects.toThrow(OfflineLockRequiredError);
+    await aliceLocks.runHolding(lock, async () => {
+      lineOf(order, "pen").quantity = 3;
+      await saveOrder(alice, order);
+      order.address.city = "Busan";
+      await saveOrder(alice, order);
+    });
+    const after = await load(alice, id);
+    expect(after).toMatchObject({ version: 3, address: { city: "Busan" } });
+    expect(lineOf(after, "ink").quantity).toBe(2);
+    await aliceLocks.releaseLock(lock);
+  });
+
+  it("a new order with its lines and an entity outside the aggregate need no lock; a root's excluded property still does", async () => {
+    const id = await seed(); // a new order with its lines: inserts only
+    await bob.getRepository(AggTag).save({ id: 3, name: "fragile" });
+    const order = await load(bob, id);
+    order.viewCount = 5; // @OptimisticLockExcluded: not versioned, but still a write of the protected row
+    await expect(saveOrder(bob, order)).rejects.toThrow(OfflineLockRequiredError);
+    expect((await load(bob, id)).version).toBe(1);
+  });
+
+  describe("writes that name no entity are refused with OfflineLockBypassError, holder included", () => {
+    const bypasses: Array<[string, (source: DataSource, order: AggOrder) => Promise<unknown>]> = [
+      ["orders.update(id, patch)", (s, o) => s.getRepository(AggOrder).update(o.id, { status: "PAID" })],
+      ["orders.delete(id)", (s, o) => s.getRepository(AggOrder).delete(o.id)],
+      ["orders.increment(...)", (s, o) => s.getRepository(AggOrder).increment({ id: o.id }, "viewCount", 1)],
+      [
+        "orders.upsert(...)",
+        (s, o) =>
+          s
+            .getRepository(AggOrder)
+            .upsert({ id: o.id, status: "PAID", address: o.address, version: o.version } as AggOrder, ["id"]),
+      ],
+      [
+        "a query-builder UPDATE of the root",
+        (s, o) =>
+          s.createQueryBuilder().update(AggOrder).set({ status: "PAID" }).where("id = :id", { id: o.id }).execute(),
+      ],
+      [
+        "lines.update(id, patch) of a member",
+        (s, o) => s.getRepository(AggLine).update(lineOf(o, "pen").id, { quantity: 8 }),
+      ],
+      ["lines.delete(id) of a member", (s, o) => s.getRepository(AggLine).delete(lineOf(o, "pen").id)],
+      [
+        "lines.insert(...) of a member",
+        (s, o) => s.getRepository(AggLine).insert({ product: "clip", quantity: 1, order: { id: o.id } as AggOrder }),
+      ],
+      [
+        "a query-builder DELETE of a grandchild",
+        (s, o) =>
+          s
+            .createQueryBuilder()
+            .delete()
+            .from(AggNote)
+            .where("id = :id", { id: lineOf(o, "pen").notes![0].id })
+            .execute(),
+      ],
+      [
+        "relation(Order, 'tags').add() (a junction row)",
+        (s, o) => s.createQueryBuilder().relation(AggOrder, "tags").of(o.id).add(2),
+      ],
+      [
+        "relation(Order, 'tags').remove() (a junction row)",
+        (s, o) => s.createQueryBuilder().relation(AggOrder, "tags").of(o.id).remove(1),
+      ],
+    ];
+
+    it.each(bypasses)("%s", async (_name, write) => {
+      const id = await seed();
+      const lock = await aliceLocks.tryLock("AggOrder", id, { owner: "alice", ttlMs: 60_000 });
+      const before = await load(alice, id);
+      const error = await failure(write(bob, before));
+      expect(error).toBeInstanceOf(OfflineLockBypassError);
+      expect(error).toBeInstanceOf(LockingConfigurationError);
+      expect((error as Error).message).toMatch(/cannot be checked against the offline lock AggOrder/);
+      const holders = await failure(aliceLocks.runHolding(lock, () => write(alice, before)));
+      expect(holders).toBeInstanceOf(OfflineLockBypassError);
+      expect(await load(alice, id)).toEqual(before);
+      await aliceLocks.releaseLock(lock);
+    });
+
+    it("entities outside every protected aggregate, plain inserts of a protected root and DataSources without protect() are not affected", async () => {
+      await expect(bob.getRepository(AggTag).update(1, { name: "present" })).resolves.toMatchObject({ affected: 1 });
+      await expect(
+        bob.getRepository(AggOrder).insert({ status: "NEW", address: { street: "s", city: "c" } } as AggOrder),
+      ).resolves.toBeDefined();
+      const id = await seed();
+      const unprotected = await openAlongside(alice);
+      try {
+        installLocking(unprotected);
+        await expect(unprotected.getRepository(AggOrder).update(id, { status: "PAID" })).resolves.toMatchObject({
+          affected: 1,
+        });
+      } finally {
+        await closeAll(unprotected);
+      }
+    });
+  });
+
+  it("the documented member workaround (protect(Line, { lockType, lockIdOf })) no longer refuses the holder inside a cascade", async () => {
+    const carol = await openAlongside(alice);
+    try {
+      installLocking(carol);
+      const carolLocks = new OfflineLockManager(carol)
+        .protect(AggOrder)
+        .protect(AggLine, { lockType: "AggOrder", lockIdOf: (line: AggLine) => line.order?.id });
+      const id = await seed();
+      const lock = await carolLocks.tryLock("AggOrder", id, { owner: "carol", ttlMs: 60_000 });
+      const order = await load(carol, id);
+      lineOf(order, "pen").quantity = 4;
+      await carolLocks.runHolding(lock, () => saveOrder(carol, order));
+      expect((await load(carol, id)).version).toBe(2);
+      await carolLocks.releaseLock(lock);
+    } finally {
+      await closeAll(carol);
+    }
+  });
+
+  describe("runHolding() takes the handle object or its string, and refuses anything else", () => {
+    it("the handle string (as kept in a session) lets a protected save through", async () => {
+      const id = await seed();
+      const lock = await aliceLocks.tryLock("AggOrder", id, { owner: "alice", ttlMs: 60_000 });
+      const order = await load(alice, id);
+      order.status = "PAID";
+      const session: { orderLock: string } = { orderLock: lock.handle };
+      await aliceLocks.runHolding(session.orderLock, () => saveOrder(alice, order));
+      expect((await load(alice, id)).status).toBe("PAID");
+
+      // A string that holds nothing (released, or never a handle) does not.
+      await aliceLocks.releaseLock(session.orderLock);
+      order.status = "SHIPPED";
+      await expect(aliceLocks.runHolding(session.orderLock, () => saveOrder(alice, order))).rejects.toThrow(
+        /no handle string it runs with holds it/,
+      );
+      await expect(aliceLocks.runHolding("0".repeat(32), () => saveOrder(alice, order))).rejects.toThrow(
+        OfflineLockRequiredError,
+      );
+    });
+
+    it("a handle that is not one is a LockingConfigurationError, thrown before the work runs", () => {
+      let ran = false;
+      const work = () => {
+        ran = true;
+      };
+      // @ts-expect-error a number is not a handle
+      expect(() => aliceLocks.runHolding(42, work)).toThrow(LockingConfigurationError);
+      // @ts-expect-error undefined is not a handle
+      expect(() => aliceLocks.runHolding(undefined, work)).toThrow(/runHolding\(\): pass the handle/);
+      expect(() => aliceLocks.runHolding("", work)).toThrow(LockingConfigurationError);
+      // @ts-expect-error an object without a handle string is not a handle
+      expect(() => aliceLocks.runHolding({ lockType: "AggOrder" }, work)).toThrow(LockingConfigurationError);
+      // @ts-expect-error the work must be a function
+      expect(() => aliceLocks.runHolding("abc", "not a function")).toThrow(/as a function/);
+      expect(ran).toBe(false);
+    });
+  });
+
+  // Last: drops the lock table.
+  it("a missing lock table is a LockingConfigurationError saying how to create it, for every call and for protected saves", async () => {
+    const id = await seed();
+    const order = await load(alice, id);
+    const lock = await aliceLocks.tryLock("AggOrder", id, { owner: "alice", ttlMs: 60_000 });
+    const runner = alice.createQueryRunner();
+    try {
+      await runner.dropTable(OFFLINE_LOCK_TABLE);
+    } finally {
+      await runner.release();
+    }
+    const missing = /typeorm_locking_offline_lock does not exist.*OfflineLockTableMigration.*synchronize/;
+    for (const call of [
+      () => aliceLocks.tryLock("AggOrder", id, { owner: "alice", ttlMs: 1000 }),
+      () => aliceLocks.checkLock(lock),
+      () => aliceLocks.extendLock(lock, 1000),
+      () => aliceLocks.releaseLock(lock),
+      () => {
+        order.status = "PAID";
+        return aliceLocks.runHolding(lock, () => saveOrder(alice, order));
+      },
+    ]) {
+      const error = await failure(call());
+      expect(error).toBeInstanceOf(LockingConfigurationError);
+      expect((error as Error).message).toMatch(missing);
+      expect((error as Error & { cause?: unknown }).cause).toBeDefined();
+    }
+    expect((await load(alice, id)).status).toBe("NEW");
+    await alice.synchronize();
+  });
+});
