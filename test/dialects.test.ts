@@ -168,6 +168,37 @@ describe("error classification", () => {
     expect(sqliteDialect.classifyError(new Error("x"))).toBeUndefined();
   });
 
+  it("a missing table is recognised by each database's own code or wording, wrapped by TypeORM or not", () => {
+    const wrapped = (driverError: object) => ({ message: "query failed", driverError });
+    const missing: Array<[string, { isMissingTable(e: unknown): boolean }, object]> = [
+      ["postgres", postgresDialect, { code: "42P01" }],
+      ["mysql", mysqlDialect, { errno: 1146, code: "ER_NO_SUCH_TABLE" }],
+      ["mariadb", mariadbDialect, { errno: 1146 }],
+      ["galera", galeraDialect, { errno: 1146 }],
+      ["sqlite", sqliteDialect, { code: "SQLITE_ERROR", message: "no such table: typeorm_locking_offline_lock" }],
+      ["mssql", sqlserverDialect, { number: 208 }],
+      ["mssql (original error)", sqlserverDialect, { originalError: { info: { number: 208 } } }],
+      ["oracle", oracleDialect, { errorNum: 942 }],
+      ["oracle (message only)", oracleDialect, { message: "ORA-00942: table or view does not exist" }],
+    ];
+    for (const [name, dialect, error] of missing) {
+      expect([name, dialect.isMissingTable(error)]).toEqual([name, true]);
+      expect([name, dialect.isMissingTable(wrapped(error))]).toEqual([name, true]);
+    }
+    const other: Array<[string, { isMissingTable(e: unknown): boolean }, object]> = [
+      ["postgres", postgresDialect, { code: "42703" }], // undefined column
+      ["mysql", mysqlDialect, { errno: 1054 }],
+      ["sqlite", sqliteDialect, { code: "SQLITE_ERROR", message: "no such column: x" }],
+      ["mssql", sqlserverDialect, { number: 207 }],
+      ["oracle", oracleDialect, { errorNum: 904 }],
+    ];
+    for (const [name, dialect, error] of other) expect([name, dialect.isMissingTable(error)]).toEqual([name, false]);
+    for (const dialect of [postgresDialect, mysqlDialect, sqliteDialect, sqlserverDialect, oracleDialect]) {
+      expect(dialect.isMissingTable(undefined)).toBe(false);
+      expect(dialect.isMissingTable("no such table")).toBe(false);
+    }
+  });
+
   it("MySQL and MariaDB are told apart by the server, not the configured type", () => {
     const maria = { version: "10.11.19-MariaDB-0+deb12u1", wsrepOn: false };
     expect(dialectForServer("mysql", maria)).toBe(mariadbDialect);

@@ -11,12 +11,14 @@ import type { DataSource } from "typeorm";
 import {
   installLocking,
   LockingConfigurationError,
+  LockMode,
   OFFLINE_LOCK_TABLE,
   OfflineLockBypassError,
   type OfflineLockHandle,
   OfflineLockManager,
   OfflineLockRecord,
   OfflineLockRequiredError,
+  withLockMode,
 } from "../src";
 import { AGGREGATE_ENTITIES, AggLine, AggNote, AggOrder, AggTag } from "./fixtures/aggregate-entities";
 import { closeAll, describeEachDatabase, openAlongside, openDataSources } from "./support/databases";
@@ -307,6 +309,16 @@ describeEachDatabase((db) => {
         await closeAll(unprotected);
       }
     });
+  });
+
+  it("lock modes on a protected root: OPTIMISTIC's re-check (no change) passes; a force increment moves the version and is refused", async () => {
+    const id = await seed();
+    const read = (mode: LockMode) =>
+      bob.transaction((m) => m.findOneOrFail(AggOrder, { where: { id }, ...withLockMode(mode) }));
+    await expect(read(LockMode.OPTIMISTIC)).resolves.toMatchObject({ version: 1 });
+    await expect(read(LockMode.PESSIMISTIC_FORCE_INCREMENT)).rejects.toThrow(OfflineLockBypassError);
+    await expect(read(LockMode.OPTIMISTIC_FORCE_INCREMENT)).rejects.toThrow(OfflineLockBypassError);
+    expect((await load(bob, id)).version).toBe(1);
   });
 
   it("the documented member workaround (protect(Line, { lockType, lockIdOf })) no longer refuses the holder inside a cascade", async () => {
