@@ -69,13 +69,17 @@ export interface TryLockOptions {
 export interface ProtectOptions<T> {
   /** The lock type; default: the entity's name. */
   lockType?: string;
-  /** The lock id of an entity; default: its primary key value(s), joined with ",". */
-  lockIdOf?: (entity: T) => string | number;
+  /**
+   * The lock id of an entity; default: its primary key value(s), joined with ",". Must give an id
+   * for every entity written (nothing for a member of a protected root is fine: the root's lock
+   * covers it).
+   */
+  lockIdOf?: (entity: T) => string | number | null | undefined;
 }
 
 interface Protection {
   lockType: string;
-  lockIdOf: (entity: ObjectLiteral) => string | number;
+  lockIdOf: (entity: ObjectLiteral) => string | number | null | undefined;
 }
 
 /**
