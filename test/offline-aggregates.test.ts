@@ -335,6 +335,14 @@ describeEachDatabase((db) => {
       await carolLocks.runHolding(lock, () => saveOrder(carol, order));
       expect((await load(carol, id)).version).toBe(2);
       await carolLocks.releaseLock(lock);
+
+      // Outside any aggregate, a lockIdOf that gives no id is a configuration error, not a lock "undefined".
+      carolLocks.protect(AggTag, { lockType: "Tag", lockIdOf: () => undefined });
+      const tag = await carol.getRepository(AggTag).findOneByOrFail({ id: 1 });
+      tag.name = "renamed";
+      await expect(carol.getRepository(AggTag).save(tag)).rejects.toThrow(
+        /lockIdOf given to protect\(AggTag\) returned no id/,
+      );
     } finally {
       await closeAll(carol);
     }
