@@ -131,7 +131,7 @@ async function bumpAggregateRoots(executor: SubjectExecutorLike): Promise<void> 
   }
 }
 
-// ---- Roots a flush changes, for other checks (offline locks); keep in step with rootsOfFlush ----
+// ---- For other checks (offline locks): the same roots the bump above works out ----
 
 /**
  * The existing aggregate roots whose aggregate a flush changes through its members (a member
@@ -150,7 +150,7 @@ export function existingRootsChangedBy(executor: SubjectExecutorLike): RootRef[]
   return [...rootsOfFlush(executor, aggregates).touched].flatMap(([key, root]) => (inserted.has(key) ? [] : [root]));
 }
 
-/** The top root of the aggregate an entity (or junction table) belongs to, if it belongs to one. */
+/** The top root of the aggregate an entity belongs to (the entity itself for a root), if any. */
 export function aggregateRootOf(dataSource: DataSource, metadata: EntityMetadata): EntityMetadata | undefined {
   const aggregates = aggregatesBySource.get(dataSource);
   if (!aggregates) return undefined;
