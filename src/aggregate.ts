@@ -4,7 +4,7 @@
  */
 import { LockingConfigurationError } from "./errors";
 
-/** How a member entity reaches its root: the relation properties to follow, in order. */
+/** How a member entity reaches its root: the relation properties to follow, in order. @internal */
 export interface AggregateLink {
   /** The entity one step up: the root itself or another member. */
   parent: () => Function;
@@ -65,7 +65,7 @@ export function OptimisticLockExcluded(): PropertyDecorator {
   };
 }
 
-/** The aggregate link declared on an entity class (or a parent class), if any. */
+/** The aggregate link declared on an entity class (or a parent class), if any. @internal */
 export function aggregateLinkOf(target: Function): AggregateLink | undefined {
   return classChain(target)
     .map((c) => links.get(c))
@@ -77,6 +77,8 @@ let excludedByClass = new WeakMap<Function, ReadonlySet<string>>();
 /**
  * The properties of an entity class (parent classes included) excluded from optimistic locking;
  * worked out once per class, since every update asks.
+ *
+ * @internal
  */
 export function lockExcludedPropertiesOf(target: Function): ReadonlySet<string> {
   let properties = excludedByClass.get(target);

@@ -36,6 +36,8 @@ export function assertVersion(entity: ObjectLiteral, expected: number | string):
 /**
  * The version a loaded entity holds, with its class name and id map, for checks against a
  * version a client sent. `caller` names the public function in errors.
+ *
+ * @internal
  */
 export function heldVersionOf(
   entity: ObjectLiteral,

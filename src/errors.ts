@@ -195,7 +195,7 @@ export class PreconditionRequiredError extends LockingError {
   }
 }
 
-/** `{ id: 1 }` -> `id=1`; `{ a: 1, b: 2 }` -> `(a=1, b=2)`; lists are joined. */
+/** `{ id: 1 }` -> `id=1`; `{ a: 1, b: 2 }` -> `(a=1, b=2)`; lists are joined. @internal */
 export function formatId(id: unknown): string {
   if (Array.isArray(id)) return `[${id.map(formatId).join(", ")}]`;
   if (id !== null && typeof id === "object") {

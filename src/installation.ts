@@ -52,7 +52,7 @@ export interface LockingOptions {
 export type GaleraPessimisticPolicy = "refuse" | "node-local";
 const GALERA_POLICIES: readonly GaleraPessimisticPolicy[] = ["refuse", "node-local"];
 
-/** What the library keeps per DataSource it was installed on. */
+/** What the library keeps per DataSource it was installed on. @internal */
 export interface Installation {
   readonly options: Required<Pick<LockingOptions, "versionColumns">> & LockingOptions;
   readonly policies: VersionPolicies;
@@ -64,7 +64,7 @@ export interface Installation {
 
 const installations = new WeakMap<DataSource, Installation>();
 
-/** Records (or replaces) the installation of a DataSource. */
+/** Records (or replaces) the installation of a DataSource. @internal */
 export function recordInstallation(dataSource: DataSource, options: LockingOptions): Installation {
   const versionColumns = options.versionColumns ?? "unchecked";
   if (!VERSION_COLUMN_MODES.includes(versionColumns)) {
@@ -99,7 +99,7 @@ export function recordInstallation(dataSource: DataSource, options: LockingOptio
   return installation;
 }
 
-/** The installation of a DataSource, or `undefined` when the library is not installed on it. */
+/** The installation of a DataSource, or `undefined` when the library is not installed on it. @internal */
 export function installationOf(dataSource: DataSource): Installation | undefined {
   return installations.get(dataSource);
 }

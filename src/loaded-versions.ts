@@ -8,12 +8,12 @@
  */
 const versions = new WeakMap<object, number>();
 
-/** Records the version an entity object holds as the one it was loaded (or saved) with. */
+/** Records the version an entity object holds as the one it was loaded (or saved) with. @internal */
 export function rememberLoadedVersion(entity: object, version: unknown): void {
   if (typeof version === "number") versions.set(entity, version);
 }
 
-/** The version the entity object was loaded or last saved with, if TypeORM loaded it. */
+/** The version the entity object was loaded or last saved with, if TypeORM loaded it. @internal */
 export function loadedVersionOf(entity: object): number | undefined {
   return versions.get(entity);
 }

@@ -74,7 +74,7 @@ export interface LockOptions {
 
 const MODES = new Set<string>(Object.values(LockMode));
 
-/** Rejects anything that is not a {@link LockMode}, naming where it came from. */
+/** Rejects anything that is not a {@link LockMode}, naming where it came from. @internal */
 export function assertLockMode(mode: unknown, where: string): asserts mode is LockMode {
   if (typeof mode !== "string" || !MODES.has(mode)) {
     throw new LockingConfigurationError(
@@ -83,7 +83,7 @@ export function assertLockMode(mode: unknown, where: string): asserts mode is Lo
   }
 }
 
-/** Turns {@link LockOptions} into the wait the dialects render; `undefined` = not specified. */
+/** Turns {@link LockOptions} into the wait the dialects render; `undefined` = not specified. @internal */
 export function waitPolicyOf(options: LockOptions | undefined, where: string): WaitPolicy | undefined {
   if (!options) return undefined;
   const { timeout, onLocked } = options;
@@ -106,12 +106,12 @@ export function waitPolicyOf(options: LockOptions | undefined, where: string): W
   return undefined;
 }
 
-/** Whether a mode takes a row lock with the SELECT. */
+/** Whether a mode takes a row lock with the SELECT. @internal */
 export function isPessimistic(mode: LockMode): boolean {
   return mode.startsWith("PESSIMISTIC_");
 }
 
-/** Whether a mode needs a version column. */
+/** Whether a mode needs a version column. @internal */
 export function needsVersion(mode: LockMode): boolean {
   return (
     mode === LockMode.OPTIMISTIC ||

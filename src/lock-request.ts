@@ -3,7 +3,7 @@ import type { FindOneOptions, ObjectLiteral, SelectQueryBuilder } from "typeorm"
 import type { WaitPolicy } from "./dialect/lock-dialect";
 import { assertLockMode, type LockMode, type LockOptions, waitPolicyOf } from "./lock-mode";
 
-/** A lock mode and wait asked for one query, or for every query of a `@Lock` method call. */
+/** A lock mode and wait asked for one query, or for every query of a `@Lock` method call. @internal */
 export interface LockRequest {
   readonly mode: LockMode;
   readonly wait?: WaitPolicy;
@@ -144,6 +144,8 @@ function makeRequest(mode: LockMode, options: LockOptions | undefined, where: st
 /**
  * The lock request that applies to a query: one set on the builder, else one in its find
  * options, else the innermost `@Lock` scope if it covers the query's entity.
+ *
+ * @internal
  */
 export function lockRequestOf(query: {
   expressionMap: { mainAlias?: { hasMetadata: boolean; metadata: { target: unknown } } };
@@ -162,7 +164,7 @@ export function lockRequestOf(query: {
     : undefined;
 }
 
-/** Runs `work` with no `@Lock` scope: for the library's own queries inside a scope. */
+/** Runs `work` with no `@Lock` scope: for the library's own queries inside a scope. @internal */
 export function outsideLockScope<T>(work: () => T): T {
   // exit() switches the async hooks off and on again; most calls have no scope to leave.
   return scope.getStore() === undefined ? work() : scope.exit(work);

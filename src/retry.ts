@@ -1,5 +1,4 @@
 import type { DataSource, EntityManager } from "typeorm";
-import type { IsolationLevel } from "typeorm/driver/types/IsolationLevel";
 import {
   DeadlockError,
   LockingConfigurationError,
@@ -10,6 +9,7 @@ import {
 } from "./errors";
 import { raisedInTransactionBegunBy, transactionsBegun } from "./transaction-numbers";
 import { lockFailureOf } from "./typeorm/error-translation";
+import type { IsolationLevel } from "./typeorm-types";
 
 /**
  * Options of {@link retryOnConflict} and {@link Retryable}.
@@ -203,7 +203,7 @@ async function retrying<T>(where: string, options: RetryOptions, attemptOnce: (a
   }
 }
 
-/** The wait after failed attempt `attempt` (1-based). */
+/** The wait after failed attempt `attempt` (1-based). @internal */
 export function backoffDelay(options: RetryOptions, attempt: number, random: () => number = Math.random): number {
   const { initialMs, maxMs, multiplier } = { ...DEFAULTS, ...options.backoff };
   const ceiling = Math.min(maxMs, initialMs * multiplier ** (attempt - 1));

@@ -14,12 +14,12 @@ const raisedInTransaction = new WeakMap<object, number>();
 
 type NumberedRunner = QueryRunner & { [BEGAN_AS]?: number };
 
-/** Numbers the transaction a runner is about to begin (not a savepoint inside one). */
+/** Numbers the transaction a runner is about to begin (not a savepoint inside one). @internal */
 export function noteTransactionBegins(runner: QueryRunner): void {
   (runner as NumberedRunner)[BEGAN_AS] = ++begun;
 }
 
-/** How many transactions have begun so far: a later one has a greater number. */
+/** How many transactions have begun so far: a later one has a greater number. @internal */
 export function transactionsBegun(): number {
   return begun;
 }
@@ -27,13 +27,15 @@ export function transactionsBegun(): number {
 /**
  * Records in which transaction a conflict error arose (none when the runner was not in one) and
  * returns the error, for `throw raisedIn(runner, new OptimisticLockError(...))`.
+ *
+ * @internal
  */
 export function raisedIn<E extends object>(runner: QueryRunner | undefined, error: E): E {
   if (runner?.isTransactionActive) raisedInTransaction.set(error, (runner as NumberedRunner)[BEGAN_AS] ?? 0);
   return error;
 }
 
-/** Whether `error` arose in a transaction that had begun when `transactionsBegun()` was `count`. */
+/** Whether `error` arose in a transaction that had begun when `transactionsBegun()` was `count`. @internal */
 export function raisedInTransactionBegunBy(error: unknown, count: number): boolean {
   if (typeof error !== "object" || error === null) return false;
   const number = raisedInTransaction.get(error);

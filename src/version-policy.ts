@@ -1,7 +1,7 @@
 import "reflect-metadata";
-import type { ColumnMetadata } from "typeorm/metadata/ColumnMetadata";
-import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
+import type { EntityMetadata } from "typeorm";
 import { LockingConfigurationError } from "./errors";
+import type { ColumnMetadata } from "./typeorm-types";
 import { versionedPropertyOf } from "./versioned";
 
 /**
@@ -14,7 +14,7 @@ import { versionedPropertyOf } from "./versioned";
  */
 export type VersionColumnMode = "checked" | "unchecked";
 
-/** The version column whose value guards an entity's writes. */
+/** The version column whose value guards an entity's writes. @internal */
 export interface VersionPolicy {
   readonly column: ColumnMetadata;
   /** `versioned`: declared with `@Versioned()`; `version-column`: a TypeORM `@VersionColumn`. */
@@ -26,6 +26,8 @@ const INTEGER_TYPES = new Set(["int", "integer", "smallint", "int2", "int4", "me
 /**
  * Works out, once per entity metadata, which column guards its writes, and rejects the set-ups
  * that could only be checked wrongly (two version columns, a non-integer version).
+ *
+ * @internal
  */
 export class VersionPolicies {
   private readonly cache = new WeakMap<EntityMetadata, VersionPolicy | null>();

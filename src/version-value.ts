@@ -5,6 +5,8 @@ import { LockingConfigurationError } from "./errors";
  * Accepts a safe integer, or a string of digits (a form field, an HTTP header, a query
  * parameter); anything else is a programming error, reported with `what` in the message.
  * Returns `undefined` for `null`/`undefined` so callers can tell "no version" apart.
+ *
+ * @internal
  */
 export function toVersionNumber(value: unknown, what: string): number | undefined {
   if (value === undefined || value === null) return undefined;

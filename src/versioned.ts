@@ -76,7 +76,7 @@ export function Versioned(options: VersionedOptions = {}): PropertyDecorator {
   };
 }
 
-/** The `@Versioned()` property of an entity class or of one of its parent classes. */
+/** The `@Versioned()` property of an entity class or of one of its parent classes. @internal */
 export function versionedPropertyOf(entity: Function): string | undefined {
   for (let c: unknown = entity; typeof c === "function"; c = Object.getPrototypeOf(c)) {
     const property = versionedProperties.get(c as Function);

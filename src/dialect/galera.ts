@@ -55,7 +55,7 @@ async function wasLocalDeadlockVictim(probe: ProbeQuery): Promise<boolean> {
   }
 }
 
-/** The time and MariaDB thread id of the transaction InnoDB rolled back in its latest deadlock. */
+/** The time and MariaDB thread id of the transaction InnoDB rolled back in its latest deadlock. @internal */
 export function latestDeadlockVictim(innodbStatus: string): { at: string; threadId: number } | undefined {
   const section = /LATEST DETECTED DEADLOCK\n-+\n([\s\S]*?)\n-{8,}\n/.exec(innodbStatus)?.[1];
   if (!section) return undefined;

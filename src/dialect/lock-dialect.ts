@@ -1,6 +1,6 @@
 import type { PessimisticLockError } from "../errors";
 
-/** Runs one SQL statement on the connection a failure came from and returns its rows. */
+/** Runs one SQL statement on the connection a failure came from and returns its rows. @internal */
 export type ProbeQuery = (sql: string) => Promise<Record<string, unknown>[]>;
 
 /**
@@ -151,12 +151,12 @@ export interface LockDialect {
   explainFailure?(failure: PessimisticLockError, statement: string, probe: ProbeQuery): Promise<PessimisticLockError>;
 }
 
-/** Rounds a wait up to the dialect's granularity, never below one step: a wait is never shortened. */
+/** Rounds a wait up to the dialect's granularity, never below one step: a wait is never shortened. @internal */
 export function roundWait(ms: number, granularityMs: number): number {
   return Math.max(granularityMs, Math.ceil(ms / granularityMs) * granularityMs);
 }
 
-/** The driver-level error behind a TypeORM QueryFailedError (or the error itself). */
+/** The driver-level error behind a TypeORM QueryFailedError (or the error itself). @internal */
 export function driverErrorOf(error: unknown): Record<string, unknown> | undefined {
   if (error === null || typeof error !== "object") return undefined;
   const e = error as Record<string, unknown>;

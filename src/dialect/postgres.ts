@@ -59,6 +59,8 @@ export const postgresDialect: LockDialect = {
  * boundByLockTimeout('SELECT "o"."id" FROM "order" "o" WHERE "o"."id" = $1 FOR UPDATE OF "o"', 500);
  * // WITH "_tl_before" AS MATERIALIZED (...), ... SELECT "_tl_rows".* FROM "_tl_rows" WHERE ...
  * ```
+ *
+ * @internal
  */
 export function boundByLockTimeout(lockingSelect: string, ms: number): string {
   return (

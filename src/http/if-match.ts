@@ -90,7 +90,7 @@ export function ifMatchHolds(ifMatch: IfMatch, currentVersion: number | undefine
   }
 }
 
-/** The version a listed tag names, or `undefined` for a weak or foreign one (neither ever matches). */
+/** The version a listed tag names, or `undefined` for a weak or foreign one (neither ever matches). @internal */
 export function versionOfTag(tag: EntityTag): number | undefined {
   return tag.weak ? undefined : versionOfETag(`"${tag.opaque}"`);
 }

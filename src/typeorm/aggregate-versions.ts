@@ -6,8 +6,7 @@
  * and nothing is added; otherwise one `UPDATE root SET version = version + 1 WHERE id = ? AND
  * version = ?` runs before the flush writes anything, so a stale root fails it whole.
  */
-import type { DataSource, ObjectLiteral } from "typeorm";
-import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
+import type { DataSource, EntityMetadata, ObjectLiteral } from "typeorm";
 import { aggregateLinkOf, lockExcludedPropertiesOf } from "../aggregate";
 import { LockingConfigurationError } from "../errors";
 import { type Installation, installationOf } from "../installation";
@@ -34,6 +33,8 @@ const aggregatesBySource = new WeakMap<DataSource, Aggregates>();
  * Reads the `@VersionedBy` links of a DataSource's entities and checks them (throws
  * LockingConfigurationError for a root that is not versioned, a path that does not lead to the
  * declared parent, a cycle). Registers the flush check when the DataSource has any aggregate.
+ *
+ * @internal
  */
 export function prepareAggregates(dataSource: DataSource, installation: Installation): void {
   const members = new Map<EntityMetadata, MemberChain>();
@@ -95,7 +96,7 @@ function chainOf(dataSource: DataSource, member: EntityMetadata): MemberChain | 
   return path.length > 0 ? { root: current, path } : undefined;
 }
 
-/** Whether every change a subject carries is to a property excluded from optimistic locking. */
+/** Whether every change a subject carries is to a property excluded from optimistic locking. @internal */
 export function onlyExcludedChanges(subject: SubjectLike): boolean {
   const excluded = lockExcludedPropertiesOf(subject.metadata.target as Function);
   return (

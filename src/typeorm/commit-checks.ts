@@ -2,8 +2,7 @@
  * OPTIMISTIC and OPTIMISTIC_FORCE_INCREMENT: what was read under them is re-checked (or
  * incremented) just before the transaction commits, once per entity per transaction.
  */
-import type { ObjectLiteral, QueryRunner } from "typeorm";
-import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
+import type { EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
 import { LockMode } from "../lock-mode";
 import { toVersionNumber } from "../version-value";
 import type { Method } from "./internals";
@@ -20,7 +19,7 @@ interface PendingCheck {
 
 const pending = new WeakMap<QueryRunner, Map<string, PendingCheck>>();
 
-/** Queues the commit-time check of an entity read under OPTIMISTIC or OPTIMISTIC_FORCE_INCREMENT. */
+/** Queues the commit-time check of an entity read under OPTIMISTIC or OPTIMISTIC_FORCE_INCREMENT. @internal */
 export function queueCommitCheck(
   queryRunner: QueryRunner,
   metadata: EntityMetadata,
@@ -46,6 +45,8 @@ export function queueCommitCheck(
  * Runs the queued checks when a transaction commits (right before its COMMIT, where TypeORM would
  * call a subscriber's beforeTransactionCommit) and forgets them when it rolls back. A runner with
  * nothing queued (nearly all) costs one WeakMap lookup and no await.
+ *
+ * @internal
  */
 export function installCommitChecks(): void {
   patchRunnerPrototypes((proto) => {

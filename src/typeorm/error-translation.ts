@@ -14,7 +14,7 @@ import { patchRunnerPrototypes } from "./runner-prototypes";
 
 type QueryMethod = (this: QueryRunner, ...args: unknown[]) => Promise<unknown>;
 
-/** Makes every query runner class translate the lock failures of installed DataSources. */
+/** Makes every query runner class translate the lock failures of installed DataSources. @internal */
 export function installErrorTranslation(): void {
   patchRunnerPrototypes(translateQueryErrors);
 }
@@ -72,6 +72,8 @@ async function explainedFailure(
  * The typed lock failure a DataSource's error stands for (a lock timeout, deadlock or
  * serialization failure of its database), or `undefined` for any other error. Works for
  * DataSources without the library too (their errors are not translated as they are thrown).
+ *
+ * @internal
  */
 export function lockFailureOf(dataSource: DataSource, error: unknown): PessimisticLockError | undefined {
   if (error instanceof PessimisticLockError) return error;
@@ -81,6 +83,8 @@ export function lockFailureOf(dataSource: DataSource, error: unknown): Pessimist
 /**
  * The dialect as far as it is known without asking the server: the detected one once a lock or a
  * failure asked (MySQL vs MariaDB vs Galera), else the driver type's.
+ *
+ * @internal
  */
 export function knownDialectOf(dataSource: DataSource): LockDialect | undefined {
   return installationOf(dataSource)?.serverDialect ?? dialectForType(String(dataSource.options.type));

@@ -6,12 +6,11 @@
  * The shapes below are the parts of TypeORM 0.3.20+ and 1.x that the hooks touch; they are
  * declared structurally because the two lines' type declarations differ in places we do not use.
  */
-import type { DataSource, EntityManager, ObjectLiteral, QueryRunner } from "typeorm";
-import type { ColumnMetadata } from "typeorm/metadata/ColumnMetadata";
-import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
+import type { DataSource, EntityManager, EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
 import { LockingConfigurationError } from "../errors";
+import type { ColumnMetadata } from "../typeorm-types";
 
-/** A persistence subject: one entity that `save()`/`remove()` is about to write. */
+/** A persistence subject: one entity that `save()`/`remove()` is about to write. @internal */
 export interface SubjectLike {
   metadata: EntityMetadata;
   entity?: ObjectLiteral;
@@ -24,7 +23,7 @@ export interface SubjectLike {
   parentSubject?: SubjectLike;
 }
 
-/** TypeORM's `SubjectExecutor`: runs the writes of one `save()`/`remove()`. */
+/** TypeORM's `SubjectExecutor`: runs the writes of one `save()`/`remove()`. @internal */
 export interface SubjectExecutorLike {
   queryRunner: QueryRunner;
   insertSubjects: SubjectLike[];
@@ -34,7 +33,7 @@ export interface SubjectExecutorLike {
   recoverSubjects: SubjectLike[];
 }
 
-/** The part of a write query builder's state the hooks read. */
+/** The part of a write query builder's state the hooks read. @internal */
 export interface ExpressionMapLike {
   mainAlias?: { metadata: EntityMetadata; hasMetadata: boolean };
   /** "insert", "update", "delete", "soft-delete", "restore", ... */
@@ -45,20 +44,20 @@ export interface ExpressionMapLike {
   extraReturningColumns: ColumnMetadata[];
 }
 
-/** A write query builder (update, soft delete/restore, delete). */
+/** A write query builder (update, soft delete/restore, delete). @internal */
 export interface WriteQueryBuilderLike {
   expressionMap: ExpressionMapLike;
   /** The runner the statement runs on (TypeORM's persistence layer always sets one). */
   queryRunner?: QueryRunner;
 }
 
-/** TypeORM's `ReturningResultsEntityUpdator`, which re-reads generated columns after an UPDATE. */
+/** TypeORM's `ReturningResultsEntityUpdator`, which re-reads generated columns after an UPDATE. @internal */
 export interface ReturningUpdatorLike {
   queryRunner: QueryRunner;
   expressionMap: ExpressionMapLike;
 }
 
-/** A write result, as TypeORM's `UpdateResult`/`DeleteResult`. */
+/** A write result, as TypeORM's `UpdateResult`/`DeleteResult`. @internal */
 export interface WriteResultLike {
   affected?: number | null;
   generatedMaps?: ObjectLiteral[];
@@ -66,7 +65,7 @@ export interface WriteResultLike {
 
 type Prototype = Record<string, unknown>;
 
-/** The prototypes the hooks patch. */
+/** The prototypes the hooks patch. @internal */
 export interface TypeormInternals {
   subjectExecutor: Prototype;
   updateQueryBuilder: Prototype;
@@ -107,7 +106,7 @@ const REQUIRED: Array<[keyof Omit<TypeormInternals, "dataSourceClass">, string[]
 
 let cached: TypeormInternals | undefined;
 
-/** Loads and checks the TypeORM internals (the copy of `typeorm` this package resolves). */
+/** Loads and checks the TypeORM internals (the copy of `typeorm` this package resolves). @internal */
 export function typeormInternals(): TypeormInternals {
   if (cached) return cached;
   const internals: TypeormInternals = {
@@ -159,17 +158,19 @@ function unsupported(what: string, cause?: unknown): LockingConfigurationError {
 /**
  * The DataSource a query runner or query builder belongs to (`dataSource` in 1.x, `connection`
  * in 0.3).
+ *
+ * @internal
  */
 export function dataSourceOf(owner: QueryRunner | WriteQueryBuilderLike | EntityManager): DataSource {
   const holder = owner as unknown as { dataSource?: DataSource; connection?: DataSource };
   return (holder.dataSource ?? holder.connection) as DataSource;
 }
 
-/** A method of a TypeORM prototype, as the hooks see it. */
+/** A method of a TypeORM prototype, as the hooks see it. @internal */
 // biome-ignore lint/suspicious/noExplicitAny: TypeORM's internal method signatures are not public types
 export type Method = (this: any, ...args: any[]) => any;
 
-/** Replaces a prototype method by `make(original)`. */
+/** Replaces a prototype method by `make(original)`. @internal */
 export function wrap(prototype: Record<string, unknown>, name: string, make: (original: Method) => Method): void {
   prototype[name] = make(prototype[name] as Method);
 }

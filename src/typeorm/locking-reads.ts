@@ -3,8 +3,7 @@
  * wait is applied and restored around the statement, and the mode's follow-up is done
  * (force increment now, or an optimistic check queued for commit).
  */
-import type { ObjectLiteral, QueryRunner } from "typeorm";
-import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
+import type { EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
 import { dialectForServer, type ServerFacts, serverFactsOf, serverFactsQuery } from "../dialect";
 import type { LockDialect, LockRendering, TimeoutPlan, WaitPolicy } from "../dialect/lock-dialect";
 import { LockingConfigurationError, LockingError } from "../errors";
@@ -15,7 +14,7 @@ import { queueCommitCheck } from "./commit-checks";
 import { dataSourceOf } from "./internals";
 import { heldVersion, writeVersion } from "./version-writes";
 
-/** The dialect of the server behind a query runner; asks MySQL-family servers once (MySQL, MariaDB, Galera). */
+/** The dialect of the server behind a query runner; asks MySQL-family servers once (MySQL, MariaDB, Galera). @internal */
 export async function serverDialectOf(queryRunner: QueryRunner, installation: Installation): Promise<LockDialect> {
   if (installation.serverDialect) return installation.serverDialect;
   const type = String(dataSourceOf(queryRunner).options.type);
@@ -32,7 +31,7 @@ export async function serverDialectOf(queryRunner: QueryRunner, installation: In
   return dialect;
 }
 
-/** What a locked SELECT needs from the hook: its metadata and a way to run it with a lock clause. */
+/** What a locked SELECT needs from the hook: its metadata and a way to run it with a lock clause. @internal */
 export interface LockedSelect {
   metadata: EntityMetadata;
   /** The escaped alias of the queried entity in the SELECT. */
@@ -40,7 +39,7 @@ export interface LockedSelect {
   run(rendering: LockRendering | undefined): Promise<{ entities: ObjectLiteral[] }>;
 }
 
-/** Runs one entity SELECT under `request`, inside the caller's transaction. */
+/** Runs one entity SELECT under `request`, inside the caller's transaction. @internal */
 export async function runLockedSelect(
   queryRunner: QueryRunner,
   installation: Installation,

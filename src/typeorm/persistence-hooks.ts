@@ -76,7 +76,7 @@ function carryGuardedQuery(expressionMap: ExpressionMapLike, guarded: GuardedQue
   (expressionMap as Carrying<typeof GUARDED_QUERY, GuardedQuery>)[GUARDED_QUERY] = guarded;
 }
 
-/** Patches TypeORM's persistence path once per loaded copy of TypeORM. */
+/** Patches TypeORM's persistence path once per loaded copy of TypeORM. @internal */
 export function installPersistenceHooks(internals: TypeormInternals): void {
   if (patched.has(internals.subjectExecutor)) return;
   patched.add(internals.subjectExecutor);

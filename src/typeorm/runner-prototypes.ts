@@ -5,7 +5,7 @@
  */
 import type { DataSource, QueryRunner } from "typeorm";
 
-/** Patches one runner class's prototype; called once per class. */
+/** Patches one runner class's prototype; called once per class. @internal */
 export type RunnerPrototypePatch = (prototype: Record<string, unknown>) => void;
 
 const patches: RunnerPrototypePatch[] = [];
@@ -13,14 +13,14 @@ const patches: RunnerPrototypePatch[] = [];
 const patchedPrototypes: Record<string, unknown>[] = [];
 const wrappedDrivers = new WeakSet<object>();
 
-/** Registers a patch for every runner class (those already seen are patched at once). */
+/** Registers a patch for every runner class (those already seen are patched at once). @internal */
 export function patchRunnerPrototypes(patch: RunnerPrototypePatch): void {
   if (patches.includes(patch)) return;
   patches.push(patch);
   for (const prototype of patchedPrototypes) patch(prototype);
 }
 
-/** Patches the runner class of `dataSource`'s driver now and the class of every runner it makes. */
+/** Patches the runner class of `dataSource`'s driver now and the class of every runner it makes. @internal */
 export function watchRunners(dataSource: DataSource): void {
   const driver = dataSource.driver as unknown as {
     createQueryRunner(mode: unknown): QueryRunner;

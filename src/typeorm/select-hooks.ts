@@ -4,8 +4,7 @@
  * TypeORM's own `lock:` option included. On an installed DataSource it also notes the version of
  * every versioned entity a SELECT loads.
  */
-import type { ObjectLiteral, QueryRunner } from "typeorm";
-import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
+import type { EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
 import type { LockRendering } from "../dialect/lock-dialect";
 import { type Installation, installationOf } from "../installation";
 import { rememberLoadedVersion } from "../loaded-versions";
@@ -32,7 +31,7 @@ const renderings = new WeakMap<object, LockRendering>();
 let preloadingForWrite = false;
 const patched = new WeakSet<object>();
 
-/** Patches SelectQueryBuilder once per loaded copy of TypeORM. */
+/** Patches SelectQueryBuilder once per loaded copy of TypeORM. @internal */
 export function installSelectHooks(internals: TypeormInternals): void {
   const proto = internals.selectQueryBuilder;
   if (patched.has(proto)) return;

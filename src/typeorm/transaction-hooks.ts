@@ -7,7 +7,7 @@ import { noteTransactionBegins } from "../transaction-numbers";
 import type { Method } from "./internals";
 import { patchRunnerPrototypes } from "./runner-prototypes";
 
-/** Makes every query runner class number the transactions it begins. */
+/** Makes every query runner class number the transactions it begins. @internal */
 export function installTransactionHooks(): void {
   patchRunnerPrototypes(numberTransactions);
 }

@@ -3,15 +3,14 @@
  * locking re-check of an OPTIMISTIC read. Both are single conditional UPDATEs on the primary key
  * and the expected version, so the check and the lock it takes are one atomic step.
  */
-import type { ObjectLiteral, QueryRunner } from "typeorm";
-import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
+import type { EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
 import { LockingConfigurationError, OptimisticLockError } from "../errors";
 import { rememberLoadedVersion } from "../loaded-versions";
 import { raisedIn } from "../transaction-numbers";
 import { toVersionNumber } from "../version-value";
 import { runAsCheckedWrites } from "./unchecked-writes";
 
-/** The version an entity holds, or a clear error when it has none to lock by. */
+/** The version an entity holds, or a clear error when it has none to lock by. @internal */
 export function heldVersion(metadata: EntityMetadata, entity: ObjectLiteral, mode: string): number {
   const column = metadata.versionColumn;
   if (!column) {
@@ -30,6 +29,8 @@ export function heldVersion(metadata: EntityMetadata, entity: ObjectLiteral, mod
  * `UPDATE t SET version = version + 1 WHERE id = :id AND version = :expected` (increment) or
  * `SET version = version` (re-check under an exclusive row lock held to commit). Throws
  * OptimisticLockError when the row is no longer at `expected`.
+ *
+ * @internal
  */
 export async function writeVersion(
   queryRunner: QueryRunner,

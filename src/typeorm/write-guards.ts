@@ -3,9 +3,7 @@
  * about to write, carried from TypeORM's persistence layer to the query builder that issues the
  * statement, and verified against the statement's row count.
  */
-import type { ObjectLiteral, QueryRunner } from "typeorm";
-import type { ColumnMetadata } from "typeorm/metadata/ColumnMetadata";
-import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
+import type { EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
 import {
   type ConflictDetails,
   LockingConfigurationError,
@@ -15,14 +13,15 @@ import {
 } from "../errors";
 import { loadedVersionOf } from "../loaded-versions";
 import { raisedIn } from "../transaction-numbers";
+import type { ColumnMetadata } from "../typeorm-types";
 import type { VersionPolicy } from "../version-policy";
 import { toVersionNumber } from "../version-value";
 import type { SubjectLike } from "./internals";
 
-/** What a write is: the verbs TypeORM's persistence layer performs on existing rows. */
+/** What a write is: the verbs TypeORM's persistence layer performs on existing rows. @internal */
 export type GuardedOperation = "update" | "remove" | "soft-remove" | "recover";
 
-/** The check one statement must pass. */
+/** The check one statement must pass. @internal */
 export interface WriteGuard {
   readonly metadata: EntityMetadata;
   readonly column: ColumnMetadata;
@@ -39,6 +38,8 @@ export interface WriteGuard {
  *
  * Subjects without an entity object are TypeORM's own relation upkeep (e.g. nulling the foreign
  * key of a child dropped from a parent's collection): they carry no version to check.
+ *
+ * @internal
  */
 export function guardSubject(
   subject: SubjectLike,
@@ -71,6 +72,8 @@ export function guardSubject(
 /**
  * The version an entity holds, which the row must still have for a guarded write to apply;
  * MissingVersionError when it holds none, since the write could not be checked.
+ *
+ * @internal
  */
 export function versionToCheck(
   metadata: EntityMetadata,
@@ -92,6 +95,8 @@ export function versionToCheck(
  * longer exists into an INSERT; if the entity holds a version, it was loaded (or edited by a
  * client) from a row someone has since deleted, and re-creating it would silently undo that
  * delete. Hibernate refuses the same way.
+ *
+ * @internal
  */
 export function refuseResurrection(subject: SubjectLike, policy: VersionPolicy, runner: QueryRunner): void {
   const { entity, metadata } = subject;
@@ -129,6 +134,8 @@ function conflictFoundBeforeWriting(
 /**
  * Throws when a guarded statement did not touch exactly the rows it was meant to. Zero rows
  * means the version moved (or the row is gone) since the entity was loaded.
+ *
+ * @internal
  */
 export function verifyRowCount(
   guards: readonly WriteGuard[],
@@ -157,7 +164,7 @@ export function verifyRowCount(
   );
 }
 
-/** The guarded condition object for a bulk DELETE: the id map plus the expected version. */
+/** The guarded condition object for a bulk DELETE: the id map plus the expected version. @internal */
 export function idWithVersion(guard: WriteGuard): ObjectLiteral {
   return deepMerge(structuredCloneLite(guard.id), guard.column.createValueMap(guard.expected));
 }
@@ -168,7 +175,7 @@ function structuredCloneLite(value: ObjectLiteral): ObjectLiteral {
   return copy;
 }
 
-/** Merges `source` into `target` recursively (plain objects only); returns `target`. */
+/** Merges `source` into `target` recursively (plain objects only); returns `target`. @internal */
 export function deepMerge(target: ObjectLiteral, source: ObjectLiteral): ObjectLiteral {
   for (const [k, v] of Object.entries(source)) {
     if (isPlainObject(v) && isPlainObject(target[k])) deepMerge(target[k], v);
