@@ -24,8 +24,10 @@ const scope = new AsyncLocalStorage<LockRequest>();
  * await manager.find(Order, { where: { status: "NEW" }, ...locked });
  * ```
  */
+// `select` is left out: on TypeORM 0.3 `FindOneOptions<any>["select"]` includes `(keyof any)[]`,
+// which no entity's options accept, so a spread `...withLockMode()` did not compile there.
 // biome-ignore lint/suspicious/noExplicitAny: a fragment that fits the find options of any entity
-export type LockModeOption = FindOneOptions<any>;
+export type LockModeOption = Omit<FindOneOptions<any>, "select">;
 
 /**
  * A find-options fragment that runs the query under a lock mode: spread it into the options of

@@ -1,6 +1,6 @@
 import type { PessimisticLockError } from "../errors";
 
-/** Runs one SQL statement on the connection a failure came from and returns its rows. @internal */
+/** Runs one SQL statement on the connection a failure came from and returns its rows. */
 export type ProbeQuery = (sql: string) => Promise<Record<string, unknown>[]>;
 
 /**
