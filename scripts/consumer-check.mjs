@@ -71,9 +71,11 @@ export async function main(): Promise<string> {
   try {
     const orders = dataSource.getRepository(Order);
     const { id } = await orders.save(orders.create({ status: "NEW" }));
-    // A lock mode belongs to a transaction; OPTIMISTIC checks the version again at commit.
+    // A lock mode belongs to a transaction; OPTIMISTIC checks the version again at commit. The
+    // spread into a repository's options did not compile on TypeORM 0.3 before LockModeOption
+    // left out \`select\`.
     const first = await dataSource.transaction((manager) =>
-      manager.findOneOrFail(Order, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) }),
+      manager.getRepository(Order).findOneOrFail({ where: { id }, ...withLockMode(LockMode.OPTIMISTIC) }),
     );
     const second = await orders.findOneByOrFail({ id });
     second.status = "PAID";
