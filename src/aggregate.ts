@@ -28,7 +28,7 @@ const excluded = new Map<Function, Set<string>>();
  * @example
  * ```ts
  * @Entity()
- * @VersionedBy(() => Order, (line) => line.order)
+ * @VersionedBy(() => Order, (line: OrderLine) => line.order) // type the parameter: T is not inferred
  * class OrderLine {
  *   @ManyToOne(() => Order, (order) => order.lines) order!: Order;
  * }
@@ -38,7 +38,7 @@ export function VersionedBy<T>(parent: () => Function, path: (member: T) => unkn
   return (target) => {
     if (typeof parent !== "function" || typeof path !== "function") {
       throw new LockingConfigurationError(
-        `@VersionedBy on ${target.name}: pass the parent entity and the path to it, e.g. @VersionedBy(() => Order, (line) => line.order).`,
+        `@VersionedBy on ${target.name}: pass the parent entity and the path to it, e.g. @VersionedBy(() => Order, (line: OrderLine) => line.order).`,
       );
     }
     links.set(target, { parent, path: recordPath(target.name, path) });
