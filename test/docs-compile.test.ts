@@ -197,3 +197,36 @@ describe(`TypeScript blocks of README.md and docs/*.md compile under strict (${T
     });
   }
 });
+
+/**
+ * The docs ship in the package, but examples/, test/, bench/ and scripts/ do not: a doc names such
+ * a file as a link to the repository (`[\`test/x.test.ts\`](https://github.com/.../blob/main/test/x.test.ts)`).
+ */
+describe("README.md and docs/*.md link the repository's own files by URL", () => {
+  const REPOSITORY = "https://github.com/typeorm-locking/typeorm-locking";
+  const bare = /(?<!\[)`((?:examples|test|bench|scripts)\/[\w./-]*)`(?!\]\()/g;
+  const relativeLink = /\]\((?:\.\.\/|\.\/)?((?:examples|test|bench|scripts)\/[^)]*)\)/g;
+  for (const doc of documents) {
+    it(doc, () => {
+      const problems: string[] = [];
+      let fence: string | undefined;
+      readFileSync(join(root, doc), "utf8")
+        .split("\n")
+        .forEach((text, index) => {
+          const open = /^\s*(`{3,}|~{3,})/.exec(text);
+          if (open) {
+            if (fence === undefined) fence = open[1];
+            else if (text.trimStart().startsWith(fence)) fence = undefined;
+            return;
+          }
+          if (fence !== undefined) return;
+          for (const match of [...text.matchAll(bare), ...text.matchAll(relativeLink)]) {
+            problems.push(`${doc}:${index + 1}: ${match[1]} -> [\`${match[1]}\`](${REPOSITORY}/blob/main/${match[1]})`);
+          }
+        });
+      if (problems.length > 0) {
+        throw new Error(`not in the package, so link it by the repository URL:\n  ${problems.join("\n  ")}`);
+      }
+    });
+  }
+});
