@@ -40,12 +40,12 @@ export const mysqlDialect: LockDialect = {
   classifyError: (error) => classifyMysqlFamily("mysql", error),
 };
 
-/** ER_NO_SUCH_TABLE, the same number on MySQL, MariaDB and Galera. */
+/** ER_NO_SUCH_TABLE, the same number on MySQL, MariaDB and Galera. @internal */
 export function isMissingMysqlFamilyTable(error: unknown): boolean {
   return Number(driverErrorOf(error)?.errno) === 1146;
 }
 
-/** MySQL and MariaDB share their error numbers. */
+/** MySQL and MariaDB share their error numbers. @internal */
 export function classifyMysqlFamily(dialect: string, error: unknown) {
   const driverError = driverErrorOf(error);
   const errno = Number(driverError?.errno);

@@ -109,7 +109,7 @@ export function onlyExcludedChanges(subject: SubjectLike): boolean {
   );
 }
 
-/** An aggregate root a flush changes: its metadata and the object holding its id and version. */
+/** An aggregate root a flush changes: its metadata and the object holding its id and version. @internal */
 export interface RootRef {
   metadata: EntityMetadata;
   entity: ObjectLiteral;
@@ -139,6 +139,8 @@ async function bumpAggregateRoots(executor: SubjectExecutorLike): Promise<void> 
  * inserted, updated, removed, orphaned, a junction row): the roots that flush bumps, plus roots
  * written by the flush anyway; roots inserted by the same flush are left out (they are new).
  * Throws, as the bump would, when a member's root is not loaded on it.
+ *
+ * @internal
  */
 export function existingRootsChangedBy(executor: SubjectExecutorLike): RootRef[] {
   const aggregates = aggregatesBySource.get(dataSourceOf(executor.queryRunner));
@@ -151,7 +153,7 @@ export function existingRootsChangedBy(executor: SubjectExecutorLike): RootRef[]
   return [...rootsOfFlush(executor, aggregates).touched].flatMap(([key, root]) => (inserted.has(key) ? [] : [root]));
 }
 
-/** The top root of the aggregate an entity belongs to (the entity itself for a root), if any. */
+/** The top root of the aggregate an entity belongs to (the entity itself for a root), if any. @internal */
 export function aggregateRootOf(dataSource: DataSource, metadata: EntityMetadata): EntityMetadata | undefined {
   const aggregates = aggregatesBySource.get(dataSource);
   if (!aggregates) return undefined;

@@ -7,13 +7,15 @@ import type { SubjectExecutorLike, TypeormInternals } from "./internals";
 import { wrap } from "./internals";
 import { runAsCheckedWrites } from "./unchecked-writes";
 
-/** A check run before a flush writes; throw to refuse it. */
+/** A check run before a flush writes; throw to refuse it. @internal */
 export type PreWriteCheck = (executor: SubjectExecutorLike) => Promise<void>;
 
 /**
  * When a check runs: `refusal`s only read and refuse, and run before any check that writes
  * (`write`, e.g. an aggregate root's version bump), so a refused flush has written nothing even
  * when it runs outside a transaction.
+ *
+ * @internal
  */
 export type PreWriteCheckPhase = "refusal" | "write";
 
@@ -21,12 +23,12 @@ const refusals = new Set<PreWriteCheck>();
 const writes = new Set<PreWriteCheck>();
 const patched = new WeakSet<object>();
 
-/** Registers a check (once; registering the same function again does nothing). */
+/** Registers a check (once; registering the same function again does nothing). @internal */
 export function addPreWriteCheck(check: PreWriteCheck, phase: PreWriteCheckPhase = "write"): void {
   (phase === "refusal" ? refusals : writes).add(check);
 }
 
-/** Patches `SubjectExecutor.execute` once per loaded copy of TypeORM. */
+/** Patches `SubjectExecutor.execute` once per loaded copy of TypeORM. @internal */
 export function installPreWriteChecks(internals: TypeormInternals): void {
   if (patched.has(internals.subjectExecutor)) return;
   patched.add(internals.subjectExecutor);

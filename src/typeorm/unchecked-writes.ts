@@ -9,14 +9,13 @@
  * pre-write checks already looked at every subject of that flush.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
-import type { DataSource } from "typeorm";
-import type { EntityMetadata } from "typeorm/metadata/EntityMetadata";
+import type { DataSource, EntityMetadata } from "typeorm";
 import { dataSourceOf, type TypeormInternals, type WriteQueryBuilderLike, wrap } from "./internals";
 
-/** What an unchecked statement does. */
+/** What an unchecked statement does. @internal */
 export type UncheckedWriteKind = "update" | "delete" | "soft-delete" | "restore" | "insert" | "upsert";
 
-/** One statement about to run outside `save()`/`remove()`. */
+/** One statement about to run outside `save()`/`remove()`. @internal */
 export interface UncheckedWrite {
   dataSource: DataSource;
   /** The entity (or junction table) the statement writes. */
@@ -24,14 +23,14 @@ export interface UncheckedWrite {
   kind: UncheckedWriteKind;
 }
 
-/** A rule for unchecked writes: throw to refuse the statement (nothing is sent). */
+/** A rule for unchecked writes: throw to refuse the statement (nothing is sent). @internal */
 export type UncheckedWriteCheck = (write: UncheckedWrite) => void;
 
 const checks = new Set<UncheckedWriteCheck>();
 const checkedWrites = new AsyncLocalStorage<true>();
 const patched = new WeakSet<object>();
 
-/** Registers a rule (once; registering the same function again does nothing). */
+/** Registers a rule (once; registering the same function again does nothing). @internal */
 export function addUncheckedWriteCheck(check: UncheckedWriteCheck): void {
   checks.add(check);
 }
@@ -40,12 +39,14 @@ export function addUncheckedWriteCheck(check: UncheckedWriteCheck): void {
  * Runs `work` as statements checked elsewhere (TypeORM's persistence after its pre-write checks,
  * the library's own version writes): the rules here do not see them. Costs nothing while no
  * rule is registered.
+ *
+ * @internal
  */
 export function runAsCheckedWrites<R>(work: () => R): R {
   return checks.size === 0 || checkedWrites.getStore() ? work() : checkedWrites.run(true, work);
 }
 
-/** Patches the write query builders, and marks the persistence layer's writes, once per TypeORM copy. */
+/** Patches the write query builders, and marks the persistence layer's writes, once per TypeORM copy. @internal */
 export function installUncheckedWriteChecks(internals: TypeormInternals): void {
   if (patched.has(internals.subjectExecutor)) return;
   patched.add(internals.subjectExecutor);
