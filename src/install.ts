@@ -1,16 +1,11 @@
 import type { DataSource } from "typeorm";
 import { LockingConfigurationError } from "./errors";
-import { type Installation, installationOf, type LockingOptions, recordInstallation } from "./installation";
-import { prepareAggregates } from "./typeorm/aggregate-versions";
-import { installCommitChecks } from "./typeorm/commit-checks";
-import { installErrorTranslation } from "./typeorm/error-translation";
-import { typeormInternals } from "./typeorm/internals";
-import { installPersistenceHooks } from "./typeorm/persistence-hooks";
-import { installPreWriteChecks } from "./typeorm/pre-write-checks";
-import { watchRunners } from "./typeorm/runner-prototypes";
-import { installSelectHooks } from "./typeorm/select-hooks";
-import { installTransactionHooks } from "./typeorm/transaction-hooks";
-import { installUncheckedWriteChecks } from "./typeorm/unchecked-writes";
+import { installationOf, type LockingOptions, recordInstallation } from "./installation";
+import { activate, installHooks } from "./typeorm/activation";
+
+// The hooks go in when the package is loaded, so that an entity's @Versioned() and a @Lock
+// request are enforced on every DataSource, installLocking() or not (docs/optimistic-locking.md).
+installHooks();
 
 const initializeWrapped = new WeakSet<DataSource>();
 
@@ -32,7 +27,7 @@ const initializeWrapped = new WeakSet<DataSource>();
  * ```
  */
 export function installLocking<T extends DataSource>(dataSource: T, options: LockingOptions = {}): T {
-  const internals = typeormInternals();
+  const internals = installHooks();
   if (!(dataSource instanceof internals.dataSourceClass)) {
     throw new LockingConfigurationError(
       "installLocking() was given something that is not a DataSource of the typeorm package " +
@@ -40,23 +35,10 @@ export function installLocking<T extends DataSource>(dataSource: T, options: Loc
         "(npm ls typeorm) so that the library hooks the copy the DataSource uses.",
     );
   }
-  installPersistenceHooks(internals);
-  installPreWriteChecks(internals);
-  installUncheckedWriteChecks(internals);
-  installSelectHooks(internals);
-  installTransactionHooks();
-  installErrorTranslation();
-  installCommitChecks();
   const installation = recordInstallation(dataSource, options);
   if (dataSource.isInitialized) activate(dataSource, installation);
   else activateAfterInitialize(dataSource);
   return dataSource;
-}
-
-function activate(dataSource: DataSource, installation: Installation): void {
-  watchRunners(dataSource);
-  for (const metadata of dataSource.entityMetadatas) installation.policies.of(metadata);
-  prepareAggregates(dataSource, installation);
 }
 
 function activateAfterInitialize(dataSource: DataSource): void {

@@ -103,3 +103,8 @@ export function recordInstallation(dataSource: DataSource, options: LockingOptio
 export function installationOf(dataSource: DataSource): Installation | undefined {
   return installations.get(dataSource);
 }
+
+/** Forgets the installation of a DataSource (an implicit one whose activation failed). */
+export function forgetInstallation(dataSource: DataSource): void {
+  installations.delete(dataSource);
+}

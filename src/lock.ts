@@ -1,9 +1,9 @@
 import type { EntityManager, EntityTarget, ObjectLiteral } from "typeorm";
-import { LockingConfigurationError, LockingError, OptimisticLockError } from "./errors";
-import { installationOf } from "./installation";
+import { LockingError, OptimisticLockError } from "./errors";
 import { assertLockMode, isPessimistic, LockMode, type LockOptions, needsVersion } from "./lock-mode";
 import { lockQuery } from "./lock-request";
 import { raisedIn } from "./transaction-numbers";
+import { installationForLockRequest } from "./typeorm/activation";
 import { queueCommitCheck } from "./typeorm/commit-checks";
 import { dataSourceOf } from "./typeorm/internals";
 import { heldVersion, writeVersion } from "./typeorm/version-writes";
@@ -43,9 +43,7 @@ export async function lock<T extends ObjectLiteral>(
         "dataSource.transaction(async (manager) => ...) gives you.",
     );
   }
-  if (!installationOf(dataSourceOf(queryRunner))) {
-    throw new LockingConfigurationError(`lock(): call installLocking() on the DataSource of ${metadata.name} first.`);
-  }
+  installationForLockRequest(dataSourceOf(queryRunner), queryRunner);
   const expected = metadata.versionColumn || needsVersion(mode) ? heldVersion(metadata, entity, mode) : undefined;
   if (!isPessimistic(mode)) {
     queueCommitCheck(queryRunner, metadata, entity, mode);

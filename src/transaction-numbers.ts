@@ -19,6 +19,11 @@ export function noteTransactionBegins(runner: QueryRunner): void {
   (runner as NumberedRunner)[BEGAN_AS] = ++begun;
 }
 
+/** Whether the runner's current (or last) transaction was numbered. @internal */
+export function isNumbered(runner: QueryRunner): boolean {
+  return (runner as NumberedRunner)[BEGAN_AS] !== undefined;
+}
+
 /** How many transactions have begun so far: a later one has a greater number. @internal */
 export function transactionsBegun(): number {
   return begun;

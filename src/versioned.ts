@@ -36,7 +36,8 @@ const versionedProperties = new WeakMap<Function, string>();
  * conditional on it. The row is inserted with version 1; each `save()` of a changed entity
  * issues `UPDATE ... SET version = version + 1 WHERE id = :id AND version = :held` (the same
  * for `remove()`, `softRemove()`, `recover()`), and a conflict throws
- * {@link OptimisticLockError}. Takes effect on DataSources passed to `installLocking()`.
+ * {@link OptimisticLockError}. Enforced on every DataSource with the entity: one never passed to
+ * `installLocking()` behaves as `installLocking(dataSource)` with the default options.
  *
  * It declares the column itself (as TypeORM's `@VersionColumn` would): do not add `@Column`.
  *

@@ -20,8 +20,12 @@ export function patchRunnerPrototypes(patch: RunnerPrototypePatch): void {
   for (const prototype of patchedPrototypes) patch(prototype);
 }
 
-/** Patches the runner class of `dataSource`'s driver now and the class of every runner it makes. @internal */
-export function watchRunners(dataSource: DataSource): void {
+/**
+ * Patches the runner class of `dataSource`'s driver now (and of `runner`, one it already made)
+ * and the class of every runner it makes. @internal
+ */
+export function watchRunners(dataSource: DataSource, runner?: QueryRunner): void {
+  if (runner) patchPrototypeOf(runner);
   const driver = dataSource.driver as unknown as {
     createQueryRunner(mode: unknown): QueryRunner;
     queryRunner?: QueryRunner;

@@ -3,7 +3,7 @@
  * `transaction()`, `save()`, typeorm-transactional or `queryRunner.startTransaction()` by hand.
  */
 import type { QueryRunner } from "typeorm";
-import { noteTransactionBegins } from "../transaction-numbers";
+import { isNumbered, noteTransactionBegins } from "../transaction-numbers";
 import type { Method } from "./internals";
 import { patchRunnerPrototypes } from "./runner-prototypes";
 
@@ -19,4 +19,9 @@ function numberTransactions(proto: Record<string, unknown>): void {
     if (!this.isTransactionActive) noteTransactionBegins(this);
     return start.apply(this, args);
   };
+}
+
+/** Numbers the transaction a runner has open if it began before its class was patched. */
+export function numberOpenTransaction(runner: QueryRunner): void {
+  if (runner.isTransactionActive && !isNumbered(runner)) noteTransactionBegins(runner);
 }

@@ -1,0 +1,158 @@
+/**
+ * Puts the library's hooks into TypeORM and turns it on per DataSource. The hooks are global
+ * (one set per loaded copy of TypeORM) and go in when the package is imported; a DataSource
+ * passes through them untouched until it is activated: by `installLocking()`, or, because a
+ * `@Versioned()` or `@Lock` written in the code must never be silently ignored, implicitly, with
+ * the default options, the first time it meets one of the library's own requests (see
+ * `enforcedInstallationOf`).
+ */
+import type { DataSource, QueryRunner } from "typeorm";
+import { aggregateLinkOf } from "../aggregate";
+import { forgetInstallation, type Installation, installationOf, recordInstallation } from "../installation";
+import { lockRequestOf } from "../lock-request";
+import { versionedPropertyOf } from "../versioned";
+import { prepareAggregates } from "./aggregate-versions";
+import { installCommitChecks } from "./commit-checks";
+import { installErrorTranslation } from "./error-translation";
+import {
+  dataSourceOf,
+  type Method,
+  type SubjectExecutorLike,
+  type TypeormInternals,
+  typeormInternals,
+  wrap,
+} from "./internals";
+import { installPersistenceHooks } from "./persistence-hooks";
+import { installPreWriteChecks } from "./pre-write-checks";
+import { watchRunners } from "./runner-prototypes";
+import { installSelectHooks } from "./select-hooks";
+import { installTransactionHooks, numberOpenTransaction } from "./transaction-hooks";
+import { installUncheckedWriteChecks } from "./unchecked-writes";
+
+const patched = new WeakSet<object>();
+
+/**
+ * Patches the TypeORM copy this package resolves, once. The activation wrappers go in last, so
+ * that they run first: a DataSource is activated before any other hook asks for its installation.
+ */
+export function installHooks(): TypeormInternals {
+  const internals = typeormInternals();
+  if (patched.has(internals.subjectExecutor)) return internals;
+  patched.add(internals.subjectExecutor);
+  installPersistenceHooks(internals);
+  installPreWriteChecks(internals);
+  installUncheckedWriteChecks(internals);
+  installSelectHooks(internals);
+  installTransactionHooks();
+  installErrorTranslation();
+  installCommitChecks();
+  installActivationHooks(internals);
+  return internals;
+}
+
+/** Attaches the library to an initialized DataSource under `installation`. */
+export function activate(dataSource: DataSource, installation: Installation, runner?: QueryRunner): void {
+  watchRunners(dataSource, runner);
+  for (const metadata of dataSource.entityMetadatas) installation.policies.of(metadata);
+  prepareAggregates(dataSource, installation);
+}
+
+/**
+ * The installation a DataSource's writes and reads go by: the one `installLocking()` recorded,
+ * else, when an entity of the DataSource uses the library's decorators (`@Versioned()`,
+ * `@VersionedBy`), an implicit one with the default options. `undefined` only for DataSources
+ * that use none of them, which then stay plain TypeORM (a `@VersionColumn` included).
+ */
+export function enforcedInstallationOf(dataSource: DataSource, runner?: QueryRunner): Installation | undefined {
+  const installed = installationOf(dataSource);
+  if (installed || !usesLibraryDecorators(dataSource)) return installed;
+  return installImplicitly(dataSource, runner);
+}
+
+/**
+ * The installation a lock request (`withLockMode`, `lockQuery`, `@Lock`, `lock()`) runs under: a
+ * request for a lock is the library's to honour on any DataSource, never to drop.
+ */
+export function installationForLockRequest(dataSource: DataSource, runner?: QueryRunner): Installation {
+  return installationOf(dataSource) ?? installImplicitly(dataSource, runner);
+}
+
+const decoratorUse = new WeakMap<DataSource, boolean>();
+const failedActivations = new WeakMap<DataSource, unknown>();
+
+/** Whether an entity of the DataSource is `@Versioned()` or an aggregate member (cached once built). */
+function usesLibraryDecorators(dataSource: DataSource): boolean {
+  const known = decoratorUse.get(dataSource);
+  if (known !== undefined) return known;
+  const metadatas = dataSource.entityMetadatas;
+  const uses = metadatas.some((metadata) => {
+    const target = metadata.target;
+    return (
+      typeof target === "function" &&
+      (versionedPropertyOf(target) !== undefined || aggregateLinkOf(target) !== undefined)
+    );
+  });
+  // Metadata is built during initialize(); an answer from before that would be wrong for good.
+  if (metadatas.length > 0) decoratorUse.set(dataSource, uses);
+  return uses;
+}
+
+/**
+ * `installLocking(dataSource)` with the default options, done by the library itself. A set-up
+ * error (a non-integer `@Versioned()`, a broken `@VersionedBy`) is thrown at this point and
+ * again at every later write or lock of the DataSource: never a DataSource left half-checked.
+ */
+function installImplicitly(dataSource: DataSource, runner: QueryRunner | undefined): Installation {
+  if (failedActivations.has(dataSource)) throw failedActivations.get(dataSource);
+  const installation = recordInstallation(dataSource, {});
+  try {
+    activate(dataSource, installation, runner);
+  } catch (error) {
+    forgetInstallation(dataSource);
+    failedActivations.set(dataSource, error);
+    throw error;
+  }
+  // A transaction the runner began before its class was patched was not numbered; numbered now,
+  // a conflict in it is retried by an enclosing retryOnConflict as one its attempt began.
+  if (runner) numberOpenTransaction(runner);
+  return installation;
+}
+
+/**
+ * Activates DataSources at the points every query of theirs passes first: a query runner is
+ * made (before a transaction begins on it), a flush starts (before its pre-write checks), an
+ * entity SELECT runs (where a lock request is seen). A DataSource already decided costs two
+ * WeakMap lookups there.
+ */
+function installActivationHooks(internals: TypeormInternals): void {
+  wrap(
+    (internals.dataSourceClass as { prototype: Record<string, unknown> }).prototype,
+    "createQueryRunner",
+    (create: Method): Method =>
+      function (this: DataSource, ...args: unknown[]) {
+        if (this.isInitialized) enforcedInstallationOf(this);
+        return create.apply(this, args);
+      },
+  );
+  wrap(
+    internals.subjectExecutor,
+    "execute",
+    (execute) =>
+      function (this: SubjectExecutorLike, ...args: unknown[]) {
+        enforcedInstallationOf(dataSourceOf(this.queryRunner), this.queryRunner);
+        return execute.apply(this, args);
+      },
+  );
+  wrap(
+    internals.selectQueryBuilder,
+    "executeEntitiesAndRawResults",
+    (execute) =>
+      function (this: Parameters<typeof lockRequestOf>[0], queryRunner: QueryRunner, ...rest: unknown[]) {
+        const dataSource = dataSourceOf(queryRunner);
+        if (!enforcedInstallationOf(dataSource, queryRunner) && lockRequestOf(this)) {
+          installationForLockRequest(dataSource, queryRunner);
+        }
+        return execute.call(this, queryRunner, ...rest);
+      },
+  );
+}

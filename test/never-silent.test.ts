@@ -1,0 +1,312 @@
+/**
+ * Forgetting installLocking() is never silent: the library's own decorators (`@Versioned()`,
+ * `@VersionedBy`) and lock requests (`withLockMode`, `lockQuery`, `@Lock`, `lock()`, OPTIMISTIC
+ * and force increments) are enforced on DataSources never passed to it, which behave as
+ * `installLocking(dataSource)` with the default options. A TypeORM `@VersionColumn` there stays
+ * plain TypeORM: that is the switch an existing app adopts the library by.
+ */
+import "reflect-metadata";
+import {
+  Column,
+  DataSource,
+  Entity,
+  type EntityManager,
+  ManyToOne,
+  PrimaryColumn,
+  PrimaryGeneratedColumn,
+  Repository,
+  VersionColumn,
+} from "typeorm";
+import {
+  Lock,
+  LockingConfigurationError,
+  LockMode,
+  LockTimeoutError,
+  lock,
+  lockQuery,
+  OptimisticLockError,
+  SerializationError,
+  Versioned,
+  VersionedBy,
+  withLockMode,
+} from "../src";
+import { AGGREGATE_ENTITIES, AggOrder } from "./fixtures/aggregate-entities";
+import { ALL_ENTITIES, LegacyOrder, Order } from "./fixtures/entities";
+import { Job } from "./fixtures/lock-entities";
+import {
+  closeAll,
+  deferred,
+  describeEachDatabase,
+  openAlongside,
+  openDataSources,
+  StatementCounter,
+} from "./support/databases";
+import { waitUntilBlocked } from "./support/interleaving";
+import { operatorSavesAfterCustomer } from "./support/stories";
+
+/** A Spring-Data-style repository of an entity without any library decorator. */
+class JobRepository extends Repository<Job> {
+  @Lock(LockMode.PESSIMISTIC_WRITE, { timeout: 0 })
+  findForWork(id: number): Promise<Job | null> {
+    return this.findOneBy({ id });
+  }
+}
+
+describeEachDatabase((db) => {
+  const sqlite = db.family === "sqlite";
+  const counter = new StatementCounter();
+  /** Two clients of one database whose entities use @Versioned()/@VersionedBy; never installed. */
+  let alice: DataSource;
+  let bob: DataSource;
+  /** Two clients that map only entities without library decorators; never installed. */
+  let plainOne: DataSource;
+  let plainTwo: DataSource;
+  let nextJob = 1;
+
+  beforeAll(async () => {
+    [alice, bob] = await openDataSources(db, [...ALL_ENTITIES, ...AGGREGATE_ENTITIES, Job], { count: 2 });
+    plainOne = await openAlongside(alice, { entities: [Job, LegacyOrder], logger: counter, logging: true });
+    plainTwo = await openAlongside(alice, { entities: [Job, LegacyOrder], logger: undefined, logging: false });
+  });
+  afterAll(() => closeAll(alice, bob, plainOne, plainTwo));
+
+  const newOrder = () => alice.getRepository(Order).save({ address: "A", status: "NEW" } as Order);
+
+  describe("@Versioned() and @VersionedBy on a DataSource never passed to installLocking()", () => {
+    it("save(): a stale save from a second DataSource fails and the version never goes back", async () => {
+      const { id } = await newOrder();
+      const error = await operatorSavesAfterCustomer(bob.getRepository(Order), alice.getRepository(Order), id);
+      expect(error).toBeInstanceOf(OptimisticLockError);
+      expect(error).toMatchObject({ entityName: "Order", expectedVersion: 1 });
+      expect(await alice.getRepository(Order).findOneByOrFail({ id })).toMatchObject({
+        address: "B",
+        status: "NEW",
+        version: 2,
+      });
+    });
+
+    it("remove() and softRemove() of a stale copy fail and leave the row", async () => {
+      const { id } = await newOrder();
+      const staleForRemove = await bob.getRepository(Order).findOneByOrFail({ id });
+      const staleForSoftRemove = await bob.getRepository(Order).findOneByOrFail({ id });
+      const fresh = await alice.getRepository(Order).findOneByOrFail({ id });
+      fresh.status = "PAID";
+      await alice.getRepository(Order).save(fresh);
+      await expect(bob.getRepository(Order).remove(staleForRemove)).rejects.toBeInstanceOf(OptimisticLockError);
+      await expect(bob.getRepository(Order).softRemove(staleForSoftRemove)).rejects.toBeInstanceOf(OptimisticLockError);
+      expect(await alice.getRepository(Order).findOneBy({ id })).toMatchObject({ status: "PAID", version: 2 });
+    });
+
+    it("an aggregate member's change moves its root's version, and a stale root's flush fails", async () => {
+      const orders = (source: DataSource) => source.getRepository(AggOrder);
+      const { id } = await orders(alice).save({
+        status: "NEW",
+        address: { street: "Old Street 1", city: "Seoul" },
+        lines: [
+          { product: "pen", quantity: 1, notes: [] },
+          { product: "ink", quantity: 2, notes: [] },
+        ],
+      } as unknown as AggOrder);
+      const load = (source: DataSource) =>
+        orders(source).findOneOrFail({ where: { id }, relations: { lines: true }, order: { lines: { id: "ASC" } } });
+      const mine = await load(alice);
+      const theirs = await load(bob);
+      theirs.lines![0].quantity = 10;
+      await orders(bob).save(theirs);
+      expect((await load(alice)).version).toBe(2);
+      mine.lines![1].quantity = 20;
+      await expect(orders(alice).save(mine)).rejects.toBeInstanceOf(OptimisticLockError);
+      const after = await load(alice);
+      expect(after.lines!.map((l) => l.quantity)).toEqual([10, 2]);
+      expect(after.version).toBe(2);
+    });
+
+    it("a plain @VersionColumn entity keeps TypeORM's behaviour, beside library entities or not", async () => {
+      for (const source of [alice, plainOne]) {
+        const legacy = source.getRepository(LegacyOrder);
+        const { id } = await legacy.save(legacy.create({ address: "A", status: "NEW" }));
+        expect(await operatorSavesAfterCustomer(legacy, legacy, id)).toBeUndefined(); // TypeORM's lost update
+        expect(await legacy.findOneByOrFail({ id })).toMatchObject({ address: "A", status: "SHIPPED", version: 1 });
+      }
+    });
+  });
+
+  describe("lock requests on a DataSource without any library entity, never installed", () => {
+    async function job(): Promise<number> {
+      const id = nextJob++;
+      await plainOne.getRepository(Job).save({ id, state: "ready" });
+      return id;
+    }
+
+    /** Holds PESSIMISTIC_WRITE on `id` through `plainTwo` (lockQuery) until released. */
+    async function holdLock(id: number) {
+      const held = deferred();
+      const release = deferred();
+      const done = plainTwo.transaction(async (manager) => {
+        await lockQuery(
+          manager.createQueryBuilder(Job, "job").where("job.id = :id", { id }),
+          LockMode.PESSIMISTIC_WRITE,
+        ).getOne();
+        held.resolve();
+        await release.promise;
+      });
+      await Promise.race([held.promise, done]);
+      return {
+        release: async () => {
+          release.resolve();
+          await done;
+        },
+      };
+    }
+
+    async function timed<T>(work: () => Promise<T>): Promise<{ error: unknown; elapsed: number }> {
+      const started = Date.now();
+      const error = await work().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      return { error, elapsed: Date.now() - started };
+    }
+
+    it("withLockMode(PESSIMISTIC_WRITE, { timeout: 500 }) locks the row and bounds the wait", async () => {
+      const id = await job();
+      const holder = await holdLock(id);
+      try {
+        counter.reset();
+        const { error, elapsed } = await timed(() =>
+          plainOne.transaction((m) =>
+            m.findOne(Job, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout: 500 }) }),
+          ),
+        );
+        expect(error).toBeInstanceOf(LockTimeoutError);
+        expect(elapsed).toBeGreaterThanOrEqual(450);
+        expect(elapsed).toBeLessThan(1900);
+        if (!sqlite) expect(counter.statements.join("\n")).toMatch(/FOR UPDATE/i);
+      } finally {
+        await holder.release();
+      }
+    });
+
+    // SQLite's lock is the database write lock, proven by the timeout above; here a row lock.
+    (sqlite ? it.skip : it)(
+      "the lock taken by withLockMode blocks another connection's write until the transaction ends",
+      async () => {
+        const id = await job();
+        const locked = deferred();
+        const release = deferred();
+        const holding = plainOne.transaction(async (m) => {
+          await m.findOne(Job, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout: 500 }) });
+          locked.resolve();
+          await release.promise;
+          await m.update(Job, { id }, { state: "mine" });
+        });
+        await Promise.race([locked.promise, holding]);
+        let written = false;
+        const writing = plainTwo
+          .query(
+            db.family === "postgres"
+              ? "UPDATE tl_job SET state = 'theirs' WHERE id = $1"
+              : "UPDATE tl_job SET state = 'theirs' WHERE id = ?",
+            [id],
+          )
+          .then(() => {
+            written = true;
+          });
+        await waitUntilBlocked(db, alice);
+        expect(written).toBe(false);
+        release.resolve();
+        await holding;
+        await writing;
+        expect(await plainOne.getRepository(Job).findOneByOrFail({ id })).toMatchObject({ state: "theirs" });
+      },
+    );
+
+    it("@Lock on a repository method and lock() are honoured too", async () => {
+      const id = await job();
+      const holder = await holdLock(id);
+      try {
+        const viaDecorator = await timed(() =>
+          plainOne.transaction((m) => m.withRepository(new JobRepository(Job, m)).findForWork(id)),
+        );
+        expect(viaDecorator.error).toBeInstanceOf(LockTimeoutError);
+        expect(viaDecorator.elapsed).toBeLessThan(1000);
+        const viaLock = await timed(() =>
+          plainOne.transaction(async (m: EntityManager) => {
+            const row = await m.findOneByOrFail(Job, { id });
+            await lock(m, row, LockMode.PESSIMISTIC_WRITE, { timeout: 0 });
+          }),
+        );
+        expect(viaLock.error).toBeInstanceOf(LockTimeoutError);
+      } finally {
+        await holder.release();
+      }
+    });
+
+    it("OPTIMISTIC is re-checked and OPTIMISTIC_FORCE_INCREMENT incremented at commit, on a @VersionColumn entity", async () => {
+      const legacy = plainOne.getRepository(LegacyOrder);
+      const { id } = await legacy.save(legacy.create({ address: "A", status: "NEW" }));
+      const error = await plainOne
+        .transaction(async (m) => {
+          await m.findOne(LegacyOrder, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+          const other = await plainTwo.getRepository(LegacyOrder).findOneByOrFail({ id });
+          other.status = "PAID";
+          await plainTwo.getRepository(LegacyOrder).save(other);
+        })
+        .catch((e: unknown) => e);
+      // SQLite refuses the check's write on the transaction's old snapshot before it runs.
+      expect(error).toBeInstanceOf(sqlite ? SerializationError : OptimisticLockError);
+      await plainOne.transaction((m) =>
+        m.findOne(LegacyOrder, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC_FORCE_INCREMENT) }),
+      );
+      expect(await legacy.findOneByOrFail({ id })).toMatchObject({ status: "PAID", version: 3 });
+    });
+  });
+});
+
+describe("set-up errors of a DataSource never passed to installLocking()", () => {
+  @Entity({ name: "tl_unversioned_root" })
+  class UnversionedRoot {
+    @PrimaryGeneratedColumn() id!: number;
+  }
+  @Entity({ name: "tl_member_of_unversioned" })
+  @VersionedBy(
+    () => UnversionedRoot,
+    (member: MemberOfUnversioned) => member.root,
+  )
+  class MemberOfUnversioned {
+    @PrimaryColumn() id!: number;
+    @Column() note!: string;
+    @ManyToOne(() => UnversionedRoot) root!: UnversionedRoot;
+  }
+  @Entity({ name: "tl_both_versions" })
+  class BothVersions {
+    @PrimaryGeneratedColumn() id!: number;
+    @Versioned() version!: number;
+    @VersionColumn() revision!: number;
+  }
+
+  const sqlite = (entities: Function[], synchronize: boolean) =>
+    new DataSource({ type: "better-sqlite3", database: ":memory:", entities, synchronize });
+
+  it("a broken @VersionedBy fails the first query (and every later one), naming the entities", async () => {
+    const ds = await sqlite([UnversionedRoot, MemberOfUnversioned], false).initialize();
+    try {
+      for (let i = 0; i < 2; i++) {
+        await expect(ds.getRepository(MemberOfUnversioned).save({ id: 1, note: "x" })).rejects.toThrow(
+          /@VersionedBy on MemberOfUnversioned: its aggregate root UnversionedRoot has no checked version/,
+        );
+      }
+      await expect(ds.getRepository(MemberOfUnversioned).find()).rejects.toBeInstanceOf(LockingConfigurationError);
+    } finally {
+      await ds.destroy();
+    }
+  });
+
+  it("@Versioned beside @VersionColumn fails initialize() when it synchronizes", async () => {
+    const ds = sqlite([BothVersions], true);
+    await expect(ds.initialize()).rejects.toThrow(
+      /BothVersions declares @Versioned\(\) on "version" and @VersionColumn on "revision"/,
+    );
+    if (ds.isInitialized) await ds.destroy();
+  });
+});
