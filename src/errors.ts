@@ -14,9 +14,10 @@
  * - `LockingError`: the root of everything below.
  *   - `LockingConfigurationError`: the library, an entity or a call is set up wrong (a bug to fix, not to retry).
  *   - `MissingVersionError`: a write to an existing row of a versioned entity that holds no version.
- *   - `ConcurrencyError`: another transaction changed the row; reload and retry, or tell the user.
- *     - `StaleVersionError`: found before writing: the version the caller holds is not the row's.
- *     - `OptimisticLockError`: found by the write itself: the row changed after it was loaded.
+ *   - `ConcurrencyError`: the row is not what the writer held; reload and retry, or tell the user.
+ *     - `StaleVersionError`: a version the caller or client holds is not the row's (not retryable).
+ *     - `RowNotFoundError`: a client's version names a row that does not exist (not retryable).
+ *     - `OptimisticLockError`: a race: the row changed after it was loaded or checked (retryable).
  */
 
 /**
@@ -115,8 +116,12 @@ export abstract class ConcurrencyError extends LockingError implements ConflictD
   readonly expectedVersion: number;
   readonly actualVersion?: number;
   readonly operation: string;
-  /** A conflict is retryable: reload, re-apply the change, save again. */
-  readonly retryable = true;
+  /**
+   * Whether running the same unit of work again can succeed: true for a race
+   * ({@link OptimisticLockError}: the retry reloads the row); false when the version came from a
+   * client ({@link StaleVersionError}, {@link RowNotFoundError}): the same version fails again.
+   */
+  readonly retryable: boolean = true;
 
   protected constructor(message: string, details: ConflictDetails) {
     super(message);
@@ -130,9 +135,13 @@ export abstract class ConcurrencyError extends LockingError implements ConflictD
 
 /**
  * The version the caller holds (typically one a client sent back: a form field, an HTTP
- * `If-Match`, a CQRS command) is not the row's version, found *before* anything was written.
- * The other change happened before this request loaded the row. HTTP: 412 Precondition Failed
- * (with If-Match) or 409 Conflict.
+ * `If-Match`, a CQRS command's `expectedVersion`, an entity whose version the application set) is
+ * not the row's version. Found before anything was written, or by `updateVersioned()`'s write,
+ * which loads nothing: either way the version is wrong, not overtaken by a race, and sending it
+ * again can never succeed. Not retryable. HTTP: 412 Precondition Failed (or 409).
+ *
+ * A version lower than the row's is stale: the row changed after the client read it. One higher
+ * than the row's was never a version of this row (a bad or forged version); the message says which.
  *
  * @example
  * ```ts
@@ -141,12 +150,56 @@ export abstract class ConcurrencyError extends LockingError implements ConflictD
  * ```
  */
 export class StaleVersionError extends ConcurrencyError {
+  override readonly retryable: boolean = false;
+
   constructor(details: ConflictDetails & { detail?: string }) {
+    super(staleVersionMessage(details), details);
+  }
+}
+
+function staleVersionMessage(details: ConflictDetails & { detail?: string }): string {
+  const { expectedVersion: expected, actualVersion: actual } = details;
+  const subject = `${details.entityName} ${formatId(details.id)} (${details.operation})`;
+  if (actual === undefined || expected < 0) {
+    return (
+      `${details.entityName} ${formatId(details.id)} ${details.detail ?? "is at an unknown version"}, but version ` +
+      `${expected} was expected by this ${details.operation}. Nothing was written; reload it and apply the change again.`
+    );
+  }
+  if (expected < actual) {
+    return (
+      `${subject}: version mismatch: expected ${expected}, the row is at ${actual}. The version was read ` +
+      "before the row changed, so the change was made on a stale copy. Nothing was written; reload it " +
+      "and apply the change again."
+    );
+  }
+  return (
+    `${subject}: version mismatch: expected ${expected}, but the row is only at ${actual}: the version sent ` +
+    "is ahead of the row, so it was never read from this row (a bad or forged version, or one of another " +
+    "row); nobody changed the row. Nothing was written."
+  );
+}
+
+/**
+ * A version a client sent names a row that does not exist: it was deleted since the client read
+ * it (or the id is wrong). Nothing was written, and no retry with that version can succeed: not
+ * retryable. HTTP: 404 Not Found (RFC 9110 §13.2.2: a request that would fail without its
+ * precondition is answered as such). Raised by `updateVersioned()` and by a `save()` of an entity
+ * whose version the application set from a client; a row deleted after *this* request loaded it
+ * is a race, {@link OptimisticLockError}.
+ *
+ * @example
+ * ```ts
+ * catch (e) { if (e instanceof RowNotFoundError) return res.status(404).end(); }
+ * ```
+ */
+export class RowNotFoundError extends ConcurrencyError {
+  override readonly retryable: boolean = false;
+
+  constructor(details: Omit<ConflictDetails, "actualVersion">) {
     super(
-      `${details.entityName} ${formatId(details.id)} ${
-        details.detail ?? `is at version ${details.actualVersion ?? "(unknown)"}`
-      }, but version ${details.expectedVersion} was expected: it was changed by someone else ` +
-        `before this ${details.operation}. Reload it and apply the change again.`,
+      `${details.entityName} ${formatId(details.id)} does not exist (deleted, or never created): the ` +
+        `${details.operation} with version ${details.expectedVersion} has no row to apply to. Nothing was written.`,
       details,
     );
   }

@@ -42,6 +42,7 @@ export {
   PessimisticLockError,
   PreconditionRequiredError,
   RetryExhaustedError,
+  RowNotFoundError,
   SerializationError,
   StaleVersionError,
 } from "./errors";

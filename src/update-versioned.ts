@@ -1,5 +1,5 @@
 import type { ObjectLiteral, Repository } from "typeorm";
-import { LockingConfigurationError, OptimisticLockError } from "./errors";
+import { LockingConfigurationError, OptimisticLockError, RowNotFoundError, StaleVersionError } from "./errors";
 import { raisedIn } from "./transaction-numbers";
 import { toVersionNumber } from "./version-value";
 
@@ -19,8 +19,11 @@ export type UpdatePatch<T extends ObjectLiteral> = Parameters<Repository<T>["upd
  * :expected`. Returns the new version. Use it where you would use `repository.update()`, which
  * is not version-checked.
  *
- * Throws {@link OptimisticLockError} when no row matched (the version moved, or the row is
- * gone); `actualVersion` is filled in by one extra read on that failure path only.
+ * When no row matched, one extra read (on that failure path only) tells why: the row is at
+ * another version, so the version given is wrong ({@link StaleVersionError}, not retryable, with
+ * the row's version; its message says whether the version is behind or ahead of the row); there
+ * is no row ({@link RowNotFoundError}); or, inside a repeatable-read transaction whose snapshot
+ * still shows the version given, a concurrent change raced the write ({@link OptimisticLockError}).
  *
  * @example
  * ```ts
@@ -61,16 +64,16 @@ export async function updateVersioned<T extends ObjectLiteral>(
   if (result.affected === 1) return expected + 1;
   const current = await repository.createQueryBuilder("current").withDeleted().whereInIds(id).getOne();
   const actual = current ? toVersionNumber(column.getEntityValue(current), column.propertyPath) : undefined;
-  throw raisedIn(
-    manager.queryRunner,
-    new OptimisticLockError({
-      entityName: metadata.name,
-      id: typeof id === "object" ? id : { [metadata.primaryColumns[0]?.propertyPath ?? "id"]: id },
-      expectedVersion: expected,
-      // Inside a repeatable-read transaction the re-read may show the snapshot, not the row.
-      actualVersion: actual === expected ? undefined : actual,
-      operation: "update",
-      detail: current ? undefined : "the row does not exist",
-    }),
-  );
+  const details = {
+    entityName: metadata.name,
+    id: typeof id === "object" ? id : { [metadata.primaryColumns[0]?.propertyPath ?? "id"]: id },
+    expectedVersion: expected,
+    operation: "update",
+  };
+  // Nothing was loaded: a version that is not the row's came from the caller, and sending it
+  // again can never succeed. Only a re-read that still shows it (a repeatable-read snapshot
+  // older than the row) means a concurrent write won the race.
+  if (!current) throw new RowNotFoundError(details);
+  if (actual !== expected) throw new StaleVersionError({ ...details, actualVersion: actual });
+  throw raisedIn(manager.queryRunner, new OptimisticLockError(details));
 }

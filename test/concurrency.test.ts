@@ -194,7 +194,7 @@ describeEachDatabase((db) => {
     order.status = "FROM CLIENT";
     await expect(orders.save(order)).rejects.toBeInstanceOf(StaleVersionError);
     await expect(updateVersioned(orders, id, clientSawVersion, { status: "FROM CLIENT" })).rejects.toBeInstanceOf(
-      OptimisticLockError,
+      StaleVersionError,
     );
     expect(await orders.findOneByOrFail({ id })).toMatchObject({ address: "B", status: "NEW", version: 2 });
 

@@ -251,7 +251,7 @@ describeEachDatabase((db) => {
       const { id } = await newOrder();
       expect(await updateVersioned(orders, id, 1, { status: "PAID" })).toBe(2);
       const error = await updateVersioned(orders, id, 1, { status: "LOST" }).catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(OptimisticLockError);
+      expect(error).toBeInstanceOf(StaleVersionError); // the caller's version, not a race: test/client-versions.test.ts
       expect(error).toMatchObject({ expectedVersion: 1, actualVersion: 2, entityName: "Order" });
       expect(await orders.findOneByOrFail({ id })).toMatchObject({ status: "PAID", version: 2 });
       await expect(updateVersioned(orders, 999999, 1, { status: "X" })).rejects.toThrow(/does not exist/);

@@ -1,5 +1,11 @@
 import type { DataSource, ObjectLiteral } from "typeorm";
-import { type ConcurrencyError, OptimisticLockError, PreconditionRequiredError, StaleVersionError } from "../errors";
+import {
+  type ConcurrencyError,
+  OptimisticLockError,
+  PreconditionRequiredError,
+  RowNotFoundError,
+  StaleVersionError,
+} from "../errors";
 import { toVersionNumber } from "../version-value";
 import { versionETag } from "./etag";
 
@@ -14,7 +20,7 @@ import { versionETag } from "./etag";
  * ```
  */
 export interface ConflictResponse {
-  status: 409 | 412 | 428;
+  status: 404 | 409 | 412 | 428;
   headers: Record<string, string>;
   body: ConflictBody;
 }
@@ -28,7 +34,7 @@ export interface ConflictResponse {
  * ```
  */
 export interface ConflictBody {
-  error: "conflict" | "precondition-failed" | "precondition-required";
+  error: "conflict" | "precondition-failed" | "precondition-required" | "not-found";
   message: string;
   entity?: string;
   id?: unknown;
@@ -60,6 +66,7 @@ export interface ConflictResponseOptions {
  * - {@link PreconditionRequiredError} → 428 Precondition Required (RFC 6585 §3);
  * - {@link StaleVersionError} (If-Match or a sent version did not match, nothing written) → 412
  *   Precondition Failed (RFC 9110 §15.5.13), or 409 with `staleStatus: 409`;
+ * - {@link RowNotFoundError} (the sent version names a row that is gone) → 404 Not Found;
  * - {@link OptimisticLockError} (the write itself lost the race) → 409 Conflict (RFC 9110
  *   §15.5.10).
  * `currentVersion` overrides the version the error carries (see {@link currentVersionOf}).
@@ -80,6 +87,16 @@ export function conflictResponse(
 ): ConflictResponse | undefined {
   if (error instanceof PreconditionRequiredError) {
     return { status: 428, headers: {}, body: { error: "precondition-required", message: error.message } };
+  }
+  if (error instanceof RowNotFoundError) {
+    const body: ConflictBody = {
+      error: "not-found",
+      message: error.message,
+      entity: error.entityName,
+      id: error.id,
+      currentVersion: null,
+    };
+    return { status: 404, headers: {}, body };
   }
   if (!(error instanceof StaleVersionError || error instanceof OptimisticLockError)) return undefined;
   const stale = error instanceof StaleVersionError;

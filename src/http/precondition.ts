@@ -40,7 +40,11 @@ export function checkIfMatch(
     expectedVersion,
     actualVersion: version,
     operation: "request (If-Match)",
-    detail: `is at version ${version} (ETag "${version}"), which If-Match: ${describe(ifMatch)} does not name`,
+    // A version it names gets the mismatch message (behind or ahead of the row); else say what it held.
+    detail:
+      expectedVersion < 0
+        ? `is at version ${version} (ETag "${version}"), which If-Match: ${describe(ifMatch)} does not name`
+        : undefined,
   });
 }
 

@@ -9,6 +9,7 @@ import {
   LockingConfigurationError,
   MissingVersionError,
   OptimisticLockError,
+  RowNotFoundError,
   StaleVersionError,
 } from "../errors";
 import { loadedVersionOf } from "../loaded-versions";
@@ -94,7 +95,8 @@ export function versionToCheck(
  * Refuses to re-insert a row that is gone. TypeORM turns the save of an entity whose row no
  * longer exists into an INSERT; if the entity holds a version, it was loaded (or edited by a
  * client) from a row someone has since deleted, and re-creating it would silently undo that
- * delete. Hibernate refuses the same way.
+ * delete. Hibernate refuses the same way: OptimisticLockError when the entity was loaded here,
+ * RowNotFoundError when its version was set by the application (a client's).
  *
  * @internal
  */
@@ -106,14 +108,11 @@ export function refuseResurrection(subject: SubjectLike, policy: VersionPolicy, 
     `${metadata.name}.${policy.column.propertyPath}`,
   );
   if (expected === undefined) return;
-  const details = {
-    entityName: metadata.name,
-    id: subject.identifier,
-    expectedVersion: expected,
-    operation: "update",
-    detail: "the row no longer exists",
-  };
-  throw conflictFoundBeforeWriting(entity, details, runner);
+  const details = { entityName: metadata.name, id: subject.identifier, expectedVersion: expected, operation: "update" };
+  // Loaded by this process: the row was deleted after that load (a race). A version the
+  // application set (from a client) names a row that is not there: no retry can bring it back.
+  if (loadedVersionOf(entity) !== expected) throw new RowNotFoundError(details);
+  throw raisedIn(runner, new OptimisticLockError({ ...details, detail: "the row no longer exists" }));
 }
 
 /**
