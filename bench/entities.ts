@@ -1,10 +1,11 @@
 import "reflect-metadata";
-import { Column, Entity, PrimaryColumn } from "typeorm";
+import { Column, Entity, PrimaryColumn, VersionColumn } from "typeorm";
 import { Versioned } from "../src";
 
 /**
- * The benched row. The plain DataSource (no `installLocking`) treats `@Versioned()` as TypeORM's
- * own `@VersionColumn` (bumped, never checked); the installed one checks it on every write.
+ * The benched row. The plain side opens it from the `typeorm-1` copy, which the library never
+ * hooks, so there `@Versioned()` is TypeORM's own `@VersionColumn` (bumped, never checked); on the
+ * `typeorm` copy it is checked on every write, installLocking() or not.
  */
 @Entity({ name: "bench_item" })
 export class BenchItem {
@@ -12,4 +13,16 @@ export class BenchItem {
   @Column({ type: "int" }) value!: number;
   @Column({ type: "varchar", length: 100 }) label!: string;
   @Versioned() version!: number;
+}
+
+/**
+ * The same table mapped with no library decorator: a DataSource of the hooked `typeorm` copy that
+ * maps only this stays plain TypeORM (the latency bench's twin pair).
+ */
+@Entity({ name: "bench_item" })
+export class PlainBenchItem {
+  @PrimaryColumn({ type: "int" }) id!: number;
+  @Column({ type: "int" }) value!: number;
+  @Column({ type: "varchar", length: 100 }) label!: string;
+  @VersionColumn() version!: number;
 }
