@@ -10,10 +10,15 @@ installHooks();
 const initializeWrapped = new WeakSet<DataSource>();
 
 /**
- * Turns typeorm-locking on for one DataSource: from then on every `save()`, `remove()`,
+ * Turns typeorm-locking on for one DataSource, with options: every `save()`, `remove()`,
  * `softRemove()` and `recover()` of a versioned entity is conditional on the version the entity
  * holds. Call it before or after `initialize()`; calling it again is harmless (the latest
- * options win). Other DataSources in the process are not affected.
+ * options win). The options apply to this DataSource only.
+ *
+ * `@Versioned()`, `@VersionedBy` and lock requests are enforced without it too: a DataSource
+ * never passed here behaves as `installLocking(dataSource)` with the default options as soon as it
+ * meets one of them, so forgetting the call never silently turns a check off. A DataSource using
+ * none of them stays plain TypeORM (a `@VersionColumn` included, unless `versionColumns: "checked"`).
  *
  * Entity set-up errors (a non-integer version, two version columns, `@Versioned` beside
  * `@VersionColumn`) are thrown here if the DataSource is initialized, else by `initialize()`.

@@ -140,8 +140,9 @@ export function retryOnConflict<T>(
  * a conflict in a transaction that was already running when the call came is not retried
  * (`LockingConfigurationError`, with the conflict as `cause`).
  *
- * Errors from DataSources without `installLocking()` are not translated; install the library
- * on the DataSource the method uses, or retry explicitly with {@link retryOnConflict}.
+ * Lock failures are translated to the library's errors on every DataSource it is active on
+ * (installed, or using its decorators or lock requests); on one it never met, they are not:
+ * call `installLocking()` on it, or retry explicitly with {@link retryOnConflict}.
  *
  * @example
  * ```ts

@@ -5,7 +5,7 @@
 import type { DataSource, EntityManager, ObjectLiteral } from "typeorm";
 import { installLocking, LockMode, updateVersioned, withLockMode } from "../src";
 import { ALL_ENTITIES, LegacyOrder, Order } from "./fixtures/entities";
-import { closeAll, describeEachDatabase, openDataSources, StatementCounter } from "./support/databases";
+import { closeAll, describeEachDatabase, openAlongside, openDataSources, StatementCounter } from "./support/databases";
 
 /** Statements per operation: [plain TypeORM, typeorm-locking]. */
 const EXPECTED = {
@@ -28,8 +28,10 @@ describeEachDatabase((db) => {
   let locked: DataSource;
 
   beforeAll(async () => {
-    [plain] = await openDataSources(db, ALL_ENTITIES, { extra: { logger: plainCounter, logging: true } });
     [locked] = await openDataSources(db, ALL_ENTITIES, { extra: { logger: lockedCounter, logging: true } });
+    // Plain TypeORM: a DataSource mapping only entities without library decorators (one with
+    // @Versioned() entities is checked whether installed or not).
+    plain = await openAlongside(locked, { entities: [LegacyOrder], logger: plainCounter, logging: true });
     installLocking(locked, { versionColumns: "checked" });
   });
   afterAll(() => closeAll(plain, locked));
@@ -83,11 +85,11 @@ describeEachDatabase((db) => {
 
   it("remove() of one entity", async () => {
     const [plainCount, lockedCount] = expected().remove;
-    for (const [ds, counter, count] of [
-      [plain, plainCounter, plainCount],
-      [locked, lockedCounter, lockedCount],
+    for (const [ds, counter, count, entity] of [
+      [plain, plainCounter, plainCount, LegacyOrder],
+      [locked, lockedCounter, lockedCount, Order],
     ] as const) {
-      const repo = ds.getRepository(Order);
+      const repo = ds.getRepository<Order | LegacyOrder>(entity);
       const { id } = await repo.save(repo.create({ address: "A", status: "NEW" }));
       const loaded = await repo.findOneByOrFail({ id });
       counter.reset();
