@@ -137,9 +137,15 @@ describeEachDatabase((db) => {
       /type must be a non-empty string/,
     );
     await expect(locks.checkLock("")).rejects.toThrow(/pass the handle/);
+    const unopened = new DataSource({ ...source.options, synchronize: false, dropSchema: false } as DataSourceOptions);
+    expect(() => new OfflineLockManager(unopened).protect(Order)).toThrow(/initialize the DataSource/);
+    // Never passed to installLocking(): the lock it asks for is enforced all the same.
     const plain = await openAlongside(source);
     try {
-      expect(() => new OfflineLockManager(plain).protect(Order)).toThrow(/installLocking/);
+      new OfflineLockManager(plain).protect(Order);
+      const order = await plain.getRepository(Order).save({ address: "A", status: "NEW" } as Order);
+      order.status = "PAID";
+      await expect(plain.getRepository(Order).save(order)).rejects.toBeInstanceOf(OfflineLockRequiredError);
     } finally {
       await closeAll(plain);
     }

@@ -11,6 +11,7 @@ import {
 import { installationOf } from "../installation";
 import { LockMode } from "../lock-mode";
 import { lockQuery } from "../lock-request";
+import { installationForLockRequest } from "../typeorm/activation";
 import { aggregateRootOf, existingRootsChangedBy } from "../typeorm/aggregate-versions";
 import { knownDialectOf } from "../typeorm/error-translation";
 import { dataSourceOf, type SubjectExecutorLike, type SubjectLike } from "../typeorm/internals";
@@ -226,7 +227,8 @@ export class OfflineLockManager {
    * the write must run inside {@link runHolding} with a handle for that entity, and the handle
    * must still hold, checked inside the save's transaction (the lock row is row-locked until
    * commit, so it cannot be taken over between the check and the write). Inserts are not
-   * checked: a new entity has no lock yet. Needs `installLocking()` on the DataSource.
+   * checked: a new entity has no lock yet. Enforced on any initialized DataSource: one never passed
+   * to `installLocking()` is activated with the default options.
    *
    * On an aggregate root (`@VersionedBy` members), the lock covers the whole aggregate with no
    * further declaration: every member change that moves the root's version (a member inserted,
@@ -238,9 +240,13 @@ export class OfflineLockManager {
    */
   protect<T extends ObjectLiteral>(entity: new (...args: never[]) => T, options: ProtectOptions<T> = {}): this {
     if (!installationOf(this.dataSource)) {
-      throw new LockingConfigurationError(
-        `OfflineLockManager.protect(${entity.name}): call installLocking(dataSource) first; the check runs in its save hooks.`,
-      );
+      if (!this.dataSource.isInitialized) {
+        throw new LockingConfigurationError(
+          `OfflineLockManager.protect(${entity.name}): initialize the DataSource (or call installLocking(dataSource)) first.`,
+        );
+      }
+      // A lock the code asked for is enforced, installLocking() or not (default options).
+      installationForLockRequest(this.dataSource);
     }
     const map = protections.get(this.dataSource) ?? new Map<Function, Protection>();
     protections.set(this.dataSource, map);
