@@ -104,7 +104,7 @@ export function installationOf(dataSource: DataSource): Installation | undefined
   return installations.get(dataSource);
 }
 
-/** Forgets the installation of a DataSource (an implicit one whose activation failed). */
+/** Forgets the installation of a DataSource (an implicit one whose activation failed). @internal */
 export function forgetInstallation(dataSource: DataSource): void {
   installations.delete(dataSource);
 }

@@ -34,6 +34,8 @@ const patched = new WeakSet<object>();
 /**
  * Patches the TypeORM copy this package resolves, once. The activation wrappers go in last, so
  * that they run first: a DataSource is activated before any other hook asks for its installation.
+ *
+ * @internal
  */
 export function installHooks(): TypeormInternals {
   const internals = typeormInternals();
@@ -50,7 +52,7 @@ export function installHooks(): TypeormInternals {
   return internals;
 }
 
-/** Attaches the library to an initialized DataSource under `installation`. */
+/** Attaches the library to an initialized DataSource under `installation`. @internal */
 export function activate(dataSource: DataSource, installation: Installation, runner?: QueryRunner): void {
   watchRunners(dataSource, runner);
   for (const metadata of dataSource.entityMetadatas) installation.policies.of(metadata);
@@ -62,6 +64,8 @@ export function activate(dataSource: DataSource, installation: Installation, run
  * else, when an entity of the DataSource uses the library's decorators (`@Versioned()`,
  * `@VersionedBy`), an implicit one with the default options. `undefined` only for DataSources
  * that use none of them, which then stay plain TypeORM (a `@VersionColumn` included).
+ *
+ * @internal
  */
 export function enforcedInstallationOf(dataSource: DataSource, runner?: QueryRunner): Installation | undefined {
   const installed = installationOf(dataSource);
@@ -72,6 +76,8 @@ export function enforcedInstallationOf(dataSource: DataSource, runner?: QueryRun
 /**
  * The installation a lock request (`withLockMode`, `lockQuery`, `@Lock`, `lock()`) runs under: a
  * request for a lock is the library's to honour on any DataSource, never to drop.
+ *
+ * @internal
  */
 export function installationForLockRequest(dataSource: DataSource, runner?: QueryRunner): Installation {
   return installationOf(dataSource) ?? installImplicitly(dataSource, runner);

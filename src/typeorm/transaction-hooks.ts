@@ -21,7 +21,7 @@ function numberTransactions(proto: Record<string, unknown>): void {
   };
 }
 
-/** Numbers the transaction a runner has open if it began before its class was patched. */
+/** Numbers the transaction a runner has open if it began before its class was patched. @internal */
 export function numberOpenTransaction(runner: QueryRunner): void {
   if (runner.isTransactionActive && !isNumbered(runner)) noteTransactionBegins(runner);
 }
