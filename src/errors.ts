@@ -248,6 +248,36 @@ export class PreconditionRequiredError extends LockingError {
   }
 }
 
+/**
+ * The request's `If-Match` header cannot be evaluated: it is not RFC 9110 entity-tag syntax
+ * (`3` unquoted, an unbalanced quote, a control character, `*` inside a list, a list with a bad
+ * member), or a strong tag in it names no version (`"abc"`, `""`): this server's ETags are quoted
+ * versions such as `"7"`, so such a tag was not one it issued. HTTP: 400 Bad Request, since the
+ * client's header is wrong, not its copy of the resource (that is a 412). Weak tags (`W/"7"`) are
+ * well formed and never match `If-Match` (strong comparison, RFC 9110 §13.1.1): 412, not this.
+ *
+ * @example
+ * ```ts
+ * checkIfMatch(order, "3"); // throws MalformedIfMatchError: an entity tag is quoted, "3"
+ * ```
+ */
+export class MalformedIfMatchError extends LockingError {
+  /** The header as received (cut to its first 100 characters). */
+  readonly header: string;
+  /** What is wrong with it, for the client. */
+  readonly reason: string;
+
+  constructor(header: string, reason: string) {
+    const shown = header.length > 100 ? `${header.slice(0, 100)}... (${header.length} characters)` : header;
+    super(
+      `If-Match: ${JSON.stringify(shown)} is malformed: ${reason}. Send the ETag the resource was last ` +
+        'read with, quoted, e.g. If-Match: "7" (a list "6", "7" or * for any version is accepted too).',
+    );
+    this.header = shown;
+    this.reason = reason;
+  }
+}
+
 /** `{ id: 1 }` -> `id=1`; `{ a: 1, b: 2 }` -> `(a=1, b=2)`; lists are joined. @internal */
 export function formatId(id: unknown): string {
   if (Array.isArray(id)) return `[${id.map(formatId).join(", ")}]`;

@@ -3,12 +3,17 @@
  * and the status each library error answers. Pure functions; the database side is in
  * http-e2e.test.ts.
  */
+import { EntityNotFoundError } from "typeorm";
+import { Order } from "../examples/express/order";
 import {
+  checkIfMatch,
   conflictResponse,
   ifMatchHolds,
+  MalformedIfMatchError,
   OptimisticLockError,
   PreconditionRequiredError,
   parseIfMatch,
+  readIfMatch,
   StaleVersionError,
   versionETag,
   versionOfETag,
@@ -51,8 +56,8 @@ describe("If-Match", () => {
         { weak: false, opaque: "2" },
       ],
     });
-    expect(parseIfMatch("1")).toEqual({ kind: "invalid", header: "1" });
-    expect(parseIfMatch('"1" "2"')).toEqual({ kind: "invalid", header: '"1" "2"' });
+    expect(parseIfMatch("1")).toMatchObject({ kind: "invalid", header: "1" });
+    expect(parseIfMatch('"1" "2"')).toMatchObject({ kind: "invalid", header: '"1" "2"' });
   });
 
   it("holds by strong comparison only: a weak tag never matches, * matches what exists", () => {
@@ -100,5 +105,127 @@ describe("conflictResponse", () => {
   it("answers 409 for both kinds when asked, and nothing for other errors", () => {
     expect(conflictResponse(stale, { staleStatus: 409 })).toMatchObject({ status: 409, body: { error: "conflict" } });
     expect(conflictResponse(new Error("boom"))).toBeUndefined();
+  });
+});
+
+describe("a malformed If-Match", () => {
+  const order = Object.assign(new Order(), { id: 1, address: "a", status: "NEW", version: 3 });
+  /** The error checkIfMatch throws for `header` on an order at version 3 (or undefined). */
+  function errorOf(header: string | readonly string[] | undefined): unknown {
+    try {
+      checkIfMatch(order, header, { required: true });
+    } catch (error) {
+      return error;
+    }
+    return undefined;
+  }
+
+  // Each: the header, and a word of what the 400 must say is wrong with it.
+  const malformed: [string, RegExp][] = [
+    ["3", /quoted.*character 1 is '3'/],
+    ['"abc"', /"abc" names no version/],
+    ['""', /"" names no version/],
+    ['"07"', /"07" names no version/],
+    ['"-1"', /names no version/],
+    ['"99999999999999999"', /names no version/],
+    ['"3', /no closing quote/],
+    ['3"', /quoted/],
+    ['"3"x', /separated by commas/],
+    ['"3" "4"', /separated by commas/],
+    ['"3\u0001"', /U\+0001, is not allowed/],
+    ['"3 4"', /U\+0020, is not allowed/],
+    ['"3", "abc"', /"abc" names no version/],
+    ['"3", 4', /quoted/],
+    ['"3", "4', /no closing quote/],
+    ['*, "3"', /\* stands alone/],
+    ['"3", *', /\* stands alone/],
+    ["**", /\* stands alone/],
+    ['w/"3"', /quoted/],
+    ['W/ "3"', /quoted/],
+    ["W/3", /quoted/],
+    ['"\u00e9"', /names no version/], // obs-text is valid syntax, but no version
+    ['"3\u20ac"', /U\+20AC, is not allowed/], // beyond obs-text: not what an HTTP header carries
+  ];
+
+  it.each(malformed)("If-Match: %s is MalformedIfMatchError (HTTP 400) saying what is wrong", (header, reason) => {
+    const error = errorOf(header);
+    expect(error).toBeInstanceOf(MalformedIfMatchError);
+    expect((error as MalformedIfMatchError).reason).toMatch(reason);
+    expect((error as Error).message).toContain("is malformed");
+    expect(() => readIfMatch(header)).toThrow(MalformedIfMatchError);
+    expect(conflictResponse(error)).toEqual({
+      status: 400,
+      headers: {},
+      body: { error: "malformed-if-match", message: (error as Error).message },
+    });
+  });
+
+  it("a weak tag is well formed and never matches (RFC 9110 strong comparison): 412, with no made-up version", () => {
+    for (const header of ['W/"3"', 'W/"2"', 'W/"abc"', 'W/"3", W/"4"']) {
+      const error = errorOf(header);
+      expect(error).toBeInstanceOf(StaleVersionError);
+      expect((error as Error).message).toMatch(/only weak tags, which never match If-Match/);
+      expect((error as Error).message).not.toContain("-1");
+      expect(conflictResponse(error)?.status).toBe(412);
+    }
+    // A weak tag beside a strong one of another version: stale, as before.
+    expect(errorOf('W/"3", "2"')).toMatchObject({ expectedVersion: 2, actualVersion: 3 });
+    // ... and a strong one of the current version holds.
+    expect(errorOf('W/"2", "3"')).toBeUndefined();
+  });
+
+  it("*, lists, repeated lines, empty elements and optional whitespace keep their meaning", () => {
+    expect(errorOf("*")).toBeUndefined();
+    expect(errorOf(' \t"3"\t ')).toBeUndefined();
+    expect(errorOf('"1",,"3" ,')).toBeUndefined();
+    expect(errorOf(['"1"', '"3"'])).toBeUndefined();
+    expect(errorOf(undefined)).toBeInstanceOf(PreconditionRequiredError);
+    expect(errorOf(" , ")).toBeInstanceOf(PreconditionRequiredError);
+    expect(errorOf(['"1"', "3"])).toBeInstanceOf(MalformedIfMatchError);
+  });
+
+  it("hostile inputs are a typed error or an answer within milliseconds, never a TypeError", () => {
+    const megabyte = 1024 * 1024;
+    const hostile: unknown[] = [
+      "3".repeat(megabyte),
+      `"${"3".repeat(megabyte)}"`,
+      `"${"a".repeat(megabyte)}`,
+      `"${'"'.repeat(megabyte)}`,
+      `${" ".repeat(megabyte)}x`,
+      `${",".repeat(megabyte)}x`,
+      `W/${"W/".repeat(megabyte / 2)}"3"`,
+      Array.from({ length: 1000 }, (_, i) => `"${i + 10}"`).join(", "),
+      Array.from({ length: 1000 }, (_, i) => `W/"${i}"`).join(","),
+      `${Array.from({ length: 1000 }, (_, i) => `"${i + 10}"`).join(", ")}, "abc"`,
+      "\u{1F600}",
+      '"\u{1F600}"',
+      "\u0000",
+      42,
+      { toString: () => '"3"' },
+      [42],
+      null,
+    ];
+    for (const header of hostile) {
+      const started = performance.now();
+      const error = errorOf(header as string);
+      expect(performance.now() - started).toBeLessThan(500);
+      expect(error instanceof MalformedIfMatchError || error instanceof StaleVersionError).toBe(true);
+      if (error instanceof MalformedIfMatchError) expect(error.message.length).toBeLessThan(600);
+    }
+    // A 1,000-tag list naming the current version holds.
+    expect(errorOf(`${Array.from({ length: 999 }, (_, i) => `"${i + 10}"`).join(", ")}, "3"`)).toBeUndefined();
+  });
+});
+
+describe("conflictResponse for a lookup that found nothing", () => {
+  it("TypeORM's EntityNotFoundError (findOneByOrFail) is 404, naming the entity but not the criteria", () => {
+    const answer = conflictResponse(new EntityNotFoundError(Order, { id: 1, secret: "tenant-7" }));
+    expect(answer).toEqual({
+      status: 404,
+      headers: {},
+      body: { error: "not-found", entity: "Order", message: "Order was not found." },
+    });
+    expect(JSON.stringify(answer)).not.toContain("tenant-7");
+    expect(conflictResponse(new EntityNotFoundError("Order", {}))?.body).toMatchObject({ entity: "Order" });
   });
 });

@@ -1,6 +1,7 @@
-import type { DataSource, ObjectLiteral } from "typeorm";
+import { type DataSource, EntityNotFoundError, type ObjectLiteral } from "typeorm";
 import {
   type ConcurrencyError,
+  MalformedIfMatchError,
   OptimisticLockError,
   PreconditionRequiredError,
   RowNotFoundError,
@@ -10,8 +11,9 @@ import { toVersionNumber } from "../version-value";
 import { versionETag } from "./etag";
 
 /**
- * The HTTP answer to a version conflict, ready to send: status, headers (`ETag` of the current
- * version when known) and a JSON body.
+ * The HTTP answer to a version conflict (or a request the helpers refuse), ready to send: status,
+ * headers (`ETag` of the current version when known, and no other ETag: an error body is not a
+ * representation of the resource) and a JSON body.
  *
  * @example
  * ```ts
@@ -20,7 +22,7 @@ import { versionETag } from "./etag";
  * ```
  */
 export interface ConflictResponse {
-  status: 404 | 409 | 412 | 428;
+  status: 400 | 404 | 409 | 412 | 428;
   headers: Record<string, string>;
   body: ConflictBody;
 }
@@ -34,7 +36,7 @@ export interface ConflictResponse {
  * ```
  */
 export interface ConflictBody {
-  error: "conflict" | "precondition-failed" | "precondition-required" | "not-found";
+  error: "conflict" | "precondition-failed" | "precondition-required" | "malformed-if-match" | "not-found";
   message: string;
   entity?: string;
   id?: unknown;
@@ -63,6 +65,8 @@ export interface ConflictResponseOptions {
 
 /**
  * The HTTP answer to a library error, or `undefined` for any other error:
+ * - {@link MalformedIfMatchError} → 400 Bad Request (the header is wrong, not the client's copy);
+ * - TypeORM's `EntityNotFoundError` (`findOneByOrFail` of an unknown id) → 404 Not Found;
  * - {@link PreconditionRequiredError} → 428 Precondition Required (RFC 6585 §3);
  * - {@link StaleVersionError} (If-Match or a sent version did not match, nothing written) → 412
  *   Precondition Failed (RFC 9110 §15.5.13), or 409 with `staleStatus: 409`;
@@ -72,7 +76,7 @@ export interface ConflictResponseOptions {
  * `currentVersion` overrides the version the error carries (see {@link currentVersionOf}).
  *
  * @example
- * ```ts
+ * ```ts fragment
  * try { await updateAddress(req); } catch (e) {
  *   const answer = conflictResponse(e, {}, e instanceof ConcurrencyError ? await currentVersionOf(dataSource, e) : undefined);
  *   if (!answer) throw e;
@@ -85,6 +89,18 @@ export function conflictResponse(
   options: ConflictResponseOptions = {},
   currentVersion?: number | null,
 ): ConflictResponse | undefined {
+  if (error instanceof MalformedIfMatchError) {
+    return { status: 400, headers: {}, body: { error: "malformed-if-match", message: error.message } };
+  }
+  if (error instanceof EntityNotFoundError) {
+    // Not TypeORM's message: it prints the whole where-criteria, which need not be the client's to see.
+    const entity = nameOf(error.entityClass);
+    return {
+      status: 404,
+      headers: {},
+      body: { error: "not-found", entity, message: `${entity ?? "The resource"} was not found.` },
+    };
+  }
   if (error instanceof PreconditionRequiredError) {
     return { status: 428, headers: {}, body: { error: "precondition-required", message: error.message } };
   }
@@ -142,4 +158,12 @@ export async function currentVersionOf(
   });
   if (!row) return null;
   return toVersionNumber(column.getEntityValue(row), `${metadata.name}.${column.propertyName}`) ?? null;
+}
+
+/** The entity name of `EntityNotFoundError.entityClass` (a class, an EntitySchema or a name). */
+function nameOf(target: unknown): string | undefined {
+  if (typeof target === "string") return target;
+  if (typeof target === "function") return target.name;
+  const schemaName = (target as { options?: { name?: unknown } } | null)?.options?.name;
+  return typeof schemaName === "string" ? schemaName : undefined;
 }
