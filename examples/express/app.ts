@@ -3,6 +3,8 @@
  * /orders/:id/address` and `PUT /orders/:id/status` need `If-Match` with that ETag.
  *
  *   no If-Match                          -> 428 Precondition Required
+ *   malformed If-Match (3, "abc")        -> 400 Bad Request (nothing loaded)
+ *   unknown order                        -> 404 Not Found
  *   If-Match of an older version         -> 412 Precondition Failed (nothing written)
  *   another write lands between our load and our save -> 409 Conflict (nothing written)
  *   each with the current version and ETag, so the client can reload and re-apply its change.
@@ -30,8 +32,7 @@ export function createApp(dataSource: DataSource, options: AppOptions = {}): Exp
 
   app.get("/orders/:id", async (req, res, next) => {
     try {
-      const order = await orders.findOneBy({ id: Number(req.params.id) });
-      if (!order) return void res.status(404).json({ error: "not-found" });
+      const order = await orders.findOneByOrFail({ id: Number(req.params.id) }); // 404 if unknown
       res.setHeader("ETag", versionETag(order.version));
       res.json(order);
     } catch (error) {
@@ -47,8 +48,7 @@ export function createApp(dataSource: DataSource, options: AppOptions = {}): Exp
         if (typeof value !== "string" || value === "") {
           return void res.status(400).json({ error: "bad-request", message: `${field} must be a non-empty string` });
         }
-        const order = await orders.findOneBy({ id: Number(req.params.id) });
-        if (!order) return void res.status(404).json({ error: "not-found" });
+        const order = await orders.findOneByOrFail({ id: Number(req.params.id) });
         checkIfMatch(order, req.headers["if-match"], { required: true });
         order[field] = value;
         await options.beforeSave?.(order, req);

@@ -4,8 +4,13 @@
  */
 import type { DataSource } from "typeorm";
 import { ConcurrencyError, PreconditionRequiredError } from "../errors";
-import { type ConflictResponseOptions, conflictResponse, currentVersionOf } from "./conflict-response";
-import { parseIfMatch } from "./if-match";
+import {
+  type ConflictResponse,
+  type ConflictResponseOptions,
+  conflictResponse,
+  currentVersionOf,
+} from "./conflict-response";
+import { readIfMatch } from "./precondition";
 
 /** The part of an Express request the integration reads. */
 export interface RequestLike {
@@ -14,12 +19,17 @@ export interface RequestLike {
   originalUrl?: string;
 }
 
-/** The part of an Express response the integration writes. */
+/**
+ * The part of an Express response the integration writes. `removeHeader` and `end` (Node's) are
+ * used when present, so that an error answer carries no ETag but the resource's.
+ */
 export interface ResponseLike {
   headersSent?: boolean;
   status(code: number): ResponseLike;
   setHeader(name: string, value: string): unknown;
   json(body: unknown): unknown;
+  removeHeader?(name: string): unknown;
+  end?(chunk: string): unknown;
 }
 
 /** Express's `next`. */
@@ -27,7 +37,8 @@ export type NextLike = (error?: unknown) => void;
 
 /**
  * Middleware for routes that change a resource: a request without `If-Match` is answered 428
- * Precondition Required (through the error handler, as a {@link PreconditionRequiredError}).
+ * Precondition Required (through the error handler, as a {@link PreconditionRequiredError}), one
+ * whose `If-Match` cannot be evaluated 400 (`MalformedIfMatchError`), before anything is loaded.
  *
  * @example
  * ```ts
@@ -36,10 +47,13 @@ export type NextLike = (error?: unknown) => void;
  */
 export function requireIfMatch(): (req: RequestLike, res: ResponseLike, next: NextLike) => void {
   return (req, _res, next) => {
-    if (parseIfMatch(req.headers["if-match"]).kind === "absent") {
-      next(new PreconditionRequiredError(`${req.method ?? "This request"} ${req.originalUrl ?? ""}`.trim()));
-      return;
+    let absent: boolean;
+    try {
+      absent = readIfMatch(req.headers["if-match"]).kind === "absent";
+    } catch (error) {
+      return next(error);
     }
+    if (absent) return next(new PreconditionRequiredError(describeRequest(req.method, req.originalUrl)));
     next();
   };
 }
@@ -58,9 +72,12 @@ export interface ConflictErrorHandlerOptions extends ConflictResponseOptions {
 }
 
 /**
- * Express error handler answering version conflicts: 428 without a required `If-Match`, 412 (or
- * 409 with `staleStatus: 409`) when `If-Match` did not match, 409 when the write lost the race,
- * each with a JSON body and the current version's `ETag`. Any other error goes to the next handler.
+ * Express error handler answering version conflicts: 428 without a required `If-Match`, 400 for
+ * a malformed one, 412 (or 409 with `staleStatus: 409`) when `If-Match` did not match, 409 when
+ * the write lost the race, 404 for TypeORM's `EntityNotFoundError` (`findOneByOrFail`), each with
+ * a JSON body. The only ETag it sends is the resource's current one, when known: neither one the
+ * route set before failing nor the weak tag Express computes for a body.
+ * Any other error goes to the next handler.
  *
  * @example
  * ```ts
@@ -78,7 +95,22 @@ export function conflictErrorHandler(
     }
     const answer = conflictResponse(error, options, current);
     if (!answer) return next(error);
-    for (const [name, value] of Object.entries(answer.headers)) res.setHeader(name, value);
-    res.status(answer.status).json(answer.body);
+    send(res, answer);
   };
+}
+
+/** "PUT /orders/1" for the 428 message. */
+export function describeRequest(method: string | undefined, url: string | undefined): string {
+  return `${method ?? "This request"} ${url ?? ""}`.trim();
+}
+
+function send(res: ResponseLike, answer: ConflictResponse): void {
+  if (answer.headers.ETag === undefined) res.removeHeader?.("ETag");
+  for (const [name, value] of Object.entries(answer.headers)) res.setHeader(name, value);
+  res.status(answer.status);
+  if (typeof res.end !== "function") return void res.json(answer.body);
+  // Not res.json(): Express's res.send() adds a weak ETag of the body when none is set, and an
+  // error body is no representation of the resource for a client to send back in If-Match.
+  res.setHeader("Content-Type", "application/json; charset=utf-8");
+  res.end(JSON.stringify(answer.body));
 }
