@@ -6,10 +6,11 @@
 
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import express from "express";
 import type { DataSource } from "typeorm";
 import { type AppOptions, createApp } from "../examples/express/app";
 import { Order } from "../examples/express/order";
-import { installLocking } from "../src";
+import { conflictErrorHandler, installLocking, OptimisticLockError } from "../src";
 import { describeEachDatabase, openDataSources } from "./support/databases";
 import { deferred } from "./support/interleaving";
 
@@ -65,18 +66,74 @@ describeEachDatabase((db) => {
   }
   const row = (id: number) => source.getRepository(Order).findOneByOrFail({ id });
 
-  it("GET answers the order with the strong ETag of its version; an unknown order is 404", async () => {
+  it("GET answers the order with the strong ETag of its version; an unknown order is 404 without an ETag", async () => {
     const http = await start();
     const id = await newOrder();
     expect(await http("GET", `/orders/${id}`)).toMatchObject({ status: 200, etag: '"1"', body: { id, version: 1 } });
-    expect((await http("GET", "/orders/999999")).status).toBe(404);
+    expect(await http("GET", "/orders/999999")).toMatchObject({
+      status: 404,
+      etag: null,
+      body: { error: "not-found", entity: "Order" },
+    });
   });
 
-  it("a PUT without If-Match is 428 Precondition Required and writes nothing", async () => {
+  it("a PUT to an unknown order (findOneByOrFail) is 404, not 500, with no ETag", async () => {
+    const http = await start();
+    const answer = await http("PUT", "/orders/999999/address", { ifMatch: '"1"', body: { address: "Nowhere 1" } });
+    expect(answer).toMatchObject({
+      status: 404,
+      etag: null,
+      body: { error: "not-found", entity: "Order", message: "Order was not found." },
+    });
+  });
+
+  it("a malformed If-Match is 400 saying what is wrong with it, with no ETag, and writes nothing", async () => {
+    const http = await start();
+    const id = await newOrder();
+    for (const [ifMatch, reason] of [
+      ["1", "quoted"],
+      ['"abc"', '"abc" names no version'],
+      ['""', '"" names no version'],
+      ['"1", 2', "quoted"],
+      ['"1', "no closing quote"],
+      ['*, "1"', "stands alone"],
+    ]) {
+      const answer = await http("PUT", `/orders/${id}/address`, { ifMatch, body: { address: "Malformed 1" } });
+      expect(answer).toMatchObject({ status: 400, etag: null, body: { error: "malformed-if-match" } });
+      expect(answer.body.message).toContain(reason);
+    }
+    expect(await row(id)).toMatchObject({ address: "Old Street 1", version: 1 });
+    // An unknown order with a malformed header: the header is refused first, before any lookup.
+    expect((await http("PUT", "/orders/999999/address", { ifMatch: "1", body: { address: "x" } })).status).toBe(400);
+  });
+
+  it("a row deleted between our load and our save: 409 with currentVersion null and no ETag", async () => {
+    const customerLoaded = deferred();
+    const deleted = deferred();
+    const http = await start({
+      beforeSave: async () => {
+        customerLoaded.resolve();
+        await deleted.promise;
+      },
+    });
+    const id = await newOrder();
+    const customer = http("PUT", `/orders/${id}/address`, { ifMatch: '"1"', body: { address: "New Street 2" } });
+    await customerLoaded.promise;
+    await source.getRepository(Order).delete({ id });
+    deleted.resolve();
+    expect(await customer).toMatchObject({
+      status: 409,
+      etag: null,
+      body: { error: "conflict", entity: "Order", currentVersion: null },
+    });
+    expect(await source.getRepository(Order).findOneBy({ id })).toBeNull();
+  });
+
+  it("a PUT without If-Match is 428 Precondition Required, with no ETag, and writes nothing", async () => {
     const http = await start();
     const id = await newOrder();
     const answer = await http("PUT", `/orders/${id}/address`, { body: { address: "Blind Write 9" } });
-    expect(answer).toMatchObject({ status: 428, body: { error: "precondition-required" } });
+    expect(answer).toMatchObject({ status: 428, etag: null, body: { error: "precondition-required" } });
     expect(await row(id)).toMatchObject({ address: "Old Street 1", version: 1 });
   });
 
@@ -182,5 +239,24 @@ describeEachDatabase((db) => {
     expect(reloads).toBe(1);
     expect(final).toMatchObject({ status: 200, etag: '"3"' });
     expect(await row(id)).toMatchObject({ address: "New Street 2", status: "SHIPPED", version: 3 });
+  });
+
+  it("an ETag the route set before failing is removed from the error answer", async () => {
+    const app = express();
+    app.put("/early-etag", (_req, res, next) => {
+      res.setHeader("ETag", '"1"');
+      next(new OptimisticLockError({ entityName: "Order", id: { id: -1 }, expectedVersion: 1, operation: "update" }));
+    });
+    app.use(conflictErrorHandler({ dataSource: source }));
+    const server = app.listen(0, "127.0.0.1");
+    servers.push(server);
+    await new Promise((resolve) => server.once("listening", resolve));
+    const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/early-etag`, {
+      method: "PUT",
+    });
+    expect(response.status).toBe(409);
+    expect(response.headers.get("etag")).toBeNull();
+    expect(response.headers.get("content-type")).toBe("application/json; charset=utf-8");
+    expect(await response.json()).toMatchObject({ error: "conflict", currentVersion: null });
   });
 });

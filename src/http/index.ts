@@ -14,5 +14,15 @@ export {
   type ResponseLike,
   requireIfMatch,
 } from "./express";
+export {
+  type FastifyConflictOptions,
+  type FastifyConflictPlugin,
+  type FastifyInstanceLike,
+  type FastifyReplyLike,
+  type FastifyRequestLike,
+  fastifyConflictHandler,
+  fastifyConflictPlugin,
+  fastifyRequireIfMatch,
+} from "./fastify";
 export { type EntityTag, type IfMatch, ifMatchHolds, parseIfMatch } from "./if-match";
-export { checkIfMatch } from "./precondition";
+export { checkIfMatch, readIfMatch } from "./precondition";
