@@ -96,7 +96,7 @@ export type FastifyConflictPlugin = ((
  * import Fastify from "fastify";
  * import { fastifyConflictPlugin, fastifyRequireIfMatch } from "typeorm-locking";
  * const app = Fastify();
- * await app.register(fastifyConflictPlugin, { staleStatus: 412 });
+ * app.register(fastifyConflictPlugin, { staleStatus: 412 });
  * app.put("/orders/:id/address", { preHandler: fastifyRequireIfMatch() }, async () => ({}));
  * ```
  */
