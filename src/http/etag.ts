@@ -30,8 +30,13 @@ export function versionETag(version: number): string {
  * ```
  */
 export function versionOfETag(tag: string): number | undefined {
-  const match = /^"(0|[1-9]\d{0,15})"$/.exec(tag.trim());
-  if (!match) return undefined;
-  const version = Number(match[1]);
+  const match = /^"(.*)"$/s.exec(tag.trim());
+  return match ? versionOfOpaque(match[1]) : undefined;
+}
+
+/** The version an entity tag's opaque part (`7` of `"7"`) stands for, or `undefined`. */
+export function versionOfOpaque(opaque: string): number | undefined {
+  if (opaque.length > 16 || !/^(0|[1-9]\d*)$/.test(opaque)) return undefined;
+  const version = Number(opaque);
   return Number.isSafeInteger(version) ? version : undefined;
 }

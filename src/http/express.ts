@@ -10,7 +10,7 @@ import {
   conflictResponse,
   currentVersionOf,
 } from "./conflict-response";
-import { readIfMatch } from "./precondition";
+import { describeRequest, readIfMatch } from "./precondition";
 
 /** The part of an Express request the integration reads. */
 export interface RequestLike {
@@ -97,11 +97,6 @@ export function conflictErrorHandler(
     if (!answer) return next(error);
     send(res, answer);
   };
-}
-
-/** "PUT /orders/1" for the 428 message. */
-export function describeRequest(method: string | undefined, url: string | undefined): string {
-  return `${method ?? "This request"} ${url ?? ""}`.trim();
 }
 
 function send(res: ResponseLike, answer: ConflictResponse): void {

@@ -6,8 +6,7 @@
 import type { DataSource } from "typeorm";
 import { ConcurrencyError, PreconditionRequiredError } from "../errors";
 import { type ConflictResponseOptions, conflictResponse, currentVersionOf } from "./conflict-response";
-import { describeRequest } from "./express";
-import { readIfMatch } from "./precondition";
+import { describeRequest, readIfMatch } from "./precondition";
 
 /** The part of a Fastify request the integration reads. */
 export interface FastifyRequestLike {

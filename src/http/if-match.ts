@@ -2,7 +2,7 @@
  * The `If-Match` request header (RFC 9110 §13.1.1): absent, `*`, or a list of entity tags. A
  * server evaluates it with the *strong* comparison (§8.8.3.2), so a weak tag never matches.
  */
-import { versionOfETag } from "./etag";
+import { versionOfOpaque } from "./etag";
 
 /** One entity tag of an `If-Match` list, as sent. */
 export interface EntityTag {
@@ -87,7 +87,7 @@ export function ifMatchHolds(ifMatch: IfMatch, currentVersion: number | undefine
 
 /** The version a listed tag names, or `undefined` for a weak or foreign one (neither ever matches). @internal */
 export function versionOfTag(tag: EntityTag): number | undefined {
-  return tag.weak ? undefined : versionOfETag(`"${tag.opaque}"`);
+  return tag.weak ? undefined : versionOfOpaque(tag.opaque);
 }
 
 const SP = 0x20;

@@ -1,7 +1,7 @@
 import type { ObjectLiteral } from "typeorm";
 import { heldVersionOf } from "../assert-version";
 import { MalformedIfMatchError, PreconditionRequiredError, StaleVersionError } from "../errors";
-import { versionOfETag } from "./etag";
+import { versionOfOpaque } from "./etag";
 import { type IfMatch, ifMatchHolds, parseIfMatch, versionOfTag } from "./if-match";
 
 /**
@@ -34,7 +34,8 @@ export function checkIfMatch(
   }
   if (ifMatchHolds(ifMatch, version)) return;
   const tags = ifMatch.kind === "tags" ? ifMatch.tags : [];
-  const named = tags.map(versionOfTag).find((v) => v !== undefined);
+  let named: number | undefined;
+  for (let i = 0; named === undefined && i < tags.length; i++) named = versionOfTag(tags[i]);
   const error = new StaleVersionError({
     entityName,
     id,
@@ -75,7 +76,7 @@ export function readIfMatch(header: string | readonly string[] | undefined): IfM
   const ifMatch = parseIfMatch(header);
   if (ifMatch.kind === "invalid") throw new MalformedIfMatchError(ifMatch.header, ifMatch.reason);
   if (ifMatch.kind === "tags") {
-    const foreign = ifMatch.tags.find((tag) => !tag.weak && versionOfETag(`"${tag.opaque}"`) === undefined);
+    const foreign = ifMatch.tags.find((tag) => !tag.weak && versionOfOpaque(tag.opaque) === undefined);
     if (foreign) {
       const tag = foreign.opaque.length > 40 ? `${foreign.opaque.slice(0, 40)}...` : foreign.opaque;
       throw new MalformedIfMatchError(
@@ -85,6 +86,11 @@ export function readIfMatch(header: string | readonly string[] | undefined): IfM
     }
   }
   return ifMatch;
+}
+
+/** "PUT /orders/1", what a 428 names (frameworks' request objects may lack either part). */
+export function describeRequest(method: string | undefined, url: string | undefined): string {
+  return `${method ?? "This request"} ${url ?? ""}`.trim();
 }
 
 function describe(tags: readonly { weak: boolean; opaque: string }[]): string {
