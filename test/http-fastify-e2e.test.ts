@@ -110,6 +110,29 @@ describeEachDatabase((db) => {
     expect(await row(id)).toMatchObject({ address: "Old Street 1", version: 1 });
   });
 
+  it("hostile If-Match headers: 1,000 tags are evaluated, a 1 MB header is a 400, all within a second", async () => {
+    const http = await start();
+    const id = await newOrder();
+    const thousand = Array.from({ length: 1000 }, (_, i) => `"${i + 100}"`);
+    const started = performance.now();
+    expect(
+      (await http("PUT", `/orders/${id}/address`, { ifMatch: thousand.join(", "), body: { address: "x" } })).status,
+    ).toBe(412);
+    expect(
+      await http("PUT", `/orders/${id}/address`, {
+        ifMatch: [...thousand, '"1"'].join(","),
+        body: { address: "Many" },
+      }),
+    ).toMatchObject({ status: 200, etag: '"2"' });
+    for (const ifMatch of [`"${"2".repeat(1 << 20)}"`, `"${"a".repeat(1 << 20)}`, "\u00e9".repeat(1 << 20)]) {
+      const answer = await http("PUT", `/orders/${id}/address`, { ifMatch, body: { address: "Hostile" } });
+      expect(answer).toMatchObject({ status: 400, etag: undefined, body: { error: "malformed-if-match" } });
+      expect((answer.body.message as string).length).toBeLessThan(600);
+    }
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(await row(id)).toMatchObject({ address: "Many", version: 2 });
+  });
+
   it("a PUT to an unknown order is 404, not 500", async () => {
     const http = await start();
     expect(

@@ -168,6 +168,7 @@ describe("a malformed If-Match", () => {
       expect((error as Error).message).not.toContain("-1");
       expect(conflictResponse(error)?.status).toBe(412);
     }
+    expect(errorOf('W/"3"')).toMatchObject({ expectedVersion: -1, actualVersion: 3 });
     // A weak tag beside a strong one of another version: stale, as before.
     expect(errorOf('W/"3", "2"')).toMatchObject({ expectedVersion: 2, actualVersion: 3 });
     // ... and a strong one of the current version holds.

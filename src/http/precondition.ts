@@ -12,13 +12,15 @@ import { type IfMatch, ifMatchHolds, parseIfMatch, versionOfTag } from "./if-mat
  * time, so a change slipping in after this check fails as `OptimisticLockError` (HTTP 409).
  *
  * A weak tag (`W/"7"`) is well formed but never matches (RFC 9110 §13.1.1 prescribes the strong
- * comparison): 412, with a message saying to send the strong ETag.
+ * comparison): 412, with a message saying to send the strong ETag; as no version was named, the
+ * error's `expectedVersion` is -1.
  *
  * @example
  * ```ts
- * import { checkIfMatch } from "typeorm-locking";
- * declare const order: { id: number; version: number };
- * checkIfMatch(order, '"7"', { required: true });
+ * const order = await orders.findOneByOrFail({ id });
+ * checkIfMatch(order, req.headers["if-match"], { required: true });
+ * order.address = req.body.address;
+ * await orders.save(order);
  * ```
  */
 export function checkIfMatch(
