@@ -76,7 +76,7 @@ export interface ConflictResponseOptions {
  * `currentVersion` overrides the version the error carries (see {@link currentVersionOf}).
  *
  * @example
- * ```ts fragment
+ * ```ts
  * try { await updateAddress(req); } catch (e) {
  *   const answer = conflictResponse(e, {}, e instanceof ConcurrencyError ? await currentVersionOf(dataSource, e) : undefined);
  *   if (!answer) throw e;

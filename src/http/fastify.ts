@@ -1,7 +1,8 @@
 /**
- * Fastify (4 and 5) integration, typed structurally so that the library neither imports nor
- * depends on Fastify: the plugin is a plain function with Fastify's `skip-override` flag set (what
- * `fastify-plugin` does), so its error handler applies to the scope it is registered in.
+ * Fastify integration (tested with Fastify 5), typed structurally so that the library neither
+ * imports nor depends on Fastify: the plugin is a plain function with Fastify's `skip-override`
+ * flag set (what `fastify-plugin` does), so its error handler applies to the scope it is
+ * registered in.
  */
 import type { DataSource } from "typeorm";
 import { ConcurrencyError, PreconditionRequiredError } from "../errors";
