@@ -34,7 +34,7 @@ export function versionOfETag(tag: string): number | undefined {
   return match ? versionOfOpaque(match[1]) : undefined;
 }
 
-/** The version an entity tag's opaque part (`7` of `"7"`) stands for, or `undefined`. */
+/** The version an entity tag's opaque part (`7` of `"7"`) stands for, or `undefined`. @internal */
 export function versionOfOpaque(opaque: string): number | undefined {
   if (opaque.length > 16 || !/^(0|[1-9]\d*)$/.test(opaque)) return undefined;
   const version = Number(opaque);

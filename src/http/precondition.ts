@@ -90,7 +90,7 @@ export function readIfMatch(header: string | readonly string[] | undefined): IfM
   return ifMatch;
 }
 
-/** "PUT /orders/1", what a 428 names (frameworks' request objects may lack either part). */
+/** "PUT /orders/1", what a 428 names (frameworks' request objects may lack either part). @internal */
 export function describeRequest(method: string | undefined, url: string | undefined): string {
   return `${method ?? "This request"} ${url ?? ""}`.trim();
 }
