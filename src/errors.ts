@@ -269,8 +269,10 @@ export class MalformedIfMatchError extends LockingError {
 
   constructor(header: string, reason: string) {
     const shown = header.length > 100 ? `${header.slice(0, 100)}... (${header.length} characters)` : header;
+    // As sent, but with control and non-ASCII characters escaped: the message goes into logs and bodies.
+    const printable = shown.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
     super(
-      `If-Match: ${JSON.stringify(shown)} is malformed: ${reason}. Send the ETag the resource was last ` +
+      `If-Match: ${printable} is malformed: ${reason}. Send the ETag the resource was last ` +
         'read with, quoted, e.g. If-Match: "7" (a list "6", "7" or * for any version is accepted too).',
     );
     this.header = shown;
