@@ -1,8 +1,8 @@
 import { type ArgumentsHost, Catch, Injectable } from "@nestjs/common";
 import { BaseExceptionFilter } from "@nestjs/core";
-import type { Request, Response } from "express";
+import type { Response } from "express";
 import { DataSource, EntityNotFoundError } from "typeorm";
-import { ConcurrencyError, conflictResponse, currentVersionOf, LockingError, parseIfMatch } from "../../src";
+import { ConcurrencyError, conflictResponse, currentVersionOf, LockingError } from "../../src";
 
 /**
  * Answers the library's errors with the statuses of its Express `conflictErrorHandler`:
@@ -18,17 +18,11 @@ export class LockingExceptionFilter extends BaseExceptionFilter {
   }
 
   override async catch(error: LockingError | EntityNotFoundError, host: ArgumentsHost): Promise<void> {
-    const request = host.switchToHttp().getRequest<Request>();
     const response = host.switchToHttp().getResponse<Response>();
-    if (error instanceof EntityNotFoundError) {
-      return send(response, 404, {}, { error: "not-found", message: error.message });
-    }
-    const ifMatch = parseIfMatch(request.headers["if-match"]);
-    if (ifMatch.kind === "invalid") {
-      const message = `If-Match: ${ifMatch.header} is not a list of entity tags such as "3" or *`;
-      return send(response, 400, {}, { error: "bad-request", message });
-    }
-    // The row's version now, for the 409 body and ETag when the error does not carry it.
+    // conflictResponse answers MalformedIfMatchError (400), EntityNotFoundError (404, naming the
+    // entity, not the criteria), PreconditionRequiredError (428), StaleVersionError (412) and
+    // OptimisticLockError (409). The row's version now, for the 409 body and ETag when the error
+    // does not carry it:
     const current =
       error instanceof ConcurrencyError
         ? await currentVersionOf(this.dataSource, error).catch(() => undefined)
