@@ -50,19 +50,40 @@ export function VersionedBy<T>(parent: () => Function, path: (member: T) => unkn
  * a save that changes only excluded properties neither bumps nor checks the version (of the
  * entity, or of its aggregate root). Use it for counters and caches nobody edits by hand.
  *
+ * On a class, it leaves the whole entity out of `versionColumns: "checked"`: its
+ * `@VersionColumn` keeps TypeORM's own behaviour (bumped, never checked), and a declaration the
+ * library refuses (two version columns, a non-integer version) no longer fails the DataSource.
+ * The way out for the few entities of a large app that cannot be checked yet; the same as
+ * `installLocking(dataSource, { exclude: [Entity] })`. Not allowed beside `@Versioned()` or
+ * `@VersionedBy`. Applies to subclasses.
+ *
  * @example
  * ```ts
  * @OptimisticLockExcluded() @Column({ default: 0 }) viewCount!: number;
+ *
+ * @Entity() @OptimisticLockExcluded()
+ * class LegacyImport { @VersionColumn({ type: "varchar" }) revision!: string; }
  * ```
  */
-export function OptimisticLockExcluded(): PropertyDecorator {
-  return (prototype, property) => {
-    const target = prototype.constructor;
-    const set = excluded.get(target) ?? new Set<string>();
+export function OptimisticLockExcluded(): ClassDecorator & PropertyDecorator {
+  return (target: object, property?: string | symbol) => {
+    if (property === undefined) {
+      excludedEntities.add(target as Function);
+      return;
+    }
+    const owner = target.constructor;
+    const set = excluded.get(owner) ?? new Set<string>();
     set.add(String(property));
-    excluded.set(target, set);
+    excluded.set(owner, set);
     excludedByClass = new WeakMap();
   };
+}
+
+const excludedEntities = new WeakSet<Function>();
+
+/** Whether `@OptimisticLockExcluded()` is on an entity class or one of its parent classes. @internal */
+export function isLockExcludedEntity(target: Function): boolean {
+  return classChain(target).some((c) => excludedEntities.has(c));
 }
 
 /** The aggregate link declared on an entity class (or a parent class), if any. @internal */

@@ -1,5 +1,6 @@
 import { getMetadataArgsStorage, type ObjectLiteral } from "typeorm";
 import { LockingConfigurationError, MissingVersionError, StaleVersionError } from "./errors";
+import { parseVersion } from "./version-codec";
 import { toVersionNumber } from "./version-value";
 
 /**
@@ -51,7 +52,7 @@ export function heldVersionOf(
     );
   }
   const id = Object.fromEntries(primary.map((p) => [p, entity[p]]));
-  const actual = toVersionNumber(entity[version], `${entityName}.${version}`);
+  const actual = parseVersion(entity[version], entityName, version);
   if (actual === undefined) {
     throw new MissingVersionError({ entityName, id, versionProperty: version, operation: "check" });
   }

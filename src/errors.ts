@@ -42,7 +42,7 @@ export class LockingError extends Error {
  *
  * @example
  * ```ts
- * class Order { @Versioned() version!: string } // throws LockingConfigurationError
+ * class Order { @Versioned() version!: Date } // throws LockingConfigurationError
  * ```
  */
 export class LockingConfigurationError extends LockingError {}
@@ -76,6 +76,39 @@ export class MissingVersionError extends LockingError {
     this.entityName = init.entityName;
     this.id = init.id;
     this.versionProperty = init.versionProperty;
+  }
+}
+
+/**
+ * A version held by an entity or read from its row is an integer beyond
+ * `Number.MAX_SAFE_INTEGER` (2^53-1), which a `bigint` or `decimal` version column can hold.
+ * JavaScript numbers cannot tell such versions apart, so the library refuses to check the write
+ * rather than compare them inexactly. Nothing was written.
+ *
+ * @example
+ * ```ts
+ * catch (e) { if (e instanceof VersionOutOfRangeError) log.error(`${e.entityName}.${e.versionProperty} = ${e.value}`); }
+ * ```
+ */
+export class VersionOutOfRangeError extends LockingError {
+  /** Entity (class) name, e.g. `"Order"`. */
+  readonly entityName: string;
+  /** The version property, e.g. `"version"`. */
+  readonly versionProperty: string;
+  /** The version as the driver or the entity held it, in decimal digits. */
+  readonly value: string;
+
+  constructor(init: { entityName: string; versionProperty: string; value: string }) {
+    super(
+      `${init.entityName}.${init.versionProperty} holds version ${init.value}, above 2^53-1 ` +
+        "(Number.MAX_SAFE_INTEGER): JavaScript numbers cannot compare it exactly, so typeorm-locking " +
+        "refuses to check this write. Bring the column's versions back into range (any smaller value " +
+        `works once no client holds an old one), or leave ${init.entityName} unchecked with ` +
+        `@OptimisticLockExcluded() on its class or installLocking(dataSource, { exclude: [${init.entityName}] }).`,
+    );
+    this.entityName = init.entityName;
+    this.versionProperty = init.versionProperty;
+    this.value = init.value;
   }
 }
 

@@ -46,6 +46,7 @@ export {
   RowNotFoundError,
   SerializationError,
   StaleVersionError,
+  VersionOutOfRangeError,
 } from "./errors";
 export {
   type ConflictBody,
@@ -100,5 +101,6 @@ export {
 } from "./offline";
 export { isRetryableConflict, Retryable, type RetryEvent, type RetryOptions, retryOnConflict } from "./retry";
 export { type UpdatePatch, updateVersioned } from "./update-versioned";
+export type { VersionPropertyType } from "./version-codec";
 export type { VersionColumnMode } from "./version-policy";
 export { type VersionColumnType, Versioned, type VersionedOptions } from "./versioned";

@@ -23,6 +23,13 @@ export interface LockingOptions {
    */
   versionColumns?: VersionColumnMode;
   /**
+   * Entities (classes or entity names) left out of `versionColumns: "checked"`: their
+   * `@VersionColumn` keeps TypeORM's own behaviour, and a version the library would refuse does
+   * not fail the DataSource. The same as `@OptimisticLockExcluded()` on the class; for entities
+   * whose code you do not own. `@Versioned()` entities cannot be excluded.
+   */
+  exclude?: ReadonlyArray<Function | string>;
+  /**
    * Default wait of pessimistic locks that give no `timeout`, in ms (same meaning as
    * `LockOptions.timeout`: 0 = NOWAIT). Absent: the database's own default.
    */
@@ -78,6 +85,12 @@ export function recordInstallation(dataSource: DataSource, options: LockingOptio
       `installLocking(): galera.pessimistic must be "refuse" or "node-local", got ${JSON.stringify(galeraPessimistic)}.`,
     );
   }
+  const exclude = options.exclude ?? [];
+  if (!Array.isArray(exclude) || exclude.some((e) => typeof e !== "function" && typeof e !== "string")) {
+    throw new LockingConfigurationError(
+      "installLocking(): exclude must be a list of entity classes or entity names, e.g. { exclude: [LegacyImport] }.",
+    );
+  }
   const defaultWait = waitPolicyOf({ timeout: options.lockTimeout }, "installLocking() lockTimeout");
   const previous = installations.get(dataSource);
   if (
@@ -85,18 +98,23 @@ export function recordInstallation(dataSource: DataSource, options: LockingOptio
     previous.options.versionColumns === versionColumns &&
     previous.options.lockTimeout === options.lockTimeout &&
     previous.options.dialect === options.dialect &&
-    previous.options.galera?.pessimistic === options.galera?.pessimistic
+    previous.options.galera?.pessimistic === options.galera?.pessimistic &&
+    sameEntries(previous.options.exclude ?? [], exclude)
   ) {
     return previous;
   }
   const installation: Installation = {
     options: { ...options, versionColumns },
-    policies: new VersionPolicies(versionColumns),
+    policies: new VersionPolicies(versionColumns, [...exclude]),
     defaultWait,
     serverDialect: options.dialect ?? (previous?.options.dialect ? undefined : previous?.serverDialect),
   };
   installations.set(dataSource, installation);
   return installation;
+}
+
+function sameEntries(a: ReadonlyArray<unknown>, b: ReadonlyArray<unknown>): boolean {
+  return a.length === b.length && a.every((entry, i) => entry === b[i]);
 }
 
 /** The installation of a DataSource, or `undefined` when the library is not installed on it. @internal */

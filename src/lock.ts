@@ -7,7 +7,7 @@ import { installationForLockRequest } from "./typeorm/activation";
 import { queueCommitCheck } from "./typeorm/commit-checks";
 import { dataSourceOf } from "./typeorm/internals";
 import { heldVersion, writeVersion } from "./typeorm/version-writes";
-import { toVersionNumber } from "./version-value";
+import { versionCodecOf } from "./version-codec";
 
 /**
  * Locks an entity that is already loaded, like JPA's `EntityManager.lock(entity, mode)`. Needs
@@ -60,7 +60,7 @@ export async function lock<T extends ObjectLiteral>(
   const row = await lockQuery(reread, strength, options).getOne();
   const actual =
     row && metadata.versionColumn
-      ? toVersionNumber(metadata.versionColumn.getEntityValue(row), metadata.name)
+      ? versionCodecOf(metadata.versionColumn).parse(metadata.versionColumn.getEntityValue(row))
       : undefined;
   if (!row || (expected !== undefined && actual !== expected)) {
     if (expected === undefined)

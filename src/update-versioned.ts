@@ -1,6 +1,7 @@
 import type { ObjectLiteral, Repository } from "typeorm";
 import { LockingConfigurationError, OptimisticLockError, RowNotFoundError, StaleVersionError } from "./errors";
 import { raisedIn } from "./transaction-numbers";
+import { versionCodecOf } from "./version-codec";
 import { toVersionNumber } from "./version-value";
 
 /**
@@ -63,7 +64,7 @@ export async function updateVersioned<T extends ObjectLiteral>(
   const result = await query.execute();
   if (result.affected === 1) return expected + 1;
   const current = await repository.createQueryBuilder("current").withDeleted().whereInIds(id).getOne();
-  const actual = current ? toVersionNumber(column.getEntityValue(current), column.propertyPath) : undefined;
+  const actual = current ? versionCodecOf(column).parse(column.getEntityValue(current)) : undefined;
   const details = {
     entityName: metadata.name,
     id: typeof id === "object" ? id : { [metadata.primaryColumns[0]?.propertyPath ?? "id"]: id },

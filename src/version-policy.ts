@@ -1,7 +1,9 @@
 import "reflect-metadata";
 import type { EntityMetadata } from "typeorm";
+import { aggregateLinkOf, isLockExcludedEntity } from "./aggregate";
 import { LockingConfigurationError } from "./errors";
 import type { ColumnMetadata } from "./typeorm-types";
+import { designTypeOf, versionPropertyTypeOf } from "./version-codec";
 import { versionedPropertyOf } from "./versioned";
 
 /**
@@ -21,7 +23,25 @@ export interface VersionPolicy {
   readonly declaredBy: "versioned" | "version-column";
 }
 
-const INTEGER_TYPES = new Set(["int", "integer", "smallint", "int2", "int4", "mediumint", "tinyint", "number"]);
+/**
+ * Column types whose values are integers. `bigint`, `decimal` and `numeric` come back from some
+ * drivers as strings; their codec parses them, and refuses versions beyond 2^53-1.
+ */
+const INTEGER_TYPES = new Set([
+  "int",
+  "integer",
+  "smallint",
+  "int2",
+  "int4",
+  "mediumint",
+  "tinyint",
+  "number",
+  "bigint",
+  "int8",
+  "int64",
+  "unsigned big int",
+]);
+const DECIMAL_TYPES = new Set(["decimal", "numeric", "dec", "fixed"]);
 
 /**
  * Works out, once per entity metadata, which column guards its writes, and rejects the set-ups
@@ -32,23 +52,69 @@ const INTEGER_TYPES = new Set(["int", "integer", "smallint", "int2", "int4", "me
 export class VersionPolicies {
   private readonly cache = new WeakMap<EntityMetadata, VersionPolicy | null>();
 
-  constructor(private readonly versionColumns: VersionColumnMode) {}
+  /** `exclude`: entities (classes or names) whose `@VersionColumn` stays unchecked in checked mode. */
+  constructor(
+    private readonly versionColumns: VersionColumnMode,
+    private readonly exclude: ReadonlyArray<Function | string> = [],
+  ) {}
 
   /** The policy of `metadata`, or `undefined` when its writes are not checked. */
   of(metadata: EntityMetadata): VersionPolicy | undefined {
     let policy = this.cache.get(metadata);
     if (policy === undefined) {
-      policy = resolve(metadata, this.versionColumns);
+      policy = resolve(metadata, this.versionColumns, this.excludes(metadata));
       this.cache.set(metadata, policy);
     }
     return policy ?? undefined;
   }
+
+  /** Throws when `exclude` names something that is not one of `metadatas` (a typo would check nothing less). */
+  assertExcludedAreEntities(metadatas: readonly EntityMetadata[]): void {
+    for (const entry of this.exclude) {
+      const known = metadatas.some((m) => m.name === entry || m.targetName === entry || inChain(m.target, entry));
+      if (!known) {
+        const name = typeof entry === "function" ? entry.name : JSON.stringify(entry);
+        throw new LockingConfigurationError(
+          `installLocking(): exclude names ${name}, which is not an entity of this DataSource. ` +
+            "List entity classes (or their names) as the DataSource's entities option has them.",
+        );
+      }
+    }
+  }
+
+  /** How an entity is excluded from checked mode, if it is. */
+  private excludes(metadata: EntityMetadata): Exclusion | undefined {
+    const target = metadata.target;
+    if (typeof target === "function" && isLockExcludedEntity(target)) return "decorator";
+    const named = (entry: Function | string) => entry === metadata.name || entry === metadata.targetName;
+    return this.exclude.some((entry) => named(entry) || inChain(target, entry)) ? "option" : undefined;
+  }
 }
 
-function resolve(metadata: EntityMetadata, mode: VersionColumnMode): VersionPolicy | null {
+/** Whether `entry` is the class `target` or one of its parent classes (an excluded base excludes its entities). */
+function inChain(target: unknown, entry: unknown): boolean {
+  for (let c = target; typeof c === "function" && c !== Function.prototype; c = Object.getPrototypeOf(c)) {
+    if (c === entry) return true;
+  }
+  return false;
+}
+
+type Exclusion = "decorator" | "option";
+
+function resolve(
+  metadata: EntityMetadata,
+  mode: VersionColumnMode,
+  exclusion: Exclusion | undefined,
+): VersionPolicy | null {
   const versionColumns = metadata.columns.filter((c) => c.isVersion);
   const versioned = typeof metadata.target === "function" ? versionedPropertyOf(metadata.target) : undefined;
   if (versioned !== undefined) {
+    if (exclusion === "decorator") {
+      throw new LockingConfigurationError(
+        `${metadata.name} declares @Versioned() on "${versioned}" and @OptimisticLockExcluded() on the class; ` +
+          "@Versioned() asks for checked writes and the exclusion for none. Remove one of them.",
+      );
+    }
     const others = versionColumns.filter((c) => c.propertyPath !== versioned);
     if (others.length > 0) {
       throw new LockingConfigurationError(
@@ -57,39 +123,59 @@ function resolve(metadata: EntityMetadata, mode: VersionColumnMode): VersionPoli
           "Keep @Versioned() and remove the @VersionColumn.",
       );
     }
+  } else if (exclusion !== undefined) {
+    if (exclusion === "decorator" && typeof metadata.target === "function" && aggregateLinkOf(metadata.target)) {
+      throw new LockingConfigurationError(
+        `${metadata.name} has @OptimisticLockExcluded() on the class and @VersionedBy: a member of an aggregate is ` +
+          "checked through its root. Remove @OptimisticLockExcluded() from the class (exclude single properties instead).",
+      );
+    }
+    // Left to TypeORM, whatever its version column looks like: the team's way out for an entity
+    // the library cannot check.
+    return null;
   }
+  const how = versioned !== undefined ? undefined : optOut(metadata.name);
   if (versionColumns.length > 1 && (versioned !== undefined || mode === "checked")) {
     throw new LockingConfigurationError(
       `${metadata.name} has ${versionColumns.length} version columns ` +
         `(${versionColumns.map((c) => `"${c.propertyPath}"`).join(", ")}); writes can be ` +
-        "checked against one only. Remove all but one.",
+        `checked against one only. Remove all but one${how ?? "."}`,
     );
   }
   const column = versionColumns[0];
   if (column === undefined || (versioned === undefined && mode !== "checked")) return null;
-  assertIntegerColumn(metadata, column);
+  assertIntegerColumn(metadata, column, how);
   return { column, declaredBy: versioned !== undefined ? "versioned" : "version-column" };
 }
 
-function assertIntegerColumn(metadata: EntityMetadata, column: ColumnMetadata): void {
+/** The end of a refusal in checked mode: how to leave the one entity unchecked. */
+function optOut(entityName: string): string {
+  return (
+    `, or leave ${entityName} unchecked (as TypeORM alone would) with @OptimisticLockExcluded() on its class ` +
+    `or installLocking(dataSource, { versionColumns: "checked", exclude: [${entityName}] }).`
+  );
+}
+
+function assertIntegerColumn(metadata: EntityMetadata, column: ColumnMetadata, optOutText: string | undefined): void {
   const type = column.type;
   const name = typeof type === "function" ? type.name.toLowerCase() : String(type).toLowerCase();
   const where = `${metadata.name}.${column.propertyPath}`;
-  if (!INTEGER_TYPES.has(name)) {
+  const decimalWithFraction = DECIMAL_TYPES.has(name) && Number(column.scale ?? 0) > 0;
+  if ((!INTEGER_TYPES.has(name) && !DECIMAL_TYPES.has(name)) || decimalWithFraction) {
     throw new LockingConfigurationError(
-      `${where} is the version but its column type is "${name}"; a version must be an integer column ` +
-        '(e.g. type "int"). bigint and decimal come back as strings and cannot be compared reliably.',
+      `${where} is the version but its column type is "${name}"${decimalWithFraction ? ` with scale ${column.scale}` : ""}; ` +
+        'a version must be an integer column (e.g. "int", "bigint", or "decimal" without a fraction). ' +
+        `Change the column type${optOutText ?? "."}`,
     );
   }
-  // TypeORM maps every version column to an integer type, whatever the property says; a property
-  // declared as something else would hold a number the application does not expect.
-  const prototype = typeof metadata.target === "function" ? metadata.target.prototype : undefined;
-  const designType = prototype
-    ? (Reflect.getMetadata?.("design:type", prototype, column.propertyName) as unknown)
-    : undefined;
-  if (typeof designType === "function" && designType !== Number && !column.embeddedMetadata) {
+  // TypeORM maps every version column to an integer type, whatever the property says; the
+  // version is written back to the property in its declared type (see version-codec.ts).
+  if (column.embeddedMetadata) return;
+  const designType = designTypeOf(column.target, column.propertyName);
+  if (versionPropertyTypeOf(designType) === undefined) {
     throw new LockingConfigurationError(
-      `${where} is the version but is declared as ${designType.name}; declare it as \`${column.propertyName}!: number\`.`,
+      `${where} is the version but is declared as ${(designType as Function).name}, which cannot hold a version number; ` +
+        `declare it as \`${column.propertyName}!: number\` (or string)${optOutText ?? "."}`,
     );
   }
 }

@@ -1,9 +1,11 @@
 import "reflect-metadata";
 import { VersionColumn } from "typeorm";
 import { LockingConfigurationError } from "./errors";
+import { versionPropertyTypeOf } from "./version-codec";
 
 /**
- * Integer column types a version may use. `bigint` is left out on purpose: drivers return it as a string.
+ * Integer column types a version may use. (A `bigint` or `decimal` column made by a migration is
+ * checked too: its versions are parsed from the strings drivers return, see docs/optimistic-locking.md.)
  *
  * @example
  * ```ts
@@ -32,7 +34,8 @@ export interface VersionedOptions {
 const versionedProperties = new WeakMap<Function, string>();
 
 /**
- * Marks an integer property as the entity's version and makes every write of the entity
+ * Marks a property as the entity's version (declared `number`, or `string`: the version is then
+ * written back as a string of digits) and makes every write of the entity
  * conditional on it. The row is inserted with version 1; each `save()` of a changed entity
  * issues `UPDATE ... SET version = version + 1 WHERE id = :id AND version = :held` (the same
  * for `remove()`, `softRemove()`, `recover()`), and a conflict throws
@@ -59,10 +62,10 @@ export function Versioned(options: VersionedOptions = {}): PropertyDecorator {
       throw new LockingConfigurationError(`@Versioned() on ${where}: use a string-named property.`);
     }
     const designType = Reflect.getMetadata?.("design:type", prototype, property) as Function | undefined;
-    if (designType !== undefined && designType !== Number) {
+    if (versionPropertyTypeOf(designType) === undefined) {
       throw new LockingConfigurationError(
-        `@Versioned() on ${where} needs an integer property, but it is declared as ` +
-          `${designType.name}. Declare it as \`${property}!: number\`.`,
+        `@Versioned() on ${where} needs a property that holds a version number, but it is declared as ` +
+          `${designType?.name}. Declare it as \`${property}!: number\` (or string).`,
       );
     }
     const existing = versionedPropertyOf(entity);

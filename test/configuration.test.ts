@@ -3,15 +3,17 @@
  * so they run on an in-memory SQLite database for each TypeORM line.
  */
 import "reflect-metadata";
-import { Column, DataSource, Entity, PrimaryGeneratedColumn, VersionColumn } from "typeorm";
+import { Column, DataSource, Entity, ManyToOne, PrimaryGeneratedColumn, type Repository, VersionColumn } from "typeorm";
 import {
   installLocking,
   LockingConfigurationError,
   LockingError,
   OptimisticLockError,
+  OptimisticLockExcluded,
   RowNotFoundError,
   updateVersioned,
   Versioned,
+  VersionedBy,
 } from "../src";
 
 function sqlite(entities: Function[]): DataSource {
@@ -19,13 +21,35 @@ function sqlite(entities: Function[]): DataSource {
 }
 
 describe("set-up errors", () => {
-  it("@Versioned on a non-number property fails at class definition, naming entity and property", () => {
+  it("@Versioned on a property that cannot hold a version fails at class definition, naming it", () => {
     expect(() => {
       class Invoice {
-        @Versioned() revision!: string;
+        @Versioned() revision!: boolean;
       }
       return Invoice;
-    }).toThrow(/@Versioned\(\) on Invoice\.revision needs an integer property.*String/);
+    }).toThrow(/@Versioned\(\) on Invoice\.revision needs a property that holds a version number.*Boolean/);
+    expect(() => {
+      class Receipt {
+        @Versioned() revision!: Date;
+      }
+      return Receipt;
+    }).toThrow(/Receipt\.revision.*Date/);
+  });
+
+  it("@Versioned on a string, an any or a bigint property is accepted (issue 22)", () => {
+    expect(() => {
+      class Ticket {
+        @Versioned() a!: string;
+      }
+      class Stub {
+        // biome-ignore lint/suspicious/noExplicitAny: what a legacy entity may declare
+        @Versioned() a!: any;
+      }
+      class Wide {
+        @Versioned() a!: bigint;
+      }
+      return [Ticket, Stub, Wide];
+    }).not.toThrow();
   });
 
   it("two @Versioned properties on one entity fail at class definition", () => {
@@ -74,16 +98,16 @@ describe("set-up errors", () => {
     }
   });
 
-  it("a checked @VersionColumn on a non-number property is refused, naming it", async () => {
+  it("a checked @VersionColumn on a property that cannot hold a version is refused, naming it and the opt-out", async () => {
     @Entity()
-    class TextVersion {
+    class DateVersion {
       @PrimaryGeneratedColumn() id!: number;
-      @VersionColumn() version!: string;
+      @VersionColumn() version!: Date;
     }
-    const ds = await sqlite([TextVersion]).initialize();
+    const ds = await sqlite([DateVersion]).initialize();
     try {
       expect(() => installLocking(ds, { versionColumns: "checked" })).toThrow(
-        /TextVersion\.version is the version but is declared as String/,
+        /DateVersion\.version is the version but is declared as Date.*@OptimisticLockExcluded\(\) on its class or installLocking\(dataSource, \{ versionColumns: "checked", exclude: \[DateVersion\] \}\)/,
       );
       expect(() => installLocking(ds, { versionColumns: "unchecked" })).not.toThrow();
     } finally {
@@ -100,7 +124,9 @@ describe("set-up errors", () => {
     }
     const ds = await sqlite([TwoColumns]).initialize();
     try {
-      expect(() => installLocking(ds, { versionColumns: "checked" })).toThrow(/TwoColumns has 2 version columns/);
+      expect(() => installLocking(ds, { versionColumns: "checked" })).toThrow(
+        /TwoColumns has 2 version columns.*@OptimisticLockExcluded\(\).*exclude: \[TwoColumns\]/,
+      );
     } finally {
       await ds.destroy();
     }
@@ -178,6 +204,151 @@ describe("installation", () => {
       expect(await items.findOneByOrFail({ id: item.id })).toMatchObject({ name: "a", version: 1 });
     } finally {
       await ds.destroy();
+    }
+  });
+});
+
+describe("leaving entities out of checked mode (issue 22)", () => {
+  @Entity({ name: "optout_checked" })
+  class Checked {
+    @PrimaryGeneratedColumn() id!: number;
+    @Column() name!: string;
+    @VersionColumn() version!: number;
+  }
+
+  @Entity({ name: "optout_two" })
+  class TwoVersions {
+    @PrimaryGeneratedColumn() id!: number;
+    @Column() name!: string;
+    @VersionColumn() version!: number;
+    @VersionColumn() revision!: number;
+  }
+
+  @Entity({ name: "optout_marked" })
+  @OptimisticLockExcluded()
+  class Marked {
+    @PrimaryGeneratedColumn() id!: number;
+    @Column() name!: string;
+    @VersionColumn() version!: Date;
+  }
+
+  /** A stale save of `entity` on `ds`: undefined when accepted, the error when refused. */
+  async function staleSave(ds: DataSource, entity: Function): Promise<unknown> {
+    const repo = ds.getRepository(entity) as Repository<{ id: number; name: string }>;
+    const { id } = await repo.save(repo.create({ name: "a" }));
+    const stale = await repo.findOneByOrFail({ id });
+    const fresh = await repo.findOneByOrFail({ id });
+    fresh.name = "b";
+    await repo.save(fresh);
+    stale.name = "c";
+    return repo.save(stale).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+  }
+
+  it("@OptimisticLockExcluded() on the class leaves that entity to TypeORM; the others stay checked", async () => {
+    const ds = installLocking(await sqlite([Checked, Marked]).initialize(), { versionColumns: "checked" });
+    try {
+      expect(await staleSave(ds, Marked)).toBeUndefined();
+      expect(await staleSave(ds, Checked)).toBeInstanceOf(OptimisticLockError);
+    } finally {
+      await ds.destroy();
+    }
+  });
+
+  it('exclude: [Entity] or ["Name"] does the same for entities whose code you do not own', async () => {
+    for (const exclude of [[TwoVersions], ["TwoVersions"]]) {
+      const ds = await sqlite([Checked, TwoVersions]).initialize();
+      try {
+        expect(() => installLocking(ds, { versionColumns: "checked" })).toThrow(/TwoVersions has 2 version columns/);
+        installLocking(ds, { versionColumns: "checked", exclude });
+        expect(await staleSave(ds, TwoVersions)).toBeUndefined();
+        expect(await staleSave(ds, Checked)).toBeInstanceOf(OptimisticLockError);
+      } finally {
+        await ds.destroy();
+      }
+    }
+  });
+
+  it("exclude applies to the entities of an excluded base class, and to changes of the list on re-install", async () => {
+    abstract class LegacyBase {
+      @PrimaryGeneratedColumn() id!: number;
+      @Column() name!: string;
+      @VersionColumn() version!: number;
+    }
+    @Entity({ name: "optout_child" })
+    class Child extends LegacyBase {}
+    const ds = await sqlite([Child]).initialize();
+    try {
+      installLocking(ds, { versionColumns: "checked", exclude: [LegacyBase] });
+      expect(await staleSave(ds, Child)).toBeUndefined();
+    } finally {
+      await ds.destroy();
+    }
+    const again = await sqlite([Child, Checked]).initialize();
+    try {
+      installLocking(again, { versionColumns: "checked", exclude: [Checked] });
+      installLocking(again, { versionColumns: "checked", exclude: [] });
+      expect(await staleSave(again, Checked)).toBeInstanceOf(OptimisticLockError);
+    } finally {
+      await again.destroy();
+    }
+  });
+
+  it("an exclude list naming no entity of the DataSource, or not a list, is refused", async () => {
+    const ds = await sqlite([Checked]).initialize();
+    try {
+      expect(() => installLocking(ds, { versionColumns: "checked", exclude: ["Chekced"] })).toThrow(
+        /exclude names "Chekced", which is not an entity of this DataSource/,
+      );
+      expect(() => installLocking(ds, { versionColumns: "checked", exclude: [TwoVersions] })).toThrow(
+        /exclude names TwoVersions/,
+      );
+      expect(() => installLocking(ds, { versionColumns: "checked", exclude: "Checked" as never })).toThrow(
+        /exclude must be a list/,
+      );
+    } finally {
+      await ds.destroy();
+    }
+  });
+
+  it("@OptimisticLockExcluded() on a class with @Versioned() or @VersionedBy is refused", async () => {
+    @Entity({ name: "optout_versioned" })
+    @OptimisticLockExcluded()
+    class Contradiction {
+      @PrimaryGeneratedColumn() id!: number;
+      @Versioned() version!: number;
+    }
+    const ds = await sqlite([Contradiction]).initialize();
+    try {
+      expect(() => installLocking(ds)).toThrow(/Contradiction declares @Versioned\(\).*@OptimisticLockExcluded\(\)/);
+    } finally {
+      await ds.destroy();
+    }
+
+    @Entity({ name: "optout_root" })
+    class Root {
+      @PrimaryGeneratedColumn() id!: number;
+      @Versioned() version!: number;
+    }
+    @Entity({ name: "optout_member" })
+    @OptimisticLockExcluded()
+    @VersionedBy(
+      () => Root,
+      (m: Member) => m.root,
+    )
+    class Member {
+      @PrimaryGeneratedColumn() id!: number;
+      @ManyToOne(() => Root) root!: Root;
+    }
+    const members = await sqlite([Root, Member]).initialize();
+    try {
+      expect(() => installLocking(members)).toThrow(
+        /Member has @OptimisticLockExcluded\(\) on the class and @VersionedBy/,
+      );
+    } finally {
+      await members.destroy();
     }
   });
 });

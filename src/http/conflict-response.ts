@@ -7,7 +7,7 @@ import {
   RowNotFoundError,
   StaleVersionError,
 } from "../errors";
-import { toVersionNumber } from "../version-value";
+import { versionCodecOf } from "../version-codec";
 import { versionETag } from "./etag";
 
 /**
@@ -157,7 +157,7 @@ export async function currentVersionOf(
     withDeleted: true,
   });
   if (!row) return null;
-  return toVersionNumber(column.getEntityValue(row), `${metadata.name}.${column.propertyName}`) ?? null;
+  return versionCodecOf(column).parse(column.getEntityValue(row)) ?? null;
 }
 
 /** The entity name of `EntityNotFoundError.entityClass` (a class, an EntitySchema or a name). */

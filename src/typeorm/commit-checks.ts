@@ -4,7 +4,7 @@
  */
 import type { EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
 import { LockMode } from "../lock-mode";
-import { toVersionNumber } from "../version-value";
+import { versionCodecOf } from "../version-codec";
 import type { Method } from "./internals";
 import { patchRunnerPrototypes } from "./runner-prototypes";
 import { heldVersion, writeVersion } from "./version-writes";
@@ -75,7 +75,8 @@ async function runCommitChecks(queryRunner: QueryRunner): Promise<void> {
   for (const check of checks.values()) {
     const { metadata, entity } = check;
     const current =
-      toVersionNumber(metadata.versionColumn!.getEntityValue(entity), metadata.name) ?? check.lockedVersion;
+      versionCodecOf(metadata.versionColumn!).parse(metadata.versionColumn!.getEntityValue(entity)) ??
+      check.lockedVersion;
     // Saved in this transaction already: that save incremented the version once, which is the
     // increment a force-increment lock owes; only the re-check remains.
     const increment = check.forceIncrement && current === check.lockedVersion;

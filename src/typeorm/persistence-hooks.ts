@@ -13,6 +13,7 @@ import type { ObjectLiteral } from "typeorm";
 import { LockingConfigurationError } from "../errors";
 import { installationOf } from "../installation";
 import { rememberLoadedVersion } from "../loaded-versions";
+import { settleVersion, versionCodecOf } from "../version-codec";
 import { onlyExcludedChanges } from "./aggregate-versions";
 import {
   dataSourceOf,
@@ -278,7 +279,9 @@ async function updateGuarded(
   }
   const generated = deepMerge(
     guard.metadata.getEntityIdMap(entities[0]) ?? {},
-    guard.column.createValueMap(guard.expected + 1),
+    guard.column.createValueMap(
+      versionCodecOf(guard.column).format(guard.expected + 1, guard.column.getEntityValue(entities[0])),
+    ),
   );
   this.queryRunner.manager.merge(guard.metadata.target as never, entities[0], generated);
   result.generatedMaps?.push(generated);
@@ -315,6 +318,10 @@ function rememberSavedVersions(executor: SubjectExecutorLike): void {
     ...executor.softRemoveSubjects,
   ]) {
     const policy = subject.entity ? installation.policies.of(subject.metadata) : undefined;
-    if (policy && subject.entity) rememberLoadedVersion(subject.entity, policy.column.getEntityValue(subject.entity));
+    if (!policy || !subject.entity) continue;
+    // TypeORM merged back what the driver returned (a number, or a string for bigint): the
+    // property gets its declared type again.
+    const version = settleVersion(policy.column, subject.entity);
+    if (version !== undefined) rememberLoadedVersion(subject.entity, version);
   }
 }

@@ -9,6 +9,7 @@ import type { LockRendering } from "../dialect/lock-dialect";
 import { type Installation, installationOf } from "../installation";
 import { rememberLoadedVersion } from "../loaded-versions";
 import { lockRequestOf, outsideLockScope } from "../lock-request";
+import { settleVersion } from "../version-codec";
 import { dataSourceOf, type TypeormInternals, wrap } from "./internals";
 import { runLockedSelect } from "./locking-reads";
 
@@ -161,7 +162,8 @@ function rememberVersions(installation: Installation, metadata: EntityMetadata, 
   if (!reachesVersioned(installation, metadata)) return;
   const policy = installation.policies.of(metadata);
   for (const entity of entities) {
-    if (policy) rememberLoadedVersion(entity, policy.column.getEntityValue(entity));
+    const version = policy ? settleVersion(policy.column, entity) : undefined;
+    if (version !== undefined) rememberLoadedVersion(entity, version);
     for (const relation of metadata.relations) {
       // A lazy relation's getter would run a query; only one already loaded is walked.
       if (relation.isLazy && !Object.hasOwn(entity, relation.propertyName)) continue;

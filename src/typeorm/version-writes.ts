@@ -7,7 +7,7 @@ import type { EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
 import { LockingConfigurationError, OptimisticLockError } from "../errors";
 import { rememberLoadedVersion } from "../loaded-versions";
 import { raisedIn } from "../transaction-numbers";
-import { toVersionNumber } from "../version-value";
+import { versionCodecOf } from "../version-codec";
 import { runAsCheckedWrites } from "./unchecked-writes";
 
 /** The version an entity holds, or a clear error when it has none to lock by. @internal */
@@ -18,7 +18,7 @@ export function heldVersion(metadata: EntityMetadata, entity: ObjectLiteral, mod
       `${mode} on ${metadata.name} needs a version column; mark one with @Versioned() (or @VersionColumn).`,
     );
   }
-  const version = toVersionNumber(column.getEntityValue(entity), `${metadata.name}.${column.propertyPath}`);
+  const version = versionCodecOf(column).parse(column.getEntityValue(entity));
   if (version === undefined) {
     throw new LockingConfigurationError(`${mode} on ${metadata.name}: the entity holds no version to lock by.`);
   }
@@ -70,7 +70,7 @@ export async function writeVersion(
     );
   }
   if (increment) {
-    column.setEntityValue(entity, expected + 1);
+    column.setEntityValue(entity, versionCodecOf(column).format(expected + 1, column.getEntityValue(entity)));
     rememberLoadedVersion(entity, expected + 1);
   }
 }

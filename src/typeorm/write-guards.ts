@@ -15,8 +15,8 @@ import {
 import { loadedVersionOf } from "../loaded-versions";
 import { raisedIn } from "../transaction-numbers";
 import type { ColumnMetadata } from "../typeorm-types";
+import { versionCodecOf } from "../version-codec";
 import type { VersionPolicy } from "../version-policy";
-import { toVersionNumber } from "../version-value";
 import type { SubjectLike } from "./internals";
 
 /** What a write is: the verbs TypeORM's persistence layer performs on existing rows. @internal */
@@ -52,10 +52,9 @@ export function guardSubject(
   if (!entity || !subject.identifier) return undefined;
   const { column } = policy;
   const id = subject.identifier;
-  const property = column.propertyPath;
   const expected = versionToCheck(metadata, column, entity, id, operation);
   const actual = subject.databaseEntity
-    ? toVersionNumber(column.getEntityValue(subject.databaseEntity), `${metadata.name}.${property}`)
+    ? versionCodecOf(column).parse(column.getEntityValue(subject.databaseEntity))
     : undefined;
   if (actual !== undefined && actual !== expected) {
     throw conflictFoundBeforeWriting(
@@ -83,10 +82,9 @@ export function versionToCheck(
   id: unknown,
   operation: string,
 ): number {
-  const property = column.propertyPath;
-  const expected = toVersionNumber(column.getEntityValue(entity), `${metadata.name}.${property}`);
+  const expected = versionCodecOf(column).parse(column.getEntityValue(entity));
   if (expected === undefined) {
-    throw new MissingVersionError({ entityName: metadata.name, id, versionProperty: property, operation });
+    throw new MissingVersionError({ entityName: metadata.name, id, versionProperty: column.propertyPath, operation });
   }
   return expected;
 }
@@ -103,10 +101,7 @@ export function versionToCheck(
 export function refuseResurrection(subject: SubjectLike, policy: VersionPolicy, runner: QueryRunner): void {
   const { entity, metadata } = subject;
   if (!entity || !subject.identifier || subject.databaseEntityLoaded !== true || subject.databaseEntity) return;
-  const expected = toVersionNumber(
-    policy.column.getEntityValue(entity),
-    `${metadata.name}.${policy.column.propertyPath}`,
-  );
+  const expected = versionCodecOf(policy.column).parse(policy.column.getEntityValue(entity));
   if (expected === undefined) return;
   const details = { entityName: metadata.name, id: subject.identifier, expectedVersion: expected, operation: "update" };
   // Loaded by this process: the row was deleted after that load (a race). A version the
