@@ -208,6 +208,34 @@ class DecimalVersionedLine {
   post!: DecimalVersionedPost;
 }
 
+@Entity()
+class BigintPropertyPost {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() title!: string;
+  @DeleteDateColumn({ nullable: true }) deletedAt?: Date | null;
+  @OneToMany(
+    () => BigintPropertyLine,
+    (line) => line.post,
+  )
+  lines?: BigintPropertyLine[];
+  @VersionColumn() version!: bigint;
+}
+
+@Entity()
+@VersionedBy(
+  () => BigintPropertyPost,
+  (line: BigintPropertyLine) => line.post,
+)
+class BigintPropertyLine {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() text!: string;
+  @ManyToOne(
+    () => BigintPropertyPost,
+    (post) => post.lines,
+  )
+  post!: BigintPropertyPost;
+}
+
 /** A legacy entity the library cannot check (two version columns), left out with the option. */
 @Entity()
 class TwoCounters {
@@ -217,7 +245,7 @@ class TwoCounters {
   @VersionColumn() revision!: number;
 }
 
-type Post = { id: number; title: string; version: number | string; deletedAt?: Date | null };
+type Post = { id: number; title: string; version: number | string | bigint; deletedAt?: Date | null };
 type Line = { id: number; text: string; post: Post };
 
 interface Declaration {
@@ -225,7 +253,7 @@ interface Declaration {
   post: Function;
   line: Function;
   column: "int" | "bigint" | "decimal";
-  declared: "string" | "number";
+  declared: "string" | "number" | "bigint";
 }
 
 const DECLARATIONS: Declaration[] = [
@@ -271,9 +299,18 @@ const DECLARATIONS: Declaration[] = [
     column: "decimal",
     declared: "number",
   },
+  {
+    name: "@VersionColumn version: bigint on a bigint column",
+    post: BigintPropertyPost,
+    line: BigintPropertyLine,
+    column: "bigint",
+    declared: "bigint",
+  },
 ];
 
 const ENTITIES = [...DECLARATIONS.flatMap((d) => [d.post, d.line]), TwoCounters];
+/** A held version as a client sends it back (a bigint travels as its digits). */
+const sent = (version: number | string | bigint) => (typeof version === "bigint" ? version.toString() : version);
 const BEYOND_SAFE = "9007199254740993"; // 2^53 + 1
 
 /** The ALTER that gives a version column the type a legacy schema has (none on SQLite). */
@@ -309,7 +346,7 @@ describeEachDatabase((db) => {
     let otherPosts: Repository<Post>;
     let lines: Repository<Line>;
     /** The version in the property's declared type. */
-    const v = (n: number) => (d.declared === "string" ? String(n) : n);
+    const v = (n: number) => (d.declared === "string" ? String(n) : d.declared === "bigint" ? BigInt(n) : n);
 
     beforeAll(() => {
       posts = a.getRepository(d.post) as Repository<Post>;
@@ -361,7 +398,7 @@ describeEachDatabase((db) => {
     it("an entity carrying an older version than it was loaded with is refused as stale", async () => {
       const { id } = await newPost();
       const post = await posts.findOneByOrFail({ id });
-      await updateVersioned(posts, id, post.version, { title: "MOVED" });
+      await updateVersioned(posts, id, sent(post.version), { title: "MOVED" });
       const loaded = await posts.findOneByOrFail({ id });
       loaded.version = v(1); // what the client sent back
       loaded.title = "CLIENT";
@@ -413,8 +450,8 @@ describeEachDatabase((db) => {
 
     it("updateVersioned takes the version as the entity holds it; a stale one fails", async () => {
       const post = await newPost();
-      expect(await updateVersioned(posts, post.id, post.version, { title: "B" })).toBe(2);
-      await expect(updateVersioned(otherPosts, post.id, post.version, { title: "C" })).rejects.toBeInstanceOf(
+      expect(await updateVersioned(posts, post.id, sent(post.version), { title: "B" })).toBe(2);
+      await expect(updateVersioned(otherPosts, post.id, sent(post.version), { title: "C" })).rejects.toBeInstanceOf(
         OptimisticLockError,
       );
       expect(await posts.findOneByOrFail({ id: post.id })).toMatchObject({ title: "B", version: v(2) });
