@@ -76,14 +76,15 @@ export function versionCodecOf(column: ColumnMetadata): VersionCodec {
  */
 export function settleVersion(column: ColumnMetadata, entity: object): number | undefined {
   const held = column.getEntityValue(entity);
+  const codec = versionCodecOf(column);
   let version: number | undefined;
   try {
-    version = versionCodecOf(column).parse(held);
+    version = codec.parse(held);
   } catch {
     return undefined;
   }
   if (version === undefined) return undefined;
-  const declared = versionCodecOf(column).format(version, held);
+  const declared = codec.format(version, held);
   if (declared !== held) column.setEntityValue(entity, declared);
   return version;
 }

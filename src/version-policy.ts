@@ -68,8 +68,38 @@ export class VersionPolicies {
     return policy ?? undefined;
   }
 
+  /**
+   * Resolves the policy of every entity at install, so that set-up errors surface then rather than
+   * at the first write. All the entities that cannot be checked are reported in one error, with
+   * the `exclude` list that would leave the `@VersionColumn` ones unchecked: a large app learns
+   * its whole list at once, not one entity per restart.
+   */
+  resolveAll(metadatas: readonly EntityMetadata[]): void {
+    this.assertExcludedAreEntities(metadatas);
+    const refused: Array<{ metadata: EntityMetadata; error: LockingConfigurationError }> = [];
+    for (const metadata of metadatas) {
+      try {
+        this.of(metadata);
+      } catch (error) {
+        if (!(error instanceof LockingConfigurationError)) throw error;
+        refused.push({ metadata, error });
+      }
+    }
+    if (refused.length === 1) throw refused[0].error;
+    if (refused.length === 0) return;
+    const excludable = refused
+      .filter(({ metadata }) => typeof metadata.target !== "function" || !versionedPropertyOf(metadata.target))
+      .map(({ metadata }) => metadata.name);
+    throw new LockingConfigurationError(
+      `${refused.length} entities cannot be version-checked:\n${refused.map(({ error }) => `- ${error.message}`).join("\n")}` +
+        (excludable.length > 0
+          ? `\nTo leave the @VersionColumn ones unchecked for now: installLocking(dataSource, { versionColumns: "checked", exclude: [${excludable.join(", ")}] }).`
+          : ""),
+    );
+  }
+
   /** Throws when `exclude` names something that is not one of `metadatas` (a typo would check nothing less). */
-  assertExcludedAreEntities(metadatas: readonly EntityMetadata[]): void {
+  private assertExcludedAreEntities(metadatas: readonly EntityMetadata[]): void {
     for (const entry of this.exclude) {
       const known = metadatas.some((m) => m.name === entry || m.targetName === entry || inChain(m.target, entry));
       if (!known) {

@@ -296,6 +296,32 @@ describe("leaving entities out of checked mode (issue 22)", () => {
     }
   });
 
+  it("every entity that cannot be checked is named in one error, with the exclude list that leaves them out", async () => {
+    @Entity({ name: "optout_bool" })
+    class BoolVersion {
+      @PrimaryGeneratedColumn() id!: number;
+      @VersionColumn() version!: boolean;
+    }
+    const ds = await sqlite([Checked, TwoVersions, BoolVersion]).initialize();
+    try {
+      let message = "";
+      try {
+        installLocking(ds, { versionColumns: "checked" });
+      } catch (error) {
+        expect(error).toBeInstanceOf(LockingConfigurationError);
+        message = (error as Error).message;
+      }
+      expect(message).toMatch(/^2 entities cannot be version-checked:/);
+      expect(message).toMatch(/- TwoVersions has 2 version columns/);
+      expect(message).toMatch(/- BoolVersion\.version is the version but is declared as Boolean/);
+      expect(message).toMatch(/exclude: \[TwoVersions, BoolVersion\] \}\)\.$/);
+      installLocking(ds, { versionColumns: "checked", exclude: [TwoVersions, BoolVersion] });
+      expect(await staleSave(ds, Checked)).toBeInstanceOf(OptimisticLockError);
+    } finally {
+      await ds.destroy();
+    }
+  });
+
   it("an exclude list naming no entity of the DataSource, or not a list, is refused", async () => {
     const ds = await sqlite([Checked]).initialize();
     try {

@@ -55,8 +55,7 @@ export function installHooks(): TypeormInternals {
 /** Attaches the library to an initialized DataSource under `installation`. @internal */
 export function activate(dataSource: DataSource, installation: Installation, runner?: QueryRunner): void {
   watchRunners(dataSource, runner);
-  installation.policies.assertExcludedAreEntities(dataSource.entityMetadatas);
-  for (const metadata of dataSource.entityMetadatas) installation.policies.of(metadata);
+  installation.policies.resolveAll(dataSource.entityMetadatas);
   prepareAggregates(dataSource, installation);
 }
 
