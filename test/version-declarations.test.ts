@@ -24,6 +24,7 @@ import {
 import {
   assertVersion,
   checkIfMatch,
+  currentVersionOf,
   installLocking,
   LockMode,
   lock,
@@ -33,6 +34,7 @@ import {
   Versioned,
   VersionedBy,
   VersionOutOfRangeError,
+  versionETag,
 } from "../src";
 import { closeAll, describeEachDatabase, openDataSources, type TestDatabase } from "./support/databases";
 
@@ -392,6 +394,7 @@ describeEachDatabase((db) => {
       const error = await otherPosts.save(operator).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(OptimisticLockError);
       expect(error).toMatchObject({ expectedVersion: 1 });
+      expect(await currentVersionOf(a, error as OptimisticLockError)).toBe(2);
       expect(await posts.findOneByOrFail({ id })).toMatchObject({ title: "CUSTOMER", version: v(2) });
     });
 
@@ -463,6 +466,7 @@ describeEachDatabase((db) => {
       expect(() => assertVersion(loaded, 1)).not.toThrow();
       expect(() => assertVersion(loaded, "1")).not.toThrow();
       expect(() => checkIfMatch(loaded, '"1"')).not.toThrow();
+      expect(versionETag(loaded.version)).toBe('"1"');
       expect(() => assertVersion(loaded, 2)).toThrow(StaleVersionError);
       expect(() => checkIfMatch(loaded, '"2"')).toThrow(StaleVersionError);
     });

@@ -5,16 +5,18 @@
  */
 
 /**
- * The strong ETag of a version: `7` becomes `"7"` (quotes included, ready for the header).
+ * The strong ETag of a version: `7` becomes `"7"` (quotes included, ready for the header). Takes
+ * the version as the entity holds it: a number, or the digits of a `string` or `bigint` version.
  *
  * @example
  * ```ts
  * res.setHeader("ETag", versionETag(order.version)); // ETag: "7"
  * ```
  */
-export function versionETag(version: number): string {
+export function versionETag(held: number | string | bigint): string {
+  const version = typeof held === "number" ? held : /^\d+$/.test(String(held)) ? Number(held) : Number.NaN;
   if (!Number.isSafeInteger(version) || version < 0) {
-    throw new TypeError(`versionETag(): a version is a non-negative integer, got ${String(version)}`);
+    throw new TypeError(`versionETag(): a version is a non-negative integer, got ${String(held)}`);
   }
   return `"${version}"`;
 }
