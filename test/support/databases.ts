@@ -149,12 +149,14 @@ function connectionOptions(db: TestDatabase): Record<string, unknown> {
  * database. The first one synchronizes the schema after dropping everything (dropSchema); the
  * others only connect. SQLite: a new temp file per call in WAL mode with a 2000 ms busy timeout,
  * so two DataSources are two real connections to one file. `extra` is merged into every
- * DataSource's options (logger, logging, subscribers, ...).
+ * DataSource's options (logger, logging, subscribers, ...). `beforeInitialize` runs on each
+ * DataSource before it connects (e.g. `installLocking()` with options, which must precede the
+ * first query of a DataSource whose decorators the library enforces anyway).
  */
 export async function openDataSources(
   db: TestDatabase,
   entities: Function[],
-  options: { count?: number; extra?: Record<string, unknown> } = {},
+  options: { count?: number; extra?: Record<string, unknown>; beforeInitialize?: (source: DataSource) => void } = {},
 ): Promise<DataSource[]> {
   const count = options.count ?? 1;
   if (!Number.isInteger(count) || count < 1) throw new Error(`count must be a positive integer, got ${count}`);
@@ -177,6 +179,7 @@ export async function openDataSources(
       } as DataSourceOptions);
       track(source, db, file);
       sources.push(source);
+      options.beforeInitialize?.(source);
       await source.initialize();
     }
   } catch (error) {
