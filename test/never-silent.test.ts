@@ -18,6 +18,7 @@ import {
   VersionColumn,
 } from "typeorm";
 import {
+  installLocking,
   Lock,
   LockingConfigurationError,
   LockMode,
@@ -300,11 +301,58 @@ describe("set-up errors of a DataSource never passed to installLocking()", () =>
     }
   });
 
-  it("@Versioned beside @VersionColumn fails initialize() when it synchronizes", async () => {
-    const ds = sqlite([BothVersions], true);
-    await expect(ds.initialize()).rejects.toThrow(
-      /BothVersions declares @Versioned\(\) on "version" and @VersionColumn on "revision"/,
-    );
-    if (ds.isInitialized) await ds.destroy();
+  it("@Versioned beside @VersionColumn: initialize() may synchronize, the first query after it fails", async () => {
+    const ds = await sqlite([BothVersions], true).initialize();
+    try {
+      for (let i = 0; i < 2; i++) {
+        await expect(ds.getRepository(BothVersions).find()).rejects.toThrow(
+          /BothVersions declares @Versioned\(\) on "version" and @VersionColumn on "revision"/,
+        );
+      }
+    } finally {
+      await ds.destroy();
+    }
+  });
+
+  @Entity({ name: "tl_legacy_root" })
+  class LegacyRoot {
+    @PrimaryGeneratedColumn() id!: number;
+    @Column() note!: string;
+    @VersionColumn() version!: number;
+  }
+  @Entity({ name: "tl_legacy_member" })
+  @VersionedBy(
+    () => LegacyRoot,
+    (member: LegacyMember) => member.root,
+  )
+  class LegacyMember {
+    @PrimaryGeneratedColumn() id!: number;
+    @Column() note!: string;
+    @ManyToOne(() => LegacyRoot) root!: LegacyRoot;
+  }
+
+  it("installLocking(checked) right after a synchronizing initialize() adopts a @VersionColumn root of @VersionedBy members", async () => {
+    // initialize() runs schema queries; they must not install the defaults, under which this
+    // @VersionColumn root is unchecked and its members' declaration an error.
+    const ds = await sqlite([LegacyRoot, LegacyMember], true).initialize();
+    try {
+      installLocking(ds, { versionColumns: "checked" });
+      const root = await ds.getRepository(LegacyRoot).save({ note: "r" });
+      await ds.getRepository(LegacyMember).save({ note: "m", root });
+      expect((await ds.getRepository(LegacyRoot).findOneByOrFail({ id: root.id })).version).toBe(2);
+    } finally {
+      await ds.destroy();
+    }
+  });
+
+  it("the same DataSource never installed: its first write fails, naming the root and checked mode", async () => {
+    const ds = await sqlite([LegacyRoot, LegacyMember], true).initialize();
+    try {
+      await expect(ds.getRepository(LegacyRoot).save({ note: "r" })).rejects.toThrow(
+        /LegacyMember: its aggregate root LegacyRoot has no checked version/,
+      );
+    } finally {
+      await ds.destroy();
+    }
   });
 });

@@ -84,6 +84,8 @@ export function installationForLockRequest(dataSource: DataSource, runner?: Quer
 }
 
 const decoratorUse = new WeakMap<DataSource, boolean>();
+/** DataSources inside their own initialize(). */
+const initializing = new WeakSet<DataSource>();
 const failedActivations = new WeakMap<DataSource, unknown>();
 
 /** Whether an entity of the DataSource is `@Versioned()` or an aggregate member (cached once built). */
@@ -131,12 +133,31 @@ function installImplicitly(dataSource: DataSource, runner: QueryRunner | undefin
  * WeakMap lookups there.
  */
 function installActivationHooks(internals: TypeormInternals): void {
+  const dataSourcePrototype = (internals.dataSourceClass as { prototype: Record<string, unknown> }).prototype;
+  // Schema work inside initialize() (synchronize, dropSchema) writes no entity and takes no lock,
+  // and installLocking() may still come right after initialize() with options the implicit
+  // installation would lack (versionColumns: "checked" for a @VersionColumn root of @VersionedBy
+  // members). So initialize() itself activates nothing; an entity write or a locking read made
+  // inside it (a migration's) still activates through the flush and SELECT hooks below.
   wrap(
-    (internals.dataSourceClass as { prototype: Record<string, unknown> }).prototype,
+    dataSourcePrototype,
+    "initialize",
+    (initialize: Method): Method =>
+      async function (this: DataSource, ...args: unknown[]) {
+        initializing.add(this);
+        try {
+          return await initialize.apply(this, args);
+        } finally {
+          initializing.delete(this);
+        }
+      },
+  );
+  wrap(
+    dataSourcePrototype,
     "createQueryRunner",
     (create: Method): Method =>
       function (this: DataSource, ...args: unknown[]) {
-        if (this.isInitialized) enforcedInstallationOf(this);
+        if (this.isInitialized && !initializing.has(this)) enforcedInstallationOf(this);
         return create.apply(this, args);
       },
   );
