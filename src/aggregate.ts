@@ -19,7 +19,8 @@ const excluded = new Map<Function, Set<string>>();
  * Declares an entity a member of an aggregate whose root (or a member above it) is `parent`:
  * every insert, update or removal of it, every orphan and many-to-many link change, bumps the
  * top root's version once per flush, guarded by the version the root was loaded with. A stale
- * root fails the flush with `OptimisticLockError`, and nothing of it is written.
+ * root fails the flush with `OptimisticLockError`, and nothing of it is written. A member moved
+ * to another root (its link re-pointed or cleared) moves both roots (docs/aggregates.md).
  *
  * `path` follows many-to-one / one-to-one relations from this entity to `parent`; it is read once
  * (on a recording proxy), so it must only access properties. Checked at `installLocking()`: the

@@ -205,6 +205,51 @@ describeEachDatabase((db) => {
     });
   });
 
+  describe("a line moved out of a locked order needs that order's lock too (the move changes it)", () => {
+    const moves: Array<[string, (source: DataSource, from: AggOrder, to: AggOrder) => Promise<unknown>]> = [
+      [
+        "through the line's repository",
+        async (source, from, to) => {
+          const line = await loadLine(source, from, "pen");
+          line.order = to;
+          return source.getRepository(AggLine).save(line);
+        },
+      ],
+      [
+        "by the other order's cascade",
+        (source, from, to) => {
+          to.lines!.push(lineOf(from, "pen"));
+          return saveOrder(source, to);
+        },
+      ],
+      [
+        "detached (order = null)",
+        async (source, from) => {
+          const line = await loadLine(source, from, "pen");
+          line.order = null as unknown as AggOrder;
+          return source.getRepository(AggLine).save(line);
+        },
+      ],
+    ];
+    it.each(moves)("%s: refused for Bob holding only the order it joins, nothing written", async (_name, move) => {
+      const [a, b] = [await seed(), await seed()];
+      const aliceLock = await aliceLocks.tryLock("AggOrder", a, { owner: "alice", ttlMs: 60_000 });
+      const bobLock = await bobLocks.tryLock("AggOrder", b, { owner: "bob", ttlMs: 60_000 });
+      try {
+        const before = [await load(bob, a), await load(bob, b)];
+        const refused = await failure(
+          bobLocks.runHolding(bobLock, async () => move(bob, await load(bob, a), await load(bob, b))),
+        );
+        expect(refused).toBeInstanceOf(OfflineLockRequiredError);
+        expect((refused as Error).message).toMatch(`AggOrder/${a}`);
+        expect([await load(bob, a), await load(bob, b)]).toEqual(before);
+      } finally {
+        await aliceLocks.releaseLock(aliceLock).catch(() => undefined);
+        await bobLocks.releaseLock(bobLock).catch(() => undefined);
+      }
+    });
+  });
+
   it("after the holder's change under the lock, her own later save of another part succeeds", async () => {
     const id = await seed();
     const lock = await aliceLocks.tryLock("AggOrder", id, { owner: "alice", ttlMs: 60_000 });

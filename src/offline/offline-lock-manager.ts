@@ -356,7 +356,7 @@ async function requireHeldLocks(executor: SubjectExecutorLike): Promise<void> {
     need(protection, owner.metadata.name, lockId);
   }
   // The aggregates the flush changes through their members, as the version bump sees them.
-  for (const root of existingRootsChangedBy(executor)) {
+  for (const root of await existingRootsChangedBy(executor)) {
     const protection = map.get(root.metadata.target as Function);
     if (!protection) continue;
     const lockId = lockIdOf(protection, root.entity);

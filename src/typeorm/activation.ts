@@ -11,7 +11,7 @@ import { aggregateLinkOf } from "../aggregate";
 import { forgetInstallation, type Installation, installationOf, recordInstallation } from "../installation";
 import { lockRequestOf } from "../lock-request";
 import { versionedPropertyOf } from "../versioned";
-import { prepareAggregates } from "./aggregate-versions";
+import { installAggregateHooks, prepareAggregates } from "./aggregate-versions";
 import { installCommitChecks } from "./commit-checks";
 import { installErrorTranslation } from "./error-translation";
 import {
@@ -45,6 +45,7 @@ export function installHooks(): TypeormInternals {
   installPreWriteChecks(internals);
   installUncheckedWriteChecks(internals);
   installSelectHooks(internals);
+  installAggregateHooks(internals);
   installTransactionHooks();
   installErrorTranslation();
   installCommitChecks();

@@ -5,21 +5,38 @@
  * with. When the root's own row is updated in the same flush, that guarded UPDATE already does it
  * and nothing is added; otherwise one `UPDATE root SET version = version + 1 WHERE id = ? AND
  * version = ?` runs before the flush writes anything, so a stale root fails it whole.
+ *
+ * A member moved to another root (its foreign key re-pointed, set, or cleared) changes both
+ * aggregates: the root it leaves moves too, guarded by the copy of it the member was loaded with,
+ * or, when no copy is held, moved unchecked so that every holder of it conflicts.
  */
-import type { DataSource, EntityMetadata, ObjectLiteral } from "typeorm";
+import type { DataSource, EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
 import { aggregateLinkOf, lockExcludedPropertiesOf } from "../aggregate";
-import { LockingConfigurationError } from "../errors";
+import { LockingConfigurationError, OptimisticLockError } from "../errors";
 import { type Installation, installationOf } from "../installation";
-import { dataSourceOf, type SubjectExecutorLike, type SubjectLike } from "./internals";
+import { raisedIn } from "../transaction-numbers";
+import {
+  type DatabaseEntityLoaderLike,
+  dataSourceOf,
+  type SubjectExecutorLike,
+  type SubjectLike,
+  type TypeormInternals,
+  wrap,
+} from "./internals";
 import { addPreWriteCheck } from "./pre-write-checks";
-import { writeVersion } from "./version-writes";
+import { incrementVersionUnchecked, noteIncrement, writeVersion } from "./version-writes";
 import { versionToCheck } from "./write-guards";
+
+/** TypeORM's `RelationMetadata`, from a root export (no deep import in emitted declarations). */
+type RelationMetadata = EntityMetadata["relations"][number];
 
 /** How a member entity reaches the top root of its aggregate. */
 interface MemberChain {
   root: EntityMetadata;
   /** Relation properties from the member to the top root, across all links. */
   path: string[];
+  /** The member's own step up (`path[0]`): the foreign key whose change moves it between roots. */
+  link: RelationMetadata;
 }
 
 interface Aggregates {
@@ -28,6 +45,8 @@ interface Aggregates {
 }
 
 const aggregatesBySource = new WeakMap<DataSource, Aggregates>();
+/** Whether any DataSource declared an aggregate: until one does, the load hooks cost one test. */
+let anyAggregate = false;
 
 /**
  * Reads the `@VersionedBy` links of a DataSource's entities and checks them (throws
@@ -50,11 +69,15 @@ export function prepareAggregates(dataSource: DataSource, installation: Installa
     members.set(metadata, chain);
   }
   aggregatesBySource.set(dataSource, { members, roots: new Set([...members.values()].map((c) => c.root)) });
-  if (members.size > 0) addPreWriteCheck(bumpAggregateRoots);
+  if (members.size > 0) {
+    anyAggregate = true;
+    addPreWriteCheck(bumpAggregateRoots);
+  }
 }
 
 function chainOf(dataSource: DataSource, member: EntityMetadata): MemberChain | undefined {
   const path: string[] = [];
+  let firstStep: RelationMetadata | undefined;
   const seen = new Set<Function>();
   let current = member;
   for (
@@ -78,6 +101,7 @@ function chainOf(dataSource: DataSource, member: EntityMetadata): MemberChain | 
             `relations to ${parent.name}, but ${step.name}.${property} is not one.`,
         );
       }
+      firstStep ??= relation;
       step = relation.inverseEntityMetadata;
     }
     if (step.target !== parent) {
@@ -93,7 +117,7 @@ function chainOf(dataSource: DataSource, member: EntityMetadata): MemberChain | 
     path.push(...link.path);
     current = step;
   }
-  return path.length > 0 ? { root: current, path } : undefined;
+  return path.length > 0 && firstStep ? { root: current, path, link: firstStep } : undefined;
 }
 
 /** Whether every change a subject carries is to a property excluded from optimistic locking. @internal */
@@ -109,48 +133,144 @@ export function onlyExcludedChanges(subject: SubjectLike): boolean {
   );
 }
 
-/** An aggregate root a flush changes: its metadata and the object holding its id and version. @internal */
+/** A root reached from a member: its id, and the copy of it held there when one is. @internal */
 export interface RootRef {
   metadata: EntityMetadata;
-  entity: ObjectLiteral;
+  id: ObjectLiteral | undefined;
+  entity?: ObjectLiteral;
 }
 
-/** The pre-write check: one guarded version bump per aggregate root the flush changes. */
-async function bumpAggregateRoots(executor: SubjectExecutorLike): Promise<void> {
-  const dataSource = dataSourceOf(executor.queryRunner);
-  const aggregates = aggregatesBySource.get(dataSource);
-  const installation = installationOf(dataSource);
-  if (!aggregates?.members.size || !installation) return;
-
-  const { touched, rootsWrittenAnyway } = rootsOfFlush(executor, aggregates);
-  for (const [key, root] of touched) {
-    if (rootsWrittenAnyway.has(key)) continue;
-    const column = installation.policies.of(root.metadata)!.column;
-    const id = root.metadata.getEntityIdMap(root.entity);
-    const expected = versionToCheck(root.metadata, column, root.entity, id, "aggregate change");
-    await writeVersion(executor.queryRunner, root.metadata, root.entity, expected, true, "aggregate change");
-  }
+/** A root whose version a flush moves. @internal */
+export interface TouchedRoot {
+  metadata: EntityMetadata;
+  /** Its primary key (`undefined` for a root the same flush inserts). */
+  id: ObjectLiteral | undefined;
+  /**
+   * The copies of it the flush holds (the root being saved, the member's loaded root): the bump
+   * is guarded by their version. Empty when none is held: the bump is then unchecked.
+   */
+  held: ObjectLiteral[];
+  /** Its own row is written by the flush, whose guarded UPDATE already moves the version. */
+  writtenAnyway: boolean;
+  /** A member of it is written (inserted, updated, removed, moved in or out, a junction row). */
+  throughMembers: boolean;
 }
-
-// ---- For other checks (offline locks): the same roots the bump above works out ----
 
 /**
- * The existing aggregate roots whose aggregate a flush changes through its members (a member
- * inserted, updated, removed, orphaned, a junction row): the roots that flush bumps, plus roots
- * written by the flush anyway; roots inserted by the same flush are left out (they are new).
- * Throws, as the bump would, when a member's root is not loaded on it.
+ * The roots a flush changes: every root whose own row it writes, and every root one of its member
+ * subjects touches (see `rootsTouchedBy`). May read the database (inside the flush's transaction)
+ * to find the root a member leaves, when nothing on hand says which one that is.
  *
  * @internal
  */
-export function existingRootsChangedBy(executor: SubjectExecutorLike): RootRef[] {
+export function rootsTouchedByFlush(executor: SubjectExecutorLike): Promise<TouchedRoot[]> {
+  // Worked out once per flush, however many checks ask (the bump, offline locks).
+  const cached = executor as SubjectExecutorLike & { [TOUCHED]?: Promise<TouchedRoot[]> };
+  cached[TOUCHED] ??= findRootsTouched(executor);
+  return cached[TOUCHED];
+}
+
+const TOUCHED = Symbol("typeorm-locking:roots-touched");
+
+async function findRootsTouched(executor: SubjectExecutorLike): Promise<TouchedRoot[]> {
+  // What an earlier flush on this runner left unsettled (it failed) is dropped.
+  (executor.queryRunner as unknown as Settling)[SETTLE] = undefined;
   const aggregates = aggregatesBySource.get(dataSourceOf(executor.queryRunner));
   if (!aggregates?.members.size) return [];
+  const updated = new Set(executor.updateSubjects);
+  const touched = new Map<string, TouchedRoot>();
+  const add = (ref: RootRef, writtenAnyway: boolean) => {
+    const key = keyOf(ref.metadata, ref.id);
+    let root = touched.get(key);
+    if (!root) {
+      root = { metadata: ref.metadata, id: ref.id, held: [], writtenAnyway: false, throughMembers: false };
+      touched.set(key, root);
+    }
+    if (ref.entity && !root.held.includes(ref.entity)) root.held.push(ref.entity);
+    root.writtenAnyway ||= writtenAnyway;
+    root.throughMembers ||= !writtenAnyway;
+  };
+  for (const subject of [
+    ...executor.insertSubjects,
+    ...executor.updateSubjects,
+    ...executor.removeSubjects,
+    ...executor.softRemoveSubjects,
+    ...executor.recoverSubjects,
+  ]) {
+    if (aggregates.roots.has(subject.metadata) && subject.entity) {
+      // The root's own guarded write moves its version (an insert starts a new aggregate).
+      if (!(updated.has(subject) && onlyExcludedChanges(subject))) {
+        add({ metadata: subject.metadata, id: subject.metadata.getEntityIdMap(subject.entity) }, true);
+      }
+      continue;
+    }
+    if (subject.entity && updated.has(subject) && onlyExcludedChanges(subject)) continue;
+    for (const ref of await rootsTouchedBy(subject, executor.queryRunner, updated.has(subject))) add(ref, false);
+  }
+  // One order for every flush, so two flushes moving members between the same roots in
+  // opposite directions take the rows' locks in the same order instead of deadlocking.
+  return [...touched.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, root]) => root);
+}
+
+/**
+ * The roots one subject's change touches: the root its member belongs to now (through the root
+ * being saved with it, else through its relations), and, when an update re-points, sets or clears
+ * its link (`update` true), the root it leaves. Junction rows and foreign-key fix-ups count for
+ * the entity that owns them. Empty for entities outside every aggregate.
+ *
+ * @internal
+ */
+export async function rootsTouchedBy(
+  subject: SubjectLike,
+  queryRunner: QueryRunner,
+  update: boolean,
+): Promise<RootRef[]> {
+  const aggregates = aggregatesBySource.get(dataSourceOf(queryRunner));
+  if (!aggregates) return [];
+  const owner = subject.entity && !subject.metadata.isJunction ? subject : subject.parentSubject;
+  if (!owner) return [];
+  const now = currentRootOf(owner, aggregates);
+  const refs = now ? [now] : [];
+  const chain = aggregates.members.get(subject.metadata);
+  if (owner === subject && chain && subject.entity) {
+    if (update && subject.changeMaps.some((change) => change.relation?.propertyPath === chain.link.propertyPath)) {
+      const before = await formerRootOf(subject, chain, queryRunner);
+      if (before) refs.push(before);
+    }
+    // Once the flush has written it, the member is held as part of the root it was saved into.
+    if (now?.entity || now === null) settleLater(queryRunner, subject.entity, now?.entity ?? null);
+  }
+  return refs;
+}
+
+// ---- For other checks (offline locks): the same roots the bump below works out ----
+
+/** An aggregate root a flush changes: its metadata and the object holding its id (and version, if held). @internal */
+export interface ChangedRoot {
+  metadata: EntityMetadata;
+  /** The copy of the root the flush holds, or, when none is held (a root a member leaves), its id map. */
+  entity: ObjectLiteral;
+}
+
+/**
+ * The existing aggregate roots whose aggregate a flush changes through its members (a member
+ * inserted, updated, removed, orphaned, moved in or out, a junction row): the roots that flush
+ * bumps, plus roots written by the flush anyway; roots inserted by the same flush are left out
+ * (they are new). Throws, as the bump would, when a member's root is not loaded on it.
+ *
+ * @internal
+ */
+export async function existingRootsChangedBy(executor: SubjectExecutorLike): Promise<ChangedRoot[]> {
   const inserted = new Set(
     executor.insertSubjects.flatMap((s) =>
-      aggregates.roots.has(s.metadata) && s.entity ? [keyOf(s.metadata, s.entity)] : [],
+      s.entity ? [keyOf(s.metadata, s.metadata.getEntityIdMap(s.entity) ?? undefined)] : [],
     ),
   );
-  return [...rootsOfFlush(executor, aggregates).touched].flatMap(([key, root]) => (inserted.has(key) ? [] : [root]));
+  return (await rootsTouchedByFlush(executor)).flatMap((root) =>
+    root.throughMembers && root.id && !inserted.has(keyOf(root.metadata, root.id))
+      ? [{ metadata: root.metadata, entity: root.held[0] ?? root.id }]
+      : [],
+  );
 }
 
 /** The top root of the aggregate an entity belongs to (the entity itself for a root), if any. @internal */
@@ -162,59 +282,97 @@ export function aggregateRootOf(dataSource: DataSource, metadata: EntityMetadata
 
 // ---- end of the functions for other checks ----
 
-/**
- * The roots a flush changes through members (`touched`), and the keys of the roots whose own row
- * it writes anyway (`rootsWrittenAnyway`: updated with a real change, inserted, removed).
- */
-function rootsOfFlush(
-  executor: SubjectExecutorLike,
-  aggregates: Aggregates,
-): { touched: Map<string, RootRef>; rootsWrittenAnyway: Set<string> } {
-  const updated = new Set(executor.updateSubjects);
-  const rootsWrittenAnyway = new Set<string>();
-  const touched = new Map<string, RootRef>();
-  for (const subject of [
-    ...executor.insertSubjects,
-    ...executor.updateSubjects,
-    ...executor.removeSubjects,
-    ...executor.softRemoveSubjects,
-    ...executor.recoverSubjects,
-  ]) {
-    if (aggregates.roots.has(subject.metadata) && subject.entity) {
-      // The root's own guarded write moves its version (an insert starts a new aggregate).
-      if (!(updated.has(subject) && onlyExcludedChanges(subject))) {
-        rootsWrittenAnyway.add(keyOf(subject.metadata, subject.entity));
-      }
-      continue;
-    }
-    if (subject.entity && updated.has(subject) && onlyExcludedChanges(subject)) continue;
-    // Junction rows and foreign-key fix-ups carry no entity: the entity being saved owns them.
-    const owner = subject.entity && !subject.metadata.isJunction ? subject : subject.parentSubject;
-    const root = owner ? rootOf(owner, aggregates) : undefined;
-    if (root) touched.set(keyOf(root.metadata, root.entity), root);
-  }
-  return { touched, rootsWrittenAnyway };
+const SETTLE = Symbol("typeorm-locking:member-roots");
+type Settling = { [SETTLE]?: Array<[ObjectLiteral, ObjectLiteral | null]> };
+
+function settleLater(queryRunner: QueryRunner, member: ObjectLiteral, root: ObjectLiteral | null): void {
+  const runner = queryRunner as unknown as Settling;
+  runner[SETTLE] ??= [];
+  runner[SETTLE].push([member, root]);
 }
 
 /**
- * The top root of the aggregate a subject belongs to: the root's subject up the chain of
- * subjects when the root is being saved (cascades), else the root object reached through the
- * member's relations, which must then be loaded.
+ * After a flush has written everything: each member saved is now held as part of the root it was
+ * saved into (or of none). Not before: a flush that fails leaves the member where it was, and the
+ * copy it was loaded with must keep guarding the root it would leave on the next try. A symbol
+ * on the query runner rather than a WeakMap: it is read on every save.
+ *
+ * @internal
  */
-function rootOf(subject: SubjectLike, aggregates: Aggregates): RootRef | undefined {
+export function settleMemberRoots(executor: SubjectExecutorLike): void {
+  const runner = executor.queryRunner as unknown as Settling;
+  const settled = runner[SETTLE];
+  if (!settled) return;
+  runner[SETTLE] = undefined;
+  for (const [member, root] of settled) {
+    if (root) loadedRoots.set(member, root);
+    else loadedRoots.delete(member);
+  }
+}
+
+/** The pre-write check: one version bump per aggregate root the flush changes. */
+async function bumpAggregateRoots(executor: SubjectExecutorLike): Promise<void> {
+  const installation = installationOf(dataSourceOf(executor.queryRunner));
+  if (!installation) return;
+  const runner = executor.queryRunner;
+  for (const root of await rootsTouchedByFlush(executor)) {
+    if (root.writtenAnyway) continue;
+    if (root.held.length === 0 && root.id) {
+      await incrementVersionUnchecked(runner, root.metadata, root.id);
+      continue;
+    }
+    const column = installation.policies.of(root.metadata)!.column;
+    const copies = root.held.map((entity) => ({
+      entity,
+      expected: versionToCheck(root.metadata, column, entity, root.id, "aggregate change"),
+    }));
+    const [first, ...others] = copies;
+    if (!first) continue;
+    if (others.some((copy) => copy.expected !== first.expected)) {
+      // Two copies of one root in one flush (the one the member was loaded with, the one it
+      // is saved into) at different versions: at least one of them is stale.
+      throw raisedIn(
+        runner,
+        new OptimisticLockError({
+          entityName: root.metadata.name,
+          id: root.id,
+          expectedVersion: Math.min(...copies.map((copy) => copy.expected)),
+          operation: "aggregate change",
+          detail: "two copies of it in this save hold different versions",
+        }),
+      );
+    }
+    await writeVersion(runner, root.metadata, first.entity, first.expected, true, "aggregate change");
+    for (const copy of others) noteIncrement(root.metadata, copy.entity, copy.expected);
+  }
+}
+
+/**
+ * The top root a subject belongs to now: the root's subject up the chain of subjects when the
+ * root is being saved (cascades), else the root object reached through the member's relations,
+ * which must then be loaded. `null` when a link on the way is null: the member belongs to no
+ * aggregate (detached from its root).
+ */
+function currentRootOf(subject: SubjectLike, aggregates: Aggregates): RootRef | null | undefined {
   if (aggregates.roots.has(subject.metadata)) {
-    return subject.entity ? { metadata: subject.metadata, entity: subject.entity } : undefined;
+    return subject.entity
+      ? { metadata: subject.metadata, id: subject.metadata.getEntityIdMap(subject.entity), entity: subject.entity }
+      : undefined;
   }
   const chain = aggregates.members.get(subject.metadata);
   if (!chain) return undefined;
   for (let up = subject.parentSubject; up; up = up.parentSubject) {
-    if (up.metadata === chain.root && up.entity) return { metadata: chain.root, entity: up.entity };
+    if (up.metadata === chain.root && up.entity) {
+      return { metadata: chain.root, id: chain.root.getEntityIdMap(up.entity), entity: up.entity };
+    }
   }
   let value: unknown = subject.entity;
-  for (const property of chain.path) value = (value as ObjectLiteral | undefined)?.[property];
-  if (value && typeof value === "object" && chain.root.getEntityIdMap(value as ObjectLiteral)) {
-    return { metadata: chain.root, entity: value as ObjectLiteral };
+  for (const property of chain.path) {
+    value = (value as ObjectLiteral | undefined)?.[property];
+    if (value === null) return null;
   }
+  const id = value && typeof value === "object" ? chain.root.getEntityIdMap(value as ObjectLiteral) : undefined;
+  if (id) return { metadata: chain.root, id, entity: value as ObjectLiteral };
   throw new LockingConfigurationError(
     `Saving ${subject.metadata.name} changes the aggregate of ${chain.root.name}, but the ${chain.root.name} it ` +
       `belongs to is not loaded on it. Load it with the relation (relations: { ${chain.path.join(": { ")}: true${" }".repeat(
@@ -223,6 +381,134 @@ function rootOf(subject: SubjectLike, aggregates: Aggregates): RootRef | undefin
   );
 }
 
-function keyOf(metadata: EntityMetadata, entity: ObjectLiteral): string {
-  return `${metadata.name}:${JSON.stringify(metadata.getEntityIdMap(entity) ?? null)}`;
+/**
+ * The root a member whose link changes is leaving: the copy of it the member was loaded with
+ * (its version then guards the move: if anyone changed that aggregate since, or moved the member
+ * out of it, the flush fails), else the root its row names now, by id, unguarded. TypeORM's
+ * pre-load gives the old foreign key (see `installAggregateHooks`); a member deeper than one
+ * step needs one SELECT per step above it. `undefined` when it belonged to no root.
+ */
+async function formerRootOf(
+  subject: SubjectLike,
+  chain: MemberChain,
+  queryRunner: QueryRunner,
+): Promise<RootRef | undefined> {
+  const remembered = loadedRoots.get(subject.entity!);
+  const rememberedId = remembered ? chain.root.getEntityIdMap(remembered) : undefined;
+  if (remembered && rememberedId) return { metadata: chain.root, id: rememberedId, entity: remembered };
+  const linked = subject.databaseEntity ? chain.link.getEntityValue(subject.databaseEntity) : undefined;
+  if (linked === null) return undefined;
+  let step = subject.metadata;
+  let id = subject.identifier;
+  let rest = chain.path;
+  if (linked !== undefined) {
+    step = chain.link.inverseEntityMetadata;
+    id = step.getEntityIdMap(linked);
+    rest = chain.path.slice(1);
+  }
+  for (const property of rest) {
+    if (!id) return undefined;
+    const relation = step.findRelationWithPropertyPath(property)!;
+    const row = await queryRunner.manager
+      .getRepository(step.target)
+      .createQueryBuilder()
+      .setFindOptions({
+        loadEagerRelations: false,
+        loadRelationIds: { relations: [property], disableMixedMap: true },
+        withDeleted: true,
+      })
+      .whereInIds(id)
+      .getOne();
+    const next = row ? relation.getEntityValue(row) : undefined;
+    if (!next) return undefined;
+    step = relation.inverseEntityMetadata;
+    id = step.getEntityIdMap(next);
+  }
+  return id ? { metadata: chain.root, id } : undefined;
 }
+
+function keyOf(metadata: EntityMetadata, id: ObjectLiteral | undefined): string {
+  return `${metadata.name}:${JSON.stringify(id ?? null)}`;
+}
+
+/** Member object -> the root object it was loaded (or last saved) as part of. Weak: keeps nothing alive. */
+const loadedRoots = new WeakMap<ObjectLiteral, ObjectLiteral>();
+
+/**
+ * Notes, for every aggregate member a SELECT loaded, the root it was loaded as part of: the root
+ * reached through its own relations (`relations: { order: true }`), or the root whose collection
+ * it was loaded in (`relations: { lines: true }`). When the member later moves to another root,
+ * this copy's version guards the root it leaves.
+ *
+ * @internal
+ */
+export function rememberLoadedRoots(dataSource: DataSource, metadata: EntityMetadata, entities: ObjectLiteral[]): void {
+  const aggregates = anyAggregate ? aggregatesBySource.get(dataSource) : undefined;
+  if (aggregates?.members.size) walkLoaded(aggregates, metadata, entities, undefined);
+}
+
+function walkLoaded(
+  aggregates: Aggregates,
+  metadata: EntityMetadata,
+  entities: ObjectLiteral[],
+  above: ObjectLiteral | undefined,
+): void {
+  const chain = aggregates.members.get(metadata);
+  const isRoot = aggregates.roots.has(metadata);
+  for (const entity of entities) {
+    let root: ObjectLiteral | undefined;
+    if (isRoot) root = entity;
+    else if (chain) {
+      let value: unknown = entity;
+      for (const property of chain.path) value = (value as ObjectLiteral | null | undefined)?.[property];
+      // A root loaded as ids only (loadRelationIds) holds no version to guard by.
+      root = value && typeof value === "object" && holdsVersion(chain.root, value) ? (value as ObjectLiteral) : above;
+      if (root) loadedRoots.set(entity, root);
+    }
+    for (const relation of metadata.relations) {
+      // A lazy relation's getter would run a query; only one already loaded is walked.
+      if (relation.isLazy && !Object.hasOwn(entity, relation.propertyName)) continue;
+      const value = relation.getEntityValue(entity);
+      if (value === null || typeof value !== "object") continue;
+      const child = relation.inverseEntityMetadata;
+      // Down a root's (or a member's) collection into members that link back up through it.
+      const down = root && aggregates.members.get(child)?.link === relation.inverseRelation ? root : undefined;
+      walkLoaded(aggregates, child, Array.isArray(value) ? value : [value], down);
+    }
+  }
+}
+
+function holdsVersion(root: EntityMetadata, entity: object): boolean {
+  const version = root.versionColumn?.getEntityValue(entity as ObjectLiteral);
+  return version !== undefined && version !== null;
+}
+
+/**
+ * Makes TypeORM's pre-load of a save() read each member's link (the foreign key to its parent)
+ * even when the entity saved does not carry it, as when a line moves by its new order's cascade:
+ * the column is in the row the pre-load selects anyway, so it costs no statement, and the root
+ * the member leaves is known without one. TypeORM loads the relations the entity's copy defines;
+ * a null on that copy (never on the entity) asks for this one.
+ *
+ * @internal
+ */
+export function installAggregateHooks(internals: TypeormInternals): void {
+  if (patched.has(internals.subjectDatabaseEntityLoader)) return;
+  patched.add(internals.subjectDatabaseEntityLoader);
+  wrap(
+    internals.subjectDatabaseEntityLoader,
+    "load",
+    (load) =>
+      function (this: DatabaseEntityLoaderLike, ...args: unknown[]) {
+        const aggregates = anyAggregate ? aggregatesBySource.get(dataSourceOf(this.queryRunner)) : undefined;
+        for (const subject of aggregates?.members.size ? this.subjects : []) {
+          const link = aggregates!.members.get(subject.metadata)?.link;
+          const copy = subject.entityWithFulfilledIds;
+          if (link && copy && link.getEntityValue(copy) === undefined) link.setEntityValue(copy, null);
+        }
+        return load.apply(this, args);
+      },
+  );
+}
+
+const patched = new WeakSet<object>();

@@ -21,6 +21,14 @@ export interface SubjectLike {
   databaseEntityLoaded?: boolean;
   /** The subject whose save made this one (cascades, orphan fix-ups, junction rows). */
   parentSubject?: SubjectLike;
+  /** TypeORM's shallow copy of `entity` that its pre-load reads the relations to load from. */
+  entityWithFulfilledIds?: ObjectLiteral;
+}
+
+/** TypeORM's `SubjectDatabaseEntityLoader`: the pre-load of the rows a save() writes. */
+export interface DatabaseEntityLoaderLike {
+  queryRunner: QueryRunner;
+  subjects: SubjectLike[];
 }
 
 /** TypeORM's `SubjectExecutor`: runs the writes of one `save()`/`remove()`. @internal */

@@ -14,7 +14,7 @@ import { LockingConfigurationError } from "../errors";
 import { installationOf } from "../installation";
 import { rememberLoadedVersion } from "../loaded-versions";
 import { settleVersion, versionCodecOf } from "../version-codec";
-import { onlyExcludedChanges } from "./aggregate-versions";
+import { onlyExcludedChanges, settleMemberRoots } from "./aggregate-versions";
 import {
   dataSourceOf,
   type ExpressionMapLike,
@@ -130,6 +130,7 @@ export function installPersistenceHooks(internals: TypeormInternals): void {
       function (this: SubjectExecutorLike, ...args: unknown[]) {
         const result = original.apply(this, args);
         rememberSavedVersions(this);
+        settleMemberRoots(this);
         return result;
       },
   );

@@ -10,6 +10,7 @@ import { type Installation, installationOf } from "../installation";
 import { rememberLoadedVersion } from "../loaded-versions";
 import { lockRequestOf, outsideLockScope } from "../lock-request";
 import { settleVersion } from "../version-codec";
+import { rememberLoadedRoots } from "./aggregate-versions";
 import { dataSourceOf, type TypeormInternals, wrap } from "./internals";
 import { runLockedSelect } from "./locking-reads";
 
@@ -53,6 +54,7 @@ export function installSelectHooks(internals: TypeormInternals): void {
           if (!remember) return loading;
           return loading.then((loaded) => {
             rememberVersions(installation, metadata, loaded.entities);
+            rememberLoadedRoots(dataSourceOf(queryRunner), metadata, loaded.entities);
             return loaded;
           });
         };

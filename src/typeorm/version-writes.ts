@@ -40,6 +40,42 @@ export async function writeVersion(
   increment: boolean,
   operation: string,
 ): Promise<void> {
+  const { query, v } = versionUpdate(queryRunner, metadata, increment);
+  const id = metadata.getEntityIdMap(entity);
+  query.whereInIds(id).andWhere(`${v} = :typeormLockingExpectedVersion`, { typeormLockingExpectedVersion: expected });
+  // A re-check changes nothing, so no rule on writes (an offline lock) has a say in it; an
+  // increment is a change like any other (the aggregate bump runs as a checked write already).
+  const result = await (increment ? query.execute() : runAsCheckedWrites(() => query.execute()));
+  if (result.affected !== 1) {
+    throw raisedIn(
+      queryRunner,
+      new OptimisticLockError({ entityName: metadata.name, id, expectedVersion: expected, operation }),
+    );
+  }
+  if (increment) noteIncrement(metadata, entity, expected);
+}
+
+/**
+ * `UPDATE t SET version = version + 1 WHERE id = :id`, checked against nothing: for a row whose
+ * version must move (so that every holder of it conflicts) although no copy of it is held to
+ * guard the move by. A row that is gone is left gone.
+ */
+export async function incrementVersionUnchecked(
+  queryRunner: QueryRunner,
+  metadata: EntityMetadata,
+  id: ObjectLiteral,
+): Promise<void> {
+  await versionUpdate(queryRunner, metadata, true).query.whereInIds(id).execute();
+}
+
+/** Records on an entity object that its row moved from `expected` to the next version. */
+export function noteIncrement(metadata: EntityMetadata, entity: ObjectLiteral, expected: number): void {
+  const column = metadata.versionColumn!;
+  column.setEntityValue(entity, versionCodecOf(column).format(expected + 1, column.getEntityValue(entity)));
+  rememberLoadedVersion(entity, expected + 1);
+}
+
+function versionUpdate(queryRunner: QueryRunner, metadata: EntityMetadata, increment: boolean) {
   const column = metadata.versionColumn!;
   const query = queryRunner.manager
     .createQueryBuilder(queryRunner)
@@ -55,22 +91,5 @@ export async function writeVersion(
       set,
       updated.createValueMap(() => query.escape(updated.databaseName)),
     );
-  const id = metadata.getEntityIdMap(entity);
-  query
-    .set(set)
-    .whereInIds(id)
-    .andWhere(`${v} = :typeormLockingExpectedVersion`, { typeormLockingExpectedVersion: expected });
-  // A re-check changes nothing, so no rule on writes (an offline lock) has a say in it; an
-  // increment is a change like any other (the aggregate bump runs as a checked write already).
-  const result = await (increment ? query.execute() : runAsCheckedWrites(() => query.execute()));
-  if (result.affected !== 1) {
-    throw raisedIn(
-      queryRunner,
-      new OptimisticLockError({ entityName: metadata.name, id, expectedVersion: expected, operation }),
-    );
-  }
-  if (increment) {
-    column.setEntityValue(entity, versionCodecOf(column).format(expected + 1, column.getEntityValue(entity)));
-    rememberLoadedVersion(entity, expected + 1);
-  }
+  return { query: query.set(set), v };
 }

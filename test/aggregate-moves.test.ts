@@ -1,0 +1,407 @@
+/**
+ * A member moved from one aggregate to another changes both: the root it leaves and the root it
+ * joins. Two clients on two connections: user 1 moves a member (through its own repository, by
+ * cascade, a grandchild, a one-to-one member, to and from no root); user 2, holding the order
+ * the member left at the version from before the move, then saves a change to that member through
+ * the order. Without the old root's bump user 2's save puts the member back and user 1's move is
+ * lost silently; with it, user 2's save fails with OptimisticLockError and writes nothing.
+ */
+import type { DataSource } from "typeorm";
+import { installLocking, LockMode, lock, OptimisticLockError } from "../src";
+import { AGGREGATE_ENTITIES, AggLabel, AggLine, AggNote, AggOrder } from "./fixtures/aggregate-entities";
+import { closeAll, describeEachDatabase, openAlongside, openDataSources, StatementCounter } from "./support/databases";
+
+describeEachDatabase((db) => {
+  let user1: DataSource;
+  let user2: DataSource;
+  let plain: DataSource;
+  const counter = new StatementCounter();
+  const plainCounter = new StatementCounter();
+
+  beforeAll(async () => {
+    [user1] = await openDataSources(db, AGGREGATE_ENTITIES, { extra: { logger: counter, logging: true } });
+    user2 = await openAlongside(user1, { logger: undefined, logging: false });
+    plain = await openAlongside(user1, { logger: plainCounter, logging: true });
+    installLocking(user1);
+    installLocking(user2);
+  });
+  afterAll(() => closeAll(user1, user2, plain));
+
+  /** Order A (apple, pear; apple has a note; a label) and order B (kiwi, with a note), both at version 1. */
+  async function seed(): Promise<{ a: number; b: number }> {
+    const orders = user1.getRepository(AggOrder);
+    const order = (status: string, lines: Array<{ product: string; notes: string[] }>, label?: string) =>
+      orders.save({
+        status,
+        address: { street: "Old Street 1", city: "Seoul" },
+        lines: lines.map(({ product, notes }) => ({ product, quantity: 1, notes: notes.map((text) => ({ text })) })),
+        label: label ? { text: label } : undefined,
+      } as unknown as AggOrder);
+    const a = await order(
+      "A",
+      [
+        { product: "apple", notes: ["ripe"] },
+        { product: "pear", notes: [] },
+      ],
+      "fragile",
+    );
+    const b = await order("B", [{ product: "kiwi", notes: ["green"] }]);
+    return { a: a.id, b: b.id };
+  }
+
+  const load = (source: DataSource, id: number) =>
+    source.getRepository(AggOrder).findOneOrFail({
+      where: { id },
+      relations: { lines: { notes: true }, label: true },
+      order: { lines: { id: "ASC" } },
+    });
+  const lineOf = (order: AggOrder, product: string) => order.lines!.find((l) => l.product === product);
+  const lineId = async (order: number, product: string) => lineOf(await load(user1, order), product)!.id;
+  const failure = (work: Promise<unknown>) =>
+    work.then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+  /** Where each line is, with its quantity, and the versions of both orders. */
+  async function state(ids: { a: number; b: number }) {
+    const [a, b] = [await load(user1, ids.a), await load(user1, ids.b)];
+    const lines = (o: AggOrder) => o.lines!.map((l) => `${l.product}:${l.quantity}`).sort();
+    return { a: { version: a.version, lines: lines(a) }, b: { version: b.version, lines: lines(b) } };
+  }
+
+  /**
+   * User 2 holds A from before the move and changes the apple line's quantity (or `edit`) in it:
+   * the save must fail and leave everything as user 1 left it.
+   */
+  async function user2SavesStaleA(
+    ids: { a: number; b: number },
+    staleA: AggOrder,
+    edit: (a: AggOrder) => void = (a) => {
+      lineOf(a, "apple")!.quantity = 9;
+    },
+  ) {
+    const before = await state(ids);
+    edit(staleA);
+    expect(await failure(user2.getRepository(AggOrder).save(staleA))).toBeInstanceOf(OptimisticLockError);
+    expect(await state(ids)).toEqual(before);
+  }
+
+  describe("a line moved through its own repository", () => {
+    it("(loaded with its order) moves both orders once, and user 2's stale order A then fails", async () => {
+      const ids = await seed();
+      const staleA = await load(user2, ids.a);
+      const apple = await user1
+        .getRepository(AggLine)
+        .findOneOrFail({ where: { id: await lineId(ids.a, "apple") }, relations: { order: true } });
+      apple.order = await user1.getRepository(AggOrder).findOneByOrFail({ id: ids.b });
+      await user1.getRepository(AggLine).save(apple);
+      expect(await state(ids)).toEqual({
+        a: { version: 2, lines: ["pear:1"] },
+        b: { version: 2, lines: ["apple:1", "kiwi:1"] },
+      });
+      await user2SavesStaleA(ids, staleA);
+    });
+
+    it("(loaded without its order: no copy of A held) moves A unchecked, so every holder of A conflicts", async () => {
+      const ids = await seed();
+      const staleA = await load(user2, ids.a);
+      const apple = await user1.getRepository(AggLine).findOneByOrFail({ id: await lineId(ids.a, "apple") });
+      apple.order = await user1.getRepository(AggOrder).findOneByOrFail({ id: ids.b });
+      await user1.getRepository(AggLine).save(apple);
+      expect((await state(ids)).a.version).toBe(2);
+      await user2SavesStaleA(ids, staleA);
+    });
+
+    it("is guarded by the order it was loaded with: a change of A since then fails the move, which writes nothing", async () => {
+      const ids = await seed();
+      const apple = await user1
+        .getRepository(AggLine)
+        .findOneOrFail({ where: { id: await lineId(ids.a, "apple") }, relations: { order: true } });
+      const a = await load(user2, ids.a);
+      a.status = "PAID";
+      await user2.getRepository(AggOrder).save(a);
+      const before = await state(ids);
+      apple.order = await user1.getRepository(AggOrder).findOneByOrFail({ id: ids.b });
+      expect(await failure(user1.getRepository(AggLine).save(apple))).toBeInstanceOf(OptimisticLockError);
+      expect(await state(ids)).toEqual(before);
+    });
+
+    it("a move refused for a stale A is refused again when retried with the same object", async () => {
+      const ids = await seed();
+      const apple = await user1
+        .getRepository(AggLine)
+        .findOneOrFail({ where: { id: await lineId(ids.a, "apple") }, relations: { order: true } });
+      const a = await load(user2, ids.a);
+      a.status = "PAID";
+      await user2.getRepository(AggOrder).save(a);
+      const before = await state(ids);
+      apple.order = await user1.getRepository(AggOrder).findOneByOrFail({ id: ids.b });
+      expect(await failure(user1.getRepository(AggLine).save(apple))).toBeInstanceOf(OptimisticLockError);
+      expect(await failure(user1.getRepository(AggLine).save(apple))).toBeInstanceOf(OptimisticLockError);
+      expect(await state(ids)).toEqual(before);
+    });
+
+    it("two users moving the same line away from A: the second fails (both held A at version 1)", async () => {
+      const ids = await seed();
+      const c = (await user1.getRepository(AggOrder).save({
+        status: "C",
+        address: { street: "s", city: "c" },
+        lines: [],
+      } as unknown as AggOrder)) as AggOrder;
+      const id = await lineId(ids.a, "apple");
+      const first = await user1.getRepository(AggLine).findOneOrFail({ where: { id }, relations: { order: true } });
+      const second = await user2.getRepository(AggLine).findOneOrFail({ where: { id }, relations: { order: true } });
+      first.order = await user1.getRepository(AggOrder).findOneByOrFail({ id: ids.b });
+      await user1.getRepository(AggLine).save(first);
+      second.order = await user2.getRepository(AggOrder).findOneByOrFail({ id: c.id });
+      expect(await failure(user2.getRepository(AggLine).save(second))).toBeInstanceOf(OptimisticLockError);
+      expect(lineOf(await load(user1, ids.b), "apple")).toBeDefined();
+      expect((await load(user1, c.id)).version).toBe(1);
+    });
+
+    it("the same object moved twice (A to B, then B back to A) moves the order it leaves each time", async () => {
+      const ids = await seed();
+      const apple = await user1
+        .getRepository(AggLine)
+        .findOneOrFail({ where: { id: await lineId(ids.a, "apple") }, relations: { order: true } });
+      const a = apple.order;
+      apple.order = await user1.getRepository(AggOrder).findOneByOrFail({ id: ids.b });
+      await user1.getRepository(AggLine).save(apple);
+      const staleB = await load(user2, ids.b);
+      apple.order = a;
+      await user1.getRepository(AggLine).save(apple);
+      expect(await state(ids)).toEqual({
+        a: { version: 3, lines: ["apple:1", "pear:1"] },
+        b: { version: 3, lines: ["kiwi:1"] },
+      });
+      const before = await state(ids);
+      staleB.status = "PAID";
+      expect(await failure(user2.getRepository(AggOrder).save(staleB))).toBeInstanceOf(OptimisticLockError);
+      expect(await state(ids)).toEqual(before);
+    });
+  });
+
+  describe("a line moved by cascade", () => {
+    it("from A's collection to B's, B saved alone: A moves too (guarded by the A it was loaded in)", async () => {
+      const ids = await seed();
+      const staleA = await load(user2, ids.a);
+      const [a, b] = [await load(user1, ids.a), await load(user1, ids.b)];
+      b.lines!.push(lineOf(a, "apple")!);
+      await user1.getRepository(AggOrder).save(b);
+      expect(await state(ids)).toEqual({
+        a: { version: 2, lines: ["pear:1"] },
+        b: { version: 2, lines: ["apple:1", "kiwi:1"] },
+      });
+      await user2SavesStaleA(ids, staleA);
+    });
+
+    it("B saved alone with a line given by id only (no copy of A held): A moves unchecked", async () => {
+      const ids = await seed();
+      const staleA = await load(user2, ids.a);
+      const b = await load(user1, ids.b);
+      b.lines!.push({ id: await lineId(ids.a, "apple"), product: "apple", quantity: 1 } as AggLine);
+      await user1.getRepository(AggOrder).save(b);
+      expect((await state(ids)).a.version).toBe(2);
+      await user2SavesStaleA(ids, staleA);
+    });
+
+    it("a stale A held for the line fails B's cascade, which writes nothing", async () => {
+      const ids = await seed();
+      const [a, b] = [await load(user1, ids.a), await load(user1, ids.b)];
+      const other = await load(user2, ids.a);
+      other.status = "PAID";
+      await user2.getRepository(AggOrder).save(other);
+      const before = await state(ids);
+      b.lines!.push(lineOf(a, "apple")!);
+      expect(await failure(user1.getRepository(AggOrder).save(b))).toBeInstanceOf(OptimisticLockError);
+      expect(await state(ids)).toEqual(before);
+    });
+
+    it("both orders saved in one flush: each moves once (TypeORM then deletes the line as A's orphan)", async () => {
+      const ids = await seed();
+      const staleB = await load(user2, ids.b);
+      const [a, b] = [await load(user1, ids.a), await load(user1, ids.b)];
+      const apple = lineOf(a, "apple")!;
+      a.lines = a.lines!.filter((l) => l !== apple);
+      b.lines!.push(apple);
+      await user1.manager.save([a, b]);
+      const after = await state(ids);
+      expect([after.a.version, after.b.version]).toEqual([2, 2]);
+      const before = after;
+      staleB.status = "PAID";
+      expect(await failure(user2.getRepository(AggOrder).save(staleB))).toBeInstanceOf(OptimisticLockError);
+      expect(await state(ids)).toEqual(before);
+    });
+  });
+
+  describe("a grandchild (a note) moved between lines of different orders", () => {
+    const noteText = async (ids: { a: number; b: number }) => {
+      const [a, b] = [await load(user1, ids.a), await load(user1, ids.b)];
+      return {
+        apple: lineOf(a, "apple")!
+          .notes!.map((n) => n.text)
+          .sort(),
+        kiwi: lineOf(b, "kiwi")!
+          .notes!.map((n) => n.text)
+          .sort(),
+      };
+    };
+    const editNote = (a: AggOrder) => {
+      lineOf(a, "apple")!.notes![0].text = "bruised";
+    };
+
+    it("through its own repository, loaded with its line and order", async () => {
+      const ids = await seed();
+      const staleA = await load(user2, ids.a);
+      const note = await user1.getRepository(AggNote).findOneOrFail({
+        where: { text: "ripe", line: { order: { id: ids.a } } },
+        relations: { line: { order: true } },
+      });
+      note.line = await user1
+        .getRepository(AggLine)
+        .findOneOrFail({ where: { id: await lineId(ids.b, "kiwi") }, relations: { order: true } });
+      await user1.getRepository(AggNote).save(note);
+      expect([(await state(ids)).a.version, (await state(ids)).b.version]).toEqual([2, 2]);
+      expect(await noteText(ids)).toEqual({ apple: [], kiwi: ["green", "ripe"] });
+      await user2SavesStaleA(ids, staleA, editNote);
+      expect((await noteText(ids)).kiwi).toEqual(["green", "ripe"]);
+    });
+
+    it("through its own repository, loaded without its line's order (A found by one SELECT)", async () => {
+      const ids = await seed();
+      const staleA = await load(user2, ids.a);
+      const note = await user1.getRepository(AggNote).findOneOrFail({
+        where: { text: "ripe", line: { order: { id: ids.a } } },
+      });
+      note.line = await user1
+        .getRepository(AggLine)
+        .findOneOrFail({ where: { id: await lineId(ids.b, "kiwi") }, relations: { order: true } });
+      await user1.getRepository(AggNote).save(note);
+      expect((await state(ids)).a.version).toBe(2);
+      await user2SavesStaleA(ids, staleA, editNote);
+    });
+
+    it("by cascade, from a line of A to a line of B, B saved alone", async () => {
+      const ids = await seed();
+      const staleA = await load(user2, ids.a);
+      const [a, b] = [await load(user1, ids.a), await load(user1, ids.b)];
+      lineOf(b, "kiwi")!.notes!.push(lineOf(a, "apple")!.notes![0]);
+      await user1.getRepository(AggOrder).save(b);
+      expect([(await state(ids)).a.version, (await state(ids)).b.version]).toEqual([2, 2]);
+      await user2SavesStaleA(ids, staleA, editNote);
+    });
+
+    it("between two lines of the same order: the order moves once, by one UPDATE", async () => {
+      const ids = await seed();
+      const note = await user1.getRepository(AggNote).findOneOrFail({
+        where: { text: "ripe", line: { order: { id: ids.a } } },
+        relations: { line: { order: true } },
+      });
+      note.line = await user1
+        .getRepository(AggLine)
+        .findOneOrFail({ where: { id: await lineId(ids.a, "pear") }, relations: { order: true } });
+      counter.reset();
+      await user1.getRepository(AggNote).save(note);
+      const writes = counter.statements.filter((s) => /^UPDATE\s+["`]?tl_agg_order["`]?/i.test(s));
+      expect(writes).toHaveLength(1);
+      expect(await state(ids)).toMatchObject({ a: { version: 2 }, b: { version: 1 } });
+      expect(lineOf(await load(user1, ids.a), "pear")!.notes!.map((n) => n.text)).toEqual(["ripe"]);
+    });
+  });
+
+  describe("a one-to-one member re-pointed", () => {
+    it("a label moved from A to B through its repository: user 2's stale A fails", async () => {
+      const ids = await seed();
+      const labels = user1.getRepository(AggLabel);
+      const staleA = await load(user2, ids.a);
+      const label = await labels.findOneOrFail({ where: { order: { id: ids.a } }, relations: { order: true } });
+      label.order = await user1.getRepository(AggOrder).findOneByOrFail({ id: ids.b });
+      await labels.save(label);
+      expect([(await state(ids)).a.version, (await state(ids)).b.version]).toEqual([2, 2]);
+      const before = await state(ids);
+      staleA.label!.text = "handle with care";
+      expect(await failure(user2.getRepository(AggOrder).save(staleA))).toBeInstanceOf(OptimisticLockError);
+      expect(await state(ids)).toEqual(before);
+      expect((await load(user1, ids.b)).label?.text).toBe("fragile");
+    });
+  });
+
+  describe("a member detached (nullable foreign key) or attached", () => {
+    it("a line detached from A (order = null) moves A, guarded by the A it was loaded with", async () => {
+      const ids = await seed();
+      const staleA = await load(user2, ids.a);
+      const apple = await user1
+        .getRepository(AggLine)
+        .findOneOrFail({ where: { id: await lineId(ids.a, "apple") }, relations: { order: true } });
+      apple.order = null as unknown as AggOrder;
+      await user1.getRepository(AggLine).save(apple);
+      expect(await state(ids)).toEqual({
+        a: { version: 2, lines: ["pear:1"] },
+        b: { version: 1, lines: ["kiwi:1"] },
+      });
+      await user2SavesStaleA(ids, staleA);
+    });
+
+    it("a line detached without its order loaded moves A unchecked", async () => {
+      const ids = await seed();
+      const staleA = await load(user2, ids.a);
+      const apple = await user1.getRepository(AggLine).findOneByOrFail({ id: await lineId(ids.a, "apple") });
+      apple.order = null as unknown as AggOrder;
+      await user1.getRepository(AggLine).save(apple);
+      expect((await state(ids)).a.version).toBe(2);
+      await user2SavesStaleA(ids, staleA);
+    });
+
+    it("a detached line attached to B moves B only (there is no order it leaves)", async () => {
+      const ids = await seed();
+      const loose = await user1
+        .getRepository(AggLine)
+        .save({ product: "plum", quantity: 1, order: null as unknown as AggOrder } as AggLine);
+      const staleB = await load(user2, ids.b);
+      const plum = await user1.getRepository(AggLine).findOneOrFail({ where: { id: loose.id } });
+      plum.order = await user1.getRepository(AggOrder).findOneByOrFail({ id: ids.b });
+      await user1.getRepository(AggLine).save(plum);
+      expect(await state(ids)).toMatchObject({ a: { version: 1 }, b: { version: 2 } });
+      staleB.status = "PAID";
+      expect(await failure(user2.getRepository(AggOrder).save(staleB))).toBeInstanceOf(OptimisticLockError);
+    });
+  });
+
+  it("repository.update() of the foreign key moves no root; the documented recipe (force-increment both) does", async () => {
+    const ids = await seed();
+    const id = await lineId(ids.a, "apple");
+    await user1.getRepository(AggLine).update(id, { order: { id: ids.b } });
+    expect(await state(ids)).toMatchObject({ a: { version: 1 }, b: { version: 1 } });
+    await user1.getRepository(AggLine).update(id, { order: { id: ids.a } });
+
+    const staleA = await load(user2, ids.a);
+    await user1.transaction(async (manager) => {
+      const from = await manager.findOneByOrFail(AggOrder, { id: ids.a });
+      const to = await manager.findOneByOrFail(AggOrder, { id: ids.b });
+      await lock(manager, from, LockMode.PESSIMISTIC_FORCE_INCREMENT);
+      await lock(manager, to, LockMode.PESSIMISTIC_FORCE_INCREMENT);
+      await manager.update(AggLine, id, { order: { id: ids.b } });
+    });
+    expect(await state(ids)).toMatchObject({ a: { version: 2 }, b: { version: 2, lines: ["apple:1", "kiwi:1"] } });
+    await user2SavesStaleA(ids, staleA);
+  });
+
+  it("statements: a move through the line's repository costs two UPDATEs of orders over plain TypeORM, nothing else", async () => {
+    const ids = await seed();
+    const id = await lineId(ids.a, "pear");
+    const move = async (source: DataSource, c: StatementCounter) => {
+      const line = await source.getRepository(AggLine).findOneOrFail({ where: { id }, relations: { order: true } });
+      line.order = await source
+        .getRepository(AggOrder)
+        .findOneByOrFail({ id: line.order.id === ids.a ? ids.b : ids.a });
+      c.reset();
+      await source.getRepository(AggLine).save(line);
+      return c.statements.filter((s) => !/^(BEGIN|START|COMMIT|SAVEPOINT|RELEASE)/i.test(s));
+    };
+    const plainStatements = await move(plain, plainCounter);
+    // Move it back with ours, from B to A.
+    const ours = await move(user1, counter);
+    expect(ours.length - plainStatements.length).toBe(2);
+    expect(ours.filter((s) => /^UPDATE\s+["`]?tl_agg_order["`]?/i.test(s))).toHaveLength(2);
+  });
+});
