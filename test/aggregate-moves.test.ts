@@ -6,7 +6,7 @@
  * the order. Without the old root's bump user 2's save puts the member back and user 1's move is
  * lost silently; with it, user 2's save fails with OptimisticLockError and writes nothing.
  */
-import type { DataSource } from "typeorm";
+import { Column, type DataSource, Entity, ManyToOne, PrimaryGeneratedColumn, VersionColumn } from "typeorm";
 import { installLocking, LockMode, lock, OptimisticLockError } from "../src";
 import { AGGREGATE_ENTITIES, AggLabel, AggLine, AggNote, AggOrder } from "./fixtures/aggregate-entities";
 import { closeAll, describeEachDatabase, openAlongside, openDataSources, StatementCounter } from "./support/databases";
@@ -21,7 +21,11 @@ describeEachDatabase((db) => {
   beforeAll(async () => {
     [user1] = await openDataSources(db, AGGREGATE_ENTITIES, { extra: { logger: counter, logging: true } });
     user2 = await openAlongside(user1, { logger: undefined, logging: false });
-    plain = await openAlongside(user1, { logger: plainCounter, logging: true });
+    plain = await openAlongside(user1, {
+      entities: [PlainMoveOrder, PlainMoveLine],
+      logger: plainCounter,
+      logging: true,
+    });
     installLocking(user1);
     installLocking(user2);
   });
@@ -390,12 +394,15 @@ describeEachDatabase((db) => {
     const ids = await seed();
     const id = await lineId(ids.a, "pear");
     const move = async (source: DataSource, c: StatementCounter) => {
-      const line = await source.getRepository(AggLine).findOneOrFail({ where: { id }, relations: { order: true } });
-      line.order = await source
-        .getRepository(AggOrder)
-        .findOneByOrFail({ id: line.order.id === ids.a ? ids.b : ids.a });
+      const [Order, Line] = source === plain ? [PlainMoveOrder, PlainMoveLine] : [AggOrder, AggLine];
+      const line = (await source
+        .getRepository(Line)
+        .findOneOrFail({ where: { id }, relations: { order: true } })) as AggLine;
+      line.order = (await source
+        .getRepository(Order)
+        .findOneByOrFail({ id: line.order.id === ids.a ? ids.b : ids.a })) as AggOrder;
       c.reset();
-      await source.getRepository(AggLine).save(line);
+      await source.getRepository(Line).save(line);
       return c.statements.filter((s) => !/^(BEGIN|START|COMMIT|SAVEPOINT|RELEASE)/i.test(s));
     };
     const plainStatements = await move(plain, plainCounter);
@@ -405,3 +412,19 @@ describeEachDatabase((db) => {
     expect(ours.filter((s) => /^UPDATE\s+["`]?tl_agg_order["`]?/i.test(s))).toHaveLength(2);
   });
 });
+
+/** tl_agg_order and tl_agg_line as plain TypeORM maps them, for statement counts. */
+@Entity({ name: "tl_agg_order" })
+class PlainMoveOrder {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() status!: string;
+  @VersionColumn() version!: number;
+}
+
+@Entity({ name: "tl_agg_line" })
+class PlainMoveLine {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() product!: string;
+  @Column() quantity!: number;
+  @ManyToOne(() => PlainMoveOrder) order!: PlainMoveOrder;
+}
