@@ -145,6 +145,29 @@ describeEachDatabase((db) => {
       expect(await state(ids)).toEqual(before);
     });
 
+    it("a move refused at the order it joins leaves the held copy of the order it leaves at its version", async () => {
+      // Both directions: the bumps run in a fixed order, so in one of them the refused bump is
+      // the second, after the first one's UPDATE (rolled back with the flush).
+      for (const [from, to, product] of [
+        ["a", "b", "apple"],
+        ["b", "a", "kiwi"],
+      ] as const) {
+        const ids = await seed();
+        const [held, target] = [await load(user1, ids[from]), await load(user1, ids[to])];
+        const other = await load(user2, ids[to]);
+        other.status = "PAID";
+        await user2.getRepository(AggOrder).save(other);
+        const line = lineOf(held, product)!;
+        line.order = target;
+        expect(await failure(user1.getRepository(AggLine).save(line))).toBeInstanceOf(OptimisticLockError);
+        expect(held.version).toBe(1);
+        delete (line as Partial<AggLine>).order;
+        held.status = "CHECKED";
+        await user1.getRepository(AggOrder).save(held);
+        expect((await load(user1, ids[from])).version).toBe(2);
+      }
+    });
+
     it("two users moving the same line away from A: the second fails (both held A at version 1)", async () => {
       const ids = await seed();
       const c = (await user1.getRepository(AggOrder).save({

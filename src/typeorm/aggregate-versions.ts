@@ -283,19 +283,27 @@ export function aggregateRootOf(dataSource: DataSource, metadata: EntityMetadata
 // ---- end of the functions for other checks ----
 
 const SETTLE = Symbol("typeorm-locking:member-roots");
-type Settling = { [SETTLE]?: Array<[ObjectLiteral, ObjectLiteral | null]> };
+type Settling = { [SETTLE]?: Array<() => void> };
 
 function settleLater(queryRunner: QueryRunner, member: ObjectLiteral, root: ObjectLiteral | null): void {
+  afterFlushWritten(queryRunner, () => {
+    if (root) loadedRoots.set(member, root);
+    else loadedRoots.delete(member);
+  });
+}
+
+function afterFlushWritten(queryRunner: QueryRunner, note: () => void): void {
   const runner = queryRunner as unknown as Settling;
   runner[SETTLE] ??= [];
-  runner[SETTLE].push([member, root]);
+  runner[SETTLE].push(note);
 }
 
 /**
  * After a flush has written everything: each member saved is now held as part of the root it was
- * saved into (or of none). Not before: a flush that fails leaves the member where it was, and the
- * copy it was loaded with must keep guarding the root it would leave on the next try. A symbol
- * on the query runner rather than a WeakMap: it is read on every save.
+ * saved into (or of none), and each root copy whose version the flush moved holds the new one.
+ * Not before: a flush that fails (a later bump, a later write) leaves the member where it was and
+ * the row at its version, and the copies must keep what they held for the next try. A symbol on
+ * the query runner rather than a WeakMap: it is read on every save.
  *
  * @internal
  */
@@ -304,10 +312,7 @@ export function settleMemberRoots(executor: SubjectExecutorLike): void {
   const settled = runner[SETTLE];
   if (!settled) return;
   runner[SETTLE] = undefined;
-  for (const [member, root] of settled) {
-    if (root) loadedRoots.set(member, root);
-    else loadedRoots.delete(member);
-  }
+  for (const note of settled) note();
 }
 
 /** The pre-write check: one version bump per aggregate root the flush changes. */
@@ -342,8 +347,10 @@ async function bumpAggregateRoots(executor: SubjectExecutorLike): Promise<void> 
         }),
       );
     }
-    await writeVersion(runner, root.metadata, first.entity, first.expected, true, "aggregate change");
-    for (const copy of others) noteIncrement(root.metadata, copy.entity, copy.expected);
+    await writeVersion(runner, root.metadata, first.entity, first.expected, true, "aggregate change", false);
+    afterFlushWritten(runner, () => {
+      for (const copy of copies) noteIncrement(root.metadata, copy.entity, copy.expected);
+    });
   }
 }
 

@@ -39,6 +39,7 @@ export async function writeVersion(
   expected: number,
   increment: boolean,
   operation: string,
+  noteOnEntity = true,
 ): Promise<void> {
   const { query, v } = versionUpdate(queryRunner, metadata, increment);
   const id = metadata.getEntityIdMap(entity);
@@ -52,7 +53,7 @@ export async function writeVersion(
       new OptimisticLockError({ entityName: metadata.name, id, expectedVersion: expected, operation }),
     );
   }
-  if (increment) noteIncrement(metadata, entity, expected);
+  if (increment && noteOnEntity) noteIncrement(metadata, entity, expected);
 }
 
 /**
