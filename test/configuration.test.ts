@@ -346,10 +346,15 @@ describe("leaving entities out of checked mode (issue 22)", () => {
       @PrimaryGeneratedColumn() id!: number;
       @Versioned() version!: number;
     }
-    // The library enforces @Versioned() from the DataSource's first query: initialize() refuses.
-    const ds = sqlite([Contradiction]);
-    await expect(ds.initialize()).rejects.toThrow(/Contradiction declares @Versioned\(\).*@OptimisticLockExcluded\(\)/);
-    if (ds.isInitialized) await ds.destroy();
+    // The library enforces @Versioned() from the DataSource's first query after initialize().
+    const ds = await sqlite([Contradiction]).initialize();
+    try {
+      await expect(ds.getRepository(Contradiction).save({})).rejects.toThrow(
+        /Contradiction declares @Versioned\(\).*@OptimisticLockExcluded\(\)/,
+      );
+    } finally {
+      await ds.destroy();
+    }
 
     @Entity({ name: "optout_root" })
     class Root {
@@ -366,10 +371,13 @@ describe("leaving entities out of checked mode (issue 22)", () => {
       @PrimaryGeneratedColumn() id!: number;
       @ManyToOne(() => Root) root!: Root;
     }
-    const members = sqlite([Root, Member]);
-    await expect(members.initialize()).rejects.toThrow(
-      /Member has @OptimisticLockExcluded\(\) on the class and @VersionedBy/,
-    );
-    if (members.isInitialized) await members.destroy();
+    const members = await sqlite([Root, Member]).initialize();
+    try {
+      await expect(members.getRepository(Root).find()).rejects.toThrow(
+        /Member has @OptimisticLockExcluded\(\) on the class and @VersionedBy/,
+      );
+    } finally {
+      await members.destroy();
+    }
   });
 });
