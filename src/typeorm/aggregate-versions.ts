@@ -128,7 +128,8 @@ async function bumpAggregateRoots(executor: SubjectExecutorLike): Promise<void> 
     const column = installation.policies.of(root.metadata)!.column;
     const id = root.metadata.getEntityIdMap(root.entity);
     const expected = versionToCheck(root.metadata, column, root.entity, id, "aggregate change");
-    await writeVersion(executor.queryRunner, root.metadata, root.entity, expected, true, "aggregate change");
+    const { queryRunner } = executor;
+    await writeVersion(queryRunner, root.metadata, root.entity, expected, true, "aggregate change", "aggregate-root");
   }
 }
 
