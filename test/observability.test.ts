@@ -12,6 +12,7 @@ import {
   assertVersion,
   CONFLICT_CHANNEL,
   type ConflictMessage,
+  checkIfMatch,
   installLocking,
   LOCK_FAILURE_CHANNEL,
   LOCK_TRACING_CHANNEL,
@@ -23,6 +24,7 @@ import {
   lock,
   lockingStatistics,
   OFFLINE_LOCK_CHANNEL,
+  OfflineLockLostError,
   OfflineLockManager,
   type OfflineLockMessage,
   OfflineLockRecord,
@@ -30,6 +32,7 @@ import {
   OptimisticLockError,
   RETRY_CHANNEL,
   RETRY_EXHAUSTED_CHANNEL,
+  Retryable,
   RetryExhaustedError,
   type RetryExhaustedMessage,
   type RetryMessage,
@@ -218,6 +221,45 @@ describeEachDatabase((db) => {
     });
   });
 
+  describe("conflict channel: the other write paths and checks", () => {
+    it("softRemove whose UPDATE matched no row, lock()'s re-read, OPTIMISTIC_FORCE_INCREMENT at commit, checkIfMatch", async () => {
+      const seen = subscribe<ConflictMessage>(CONFLICT_CHANNEL);
+      const id = await order();
+      const mine = await one.getRepository(Order).findOneByOrFail({ id });
+      changeBeforeNextWrite(one, Order, "beforeSoftRemove", () =>
+        two.getRepository(Order).save({ ...mine, status: "PAID" }),
+      );
+      expect(await failure(one.getRepository(Order).softRemove(mine))).toBeInstanceOf(OptimisticLockError);
+
+      const accountId = await account();
+      const held = await one.getRepository(Account).findOneByOrFail({ id: accountId });
+      await updateVersioned(two.getRepository(Account), accountId, 1, { balance: 5 });
+      expect(await failure(one.transaction((m) => lock(m, held, LockMode.PESSIMISTIC_WRITE)))).toBeInstanceOf(
+        OptimisticLockError,
+      );
+      expect(await failure(one.transaction((m) => lock(m, held, LockMode.OPTIMISTIC_FORCE_INCREMENT)))).toBeInstanceOf(
+        OptimisticLockError,
+      );
+      const fresh = await one.getRepository(Account).findOneByOrFail({ id: accountId });
+      expect(() => checkIfMatch(fresh, '"1"')).toThrow(StaleVersionError);
+
+      expect(
+        seen.map(({ kind, entity, operation, versionHeld, versionFound }) => ({
+          kind,
+          entity,
+          operation,
+          versionHeld,
+          versionFound,
+        })),
+      ).toEqual([
+        { kind: "write", entity: "Order", operation: "soft-remove", versionHeld: 1, versionFound: undefined },
+        { kind: "load", entity: "Account", operation: "lock", versionHeld: 1, versionFound: 2 },
+        { kind: "commit", entity: "Account", operation: "force increment", versionHeld: 1, versionFound: undefined },
+        { kind: "client", entity: "Account", operation: "request (If-Match)", versionHeld: 1, versionFound: 2 },
+      ]);
+    });
+  });
+
   describe("lock tracing channel", () => {
     /** Holds PESSIMISTIC_WRITE on account `id` through `two` until released. */
     function holdLock(id: number) {
@@ -340,7 +382,55 @@ describeEachDatabase((db) => {
     });
   });
 
+  describe("retry channels: @Retryable and the time budget", () => {
+    it("@Retryable names its method and no DataSource; a budget that runs out gives reason budget", async () => {
+      const retries = subscribe<RetryMessage>(RETRY_CHANNEL);
+      const exhausted = subscribe<RetryExhaustedMessage>(RETRY_EXHAUSTED_CHANNEL);
+      const conflict = () =>
+        new OptimisticLockError({ entityName: "Account", id: { id: 0 }, expectedVersion: 1, operation: "update" });
+      class Payments {
+        @Retryable({ attempts: 2, backoff: { initialMs: 0 } })
+        async pay(): Promise<void> {
+          throw conflict();
+        }
+      }
+      await failure(new Payments().pay());
+      await failure(
+        retryOnConflict(one, () => Promise.reject(conflict()), {
+          attempts: 10,
+          budgetMs: 5,
+          backoff: { initialMs: 50, jitter: false },
+        }),
+      );
+      expect(retries.map((r) => [r.where, r.dataSource, r.attempt])).toEqual([
+        ["@Retryable() on Payments.pay", undefined, 1],
+      ]);
+      expect(exhausted.map((e) => [e.where, e.reason, e.attempts, label(e).dataSource])).toEqual([
+        ["@Retryable() on Payments.pay", "attempts", 2, undefined],
+        ["retryOnConflict()", "budget", 1, "one"],
+      ]);
+    });
+  });
+
   describe("offline lock channel", () => {
+    it("a lost handle given as a string names no resource, and publishes no handle", async () => {
+      const seen = subscribe<OfflineLockMessage>(OFFLINE_LOCK_CHANNEL);
+      const locks = new OfflineLockManager(one);
+      const handle = await locks.tryLock("Document", `doc-${nextId++}`, { owner: "kim", ttlMs: 60_000 });
+      await locks.releaseLock(handle.handle);
+      expect(await failure(locks.checkLock(handle.handle))).toBeInstanceOf(OfflineLockLostError);
+      expect(
+        seen.map(({ event, lockType, lockId, owner, operation }) => ({ event, lockType, lockId, owner, operation })),
+      ).toEqual([
+        { event: "acquired", lockType: "Document", lockId: handle.lockId, owner: "kim", operation: undefined },
+        { event: "released", lockType: "(resource)", lockId: "", owner: undefined, operation: undefined },
+        { event: "lost", lockType: "(resource)", lockId: "", owner: undefined, operation: "checkLock()" },
+      ]);
+      expect(JSON.stringify(seen.map((m) => ({ ...m, error: undefined, dataSource: undefined })))).not.toContain(
+        handle.handle,
+      );
+    });
+
     it("acquired, refused, extended, released, lost, taken over after expiry, and a save refused by protect()", async () => {
       const seen = subscribe<OfflineLockMessage>(OFFLINE_LOCK_CHANNEL);
       const mine = new OfflineLockManager(one);
