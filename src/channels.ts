@@ -324,7 +324,11 @@ export interface OfflineLockMessage {
 }
 
 export const conflictChannel = diagnosticsChannel.channel(CONFLICT_CHANNEL);
-export const lockTracingChannel = diagnosticsChannel.tracingChannel(LOCK_TRACING_CHANNEL);
+/** `undefined` on Node.js versions without `TracingChannel` (before 18.19): locks are not traced there. */
+export const lockTracingChannel =
+  typeof diagnosticsChannel.tracingChannel === "function"
+    ? diagnosticsChannel.tracingChannel(LOCK_TRACING_CHANNEL)
+    : undefined;
 export const lockFailureChannel = diagnosticsChannel.channel(LOCK_FAILURE_CHANNEL);
 export const retryChannel = diagnosticsChannel.channel(RETRY_CHANNEL);
 export const retryExhaustedChannel = diagnosticsChannel.channel(RETRY_EXHAUSTED_CHANNEL);
@@ -332,7 +336,7 @@ export const offlineLockChannel = diagnosticsChannel.channel(OFFLINE_LOCK_CHANNE
 
 /** Whether anyone listens to the lock traces (`TracingChannel.hasSubscribers`: Node.js 20.13+). */
 export function lockTracingActive(): boolean {
-  return (lockTracingChannel as { hasSubscribers?: boolean }).hasSubscribers === true;
+  return (lockTracingChannel as { hasSubscribers?: boolean } | undefined)?.hasSubscribers === true;
 }
 
 /**
@@ -418,5 +422,5 @@ export function traceLockAcquisition<T extends { entities: readonly unknown[] }>
       context.waitMs = performance.now() - started;
     }
   };
-  return lockTracingChannel.tracePromise(traced, context).then(() => result);
+  return lockTracingChannel!.tracePromise(traced, context).then(() => result);
 }
