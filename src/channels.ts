@@ -323,18 +323,23 @@ export interface OfflineLockMessage {
   dataSource: DataSource;
 }
 
+/** @internal */
 export const conflictChannel = diagnosticsChannel.channel(CONFLICT_CHANNEL);
-/** `undefined` on Node.js versions without `TracingChannel` (before 18.19): locks are not traced there. */
+/** `undefined` on Node.js versions without `TracingChannel` (before 18.19): locks are not traced there. @internal */
 export const lockTracingChannel =
   typeof diagnosticsChannel.tracingChannel === "function"
     ? diagnosticsChannel.tracingChannel(LOCK_TRACING_CHANNEL)
     : undefined;
+/** @internal */
 export const lockFailureChannel = diagnosticsChannel.channel(LOCK_FAILURE_CHANNEL);
+/** @internal */
 export const retryChannel = diagnosticsChannel.channel(RETRY_CHANNEL);
+/** @internal */
 export const retryExhaustedChannel = diagnosticsChannel.channel(RETRY_EXHAUSTED_CHANNEL);
+/** @internal */
 export const offlineLockChannel = diagnosticsChannel.channel(OFFLINE_LOCK_CHANNEL);
 
-/** Whether anyone listens to the lock traces (`TracingChannel.hasSubscribers`: Node.js 20.13+). */
+/** Whether anyone listens to the lock traces (`TracingChannel.hasSubscribers`: Node.js 20.13+). @internal */
 export function lockTracingActive(): boolean {
   return (lockTracingChannel as { hasSubscribers?: boolean } | undefined)?.hasSubscribers === true;
 }
@@ -343,6 +348,8 @@ export function lockTracingActive(): boolean {
  * Publishes an error the library raises on the channel it belongs to: a conflict (found `kind`
  * of way) on {@link CONFLICT_CHANNEL}, a database lock failure on {@link LOCK_FAILURE_CHANNEL}.
  * `rowGone` says the row was found deleted.
+ *
+ * @internal
  */
 export function publishRaised(
   runner: QueryRunner | EntityManager | undefined,
@@ -375,7 +382,7 @@ export function publishRaised(
   }
 }
 
-/** The outcome a lock failure stands for. */
+/** The outcome a lock failure stands for. @internal */
 export function lockFailureKind(error: unknown): LockOutcome {
   if (error instanceof CertificationConflictError) return "certification";
   if (error instanceof SerializationError) return "serialization";
@@ -403,6 +410,8 @@ function dataSourceOfRunner(owner: QueryRunner | EntityManager | undefined): Dat
  * Runs a lock acquisition as one {@link LOCK_TRACING_CHANNEL} trace (call it only when
  * {@link lockTracingActive}): fills the context's outcome, wait and row count, and keeps the rows
  * read out of it.
+ *
+ * @internal
  */
 export function traceLockAcquisition<T extends { entities: readonly unknown[] }>(
   context: LockAcquisitionContext,
