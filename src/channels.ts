@@ -21,8 +21,8 @@ import {
 } from "./errors";
 
 /**
- * Name of the channel of optimistic conflicts: every `OptimisticLockError` and
- * `StaleVersionError` the library raises, with a {@link ConflictMessage}.
+ * Name of the channel of optimistic conflicts: every `OptimisticLockError`, `StaleVersionError`
+ * and `RowNotFoundError` the library raises, with a {@link ConflictMessage}.
  *
  * @example
  * ```ts
@@ -134,13 +134,13 @@ export const OFFLINE_LOCK_CHANNEL = "typeorm-locking:offline-lock";
  * Where an optimistic conflict was found:
  * - `"load"`: by reading the row before writing or locking it (the read `save()` makes before its
  *   UPDATE, `lock()`'s re-read, a PESSIMISTIC_FORCE_INCREMENT at lock time);
- * - `"write"`: by the guarded UPDATE/DELETE itself (`save()`, `remove()`, `updateVersioned()`),
+ * - `"write"`: by the guarded UPDATE/DELETE itself (`save()`, `remove()`, `updateVersioned()` racing),
  *   which matched no row;
  * - `"commit"`: by the re-check (or increment) of an OPTIMISTIC / OPTIMISTIC_FORCE_INCREMENT read,
  *   just before COMMIT;
  * - `"aggregate-root"`: by the version bump of an aggregate root a member change moves;
  * - `"client"`: the version a client holds (a form, an If-Match, a command) is not the row's
- *   (`StaleVersionError`).
+ *   (`StaleVersionError`), or names a row that does not exist (`RowNotFoundError`).
  *
  * @example
  * ```ts

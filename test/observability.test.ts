@@ -36,6 +36,7 @@ import {
   RetryExhaustedError,
   type RetryExhaustedMessage,
   type RetryMessage,
+  RowNotFoundError,
   retryOnConflict,
   SerializationError,
   StaleVersionError,
@@ -156,19 +157,21 @@ describeEachDatabase((db) => {
       expect(seen[1]).toMatchObject({ kind: "load", id: { id: gone.id }, versionHeld: 1, versionFound: "deleted" });
     });
 
-    it("updateVersioned's failed write and a deleted row, and a client-held version (assertVersion): write and client", async () => {
+    it("updateVersioned with a version the row no longer has, or no row, and assertVersion: client conflicts", async () => {
       const seen = subscribe<ConflictMessage>(CONFLICT_CHANNEL);
       const id = await account();
       await updateVersioned(two.getRepository(Account), id, 1, { balance: 1 });
       const error = await failure(updateVersioned(one.getRepository(Account), id, 1, { balance: 2 }));
-      expect(error).toBeInstanceOf(OptimisticLockError);
+      expect(error).toBeInstanceOf(StaleVersionError);
       await two.getRepository(Account).delete({ id });
-      await failure(updateVersioned(one.getRepository(Account), id, 2, { balance: 2 }));
+      expect(await failure(updateVersioned(one.getRepository(Account), id, 2, { balance: 2 }))).toBeInstanceOf(
+        RowNotFoundError,
+      );
       const fresh = await one.getRepository(Account).findOneByOrFail({ id: await account() });
       expect(() => assertVersion(fresh, 7)).toThrow(StaleVersionError);
       expect(seen.map(label)).toMatchObject([
-        { kind: "write", entity: "Account", id: { id }, versionHeld: 1, versionFound: 2, dataSource: "one" },
-        { kind: "write", versionHeld: 2, versionFound: "deleted" },
+        { kind: "client", entity: "Account", id: { id }, versionHeld: 1, versionFound: 2, dataSource: "one" },
+        { kind: "client", versionHeld: 2, versionFound: "deleted", dataSource: "one" },
         { kind: "client", entity: "Account", versionHeld: 7, versionFound: 1, dataSource: undefined },
       ]);
       expect(seen[2].error).toBeInstanceOf(StaleVersionError);
