@@ -1,5 +1,6 @@
 import { getMetadataArgsStorage, type ObjectLiteral } from "typeorm";
 import { LockingConfigurationError, MissingVersionError, StaleVersionError } from "./errors";
+import { raisedIn } from "./transaction-numbers";
 import { parseVersion } from "./version-codec";
 import { toVersionNumber } from "./version-value";
 
@@ -30,7 +31,8 @@ export function assertVersion(entity: ObjectLiteral, expected: number | string):
     );
   }
   if (actual !== expectedVersion) {
-    throw new StaleVersionError({ entityName, id, expectedVersion, actualVersion: actual, operation: "check" });
+    const stale = new StaleVersionError({ entityName, id, expectedVersion, actualVersion: actual, operation: "check" });
+    throw raisedIn(undefined, stale, "client");
   }
 }
 

@@ -91,6 +91,27 @@ export {
   withLockMode,
 } from "./lock-request";
 export {
+  CONFLICT_CHANNEL,
+  type ConflictKind,
+  type ConflictMessage,
+  LOCK_FAILURE_CHANNEL,
+  LOCK_TRACING_CHANNEL,
+  LOCK_WAIT_BUCKETS_MS,
+  type LockAcquisitionContext,
+  type LockFailureMessage,
+  type LockingStatistics,
+  type LockingStatisticsSnapshot,
+  type LockOutcome,
+  lockingStatistics,
+  OFFLINE_LOCK_CHANNEL,
+  type OfflineLockEvent,
+  type OfflineLockMessage,
+  RETRY_CHANNEL,
+  RETRY_EXHAUSTED_CHANNEL,
+  type RetryExhaustedMessage,
+  type RetryMessage,
+} from "./observability";
+export {
   OFFLINE_LOCK_TABLE,
   type OfflineLockHandle,
   OfflineLockManager,

@@ -75,10 +75,12 @@ export async function lock<T extends ObjectLiteral>(
         operation: "lock",
         detail: row ? undefined : "the row no longer exists",
       }),
+      "load",
+      !row,
     );
   }
   if (mode === LockMode.PESSIMISTIC_FORCE_INCREMENT) {
-    await writeVersion(queryRunner, metadata, entity, expected!, true, "force increment");
+    await writeVersion(queryRunner, metadata, entity, expected!, true, "force increment", "load");
   }
   return entity;
 }

@@ -1,4 +1,5 @@
 import type { DataSource, EntityManager } from "typeorm";
+import { type RetryExhaustedMessage, type RetryMessage, retryChannel, retryExhaustedChannel } from "./channels";
 import {
   DeadlockError,
   LockingConfigurationError,
@@ -121,7 +122,7 @@ export function retryOnConflict<T>(
   options: RetryOptions = {},
 ): Promise<T> {
   const { isolation } = options;
-  return retrying("retryOnConflict()", options, (attempt) => {
+  return retrying("retryOnConflict()", options, dataSource, (attempt) => {
     const unit = (manager: EntityManager) => work(manager, attempt);
     return (isolation ? dataSource.transaction(isolation, unit) : dataSource.transaction(unit)).catch(
       (error: unknown) => {
@@ -163,7 +164,7 @@ export function Retryable(options: RetryOptions = {}): MethodDecorator {
     }
     const where = `@Retryable() on ${(target as { constructor?: Function }).constructor?.name ?? "?"}.${String(key)}`;
     descriptor.value = function (this: unknown, ...args: unknown[]) {
-      return retrying(where, options, () => Promise.resolve(method.apply(this, args)));
+      return retrying(where, options, undefined, () => Promise.resolve(method.apply(this, args)));
     };
     return descriptor;
   };
@@ -171,8 +172,13 @@ export function Retryable(options: RetryOptions = {}): MethodDecorator {
 
 const DEFAULTS = { attempts: 5, initialMs: 20, maxMs: 1000, multiplier: 2 };
 
-/** The retry loop both helpers share. */
-async function retrying<T>(where: string, options: RetryOptions, attemptOnce: (attempt: number) => Promise<T>) {
+/** The retry loop both helpers share; it publishes each retry and the giving up. */
+async function retrying<T>(
+  where: string,
+  options: RetryOptions,
+  dataSource: DataSource | undefined,
+  attemptOnce: (attempt: number) => Promise<T>,
+) {
   assertRetryOptions(options, where);
   const attempts = options.attempts ?? DEFAULTS.attempts;
   const started = performance.now();
@@ -192,16 +198,41 @@ async function retrying<T>(where: string, options: RetryOptions, attemptOnce: (a
         );
       }
       const elapsedMs = performance.now() - started;
-      if (attempt >= attempts)
-        throw new RetryExhaustedError({ attempts: attempt, elapsedMs, reason: "attempts", cause: error });
+      if (attempt >= attempts) {
+        const exhausted = new RetryExhaustedError({ attempts: attempt, elapsedMs, reason: "attempts", cause: error });
+        throw publishedExhaustion(exhausted, where, dataSource);
+      }
       const delayMs = backoffDelay(options, attempt);
       if (options.budgetMs !== undefined && elapsedMs + delayMs > options.budgetMs) {
-        throw new RetryExhaustedError({ attempts: attempt, elapsedMs, reason: "budget", cause: error });
+        const exhausted = new RetryExhaustedError({ attempts: attempt, elapsedMs, reason: "budget", cause: error });
+        throw publishedExhaustion(exhausted, where, dataSource);
+      }
+      if (retryChannel.hasSubscribers) {
+        retryChannel.publish({ attempt, error, delayMs, where, dataSource } satisfies RetryMessage);
       }
       options.onRetry?.({ attempt, error, delayMs });
       if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
     }
   }
+}
+
+function publishedExhaustion(
+  error: RetryExhaustedError,
+  where: string,
+  dataSource: DataSource | undefined,
+): RetryExhaustedError {
+  if (retryExhaustedChannel.hasSubscribers) {
+    const { attempts, elapsedMs, reason } = error;
+    retryExhaustedChannel.publish({
+      attempts,
+      elapsedMs,
+      reason,
+      error,
+      where,
+      dataSource,
+    } satisfies RetryExhaustedMessage);
+  }
+  return error;
 }
 
 /** The wait after failed attempt `attempt` (1-based). @internal */

@@ -1,4 +1,5 @@
-import type { QueryRunner } from "typeorm";
+import type { EntityManager, QueryRunner } from "typeorm";
+import { type ConflictKind, publishRaised } from "./channels";
 
 /**
  * Numbers transactions as they begin, so that a retry can tell a conflict of a transaction its
@@ -31,12 +32,22 @@ export function transactionsBegun(): number {
 
 /**
  * Records in which transaction a conflict error arose (none when the runner was not in one) and
- * returns the error, for `throw raisedIn(runner, new OptimisticLockError(...))`.
+ * returns the error, for `throw raisedIn(runner, new OptimisticLockError(...), "write")`. Every
+ * conflict and lock failure passes here, so it is also where they are published on the
+ * diagnostics channels (`kind`: where a conflict was found; `rowGone`: the row was deleted).
  *
  * @internal
  */
-export function raisedIn<E extends object>(runner: QueryRunner | undefined, error: E): E {
+export function raisedIn<E extends object>(
+  where: QueryRunner | EntityManager | undefined,
+  error: E,
+  kind?: ConflictKind,
+  rowGone?: boolean,
+): E {
+  // A manager outside a transaction has no runner of its own; it still names the DataSource.
+  const runner = ((where as EntityManager | undefined)?.queryRunner ?? where) as QueryRunner | undefined;
   if (runner?.isTransactionActive) raisedInTransaction.set(error, (runner as NumberedRunner)[BEGAN_AS] ?? 0);
+  publishRaised(where, error, kind, rowGone);
   return error;
 }
 

@@ -74,7 +74,8 @@ export async function updateVersioned<T extends ObjectLiteral>(
   // Nothing was loaded: a version that is not the row's came from the caller, and sending it
   // again can never succeed. Only a re-read that still shows it (a repeatable-read snapshot
   // older than the row) means a concurrent write won the race.
-  if (!current) throw new RowNotFoundError(details);
-  if (actual !== expected) throw new StaleVersionError({ ...details, actualVersion: actual });
-  throw raisedIn(manager.queryRunner, new OptimisticLockError(details));
+  if (!current) throw raisedIn(manager, new RowNotFoundError(details), "client", true);
+  if (actual !== expected)
+    throw raisedIn(manager, new StaleVersionError({ ...details, actualVersion: actual }), "client");
+  throw raisedIn(manager, new OptimisticLockError(details), "write");
 }

@@ -1,6 +1,7 @@
 import type { ObjectLiteral } from "typeorm";
 import { heldVersionOf } from "../assert-version";
 import { MalformedIfMatchError, PreconditionRequiredError, StaleVersionError } from "../errors";
+import { raisedIn } from "../transaction-numbers";
 import { versionOfOpaque } from "./etag";
 import { type IfMatch, ifMatchHolds, parseIfMatch, versionOfTag } from "./if-match";
 
@@ -58,7 +59,7 @@ export function checkIfMatch(
       "tags, which never match If-Match (RFC 9110 §13.1.1 uses the strong comparison). Send the strong ETag " +
       "the resource was read with.";
   }
-  throw error;
+  throw raisedIn(undefined, error, "client");
 }
 
 /**

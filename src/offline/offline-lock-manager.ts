@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { randomBytes } from "node:crypto";
 import type { DataSource, ObjectLiteral } from "typeorm";
+import { type OfflineLockMessage, offlineLockChannel } from "../channels";
 import {
   AlreadyLockedError,
   LockingConfigurationError,
@@ -154,6 +155,8 @@ export class OfflineLockManager {
         .values({ lockType, lockId, handle: null, owner: null, fencingToken: 0, expiresAt: 0 })
         .orIgnore()
         .execute();
+      // Only an observer needs to know whose expired lock is about to be taken over.
+      const before = offlineLockChannel.hasSubscribers ? await repository.findOneBy({ lockType, lockId }) : null;
       const taken = await repository
         .createQueryBuilder()
         .update(OfflineLockRecord)
@@ -161,21 +164,26 @@ export class OfflineLockManager {
         .where("lock_type = :lockType AND lock_id = :lockId", { lockType, lockId })
         .andWhere(`expires_at <= ${now}`)
         .execute();
-      if (taken.affected === 1) return this.checkLock(handle);
+      if (taken.affected === 1) {
+        const lock = await this.checkLock(handle);
+        if (offlineLockChannel.hasSubscribers) {
+          const previousOwner = before?.owner ?? undefined;
+          const event = previousOwner === undefined ? "acquired" : "taken-over";
+          this.publish({ event, lockType, lockId, owner, previousOwner });
+        }
+        return lock;
+      }
       const current = await repository.findOneBy({ lockType, lockId });
       if (current?.handle && current.owner !== null) {
         const holder = await this.heldRecord(current.handle);
         if (holder)
-          throw new AlreadyLockedError({
-            lockType,
-            lockId,
-            owner: holder.owner!,
-            expiresAt: new Date(holder.expiresAt),
-          });
+          throw this.refused(
+            new AlreadyLockedError({ lockType, lockId, owner: holder.owner!, expiresAt: new Date(holder.expiresAt) }),
+          );
       }
       // Released or expired between our UPDATE and our look: try again.
     }
-    throw new AlreadyLockedError({ lockType, lockId, owner: "(contended)", expiresAt: new Date() });
+    throw this.refused(new AlreadyLockedError({ lockType, lockId, owner: "(contended)", expiresAt: new Date() }));
   }
 
   /** The lock as it stands if `handle` still holds it; {@link OfflineLockLostError} if not. */
@@ -200,7 +208,9 @@ export class OfflineLockManager {
         .andWhere(`expires_at > ${now}`)
         .execute();
       if (result.affected !== 1) throw this.lost(handle, "extendLock()");
-      return this.checkLock(handle);
+      const lock = await this.checkLock(handle);
+      if (offlineLockChannel.hasSubscribers) this.publish({ event: "extended", ...lockNames(lock) });
+      return lock;
     });
   }
 
@@ -219,6 +229,7 @@ export class OfflineLockManager {
         .andWhere(`expires_at > ${now}`)
         .execute();
       if (result.affected !== 1) throw this.lost(handle, "releaseLock()");
+      if (offlineLockChannel.hasSubscribers) this.publish({ event: "released", ...lockNames(handle) });
     });
   }
 
@@ -310,13 +321,34 @@ export class OfflineLockManager {
 
   private lost(handle: OfflineLockHandle | string, operation: string): OfflineLockLostError {
     const known = typeof handle === "string" ? undefined : handle;
-    return new OfflineLockLostError({
+    const error = new OfflineLockLostError({
       handle: handleOf(handle),
       lockType: known?.lockType ?? "(resource)",
       lockId: known?.lockId ?? "",
       operation,
     });
+    if (offlineLockChannel.hasSubscribers) this.publish({ event: "lost", ...lockNames(handle), operation, error });
+    return error;
   }
+
+  private refused(error: AlreadyLockedError): AlreadyLockedError {
+    if (offlineLockChannel.hasSubscribers) {
+      const { lockType, lockId, owner } = error;
+      this.publish({ event: "refused", lockType, lockId, owner, error });
+    }
+    return error;
+  }
+
+  /** Publishes an offline lock event; call only when the channel has subscribers. */
+  private publish(message: Omit<OfflineLockMessage, "dataSource">): void {
+    offlineLockChannel.publish({ ...message, dataSource: this.dataSource } satisfies OfflineLockMessage);
+  }
+}
+
+/** The resource and holder of a handle, as far as it says (a handle string says nothing). */
+function lockNames(handle: OfflineLockHandle | string): Pick<OfflineLockMessage, "lockType" | "lockId" | "owner"> {
+  if (typeof handle === "string") return { lockType: "(resource)", lockId: "" };
+  return { lockType: handle.lockType, lockId: handle.lockId, owner: handle.owner };
 }
 
 /**
@@ -368,13 +400,20 @@ async function requireHeldLocks(executor: SubjectExecutorLike): Promise<void> {
 
 /** Checks one lock inside the flush's transaction, and keeps it row-locked until commit. */
 async function requireHeld(executor: SubjectExecutorLike, { entityName, lockType, lockId }: Requirement) {
-  const refuse = (reason: string) => new OfflineLockRequiredError({ entityName, lockType, lockId, reason });
+  const dataSource = dataSourceOf(executor.queryRunner);
+  const refuse = (reason: string) => {
+    const error = new OfflineLockRequiredError({ entityName, lockType, lockId, reason });
+    if (offlineLockChannel.hasSubscribers) {
+      const message = { event: "write-refused", lockType, lockId, operation: entityName, error, dataSource } as const;
+      offlineLockChannel.publish(message satisfies OfflineLockMessage);
+    }
+    return error;
+  };
   const candidates = (held.getStore() ?? []).filter(
     (h) => h.lockType === undefined || (h.lockType === lockType && h.lockId === lockId),
   );
   if (candidates.length === 0) throw refuse("this write holds no handle for it (write inside runHolding(handle, ...))");
   const handles = candidates.map((h) => h.handle);
-  const dataSource = dataSourceOf(executor.queryRunner);
   // Locked until this transaction ends: a take-over waits for our commit, then sees our expiry.
   const record = await orMissingTable(dataSource, () =>
     lockQuery(

@@ -345,9 +345,19 @@ async function bumpAggregateRoots(executor: SubjectExecutorLike): Promise<void> 
           operation: "aggregate change",
           detail: "two copies of it in this save hold different versions",
         }),
+        "aggregate-root",
       );
     }
-    await writeVersion(runner, root.metadata, first.entity, first.expected, true, "aggregate change", false);
+    await writeVersion(
+      runner,
+      root.metadata,
+      first.entity,
+      first.expected,
+      true,
+      "aggregate change",
+      "aggregate-root",
+      false,
+    );
     afterFlushWritten(runner, () => {
       for (const copy of copies) noteIncrement(root.metadata, copy.entity, copy.expected);
     });

@@ -87,6 +87,7 @@ async function runCommitChecks(queryRunner: QueryRunner): Promise<void> {
       current,
       increment,
       increment ? "force increment" : "optimistic check",
+      "commit",
     );
   }
 }

@@ -4,6 +4,7 @@
  * (force increment now, or an optimistic check queued for commit).
  */
 import type { EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
+import { type LockAcquisitionContext, lockTracingActive, traceLockAcquisition } from "../channels";
 import { dialectForServer, type ServerFacts, serverFactsOf, serverFactsQuery } from "../dialect";
 import type { LockDialect, LockRendering, TimeoutPlan, WaitPolicy } from "../dialect/lock-dialect";
 import { LockingConfigurationError, LockingError } from "../errors";
@@ -72,17 +73,43 @@ export async function runLockedSelect(
   assertHonoured(dialect, mode, wait, metadata);
   assertLocksExclude(dialect, installation, mode, metadata);
   const plan = dialect.waitPlan(wait);
-  const result = await withWaitBound(queryRunner, plan, async () => {
-    const lockStatement = dialect.lockStatement(strength, metadata.tablePath, metadata.primaryColumns[0].databaseName);
-    if (lockStatement) await queryRunner.query(lockStatement);
-    return select.run(dialect.render(strength, wait, select.alias));
-  });
+  const acquire = () =>
+    withWaitBound(queryRunner, plan, async () => {
+      const lockStatement = dialect.lockStatement(
+        strength,
+        metadata.tablePath,
+        metadata.primaryColumns[0].databaseName,
+      );
+      if (lockStatement) await queryRunner.query(lockStatement);
+      return select.run(dialect.render(strength, wait, select.alias));
+    });
+  const result = lockTracingActive()
+    ? await traceLockAcquisition(lockContext(queryRunner, dialect, mode, wait, metadata), acquire)
+    : await acquire();
   if (mode === LockMode.PESSIMISTIC_FORCE_INCREMENT) {
     for (const entity of result.entities) {
-      await writeVersion(queryRunner, metadata, entity, heldVersion(metadata, entity, mode), true, "force increment");
+      const held = heldVersion(metadata, entity, mode);
+      await writeVersion(queryRunner, metadata, entity, held, true, "force increment", "load");
     }
   }
   return result;
+}
+
+/** What a lock trace says about the lock asked for. */
+function lockContext(
+  queryRunner: QueryRunner,
+  dialect: LockDialect,
+  mode: LockMode,
+  wait: WaitPolicy,
+  metadata: EntityMetadata,
+): LockAcquisitionContext {
+  return {
+    entity: metadata.name,
+    mode,
+    timeout: wait.kind === "wait" ? wait.ms : wait.kind,
+    dialect: dialect.name,
+    dataSource: dataSourceOf(queryRunner),
+  };
 }
 
 function assertHonoured(dialect: LockDialect, mode: LockMode, wait: WaitPolicy, metadata: EntityMetadata): void {

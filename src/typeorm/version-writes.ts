@@ -4,6 +4,7 @@
  * and the expected version, so the check and the lock it takes are one atomic step.
  */
 import type { EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
+import type { ConflictKind } from "../channels";
 import { LockingConfigurationError, OptimisticLockError } from "../errors";
 import { rememberLoadedVersion } from "../loaded-versions";
 import { raisedIn } from "../transaction-numbers";
@@ -28,7 +29,7 @@ export function heldVersion(metadata: EntityMetadata, entity: ObjectLiteral, mod
 /**
  * `UPDATE t SET version = version + 1 WHERE id = :id AND version = :expected` (increment) or
  * `SET version = version` (re-check under an exclusive row lock held to commit). Throws
- * OptimisticLockError when the row is no longer at `expected`.
+ * OptimisticLockError when the row is no longer at `expected`, published as a conflict of `kind`.
  *
  * @internal
  */
@@ -39,6 +40,7 @@ export async function writeVersion(
   expected: number,
   increment: boolean,
   operation: string,
+  kind: ConflictKind,
   noteOnEntity = true,
 ): Promise<void> {
   const { query, v } = versionUpdate(queryRunner, metadata, increment);
@@ -51,6 +53,7 @@ export async function writeVersion(
     throw raisedIn(
       queryRunner,
       new OptimisticLockError({ entityName: metadata.name, id, expectedVersion: expected, operation }),
+      kind,
     );
   }
   if (increment && noteOnEntity) noteIncrement(metadata, entity, expected);

@@ -106,8 +106,8 @@ export function refuseResurrection(subject: SubjectLike, policy: VersionPolicy, 
   const details = { entityName: metadata.name, id: subject.identifier, expectedVersion: expected, operation: "update" };
   // Loaded by this process: the row was deleted after that load (a race). A version the
   // application set (from a client) names a row that is not there: no retry can bring it back.
-  if (loadedVersionOf(entity) !== expected) throw new RowNotFoundError(details);
-  throw raisedIn(runner, new OptimisticLockError({ ...details, detail: "the row no longer exists" }));
+  if (loadedVersionOf(entity) !== expected) throw raisedIn(runner, new RowNotFoundError(details), "client", true);
+  throw raisedIn(runner, new OptimisticLockError({ ...details, detail: "the row no longer exists" }), "load", true);
 }
 
 /**
@@ -121,8 +121,8 @@ function conflictFoundBeforeWriting(
   runner: QueryRunner,
 ): OptimisticLockError | StaleVersionError {
   return loadedVersionOf(entity) === details.expectedVersion
-    ? raisedIn(runner, new OptimisticLockError(details))
-    : new StaleVersionError(details);
+    ? raisedIn(runner, new OptimisticLockError(details), "load")
+    : raisedIn(runner, new StaleVersionError(details), "client");
 }
 
 /**
@@ -155,6 +155,7 @@ export function verifyRowCount(
       operation: first.operation,
       detail: guards.length === 1 ? undefined : `${rows - affected} of ${rows} rows were changed or deleted meanwhile`,
     }),
+    "write",
   );
 }
 
