@@ -110,7 +110,7 @@ describeEachDatabase((db) => {
     expect(await row(id)).toMatchObject({ address: "Old Street 1", version: 1 });
   });
 
-  it("hostile If-Match headers: 1,000 tags are evaluated, a 1 MB header is a 400, all within a second", async () => {
+  it("hostile If-Match headers: 1,000 tags are evaluated, a 1 MB header is a 400, in linear time (seconds, not the minutes a backtracking parser takes)", async () => {
     const http = await start();
     const id = await newOrder();
     const thousand = Array.from({ length: 1000 }, (_, i) => `"${i + 100}"`);
@@ -129,7 +129,9 @@ describeEachDatabase((db) => {
       expect(answer).toMatchObject({ status: 400, etag: undefined, body: { error: "malformed-if-match" } });
       expect((answer.body.message as string).length).toBeLessThan(1000);
     }
-    expect(performance.now() - started).toBeLessThan(1000);
+    // The bound only separates a linear parse (milliseconds) from a super-linear one on 1 MB
+    // (minutes); it is wide because CI machines run this under load.
+    expect(performance.now() - started).toBeLessThan(5000);
     expect(await row(id)).toMatchObject({ address: "Many", version: 2 });
   });
 

@@ -209,7 +209,8 @@ describe("a malformed If-Match", () => {
     for (const header of hostile) {
       const started = performance.now();
       const error = errorOf(header as string);
-      expect(performance.now() - started).toBeLessThan(500);
+      // Linear (milliseconds) vs super-linear on 1 MB (minutes); wide for a loaded CI machine.
+      expect(performance.now() - started).toBeLessThan(2000);
       expect(error instanceof MalformedIfMatchError || error instanceof StaleVersionError).toBe(true);
       if (error instanceof MalformedIfMatchError) expect(error.message.length).toBeLessThan(1000);
     }
