@@ -10,8 +10,9 @@ function project(displayName, aliasFolder) {
     testEnvironment: "node",
     globals: { TYPEORM_LINE: displayName },
     testMatch: ["<rootDir>/test/**/*.test.ts"],
-    // The Galera suite needs its own cluster: `npm run test:galera` (jest.galera.config.js).
-    testPathIgnorePatterns: ["/node_modules/", "<rootDir>/test/galera/"],
+    // The Galera suite needs its own cluster: `npm run test:galera` (jest.galera.config.js); the
+    // fault runs are long: `npm run test:faults` (jest.faults.config.js).
+    testPathIgnorePatterns: ["/node_modules/", "<rootDir>/test/galera/", "<rootDir>/test/faults/"],
     moduleFileExtensions: ["ts", "js", "json", "node"],
     transform: {
       // isolatedModules false: full TypeScript program, so emitDecoratorMetadata has types.
