@@ -9,6 +9,8 @@
 #   bash bench/instructions.sh                     # the machine's PostgreSQL, database test
 #   BENCH_CONNECTION='{"type":"mysql","host":"127.0.0.1","port":3306,"username":"root","password":"","database":"test"}' \
 #     WARMUP=4000 LONG=8100 bash bench/instructions.sh
+#   OPERATION=locked-save bash bench/instructions.sh   # a transaction: PESSIMISTIC_WRITE read + save
+#   SIDES=1 OBSERVE=otel bash bench/instructions.sh    # ours only, the OpenTelemetry example subscribed
 #
 # Needs valgrind (not part of npm run bench); takes about 7 minutes with the defaults.
 set -euo pipefail
@@ -18,6 +20,11 @@ CONNECTION=${BENCH_CONNECTION:-'{"type":"postgres","host":"127.0.0.1","port":543
 WARMUP=${WARMUP:-4000}
 SHORT=${SHORT:-100}
 LONG=${LONG:-4100}
+OPERATION=${OPERATION:-save}
+OBSERVE=${OBSERVE:-}
+SIDES=${SIDES:-0 1}
+observe_json=""
+[ -n "$OBSERVE" ] && observe_json=",\"observe\":\"$OBSERVE\""
 
 node -r ts-node/register/transpile-only -e '
   require("reflect-metadata");
@@ -31,7 +38,7 @@ count() { # side (0 plain, 1 ours) saves output-file
   local log="$3.log"
   if ! DISABLE_V8_COMPILE_CACHE=1 valgrind --tool=callgrind --callgrind-out-file=/dev/null --smc-check=all-non-file \
     node --predictable -r ts-node/register/transpile-only bench/latency-worker.ts \
-    "{\"connection\":$CONNECTION,\"pair\":\"ours\",\"ids\":[9101,9102],\"only\":$1,\"warmupSaves\":$WARMUP,\"saves\":$2,\"blocks\":1}" \
+    "{\"connection\":$CONNECTION,\"pair\":\"ours\",\"ids\":[9101,9102],\"only\":$1,\"warmupSaves\":$WARMUP,\"saves\":$2,\"blocks\":1,\"operation\":\"$OPERATION\"$observe_json}" \
     >/dev/null 2>"$log"; then
     echo "the worker failed (side $1, $2 saves):" >&2
     grep -v '^==' "$log" >&2
@@ -42,20 +49,24 @@ count() { # side (0 plain, 1 ours) saves output-file
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-echo "counting: $WARMUP warm-up saves, then $SHORT and $LONG saves, per side (two at a time)" >&2
+echo "counting: $OPERATION${OBSERVE:+ observed by $OBSERVE}, $WARMUP warm-up operations, then $SHORT and $LONG, per side (sides: $SIDES)" >&2
+names=(plain ours)
 for saves in "$SHORT" "$LONG"; do
-  count 0 "$saves" "$out/plain-$saves" &
-  plain_pid=$!
-  count 1 "$saves" "$out/ours-$saves" &
-  ours_pid=$!
+  pids=()
+  for side in $SIDES; do
+    count "$side" "$saves" "$out/${names[$side]}-$saves" &
+    pids+=($!)
+  done
   # One wait per line: under set -e a failure inside an && list would not stop the script.
-  wait "$plain_pid"
-  wait "$ours_pid"
+  for pid in "${pids[@]}"; do wait "$pid"; done
 done
-plain=$((($(cat "$out/plain-$LONG") - $(cat "$out/plain-$SHORT")) / (LONG - SHORT)))
-ours=$((($(cat "$out/ours-$LONG") - $(cat "$out/ours-$SHORT")) / (LONG - SHORT)))
-echo "| side | instructions per save |"
+per_operation() { echo $((($(cat "$out/$1-$LONG") - $(cat "$out/$1-$SHORT")) / (LONG - SHORT))); }
+echo "| side ($OPERATION${OBSERVE:+, $OBSERVE subscribed}) | instructions per operation |"
 echo "|---|---|"
-echo "| plain TypeORM | $plain |"
-echo "| typeorm-locking | $ours |"
-awk -v p="$plain" -v o="$ours" 'BEGIN { printf "| ours / plain | %.3f |\n", o / p }'
+for side in $SIDES; do
+  label=$([ "$side" = 0 ] && echo "plain TypeORM" || echo "typeorm-locking")
+  echo "| $label | $(per_operation "${names[$side]}") |"
+done
+if [ "$SIDES" = "0 1" ]; then
+  awk -v p="$(per_operation plain)" -v o="$(per_operation ours)" 'BEGIN { printf "| ours / plain | %.3f |\n", o / p }'
+fi

@@ -18,7 +18,7 @@
  */
 import "reflect-metadata";
 import type { DataSource, DataSourceOptions } from "typeorm";
-import { installLocking } from "../src";
+import { installLocking, LockMode, withLockMode } from "../src";
 import { BenchItem, PlainBenchItem } from "./entities";
 import { summarize } from "./stats";
 import { typeormCopies } from "./typeorm-copies";
@@ -41,6 +41,14 @@ export interface LatencyJob {
    * counts a process's instructions, so each side needs a process of its own).
    */
   only?: 0 | 1;
+  /**
+   * What one operation is: a `save()` of a loaded row (the default), or a `transaction()` that
+   * reads the row with `PESSIMISTIC_WRITE` and saves it (`withLockMode()` on the library's side,
+   * the path that publishes a lock trace; TypeORM's own `lock` option on plain TypeORM's).
+   */
+  operation?: "save" | "locked-save";
+  /** Subscribe the OpenTelemetry example (examples/opentelemetry) to the library's channels. */
+  observe?: "otel";
 }
 
 /** What one worker reports: side 0 is always plain TypeORM. */
@@ -72,6 +80,7 @@ async function open(
 
 async function measure(job: LatencyJob): Promise<LatencySample> {
   const { pristine, main } = typeormCopies();
+  if (job.observe === "otel") await observeWithOpenTelemetry();
   // The second side always runs the other copy's code, so the two pairs differ only by
   // installLocking(): two DataSources of one copy would share V8's inline caches and feedback,
   // which the ours pair does not (a twin of one copy read 1.06 in one run).
@@ -85,7 +94,7 @@ async function measure(job: LatencyJob): Promise<LatencySample> {
   if (job.only !== undefined) return saveAlone(await openSide(job.only), job);
   const sides = [await openSide(0), await openSide(1)];
   try {
-    const savers = await Promise.all(sides.map((source, side) => saver(source, job.ids[side])));
+    const savers = await Promise.all(sides.map((source, side) => saver(source, job.ids[side], job.operation, side)));
     const warmupChunk = 100;
     for (let done = 0; done < job.warmupSaves; done += warmupChunk) {
       for (const save of savers) await save(Math.min(warmupChunk, job.warmupSaves - done));
@@ -121,7 +130,7 @@ async function measure(job: LatencyJob): Promise<LatencySample> {
 /** One side alone: its saves untimed, for a count of the whole process. */
 async function saveAlone(source: DataSource, job: LatencyJob): Promise<LatencySample> {
   try {
-    const save = await saver(source, job.ids[job.only ?? 0]);
+    const save = await saver(source, job.ids[job.only ?? 0], job.operation, job.only ?? 0);
     await save(job.warmupSaves + job.saves);
     return { msPerSave: [Number.NaN, Number.NaN], ratio: Number.NaN, cpuUsPerSave: [Number.NaN, Number.NaN] };
   } finally {
@@ -129,12 +138,30 @@ async function saveAlone(source: DataSource, job: LatencyJob): Promise<LatencySa
   }
 }
 
-/** A function that saves a fresh row `count` times, each save changing one column. */
-async function saver(source: DataSource, id: number): Promise<(count: number) => Promise<void>> {
+/** A function that runs `count` operations on a fresh row, each changing one column. */
+async function saver(
+  source: DataSource,
+  id: number,
+  operation: LatencyJob["operation"] = "save",
+  side: number,
+): Promise<(count: number) => Promise<void>> {
   const [entity] = source.options.entities as Item[];
   const repository = source.getRepository<BenchItem>(entity);
   await repository.delete({ id });
   await repository.insert({ id, value: 0, label: "latency", version: 1 });
+  if (operation === "locked-save") {
+    const lock =
+      side === 0 ? { lock: { mode: "pessimistic_write" as const } } : withLockMode(LockMode.PESSIMISTIC_WRITE);
+    return async (count) => {
+      for (let i = 0; i < count; i++) {
+        await source.transaction(async (manager) => {
+          const row = await manager.findOneOrFail<BenchItem>(entity, { where: { id }, ...lock });
+          row.value += 1;
+          await manager.save(row);
+        });
+      }
+    };
+  }
   const item = await repository.findOneByOrFail({ id });
   return async (count) => {
     for (let i = 0; i < count; i++) {
@@ -142,6 +169,18 @@ async function saver(source: DataSource, id: number): Promise<(count: number) =>
       await repository.save(item);
     }
   };
+}
+
+/**
+ * Subscribes the OpenTelemetry example with in-memory exporters, as a service would with its own
+ * exporter; what the subscription costs is then in the count. Loaded only when asked, so the
+ * other runs load no OpenTelemetry code.
+ */
+async function observeWithOpenTelemetry(): Promise<void> {
+  const { startTelemetry } = await import("../examples/opentelemetry/telemetry");
+  const telemetry = startTelemetry({ exporters: "memory" });
+  // Spans pile up in memory; clearing them now and then keeps the heap as a live service's.
+  setInterval(() => telemetry.spans?.reset(), 1000).unref();
 }
 
 if (require.main === module) {
