@@ -18,6 +18,8 @@
  *     - `StaleVersionError`: a version the caller or client holds is not the row's (not retryable).
  *     - `RowNotFoundError`: a client's version names a row that does not exist (not retryable).
  *     - `OptimisticLockError`: a race: the row changed after it was loaded or checked (retryable).
+ *   - `CommitOutcomeUnknownError`: the connection was lost after COMMIT was sent: the transaction may
+ *     or may not have committed (never retried by default).
  */
 
 /**
@@ -455,6 +457,58 @@ export class CertificationConflictError extends SerializationError {
 
 function causeMessage(cause: unknown): string {
   return cause instanceof Error && cause.message ? `: ${cause.message}` : "";
+}
+
+/**
+ * The connection to the database was lost after COMMIT was sent and before its answer came back
+ * (a network cut, a server crash or restart, a killed session, a failover): the transaction may
+ * have committed or not, and no client can tell which from the error alone. The same holds for a
+ * write sent outside any transaction (autocommit: the statement is its own commit), e.g.
+ * `repository.update()` without a surrounding transaction.
+ *
+ * It is never retried by `retryOnConflict` or `@Retryable` by default: if the first attempt did
+ * commit, running the work again applies it twice (an increment, a payment, an appended line).
+ * Find out what happened instead: give the operation an idempotency key, written in the same
+ * transaction, and look for it before doing the work again (docs/ambiguous-commits.md). Work that
+ * does so may opt in to retries with `retryOnConflict(ds, work, { retryOutcomeUnknown: true })`.
+ *
+ * A connection lost *before* COMMIT was sent is not this error: the server rolls the open
+ * transaction back when its session ends, so nothing of it was written; the driver's error
+ * (TypeORM's `QueryFailedError`) is passed on unchanged.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await dataSource.transaction((manager) => pay(manager, paymentId));
+ * } catch (e) {
+ *   if (e instanceof CommitOutcomeUnknownError) {
+ *     const done = await payments.existsBy({ paymentId }); // the idempotency key tells
+ *     if (!done) await dataSource.transaction((manager) => pay(manager, paymentId));
+ *   } else throw e;
+ * }
+ * ```
+ */
+export class CommitOutcomeUnknownError extends LockingError {
+  /** The dialect that recognised the connection loss: `"postgres"`, `"mysql"`, `"mariadb"`, ... */
+  readonly dialect: string;
+  /** The statement whose answer was lost: `"COMMIT"`, or the autocommit write. */
+  readonly statement: string;
+  /** Never: whether it committed must be found out first (see the class comment). */
+  readonly retryable = false;
+
+  constructor(init: { dialect: string; statement: string }, cause?: unknown) {
+    const shown = init.statement.length > 200 ? `${init.statement.slice(0, 200)}...` : init.statement;
+    super(
+      `The connection to the database was lost after ${
+        /^\s*COMMIT\b/i.test(init.statement) ? "COMMIT" : `the autocommit statement ${JSON.stringify(shown)}`
+      } was sent and before its answer arrived [${init.dialect}]: the transaction may or may not have ` +
+        "committed. It is not retried, since retrying work that did commit applies it twice: look up the " +
+        `operation's idempotency key (or the data) to find out${causeMessage(cause)}`,
+      { cause },
+    );
+    this.dialect = init.dialect;
+    this.statement = init.statement;
+  }
 }
 
 /**

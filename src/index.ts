@@ -27,6 +27,7 @@ export {
 export {
   AlreadyLockedError,
   CertificationConflictError,
+  CommitOutcomeUnknownError,
   ConcurrencyError,
   type ConflictDetails,
   type DatabaseLockFailure,

@@ -1,6 +1,7 @@
 import type { DataSource, EntityManager } from "typeorm";
 import { type RetryExhaustedMessage, type RetryMessage, retryChannel, retryExhaustedChannel } from "./channels";
 import {
+  CommitOutcomeUnknownError,
   DeadlockError,
   LockingConfigurationError,
   LockTimeoutError,
@@ -49,6 +50,13 @@ export interface RetryOptions {
    * usually means a long-held lock, and retrying at once adds load where it hurts.
    */
   retryLockTimeouts?: boolean;
+  /**
+   * Also retry {@link CommitOutcomeUnknownError} (the connection was lost after COMMIT was sent,
+   * so the attempt may have committed). Off by default, and only safe for work that finds out
+   * first whether an earlier attempt committed, e.g. by looking up an idempotency key it writes
+   * in the same transaction (docs/ambiguous-commits.md); otherwise a retry can apply it twice.
+   */
+  retryOutcomeUnknown?: boolean;
   /** Isolation level of each attempt's transaction ({@link retryOnConflict} only). */
   isolation?: IsolationLevel;
   /** Called before each wait: the attempt that failed (1-based), its error and the wait in ms. */
@@ -77,7 +85,9 @@ export interface RetryEvent {
  * `OptimisticLockError` (the row moved since it was loaded), `DeadlockError` and
  * `SerializationError` (the database rolled the transaction back), and `LockTimeoutError` when
  * `retryLockTimeouts` is set. Never `StaleVersionError`: the client edited an old copy, and only
- * the user can decide what to do with their change. Never anything else.
+ * the user can decide what to do with their change. Never `CommitOutcomeUnknownError`: the
+ * attempt may have committed (the retry helpers retry it only with `retryOutcomeUnknown`). Never
+ * anything else.
  *
  * @example
  * ```ts
@@ -97,7 +107,8 @@ export function isRetryableConflict(error: unknown, options: Pick<RetryOptions, 
  * load what it changes through the manager it is given, so each attempt starts from fresh rows;
  * an entity carried over from a failed attempt would only fail again.
  *
- * Other errors (a `StaleVersionError`, a validation error) are rethrown at once, unchanged. When
+ * Other errors (a `StaleVersionError`, a validation error, a `CommitOutcomeUnknownError` unless
+ * `retryOutcomeUnknown` is set) are rethrown at once, unchanged. When
  * attempts or the time budget run out, {@link RetryExhaustedError} is thrown with the number of
  * attempts and the last error as `cause`.
  *
@@ -187,7 +198,7 @@ async function retrying<T>(
     try {
       return await attemptOnce(attempt);
     } catch (error) {
-      if (!isRetryableConflict(error, options)) throw error;
+      if (!isRetryableConflict(error, options) && !retriesUnknownOutcome(error, options)) throw error;
       if (raisedInTransactionBegunBy(error, begunBefore)) {
         throw new LockingConfigurationError(
           `${where} was called inside a transaction: its conflict arose in a transaction that was ` +
@@ -214,6 +225,11 @@ async function retrying<T>(
       if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
     }
   }
+}
+
+/** An unknown commit outcome is retried only when the work said it checks for an earlier commit. */
+function retriesUnknownOutcome(error: unknown, options: RetryOptions): boolean {
+  return options.retryOutcomeUnknown === true && error instanceof CommitOutcomeUnknownError;
 }
 
 function publishedExhaustion(
@@ -260,6 +276,9 @@ function assertRetryOptions(options: RetryOptions, where: string): void {
   }
   if (backoff.multiplier !== undefined && !(typeof backoff.multiplier === "number" && backoff.multiplier >= 1)) {
     throw bad("backoff.multiplier must be a number >= 1", backoff.multiplier);
+  }
+  if (options.retryOutcomeUnknown !== undefined && typeof options.retryOutcomeUnknown !== "boolean") {
+    throw bad("retryOutcomeUnknown must be a boolean", options.retryOutcomeUnknown);
   }
   if (options.onRetry !== undefined && typeof options.onRetry !== "function") {
     throw bad("onRetry must be a function", typeof options.onRetry);

@@ -138,6 +138,13 @@ export interface LockDialect {
    */
   isMissingTable(error: unknown): boolean;
   /**
+   * Whether a driver error says the connection to the server was lost (reset, closed, killed, the
+   * server shut down) while a statement was in flight or about to be sent. A COMMIT (or an
+   * autocommit write) that fails this way may or may not have taken effect: the library then
+   * raises `CommitOutcomeUnknownError`. SQLite runs in the process and cannot lose one.
+   */
+  isConnectionLoss(error: unknown): boolean;
+  /**
    * Row locks bind only the server they were taken on: on a multi-primary cluster (Galera) a
    * writer on another node is not blocked by them. Pessimistic lock modes are then refused unless
    * the application opts in (`installLocking(ds, { galera: { pessimistic: "node-local" } })`).
@@ -161,4 +168,16 @@ export function driverErrorOf(error: unknown): Record<string, unknown> | undefin
   if (error === null || typeof error !== "object") return undefined;
   const e = error as Record<string, unknown>;
   return (e.driverError as Record<string, unknown> | undefined) ?? e;
+}
+
+/**
+ * Socket errors of an established connection (Node.js error codes): the peer reset or closed it,
+ * or it timed out. Not the codes of a connection that was never made (ECONNREFUSED, ENOTFOUND):
+ * nothing was sent on those. @internal
+ */
+const SOCKET_LOSS_CODES = new Set(["ECONNRESET", "EPIPE", "ECONNABORTED", "ETIMEDOUT", "ESOCKET", "ECONNCLOSED"]);
+
+/** Whether a driver error is the loss of an established socket, whatever the database. @internal */
+export function isSocketLoss(driverError: Record<string, unknown> | undefined): boolean {
+  return typeof driverError?.code === "string" && SOCKET_LOSS_CODES.has(driverError.code);
 }

@@ -1,5 +1,5 @@
 import { type LockDialect, roundWait } from "./lock-dialect";
-import { classifyMysqlFamily, isMissingMysqlFamilyTable } from "./mysql";
+import { classifyMysqlFamily, isMissingMysqlFamilyTable, isMysqlFamilyConnectionLoss } from "./mysql";
 
 /**
  * MariaDB 10.6+: `LOCK IN SHARE MODE` / `FOR UPDATE`, with the wait in the statement itself:
@@ -30,5 +30,6 @@ export const mariadbDialect: LockDialect = {
   waitPlan: () => undefined,
   lockStatement: () => undefined,
   isMissingTable: isMissingMysqlFamilyTable,
+  isConnectionLoss: isMysqlFamilyConnectionLoss,
   classifyError: (error) => classifyMysqlFamily("mariadb", error),
 };

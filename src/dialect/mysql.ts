@@ -1,5 +1,5 @@
 import { DeadlockError, LockTimeoutError, SerializationError } from "../errors";
-import { driverErrorOf, type LockDialect, roundWait } from "./lock-dialect";
+import { driverErrorOf, isSocketLoss, type LockDialect, roundWait } from "./lock-dialect";
 
 /**
  * MySQL 8+: `FOR SHARE` / `FOR UPDATE`, `NOWAIT`, `SKIP LOCKED`. A bounded wait needs the
@@ -37,8 +37,35 @@ export const mysqlDialect: LockDialect = {
   },
   lockStatement: () => undefined,
   isMissingTable: isMissingMysqlFamilyTable,
+  isConnectionLoss: isMysqlFamilyConnectionLoss,
   classifyError: (error) => classifyMysqlFamily("mysql", error),
 };
+
+/**
+ * The server numbers of a session that ended: 1927 ER_CONNECTION_KILLED (MariaDB, `KILL
+ * CONNECTION`), 1053 ER_SERVER_SHUTDOWN, 2006/2013 server gone / lost during query (libmysql's
+ * numbers, which some drivers reuse), 4031 the server closed an idle session (MySQL 8).
+ */
+const SESSION_ENDED_ERRNOS = new Set([1927, 1053, 2006, 2013, 4031]);
+/** Codes of a connection that was never made: nothing was sent on it. */
+const NEVER_CONNECTED_CODES = new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "ER_ACCESS_DENIED_ERROR"]);
+
+/**
+ * MySQL and MariaDB drivers (mysql2, mysql) mark an error that ended the connection `fatal`
+ * (PROTOCOL_CONNECTION_LOST, a reset socket, a command on a closed connection); the server's own
+ * numbers cover a session it ended. @internal
+ */
+export function isMysqlFamilyConnectionLoss(error: unknown): boolean {
+  const driverError = driverErrorOf(error);
+  if (!driverError) return false;
+  if (NEVER_CONNECTED_CODES.has(String(driverError.code))) return false;
+  return (
+    driverError.fatal === true ||
+    driverError.code === "PROTOCOL_CONNECTION_LOST" ||
+    isSocketLoss(driverError) ||
+    SESSION_ENDED_ERRNOS.has(Number(driverError.errno))
+  );
+}
 
 /** ER_NO_SUCH_TABLE, the same number on MySQL, MariaDB and Galera. @internal */
 export function isMissingMysqlFamilyTable(error: unknown): boolean {

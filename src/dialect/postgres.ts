@@ -1,5 +1,5 @@
 import { DeadlockError, LockTimeoutError, SerializationError } from "../errors";
-import { driverErrorOf, type LockDialect } from "./lock-dialect";
+import { driverErrorOf, isSocketLoss, type LockDialect } from "./lock-dialect";
 
 /**
  * PostgreSQL (and the postgres wire family): `FOR SHARE` / `FOR UPDATE`, `NOWAIT`, `SKIP LOCKED`,
@@ -32,6 +32,19 @@ export const postgresDialect: LockDialect = {
   lockStatement: () => undefined,
   // 42P01 undefined_table.
   isMissingTable: (error) => driverErrorOf(error)?.code === "42P01",
+  isConnectionLoss(error) {
+    const driverError = driverErrorOf(error);
+    if (!driverError) return false;
+    const code = String(driverError.code ?? "");
+    // Class 08 connection_exception; 57P01/57P02 the server ended the session (pg_terminate_backend,
+    // a shutdown, a crash of another backend).
+    if (code.startsWith("08") || code === "57P01" || code === "57P02" || isSocketLoss(driverError)) return true;
+    // node-postgres' own errors carry no code: "Connection terminated unexpectedly", "Client has
+    // encountered a connection error and is not queryable", "Client was closed and is not queryable".
+    return /^(Connection terminated|Client (has encountered a connection error|was closed))/.test(
+      String(driverError.message ?? ""),
+    );
+  },
   classifyError(error) {
     const code = driverErrorOf(error)?.code;
     const failure = { dialect: "postgres", code: String(code), retryable: true, transactionAborted: true };

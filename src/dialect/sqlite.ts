@@ -41,6 +41,8 @@ export const sqliteDialect: LockDialect = {
   },
   // SQLite has no code of its own for it: SQLITE_ERROR with "no such table: <name>".
   isMissingTable: (error) => /no such table/i.test(String(driverErrorOf(error)?.message ?? "")),
+  // In the process, no network: a COMMIT either returns or throws, and its outcome is never unknown.
+  isConnectionLoss: () => false,
   classifyError(error) {
     const code = driverErrorOf(error)?.code;
     if (typeof code !== "string") return undefined;

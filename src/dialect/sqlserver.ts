@@ -1,5 +1,5 @@
 import { DeadlockError, LockTimeoutError } from "../errors";
-import { driverErrorOf, type LockDialect } from "./lock-dialect";
+import { driverErrorOf, isSocketLoss, type LockDialect } from "./lock-dialect";
 
 /**
  * SQL Server (rendered and unit-tested; no server here): locks are table hints,
@@ -42,6 +42,9 @@ export const sqlserverDialect: LockDialect = {
     const original = e?.originalError as { info?: { number?: number } } | undefined;
     return Number(e?.number ?? original?.info?.number) === 208;
   },
+  // tedious reports a lost connection as ESOCKET / ECONNCLOSED. (TypeORM commits through the mssql
+  // driver's API, not a COMMIT statement: only autocommit writes are recognised here.)
+  isConnectionLoss: (error) => isSocketLoss(driverErrorOf(error)),
   classifyError(error) {
     const e = driverErrorOf(error);
     const original = e?.originalError as { info?: { number?: number } } | undefined;

@@ -1,6 +1,7 @@
 /**
- * Turns the database's lock failures (lock timeout, NOWAIT, deadlock, serialization) into the
- * library's typed errors, for every query run on an installed DataSource, whoever issued it.
+ * Turns the database's lock failures (lock timeout, NOWAIT, deadlock, serialization) and a
+ * connection lost with a commit in flight (commit-outcome.ts) into the library's typed errors,
+ * for every query run on an installed DataSource, whoever issued it.
  * The driver's error stays reachable as `cause`.
  */
 import type { DataSource, QueryRunner } from "typeorm";
@@ -8,6 +9,7 @@ import { dialectForType, type LockDialect, type ProbeQuery } from "../dialect";
 import { PessimisticLockError } from "../errors";
 import { type Installation, installationOf } from "../installation";
 import { raisedIn } from "../transaction-numbers";
+import { commitOutcomeUnknown } from "./commit-outcome";
 import { dataSourceOf } from "./internals";
 import { serverDialectOf } from "./locking-reads";
 import { patchRunnerPrototypes } from "./runner-prototypes";
@@ -36,7 +38,11 @@ async function rethrowTranslated(
 ): Promise<never> {
   const dataSource = dataSourceOf(queryRunner);
   const installation = installationOf(dataSource);
-  const failure = installation && lockFailureOf(dataSource, error);
+  if (!installation) throw error;
+  const dialect = knownDialectOf(dataSource);
+  const unknownOutcome = dialect && commitOutcomeUnknown(queryRunner, dialect, String(args[0]), error);
+  if (unknownOutcome) throw raisedIn(queryRunner, unknownOutcome);
+  const failure = lockFailureOf(dataSource, error);
   if (!failure) throw error;
   const probe = (sql: string) => query.call(queryRunner, sql) as Promise<Record<string, unknown>[]>;
   throw raisedIn(

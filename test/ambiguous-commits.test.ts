@@ -1,0 +1,261 @@
+/**
+ * Ambiguous commits (issue 18): a connection lost after COMMIT was sent leaves the outcome
+ * unknown. A TCP proxy between the client and the server (test/support/fault-proxy.ts) cuts the
+ * connection at the COMMIT, either after forwarding it and swallowing the answer (committed, the
+ * client does not know) or before forwarding it (not committed). Both must give
+ * CommitOutcomeUnknownError, which retryOnConflict does not retry unless told to, and the data
+ * (read through a second, direct connection) must show which it was. Its neighbours: save()'s own
+ * transaction, an autocommit write, a connection lost before COMMIT (rolled back: not ambiguous),
+ * the pool recovering afterwards, and the idempotency key of docs/ambiguous-commits.md.
+ */
+import { Column, type DataSource, Entity, type EntityManager, PrimaryColumn, QueryFailedError } from "typeorm";
+import {
+  CommitOutcomeUnknownError,
+  installLocking,
+  isRetryableConflict,
+  LockingConfigurationError,
+  LockingError,
+  mariadbDialect,
+  mysqlDialect,
+  postgresDialect,
+  retryOnConflict,
+  sqliteDialect,
+  Versioned,
+} from "../src";
+import { closeAll, describeEachDatabase, openAlongside, openDataSources } from "./support/databases";
+import { type FaultProxy, startFaultProxy } from "./support/fault-proxy";
+
+@Entity({ name: "tl_ambiguous_account" })
+class Wallet {
+  @PrimaryColumn() id!: number;
+  @Column() balance!: number;
+  @Versioned() version!: number;
+}
+
+/** The idempotency key: one row per operation, written in the operation's own transaction. */
+@Entity({ name: "tl_ambiguous_payment" })
+class Payment {
+  @PrimaryColumn({ type: "varchar", length: 64 }) operationId!: string;
+  @Column() walletId!: number;
+  @Column() amount!: number;
+}
+
+/** Unversioned, for writes outside a transaction. */
+@Entity({ name: "tl_ambiguous_tally" })
+class Tally {
+  @PrimaryColumn() id!: number;
+  @Column() value!: number;
+}
+
+const ENTITIES = [Wallet, Payment, Tally];
+
+describe("connection loss, by dialect (no server)", () => {
+  const lost = (message: string, extra: Record<string, unknown> = {}) =>
+    new QueryFailedError("COMMIT", [], Object.assign(new Error(message), extra));
+
+  it("PostgreSQL: node-postgres' own messages, class 08, a terminated backend, a reset socket", () => {
+    expect(postgresDialect.isConnectionLoss(lost("Connection terminated unexpectedly"))).toBe(true);
+    expect(
+      postgresDialect.isConnectionLoss(lost("Client has encountered a connection error and is not queryable")),
+    ).toBe(true);
+    expect(postgresDialect.isConnectionLoss(lost("terminating connection", { code: "57P01" }))).toBe(true);
+    expect(postgresDialect.isConnectionLoss(lost("x", { code: "08006" }))).toBe(true);
+    expect(postgresDialect.isConnectionLoss(lost("read ECONNRESET", { code: "ECONNRESET" }))).toBe(true);
+    // A failure the server answered is no loss: a lock timeout, a unique violation, a refused connect.
+    expect(postgresDialect.isConnectionLoss(lost("canceling statement", { code: "55P03" }))).toBe(false);
+    expect(postgresDialect.isConnectionLoss(lost("duplicate key", { code: "23505" }))).toBe(false);
+    expect(postgresDialect.isConnectionLoss(lost("connect ECONNREFUSED", { code: "ECONNREFUSED" }))).toBe(false);
+  });
+
+  it("MySQL/MariaDB: a fatal driver error, a lost or killed session; not a refused connect or a deadlock", () => {
+    for (const dialect of [mysqlDialect, mariadbDialect]) {
+      expect(dialect.isConnectionLoss(lost("Connection lost", { code: "PROTOCOL_CONNECTION_LOST", fatal: true }))).toBe(
+        true,
+      );
+      expect(
+        dialect.isConnectionLoss(lost("Can't add new command when connection is in closed state", { fatal: true })),
+      ).toBe(true);
+      expect(dialect.isConnectionLoss(lost("Connection was killed", { errno: 1927 }))).toBe(true);
+      expect(dialect.isConnectionLoss(lost("Deadlock found", { errno: 1213, code: "ER_LOCK_DEADLOCK" }))).toBe(false);
+      expect(dialect.isConnectionLoss(lost("connect ECONNREFUSED", { code: "ECONNREFUSED", fatal: true }))).toBe(false);
+    }
+  });
+
+  it("SQLite runs in the process: no error is a connection loss", () => {
+    expect(sqliteDialect.isConnectionLoss(lost("SQLITE_IOERR", { code: "SQLITE_IOERR" }))).toBe(false);
+  });
+
+  it("the error is a LockingError, never retryable, and isRetryableConflict says no", () => {
+    const error = new CommitOutcomeUnknownError({ dialect: "postgres", statement: "COMMIT" }, new Error("gone"));
+    expect(error).toBeInstanceOf(LockingError);
+    expect(error.retryable).toBe(false);
+    expect(isRetryableConflict(error, { retryLockTimeouts: true })).toBe(false);
+    expect(error.message).toMatch(/after COMMIT was sent .* may or may not have committed/);
+  });
+});
+
+describeEachDatabase(
+  (db) => {
+    let direct: DataSource;
+    let faulty: DataSource;
+    let proxy: FaultProxy;
+
+    beforeAll(async () => {
+      [direct] = await openDataSources(db, ENTITIES);
+      installLocking(direct);
+      const options = direct.options as { host: string; port: number };
+      proxy = await startFaultProxy(db.family === "postgres" ? "postgres" : "mysql", {
+        host: options.host,
+        port: options.port,
+      });
+      faulty = await openAlongside(direct, { host: proxy.host, port: proxy.port, poolSize: 2 });
+      installLocking(faulty);
+    });
+    afterAll(async () => {
+      await closeAll(faulty, direct);
+      await proxy?.close();
+    });
+
+    let nextId = 1;
+    async function newWallet(balance = 100): Promise<number> {
+      const id = nextId++;
+      await direct.getRepository(Wallet).insert({ id, balance, version: 1 });
+      return id;
+    }
+    const balanceOf = async (id: number) => (await direct.getRepository(Wallet).findOneByOrFail({ id })).balance;
+
+    async function deposit(manager: EntityManager, walletId: number, amount: number): Promise<void> {
+      const wallet = await manager.findOneByOrFail(Wallet, { id: walletId });
+      wallet.balance += amount;
+      await manager.save(wallet);
+    }
+
+    /** The pool lost a connection: the next transactions through the proxy must work. */
+    async function expectPoolRecovers(walletId: number): Promise<void> {
+      const before = await balanceOf(walletId);
+      for (let i = 0; i < 3; i++) await faulty.transaction((manager) => deposit(manager, walletId, 1));
+      expect(await balanceOf(walletId)).toBe(before + 3);
+    }
+
+    for (const [point, committed] of [
+      ["after-forward", true],
+      ["before-forward", false],
+    ] as const) {
+      const outcome = committed ? "committed" : "not committed";
+      it(`COMMIT cut ${point}: CommitOutcomeUnknownError, the data shows ${outcome}, the pool recovers`, async () => {
+        const id = await newWallet();
+        const cut = proxy.arm(point);
+        const error = await faulty.transaction((manager) => deposit(manager, id, 10)).catch((e: unknown) => e);
+        expect(await cut).toMatch(/^COMMIT$/i);
+        expect(error).toBeInstanceOf(CommitOutcomeUnknownError);
+        const unknown = error as CommitOutcomeUnknownError;
+        expect(unknown.statement).toBe("COMMIT");
+        expect(unknown.dialect).toEqual(
+          db.family === "postgres" ? "postgres" : expect.stringMatching(/^(mysql|mariadb)$/),
+        );
+        expect(unknown.cause).toBeInstanceOf(QueryFailedError);
+        expect(await balanceOf(id)).toBe(committed ? 110 : 100);
+        await expectPoolRecovers(id);
+      });
+
+      it(`COMMIT cut ${point}: retryOnConflict runs the work once and passes the error on (${outcome})`, async () => {
+        const id = await newWallet();
+        let attempts = 0;
+        const cut = proxy.arm(point);
+        const error = await retryOnConflict(faulty, (manager) => {
+          attempts++;
+          return deposit(manager, id, 10);
+        }).catch((e: unknown) => e);
+        await cut;
+        expect(error).toBeInstanceOf(CommitOutcomeUnknownError);
+        expect(attempts).toBe(1);
+        expect(await balanceOf(id)).toBe(committed ? 110 : 100);
+      });
+
+      it(`COMMIT cut ${point}: with retryOutcomeUnknown and an idempotency key, the deposit applies exactly once`, async () => {
+        const id = await newWallet();
+        const operationId = `deposit-${db.name}-${id}-${point}`;
+        let attempts = 0;
+        const cut = proxy.arm(point);
+        const result = await retryOnConflict(
+          faulty,
+          async (manager) => {
+            attempts++;
+            if (await manager.existsBy(Payment, { operationId })) return "already applied";
+            await manager.insert(Payment, { operationId, walletId: id, amount: 10 });
+            await deposit(manager, id, 10);
+            return "applied";
+          },
+          { retryOutcomeUnknown: true },
+        );
+        await cut;
+        expect(attempts).toBe(2);
+        expect(result).toBe(committed ? "already applied" : "applied");
+        expect(await balanceOf(id)).toBe(110);
+        expect(await direct.getRepository(Payment).countBy({ operationId })).toBe(1);
+      });
+    }
+
+    it("save()'s own transaction: a COMMIT cut after forwarding is CommitOutcomeUnknownError, the version moved", async () => {
+      const id = await newWallet();
+      const wallet = await faulty.getRepository(Wallet).findOneByOrFail({ id });
+      wallet.balance = 5;
+      const cut = proxy.arm("after-forward");
+      await expect(faulty.getRepository(Wallet).save(wallet)).rejects.toBeInstanceOf(CommitOutcomeUnknownError);
+      await cut;
+      const row = await direct.getRepository(Wallet).findOneByOrFail({ id });
+      expect(row).toMatchObject({ balance: 5, version: 2 });
+    });
+
+    it("a connection lost before COMMIT (during the flush) rolls back: the driver's error, not retried, nothing written", async () => {
+      const id = await newWallet();
+      let attempts = 0;
+      const cut = proxy.arm("before-forward", /^\s*UPDATE\b/i);
+      const error = await retryOnConflict(faulty, (manager) => {
+        attempts++;
+        return deposit(manager, id, 10);
+      }).catch((e: unknown) => e);
+      expect(await cut).toMatch(/^UPDATE/i);
+      expect(error).toBeInstanceOf(QueryFailedError);
+      expect(error).not.toBeInstanceOf(LockingError);
+      expect(attempts).toBe(1);
+      expect(await balanceOf(id)).toBe(100);
+      await expectPoolRecovers(id);
+    });
+
+    for (const [point, committed] of [
+      ["after-forward", true],
+      ["before-forward", false],
+    ] as const) {
+      it(`an autocommit write (no transaction) cut ${point} is CommitOutcomeUnknownError too; a read cut is not`, async () => {
+        const id = nextId++;
+        await direct.getRepository(Tally).insert({ id, value: 0 });
+        const cut = proxy.arm(point, /^\s*UPDATE\b/i);
+        const error = await faulty
+          .getRepository(Tally)
+          .increment({ id }, "value", 1)
+          .catch((e: unknown) => e);
+        await cut;
+        expect(error).toBeInstanceOf(CommitOutcomeUnknownError);
+        expect((error as CommitOutcomeUnknownError).statement).toMatch(/^UPDATE/i);
+        expect((await direct.getRepository(Tally).findOneByOrFail({ id })).value).toBe(committed ? 1 : 0);
+
+        const readCut = proxy.arm(point, /^\s*SELECT\b.*tl_ambiguous_tally/is);
+        const readError = await faulty
+          .getRepository(Tally)
+          .findOneBy({ id })
+          .catch((e: unknown) => e);
+        await readCut;
+        expect(readError).toBeInstanceOf(QueryFailedError);
+      });
+    }
+
+    it("retryOutcomeUnknown must be a boolean", async () => {
+      await expect(
+        retryOnConflict(faulty, async () => 1, { retryOutcomeUnknown: "yes" as unknown as boolean }),
+      ).rejects.toBeInstanceOf(LockingConfigurationError);
+    });
+  },
+  // SQLite runs in the process: no connection to lose (see the dialect test above and the docs).
+  ["postgres-embedded", "postgres", "mariadb", "mysql"],
+);
