@@ -11,8 +11,9 @@
  * - no SQL text is built from the input: string inputs carry a marker, and no statement sent
  *   (captured by a TypeORM logger) contains it; numbers rendered into SQL (lock waits) are digits.
  */
-import type { AddressInfo } from "node:net";
+
 import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import fc from "fast-check";
 import type { FastifyInstance } from "fastify";
 import type { DataSource, Repository } from "typeorm";
@@ -31,7 +32,6 @@ import {
   OfflineLockLostError,
   OfflineLockManager,
   OfflineLockRecord,
-  RowNotFoundError,
   retryOnConflict,
   StaleVersionError,
   updateVersioned,
