@@ -315,12 +315,44 @@ export class MalformedIfMatchError extends LockingError {
   }
 }
 
+/**
+ * A value as an error message shows it: JSON where JSON can say it (`"abc"`, `{"a":1}`), else a
+ * readable form (`5n`, `Symbol(x)`, `function`, `[object with a cycle]`), cut to 100 characters.
+ * Never throws: a message about a bad value must not fail on the value (`JSON.stringify` throws on
+ * a bigint or a cycle). @internal
+ */
+export function describeValue(value: unknown): string {
+  let shown: string;
+  if (typeof value === "bigint") shown = `${value}n`;
+  else if (typeof value === "symbol") shown = value.toString();
+  else if (typeof value === "function") shown = "a function";
+  else if (value === undefined) shown = "undefined";
+  else {
+    try {
+      shown = JSON.stringify(value, (_key, v: unknown) => (typeof v === "bigint" ? `${v}n` : v)) ?? typeof value;
+    } catch {
+      shown = `[${typeof value} that cannot be printed]`;
+    }
+  }
+  return shown.length > 100 ? `${shown.slice(0, 100)}... (${shown.length} characters)` : shown;
+}
+
+/**
+ * `JSON.stringify` for keys and bodies built from ids, which may hold a bigint (a `bigint` primary
+ * key): bigints as their digits, where plain `JSON.stringify` throws. @internal
+ */
+export function jsonOf(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => (typeof v === "bigint" ? v.toString() : v)) ?? "undefined";
+}
+
 /** `{ id: 1 }` -> `id=1`; `{ a: 1, b: 2 }` -> `(a=1, b=2)`; lists are joined. @internal */
-export function formatId(id: unknown): string {
-  if (Array.isArray(id)) return `[${id.map(formatId).join(", ")}]`;
+export function formatId(id: unknown, depth = 0): string {
+  // An id comes from callers, and from clients through them: a cycle or a deep nest is cut short.
+  if (depth > 3) return "...";
+  if (Array.isArray(id)) return `[${id.map((v) => formatId(v, depth + 1)).join(", ")}]`;
   if (id !== null && typeof id === "object") {
     const parts = Object.entries(id as Record<string, unknown>).map(
-      ([k, v]) => `${k}=${typeof v === "object" && v !== null ? formatId(v) : String(v)}`,
+      ([k, v]) => `${k}=${typeof v === "object" && v !== null ? formatId(v, depth + 1) : String(v)}`,
     );
     return parts.length === 1 ? parts[0] : `(${parts.join(", ")})`;
   }

@@ -1,6 +1,6 @@
 import type { DataSource } from "typeorm";
 import type { LockDialect, WaitPolicy } from "./dialect/lock-dialect";
-import { LockingConfigurationError } from "./errors";
+import { describeValue, LockingConfigurationError } from "./errors";
 import { waitPolicyOf } from "./lock-mode";
 import { type VersionColumnMode, VersionPolicies } from "./version-policy";
 
@@ -72,23 +72,40 @@ export interface Installation {
 const installations = new WeakMap<DataSource, Installation>();
 
 /** Records (or replaces) the installation of a DataSource. @internal */
-export function recordInstallation(dataSource: DataSource, options: LockingOptions): Installation {
+export function recordInstallation(dataSource: DataSource, given: LockingOptions | null | undefined): Installation {
+  if (given !== undefined && given !== null && (typeof given !== "object" || Array.isArray(given))) {
+    throw new LockingConfigurationError(
+      `installLocking(): the options are an object such as { versionColumns: "checked" }, got ${describeValue(given)}.`,
+    );
+  }
+  const options: LockingOptions = given ?? {};
   const versionColumns = options.versionColumns ?? "unchecked";
   if (!VERSION_COLUMN_MODES.includes(versionColumns)) {
     throw new LockingConfigurationError(
-      `installLocking(): versionColumns must be "checked" or "unchecked", got ${JSON.stringify(versionColumns)}.`,
+      `installLocking(): versionColumns must be "checked" or "unchecked", got ${describeValue(versionColumns)}.`,
+    );
+  }
+  if (options.galera !== undefined && options.galera !== null && typeof options.galera !== "object") {
+    throw new LockingConfigurationError(
+      `installLocking(): galera is an object such as { pessimistic: "node-local" }, got ${describeValue(options.galera)}.`,
     );
   }
   const galeraPessimistic = options.galera?.pessimistic ?? "refuse";
   if (!GALERA_POLICIES.includes(galeraPessimistic)) {
     throw new LockingConfigurationError(
-      `installLocking(): galera.pessimistic must be "refuse" or "node-local", got ${JSON.stringify(galeraPessimistic)}.`,
+      `installLocking(): galera.pessimistic must be "refuse" or "node-local", got ${describeValue(galeraPessimistic)}.`,
     );
   }
   const exclude = options.exclude ?? [];
   if (!Array.isArray(exclude) || exclude.some((e) => typeof e !== "function" && typeof e !== "string")) {
     throw new LockingConfigurationError(
       "installLocking(): exclude must be a list of entity classes or entity names, e.g. { exclude: [LegacyImport] }.",
+    );
+  }
+  if (options.dialect !== undefined && !isLockDialect(options.dialect)) {
+    throw new LockingConfigurationError(
+      "installLocking(): dialect must be a LockDialect, e.g. { dialect: mysqlDialect } (one of the dialects the " +
+        `package exports, or an object with the same members); got ${describeValue(options.dialect)}.`,
     );
   }
   const defaultWait = waitPolicyOf({ timeout: options.lockTimeout }, "installLocking() lockTimeout");
@@ -111,6 +128,20 @@ export function recordInstallation(dataSource: DataSource, options: LockingOptio
   };
   installations.set(dataSource, installation);
   return installation;
+}
+
+/** Whether a value has the members of a {@link LockDialect} the library calls. */
+function isLockDialect(value: unknown): value is LockDialect {
+  if (value === null || typeof value !== "object") return false;
+  const dialect = value as Record<string, unknown>;
+  return (
+    typeof dialect.name === "string" &&
+    typeof dialect.nowMillis === "string" &&
+    typeof dialect.timeoutGranularityMs === "number" &&
+    ["render", "waitPlan", "lockStatement", "classifyError", "isMissingTable"].every(
+      (member) => typeof dialect[member] === "function",
+    )
+  );
 }
 
 function sameEntries(a: ReadonlyArray<unknown>, b: ReadonlyArray<unknown>): boolean {

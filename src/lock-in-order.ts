@@ -1,5 +1,6 @@
 import type { EntityManager, EntityTarget, ObjectLiteral } from "typeorm";
-import type { LockMode, LockOptions } from "./lock-mode";
+import { describeValue, jsonOf, LockingConfigurationError } from "./errors";
+import { assertLockMode, type LockMode, type LockOptions, waitPolicyOf } from "./lock-mode";
 import { lockQuery } from "./lock-request";
 
 /**
@@ -37,6 +38,14 @@ export async function lockInOrder(
   mode: LockMode,
   options?: LockOptions,
 ): Promise<Array<ObjectLiteral | null>> {
+  // Checked before the first lock, also for an empty list: a bad mode or wait is a bug either way.
+  assertLockMode(mode, "lockInOrder()");
+  waitPolicyOf(options, "lockInOrder()");
+  if (!Array.isArray(targets) || targets.some((t) => t === null || typeof t !== "object")) {
+    throw new LockingConfigurationError(
+      `lockInOrder(): targets must be a list of { entity, id }, got ${describeValue(targets)}.`,
+    );
+  }
   const keyed = targets.map((target, index) => {
     const metadata = manager.getRepository(target.entity).metadata;
     return { target, index, metadata, table: metadata.tablePath };
@@ -57,5 +66,14 @@ function compare(a: string, b: string): number {
 function compareIds(a: unknown, b: unknown): number {
   if (typeof a === "number" && typeof b === "number") return a - b;
   if (typeof a === "bigint" && typeof b === "bigint") return a < b ? -1 : a > b ? 1 : 0;
-  return compare(JSON.stringify(a), JSON.stringify(b));
+  return compare(keyOf(a), keyOf(b));
+}
+
+/** A total order over ids of mixed kinds (a number beside a string or a bigint), never throwing. */
+function keyOf(id: unknown): string {
+  try {
+    return `${typeof id}:${jsonOf(id)}`;
+  } catch {
+    return `${typeof id}:${String(id)}`;
+  }
 }

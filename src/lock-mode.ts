@@ -1,5 +1,5 @@
 import type { WaitPolicy } from "./dialect/lock-dialect";
-import { LockingConfigurationError } from "./errors";
+import { describeValue, LockingConfigurationError } from "./errors";
 
 /**
  * JPA's lock modes (`jakarta.persistence.LockModeType`), with JPA's meaning:
@@ -78,31 +78,49 @@ const MODES = new Set<string>(Object.values(LockMode));
 export function assertLockMode(mode: unknown, where: string): asserts mode is LockMode {
   if (typeof mode !== "string" || !MODES.has(mode)) {
     throw new LockingConfigurationError(
-      `${where}: ${JSON.stringify(mode)} is not a lock mode. Use one of LockMode.${[...MODES].join(", LockMode.")}.`,
+      `${where}: ${describeValue(mode)} is not a lock mode. Use one of LockMode.${[...MODES].join(", LockMode.")}.`,
     );
   }
 }
 
+/**
+ * The longest bounded wait, in ms: 2^31-1 (about 24.8 days), the largest every supported database
+ * accepts (PostgreSQL's `lock_timeout` is an `int` of ms). A longer one would reach the database
+ * as SQL it refuses (`1e+21ms`); leave `timeout` out for the database's own default.
+ * @internal
+ */
+export const MAX_LOCK_TIMEOUT_MS = 2 ** 31 - 1;
+
 /** Turns {@link LockOptions} into the wait the dialects render; `undefined` = not specified. @internal */
-export function waitPolicyOf(options: LockOptions | undefined, where: string): WaitPolicy | undefined {
-  if (!options) return undefined;
+export function waitPolicyOf(options: LockOptions | null | undefined, where: string): WaitPolicy | undefined {
+  if (options === undefined || options === null) return undefined;
+  if (typeof options !== "object" || Array.isArray(options)) {
+    // withLockMode(mode, 1000) instead of withLockMode(mode, { timeout: 1000 }) would wait the default.
+    throw new LockingConfigurationError(
+      `${where}: the lock options are an object such as { timeout: 1000 }, got ${describeValue(options)}.`,
+    );
+  }
   const { timeout, onLocked } = options;
   if (onLocked !== undefined && !["wait", "nowait", "skip"].includes(onLocked)) {
     throw new LockingConfigurationError(
-      `${where}: onLocked must be "wait", "nowait" or "skip", got ${JSON.stringify(onLocked)}.`,
+      `${where}: onLocked must be "wait", "nowait" or "skip", got ${describeValue(onLocked)}.`,
     );
   }
   if (
     timeout !== undefined &&
-    (typeof timeout !== "number" || Number.isNaN(timeout) || (timeout < 0 && timeout !== SKIP_LOCKED))
+    (typeof timeout !== "number" ||
+      Number.isNaN(timeout) ||
+      (timeout < 0 && timeout !== SKIP_LOCKED) ||
+      timeout > MAX_LOCK_TIMEOUT_MS)
   ) {
     throw new LockingConfigurationError(
-      `${where}: timeout must be milliseconds >= 0, or SKIP_LOCKED (-2); got ${JSON.stringify(timeout)}.`,
+      `${where}: timeout must be milliseconds from 0 to ${MAX_LOCK_TIMEOUT_MS} (about 24.8 days), or SKIP_LOCKED ` +
+        `(-2); leave it out for the database's default wait. Got ${describeValue(timeout)}.`,
     );
   }
   if (onLocked === "skip" || timeout === SKIP_LOCKED) return { kind: "skip" };
   if (onLocked === "nowait" || timeout === 0) return { kind: "nowait" };
-  if (timeout !== undefined && Number.isFinite(timeout)) return { kind: "wait", ms: timeout };
+  if (timeout !== undefined) return { kind: "wait", ms: timeout };
   return undefined;
 }
 

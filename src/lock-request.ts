@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { FindOneOptions, ObjectLiteral, SelectQueryBuilder } from "typeorm";
 import type { WaitPolicy } from "./dialect/lock-dialect";
+import { describeValue, LockingConfigurationError } from "./errors";
 import { assertLockMode, type LockMode, type LockOptions, waitPolicyOf } from "./lock-mode";
 
 /** A lock mode and wait asked for one query, or for every query of a `@Lock` method call. @internal */
@@ -84,7 +85,11 @@ export function lockQuery<Q extends SelectQueryBuilder<ObjectLiteral>>(
  * ```
  */
 export function runWithLockMode<T>(mode: LockMode, options: LockOptions & { entities?: Function[] }, work: () => T): T {
-  return scope.run({ ...makeRequest(mode, options, "runWithLockMode()"), entities: options.entities }, work);
+  const request = makeRequest(mode, options, "runWithLockMode()");
+  if (typeof work !== "function") {
+    throw new LockingConfigurationError("runWithLockMode(): pass the work to run as a function.");
+  }
+  return scope.run({ ...request, entities: entitiesOf(options, "runWithLockMode()") }, work);
 }
 
 /**
@@ -120,13 +125,14 @@ export interface LockDecoratorOptions extends LockOptions {
  */
 export function Lock(mode: LockMode, options: LockDecoratorOptions = {}): MethodDecorator {
   const request = makeRequest(mode, options, "@Lock()");
+  const chosen = entitiesOf(options, "@Lock()");
   return (_target, key, descriptor: PropertyDescriptor) => {
     const method = descriptor.value as (...args: unknown[]) => unknown;
     if (typeof method !== "function") {
-      throw new TypeError(`@Lock() decorates methods; ${String(key)} is not one.`);
+      throw new LockingConfigurationError(`@Lock() decorates methods; ${String(key)} is not one.`);
     }
     descriptor.value = function (this: unknown, ...args: unknown[]) {
-      const entities = options.entities ?? repositoryTargetOf(this);
+      const entities = chosen ?? repositoryTargetOf(this);
       return scope.run({ ...request, entities }, () => method.apply(this, args));
     };
     return descriptor;
@@ -138,7 +144,19 @@ function repositoryTargetOf(self: unknown): Function[] | undefined {
   return typeof target === "function" ? [target] : undefined;
 }
 
-function makeRequest(mode: LockMode, options: LockOptions | undefined, where: string): LockRequest {
+/** The `entities` option, checked: a list of entity classes, or `undefined` for every entity. */
+function entitiesOf(options: { entities?: Function[] } | null | undefined, where: string): Function[] | undefined {
+  const entities = options?.entities;
+  if (entities === undefined) return undefined;
+  if (!Array.isArray(entities) || entities.some((e) => typeof e !== "function")) {
+    throw new LockingConfigurationError(
+      `${where}: entities must be a list of entity classes, e.g. { entities: [Order] }; got ${describeValue(entities)}.`,
+    );
+  }
+  return [...entities];
+}
+
+function makeRequest(mode: LockMode, options: LockOptions | null | undefined, where: string): LockRequest {
   assertLockMode(mode, where);
   return { mode, wait: waitPolicyOf(options, where) };
 }

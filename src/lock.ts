@@ -1,6 +1,6 @@
 import type { EntityManager, EntityTarget, ObjectLiteral } from "typeorm";
 import { LockingError, OptimisticLockError } from "./errors";
-import { assertLockMode, isPessimistic, LockMode, type LockOptions, needsVersion } from "./lock-mode";
+import { assertLockMode, isPessimistic, LockMode, type LockOptions, needsVersion, waitPolicyOf } from "./lock-mode";
 import { lockQuery } from "./lock-request";
 import { raisedIn } from "./transaction-numbers";
 import { installationForLockRequest } from "./typeorm/activation";
@@ -34,6 +34,7 @@ export async function lock<T extends ObjectLiteral>(
   options?: LockOptions,
 ): Promise<T> {
   assertLockMode(mode, "lock()");
+  waitPolicyOf(options, "lock()"); // a bad wait is a bug for every mode, NONE and the optimistic ones too
   const metadata = manager.getRepository(entity.constructor as EntityTarget<T>).metadata;
   const queryRunner = manager.queryRunner;
   if (mode === LockMode.NONE) return entity;

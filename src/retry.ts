@@ -3,6 +3,7 @@ import { type RetryExhaustedMessage, type RetryMessage, retryChannel, retryExhau
 import {
   CommitOutcomeUnknownError,
   DeadlockError,
+  describeValue,
   LockingConfigurationError,
   LockTimeoutError,
   OptimisticLockError,
@@ -132,7 +133,17 @@ export function retryOnConflict<T>(
   work: (manager: EntityManager, attempt: number) => Promise<T>,
   options: RetryOptions = {},
 ): Promise<T> {
-  const { isolation } = options;
+  if (typeof dataSource?.transaction !== "function") {
+    return Promise.reject(
+      new LockingConfigurationError(`retryOnConflict(): pass the DataSource first, got ${describeValue(dataSource)}.`),
+    );
+  }
+  if (typeof work !== "function") {
+    return Promise.reject(
+      new LockingConfigurationError("retryOnConflict(): pass the unit of work as a function (manager) => ..."),
+    );
+  }
+  const { isolation } = options ?? {};
   return retrying("retryOnConflict()", options, dataSource, (attempt) => {
     const unit = (manager: EntityManager) => work(manager, attempt);
     return (isolation ? dataSource.transaction(isolation, unit) : dataSource.transaction(unit)).catch(
@@ -186,11 +197,12 @@ const DEFAULTS = { attempts: 5, initialMs: 20, maxMs: 1000, multiplier: 2 };
 /** The retry loop both helpers share; it publishes each retry and the giving up. */
 async function retrying<T>(
   where: string,
-  options: RetryOptions,
+  options: RetryOptions | null,
   dataSource: DataSource | undefined,
   attemptOnce: (attempt: number) => Promise<T>,
 ) {
   assertRetryOptions(options, where);
+  options ??= {};
   const attempts = options.attempts ?? DEFAULTS.attempts;
   const started = performance.now();
   for (let attempt = 1; ; attempt++) {
@@ -254,14 +266,26 @@ function publishedExhaustion(
 /** The wait after failed attempt `attempt` (1-based). @internal */
 export function backoffDelay(options: RetryOptions, attempt: number, random: () => number = Math.random): number {
   const { initialMs, maxMs, multiplier } = { ...DEFAULTS, ...options.backoff };
-  const ceiling = Math.min(maxMs, initialMs * multiplier ** (attempt - 1));
+  // multiplier^n may overflow to Infinity: 0 * Infinity would be NaN, not the 0 ms asked for.
+  const ceiling = initialMs === 0 ? 0 : Math.min(maxMs, initialMs * multiplier ** (attempt - 1));
   return options.backoff?.jitter === false ? ceiling : Math.floor(random() * ceiling);
 }
 
-function assertRetryOptions(options: RetryOptions, where: string): void {
-  const { attempts, budgetMs, backoff = {} } = options;
+/** The isolation levels TypeORM starts a transaction with; anything else would reach the SQL as text. */
+const ISOLATION_LEVELS: readonly unknown[] = ["READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"];
+
+function assertRetryOptions(options: RetryOptions | null | undefined, where: string): void {
   const bad = (what: string, value: unknown) =>
-    new LockingConfigurationError(`${where}: ${what}, got ${JSON.stringify(value)}.`);
+    new LockingConfigurationError(`${where}: ${what}, got ${describeValue(value)}.`);
+  if (options === undefined || options === null) return;
+  if (typeof options !== "object" || Array.isArray(options)) {
+    throw bad("the options are an object such as { attempts: 5 }", options);
+  }
+  const { attempts, budgetMs } = options;
+  const backoff = options.backoff ?? {};
+  if (typeof backoff !== "object" || Array.isArray(backoff)) {
+    throw bad("backoff is an object such as { initialMs: 20, maxMs: 1000 }", backoff);
+  }
   if (attempts !== undefined && !(Number.isInteger(attempts) && attempts >= 1)) {
     throw bad("attempts must be a whole number >= 1", attempts);
   }
@@ -274,8 +298,13 @@ function assertRetryOptions(options: RetryOptions, where: string): void {
       throw bad(`backoff.${key} must be milliseconds >= 0`, value);
     }
   }
-  if (backoff.multiplier !== undefined && !(typeof backoff.multiplier === "number" && backoff.multiplier >= 1)) {
-    throw bad("backoff.multiplier must be a number >= 1", backoff.multiplier);
+  const { multiplier } = backoff;
+  if (multiplier !== undefined && !(typeof multiplier === "number" && Number.isFinite(multiplier) && multiplier >= 1)) {
+    throw bad("backoff.multiplier must be a finite number >= 1", multiplier);
+  }
+  // TypeORM writes the level into START TRANSACTION / SET TRANSACTION as text.
+  if (options.isolation !== undefined && !ISOLATION_LEVELS.includes(options.isolation)) {
+    throw bad(`isolation must be one of "${ISOLATION_LEVELS.join('", "')}"`, options.isolation);
   }
   if (options.retryOutcomeUnknown !== undefined && typeof options.retryOutcomeUnknown !== "boolean") {
     throw bad("retryOutcomeUnknown must be a boolean", options.retryOutcomeUnknown);

@@ -1,4 +1,4 @@
-import { LockingConfigurationError } from "./errors";
+import { describeValue, LockingConfigurationError } from "./errors";
 
 /**
  * Turns what a caller or a client holds as a version into the integer the row stores.
@@ -13,6 +13,6 @@ export function toVersionNumber(value: unknown, what: string): number | undefine
   if (typeof value === "number" && Number.isSafeInteger(value)) return value;
   if (typeof value === "string" && /^\d{1,15}$/.test(value.trim())) return Number(value.trim());
   throw new LockingConfigurationError(
-    `${what} must be an integer version, got ${typeof value} ${JSON.stringify(value)}.`,
+    `${what} must be an integer version, got ${typeof value} ${describeValue(value)}.`,
   );
 }

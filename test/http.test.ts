@@ -9,6 +9,7 @@ import {
   checkIfMatch,
   conflictResponse,
   ifMatchHolds,
+  LockingConfigurationError,
   MalformedIfMatchError,
   OptimisticLockError,
   PreconditionRequiredError,
@@ -31,8 +32,8 @@ describe("version ETags", () => {
     for (const tag of ['W/"7"', '"abc"', '"07"', "7", '"-1"', '"1.5"', '"99999999999999999"']) {
       expect(versionOfETag(tag)).toBeUndefined();
     }
-    expect(() => versionETag(-1)).toThrow(TypeError);
-    expect(() => versionETag(1.5)).toThrow(TypeError);
+    expect(() => versionETag(-1)).toThrow(LockingConfigurationError);
+    expect(() => versionETag(1.5)).toThrow(LockingConfigurationError);
   });
 });
 

@@ -3,10 +3,13 @@
  * `"7"`. Strong, because the version changes with every write of the representation's source, so
  * two representations with one tag are byte-for-byte the same resource state.
  */
+import { describeValue, LockingConfigurationError } from "../errors";
 
 /**
  * The strong ETag of a version: `7` becomes `"7"` (quotes included, ready for the header). Takes
  * the version as the entity holds it: a number, or the digits of a `string` or `bigint` version.
+ * Anything else (a negative or fractional number, NaN, a version beyond 2^53-1, `null`) is no
+ * version: {@link LockingConfigurationError}.
  *
  * @example
  * ```ts
@@ -14,9 +17,16 @@
  * ```
  */
 export function versionETag(held: number | string | bigint): string {
-  const version = typeof held === "number" ? held : /^\d+$/.test(String(held)) ? Number(held) : Number.NaN;
+  const version =
+    typeof held === "number"
+      ? held
+      : (typeof held === "string" || typeof held === "bigint") && /^\d+$/.test(String(held))
+        ? Number(held)
+        : Number.NaN;
   if (!Number.isSafeInteger(version) || version < 0) {
-    throw new TypeError(`versionETag(): a version is a non-negative integer, got ${String(held)}`);
+    throw new LockingConfigurationError(
+      `versionETag(): a version is a non-negative integer up to 2^53-1, got ${describeValue(held)}.`,
+    );
   }
   return `"${version}"`;
 }
@@ -32,6 +42,7 @@ export function versionETag(held: number | string | bigint): string {
  * ```
  */
 export function versionOfETag(tag: string): number | undefined {
+  if (typeof tag !== "string") return undefined;
   const match = /^"(.*)"$/s.exec(tag.trim());
   return match ? versionOfOpaque(match[1]) : undefined;
 }

@@ -3,7 +3,7 @@
  * Express: any framework with Express-shaped `req`/`res`/`next` can use it.
  */
 import type { DataSource } from "typeorm";
-import { ConcurrencyError, PreconditionRequiredError } from "../errors";
+import { ConcurrencyError, jsonOf, PreconditionRequiredError } from "../errors";
 import {
   type ConflictResponse,
   type ConflictResponseOptions,
@@ -107,5 +107,5 @@ function send(res: ResponseLike, answer: ConflictResponse): void {
   // Not res.json(): Express's res.send() adds a weak ETag of the body when none is set, and an
   // error body is no representation of the resource for a client to send back in If-Match.
   res.setHeader("Content-Type", "application/json; charset=utf-8");
-  res.end(JSON.stringify(answer.body));
+  res.end(jsonOf(answer.body)); // an id may hold a bigint
 }

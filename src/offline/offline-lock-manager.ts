@@ -4,6 +4,7 @@ import type { DataSource, ObjectLiteral } from "typeorm";
 import { type OfflineLockMessage, offlineLockChannel } from "../channels";
 import {
   AlreadyLockedError,
+  describeValue,
   LockingConfigurationError,
   OfflineLockBypassError,
   OfflineLockLostError,
@@ -139,9 +140,14 @@ export class OfflineLockManager {
   }
 
   private async take(type: string, id: string | number, options: TryLockOptions): Promise<OfflineLockHandle> {
-    const lockType = nonEmpty(type, "tryLock() type");
-    const lockId = nonEmpty(String(id), "tryLock() id");
-    const owner = nonEmpty(options?.owner, "tryLock() owner");
+    const lockType = storable(type, "tryLock() type", 100);
+    if (!(typeof id === "string" || typeof id === "bigint" || (typeof id === "number" && Number.isFinite(id)))) {
+      throw new LockingConfigurationError(
+        `tryLock() id must be a string or a finite number (the resource's id), got ${describeValue(id)}.`,
+      );
+    }
+    const lockId = storable(String(id), "tryLock() id", 150);
+    const owner = storable(options?.owner, "tryLock() owner", 200);
     const ttlMs = positiveMs(options?.ttlMs, "tryLock() ttlMs");
     const handle = randomBytes(16).toString("hex");
     const now = this.now();
@@ -189,7 +195,9 @@ export class OfflineLockManager {
   /** The lock as it stands if `handle` still holds it; {@link OfflineLockLostError} if not. */
   checkLock(handle: OfflineLockHandle | string): Promise<OfflineLockHandle> {
     return this.orMissingTable(async () => {
-      const record = await this.heldRecord(handleOf(handle));
+      const value = handleOf(handle);
+      // A string tryLock() never made (a forged or mangled session value) holds nothing: no query.
+      const record = isHandle(value) ? await this.heldRecord(value) : null;
       if (!record) throw this.lost(handle, "checkLock()");
       return toHandle(record);
     });
@@ -199,6 +207,7 @@ export class OfflineLockManager {
   extendLock(handle: OfflineLockHandle | string, ttlMs: number): Promise<OfflineLockHandle> {
     return this.orMissingTable(async () => {
       const ms = positiveMs(ttlMs, "extendLock() ttlMs");
+      if (!isHandle(handleOf(handle))) throw this.lost(handle, "extendLock()");
       const now = this.now();
       const result = await this.repository()
         .createQueryBuilder()
@@ -220,6 +229,7 @@ export class OfflineLockManager {
    */
   releaseLock(handle: OfflineLockHandle | string): Promise<void> {
     return this.orMissingTable(async () => {
+      if (!isHandle(handleOf(handle))) throw this.lost(handle, "releaseLock()");
       const now = this.now();
       const result = await this.repository()
         .createQueryBuilder()
@@ -413,7 +423,9 @@ async function requireHeld(executor: SubjectExecutorLike, { entityName, lockType
     (h) => h.lockType === undefined || (h.lockType === lockType && h.lockId === lockId),
   );
   if (candidates.length === 0) throw refuse("this write holds no handle for it (write inside runHolding(handle, ...))");
-  const handles = candidates.map((h) => h.handle);
+  // Only strings tryLock() could have made can hold a lock; others are not sent to the database.
+  const handles = candidates.map((h) => h.handle).filter(isHandle);
+  if (handles.length === 0) throw refuse("no handle it runs with is one tryLock() returned");
   // Locked until this transaction ends: a take-over waits for our commit, then sees our expiry.
   const record = await orMissingTable(dataSource, () =>
     lockQuery(
@@ -547,16 +559,50 @@ function describe(value: unknown): string {
   return typeof value === "string" ? JSON.stringify(value) : value === null ? "null" : typeof value;
 }
 
-function nonEmpty(value: unknown, what: string): string {
+/** What `tryLock()` hands out: 128 random bits in hex. */
+function isHandle(value: string): boolean {
+  return /^[0-9a-f]{32}$/.test(value);
+}
+
+/**
+ * A lock type, id or owner as its column can store it on every database: a non-empty string of
+ * at most `max` characters (the column's length), with no NUL (PostgreSQL refuses it) and no
+ * lone UTF-16 surrogate (the drivers would store U+FFFD instead, so two ids would share a lock).
+ */
+function storable(value: unknown, what: string, max: number): string {
   if (typeof value !== "string" || value.trim() === "") {
-    throw new LockingConfigurationError(`${what} must be a non-empty string, got ${JSON.stringify(value)}.`);
+    throw new LockingConfigurationError(`${what} must be a non-empty string, got ${describeValue(value)}.`);
+  }
+  let length = 0;
+  for (const char of value) {
+    length++;
+    const code = char.codePointAt(0) ?? 0;
+    if (code === 0 || (code >= 0xd800 && code <= 0xdfff)) {
+      throw new LockingConfigurationError(
+        `${what} must be text a database column can store: it holds ${code === 0 ? "a NUL character" : "a lone UTF-16 surrogate"} ` +
+          `at character ${length}. Got ${describeValue(value)}.`,
+      );
+    }
+  }
+  if (length > max) {
+    throw new LockingConfigurationError(
+      `${what} must be at most ${max} characters (the length of its column in ${OFFLINE_LOCK_TABLE}), got ${length}.`,
+    );
   }
   return value;
 }
 
+/**
+ * The longest offline lock, in ms: ten years. Far longer than any edit, and far inside the dates
+ * JavaScript can hold (an expiry past year 275760 would be an Invalid Date).
+ */
+const MAX_TTL_MS = 10 * 366 * 24 * 60 * 60 * 1000;
+
 function positiveMs(value: unknown, what: string): number {
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0) {
-    throw new LockingConfigurationError(`${what} must be a positive whole number of ms, got ${String(value)}.`);
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0 || value > MAX_TTL_MS) {
+    throw new LockingConfigurationError(
+      `${what} must be a positive whole number of ms, at most ${MAX_TTL_MS} (ten years), got ${describeValue(value)}.`,
+    );
   }
   return value;
 }
