@@ -18,6 +18,9 @@ import type { Operation, OperationKind } from "./generator";
 
 export type Outcome = "ok" | "failed" | "unknown";
 
+/** Outcomes of one kind of operation. */
+export type KindSummary = Record<Outcome, number> & { meanMs: number };
+
 /** One operation as it ended. */
 export interface RecordedOperation extends Operation {
   outcome: Outcome;
@@ -92,12 +95,17 @@ export class HistoryRecorder {
     return this.operations.filter((op) => op.outcome === outcome).length;
   }
 
-  /** Outcomes per kind the operation really did. */
-  byKind(): Record<string, Record<Outcome, number>> {
-    const table: Record<string, Record<Outcome, number>> = {};
+  /** Outcomes per kind the operation really did, with the mean duration in ms. */
+  byKind(): Record<string, KindSummary> {
+    const table: Record<string, KindSummary> = {};
     for (const op of this.operations) {
-      table[op.did] ??= { ok: 0, failed: 0, unknown: 0 };
-      table[op.did][op.outcome]++;
+      const row = table[op.did] ?? { ok: 0, failed: 0, unknown: 0, meanMs: 0 };
+      table[op.did] = row;
+      row[op.outcome]++;
+      row.meanMs += op.endedMs - op.startedMs;
+    }
+    for (const row of Object.values(table)) {
+      row.meanMs = Math.round(row.meanMs / (row.ok + row.failed + row.unknown));
     }
     return table;
   }

@@ -21,7 +21,7 @@ import type { FaultInjector } from "./faults";
 import { ALL_KINDS, type Operation, OperationGenerator, type OperationKind, TYPEORM_KINDS } from "./generator";
 import type { HistoryModel } from "./model";
 import { NEEDS_TRANSACTION, OPERATIONS, type OperationContext } from "./operations";
-import { HistoryRecorder, type Outcome, saysNothingWritten } from "./recorder";
+import { HistoryRecorder, type KindSummary, saysNothingWritten } from "./recorder";
 
 export interface HistoryRunOptions {
   model: HistoryModel;
@@ -58,6 +58,12 @@ export interface HistoryRunOptions {
   retry?: Omit<RetryOptions, "onRetry">;
   /** Which errors mean "nothing was written" (failed); others are unknown. Default {@link saysNothingWritten}. */
   isFailure?: (error: unknown) => boolean;
+  /**
+   * How long a client pauses after an operation of unknown outcome (its connection died, the
+   * server is down), doubled for each further one in a row up to 2 s, as a real client backs off
+   * instead of spinning on a dead server. Default 100 ms.
+   */
+  pauseAfterUnknownMs?: number;
   /** How long to keep trying to read the final state after the run (a server coming back). Default 60 s. */
   readTimeoutMs?: number;
 }
@@ -75,7 +81,7 @@ export interface HistoryRunResult {
   unknown: number;
   /** Retries made inside `retryOnConflict`. */
   retries: number;
-  byKind: Record<string, Record<Outcome, number>>;
+  byKind: Record<string, KindSummary>;
   /** Faults injected, per injector and kind. */
   faults: Record<string, Record<string, number>>;
   check: CheckResult;
@@ -155,8 +161,9 @@ export async function runHistory(options: HistoryRunOptions): Promise<HistoryRun
         }
         recorder.ok(op, did, attempts, begun);
       } catch (error) {
-        recorder.threw(op, did, attempts, begun, error);
+        if (recorder.threw(op, did, attempts, begun, error) === "unknown") return "unknown";
       }
+      return "known";
     };
 
     for (const fault of faults) await fault.start({ dataSources: sources, seed });
@@ -172,9 +179,15 @@ export async function runHistory(options: HistoryRunOptions): Promise<HistoryRun
           lockTimeoutMs: options.lockTimeoutMs ?? 1_000,
           maxLines: options.maxLines ?? 4,
         };
+        let unknownInARow = 0;
         while (issued < options.operations) {
           issued++;
-          await execute(dataSource, ctx, generator.next());
+          if ((await execute(dataSource, ctx, generator.next())) === "unknown") {
+            const pause = Math.min((options.pauseAfterUnknownMs ?? 100) * 2 ** unknownInARow++, 2_000);
+            await new Promise((resolve) => setTimeout(resolve, pause));
+          } else {
+            unknownInARow = 0;
+          }
           ended++;
           for (const fault of faults) fault.progress?.(ended, options.operations);
         }
