@@ -9,14 +9,13 @@
  *
  * Few aggregates and line-heavy operations, so that clients collide often.
  */
-import { describeEachDatabase } from "../support/databases";
 import { type HistoryModel, NO_ROOT_BUMP_MODEL, PLAIN_MODEL, reportRun, runHistory } from "./history";
 import { bySize } from "./profile";
-import { historyTarget, lockTimeoutFor } from "./targets";
+import { describeHistoryRuns, historyTarget, lockTimeoutFor } from "./targets";
 
-const OPERATIONS = bySize(1_000, 300);
+const OPERATIONS = bySize(1_000, 200);
 
-describeEachDatabase((db) => {
+describeHistoryRuns((db) => {
   const run = (model: HistoryModel) =>
     runHistory({
       model,

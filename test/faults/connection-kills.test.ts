@@ -6,14 +6,13 @@
  * the kills), and the checker must still find 0 lost and 0 failed-but-written tokens: a killed
  * operation is unknown, never reported ok without its write nor failed with it.
  */
-import { describeEachDatabase } from "../support/databases";
 import { ConnectionKiller, LOCKED_MODEL, reportRun, runHistory } from "./history";
 import { bySize } from "./profile";
-import { historyTarget, lockTimeoutFor } from "./targets";
+import { describeHistoryRuns, historyTarget, lockTimeoutFor } from "./targets";
 
 const OPERATIONS = bySize(3_000, 300);
 
-describeEachDatabase(
+describeHistoryRuns(
   (db) => {
     it(`${OPERATIONS} operations with connections killed mid-transaction, during COMMIT and at random`, async () => {
       const killer = new ConnectionKiller({ statementChance: 0.01, commitChance: 0.04, randomEveryMs: 400 });

@@ -3,14 +3,13 @@
  * half of them inside retryOnConflict, on every database of the matrix; the checker must find
  * nothing lost, nothing failed-but-written, nothing twice, and every ok write in the versions.
  */
-import { describeEachDatabase } from "../support/databases";
 import { LOCKED_MODEL, reportRun, runHistory } from "./history";
 import { bySize } from "./profile";
-import { historyTarget, lockTimeoutFor } from "./targets";
+import { describeHistoryRuns, historyTarget, lockTimeoutFor } from "./targets";
 
-const OPERATIONS = bySize(10_000, 600);
+const OPERATIONS = bySize(10_000, 500);
 
-describeEachDatabase((db) => {
+describeHistoryRuns((db) => {
   it(`${OPERATIONS} operations of 16 clients on 20 aggregates: nothing lost, nothing failed-but-written`, async () => {
     const result = await runHistory({
       model: LOCKED_MODEL,

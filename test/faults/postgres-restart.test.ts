@@ -4,17 +4,16 @@
  * directory and port. The clients' pools reconnect by themselves, the run completes, and the
  * checker finds 0 lost and 0 failed-but-written tokens.
  */
-import { describeEachDatabase } from "../support/databases";
 import { startEmbeddedPostgres, stopEmbeddedPostgres } from "../support/embedded-postgres";
 import { LOCKED_MODEL, reportRun, runHistory, ServerRestart } from "./history";
 import { bySize } from "./profile";
-import { historyTarget } from "./targets";
+import { describeHistoryRuns, historyTarget } from "./targets";
 
 const OPERATIONS = bySize(2_000, 300);
 /** When the server restarts, as shares of the run's operations. */
 const RESTARTS = bySize([0.3, 0.6], [0.4]);
 
-describeEachDatabase(
+describeHistoryRuns(
   (db) => {
     it(`${OPERATIONS} operations with the server stopped and started again ${RESTARTS.length} time(s)`, async () => {
       const restart = new ServerRestart({

@@ -5,8 +5,16 @@
  */
 import type { DataSource } from "typeorm";
 import { installLocking } from "../../src";
-import { closeAll, openAlongside, openDataSources, type TestDatabase } from "../support/databases";
+import {
+  closeAll,
+  type DatabaseName,
+  describeEachDatabase,
+  openAlongside,
+  openDataSources,
+  type TestDatabase,
+} from "../support/databases";
 import type { HistoryModel, HistoryRunOptions } from "./history";
+import { faultsProfile } from "./profile";
 
 /** Pool size per DataSource on server databases: the 16 clients share it. */
 const POOL_SIZE = 10;
@@ -54,4 +62,20 @@ export function historyTarget(
  */
 export function lockTimeoutFor(db: TestDatabase): number {
   return db.family === "sqlite" ? 0 : 1_000;
+}
+
+/**
+ * `describeEachDatabase` for the history runs: in the reduced profile (.ci/run) on the typeorm-1
+ * line only, to stay within CI's time (the runs exercise the library's hooks, which the main
+ * suite tests on both lines); in the full profile on both.
+ */
+export function describeHistoryRuns(fn: (db: TestDatabase) => void, only?: DatabaseName[]): void {
+  const line = (globalThis as { TYPEORM_LINE?: string }).TYPEORM_LINE;
+  if (faultsProfile() === "reduced" && line !== undefined && line !== "typeorm-1") {
+    describe.skip(`history runs on ${line} (the reduced profile runs them on typeorm-1 only)`, () => {
+      it("runs in the full profile", () => undefined);
+    });
+    return;
+  }
+  describeEachDatabase(fn, only);
 }
