@@ -1,13 +1,14 @@
 /**
- * The two-node Galera cluster started by scripts/test-galera.sh: DataSources on either node, the
- * node's process (for SIGKILL), rejoining a node, and causal reads across nodes.
+ * The Galera cluster started by scripts/test-galera.sh (three nodes, or two with GALERA_NODES=2):
+ * DataSources on any node, the node's process (for SIGKILL), rejoining a node, cutting node 3
+ * off the cluster and healing the partition, and causal reads across nodes.
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DataSource, type DataSourceOptions } from "typeorm";
 
-export type NodeNumber = 1 | 2;
+export type NodeNumber = 1 | 2 | 3;
 
 function required(name: string): string {
   const value = process.env[name];
@@ -17,11 +18,27 @@ function required(name: string): string {
   return value;
 }
 
+/** How many nodes the cluster was started with (2 or 3). */
+export function clusterNodes(): number {
+  return Number(process.env.GALERA_NODES ?? 2);
+}
+
+/**
+ * How `cutNode` partitions a node: `"netns"` (node 3 lives in a network namespace; its
+ * replication link silently drops every packet while its clients still reach it) or `"sigstop"`
+ * (the node is frozen), as scripts/galera-cluster.sh found this machine to allow.
+ */
+export function partitionMethod(): "netns" | "sigstop" {
+  const method = required("GALERA_PARTITION_METHOD");
+  if (method !== "netns" && method !== "sigstop") throw new Error(`no partition on a ${clusterNodes()}-node cluster`);
+  return method;
+}
+
 /** Options of a DataSource on one node; the first DataSource of a suite creates the schema. */
 export function nodeOptions(node: NodeNumber, entities: Function[], extra: Record<string, unknown> = {}) {
   return {
     type: "mariadb",
-    host: "127.0.0.1",
+    host: process.env[`GALERA_NODE${node}_HOST`] ?? "127.0.0.1",
     port: Number(required(`GALERA_NODE${node}_PORT`)),
     username: "root",
     password: "",
@@ -62,13 +79,47 @@ export async function causalQuery<T = Record<string, unknown>>(
   }
 }
 
-/** The node's own view of the cluster: size and whether it is in the primary component. */
+/** The node's own view of the cluster: size, whether it is in the primary component, its state. */
 export async function clusterState(source: DataSource): Promise<{ size: number; status: string }> {
+  const { size, status } = await nodeState(source);
+  return { size, status };
+}
+
+/** {@link clusterState} and the node's local state (`Synced`, `Initialized`, `Joined`...). */
+export async function nodeState(source: DataSource): Promise<{ size: number; status: string; state: string }> {
   const rows: { Variable_name: string; Value: string }[] = await source.query(
-    "SHOW STATUS WHERE Variable_name IN ('wsrep_cluster_size', 'wsrep_cluster_status')",
+    "SHOW STATUS WHERE Variable_name IN ('wsrep_cluster_size', 'wsrep_cluster_status', 'wsrep_local_state_comment')",
   );
   const value = (name: string) => rows.find((row) => row.Variable_name === name)?.Value ?? "";
-  return { size: Number(value("wsrep_cluster_size")), status: value("wsrep_cluster_status") };
+  return {
+    size: Number(value("wsrep_cluster_size")),
+    status: value("wsrep_cluster_status"),
+    state: value("wsrep_local_state_comment"),
+  };
+}
+
+/** Polls a node until its state matches, or throws after `timeoutMs`. SHOW works on any node. */
+export async function waitForNode(
+  source: DataSource,
+  wanted: (state: { size: number; status: string; state: string }) => boolean,
+  timeoutMs: number,
+): Promise<{ size: number; status: string; state: string }> {
+  const deadline = Date.now() + timeoutMs;
+  let last: { size: number; status: string; state: string } | undefined;
+  for (;;) {
+    last = await nodeState(source).catch(() => last);
+    if (last && wanted(last)) return last;
+    if (Date.now() > deadline)
+      throw new Error(`node state not reached within ${timeoutMs} ms: ${JSON.stringify(last)}`);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+}
+
+function clusterScript(...args: string[]): void {
+  execFileSync("bash", [join(__dirname, "../../scripts/galera-cluster.sh"), ...args], {
+    stdio: ["ignore", "inherit", "inherit"],
+    timeout: 120_000,
+  });
 }
 
 /** SIGKILLs a node's mariadbd, as a crash or an OOM kill would. */
@@ -79,12 +130,15 @@ export function killNode(node: NodeNumber): void {
 
 /** Starts a node that died and waits until it has caught up (Synced). */
 export function rejoinNode(node: NodeNumber): void {
-  execFileSync(
-    "bash",
-    [join(__dirname, "../../scripts/galera-cluster.sh"), "rejoin", required("GALERA_DIR"), String(node)],
-    {
-      stdio: ["ignore", "inherit", "inherit"],
-      timeout: 120_000,
-    },
-  );
+  clusterScript("rejoin", required("GALERA_DIR"), String(node));
+}
+
+/** Cuts node 3 off the other nodes ({@link partitionMethod} says how). */
+export function cutNode(node: 3): void {
+  clusterScript("cut", required("GALERA_DIR"), String(node));
+}
+
+/** Ends the partition of node 3; it rejoins by itself (incremental state transfer). */
+export function healNode(node: 3): void {
+  clusterScript("heal", required("GALERA_DIR"), String(node));
 }
