@@ -27,6 +27,7 @@ export {
 export {
   AlreadyLockedError,
   CertificationConflictError,
+  ClusterNodeNotReadyError,
   ConcurrencyError,
   type ConflictDetails,
   type DatabaseLockFailure,
@@ -46,6 +47,7 @@ export {
   RowNotFoundError,
   SerializationError,
   StaleVersionError,
+  type TranslatedDatabaseError,
   VersionOutOfRangeError,
 } from "./errors";
 export {
