@@ -18,8 +18,8 @@
 #   replication pair: every packet between node 3 and the other nodes is silently dropped, as in a
 #   real network partition, while the clients still reach node 3 and hear what a node outside the
 #   primary component answers. Without namespaces all nodes share loopback, and `cut` falls back
-#   to SIGSTOP (the node freezes; `heal` sends SIGCONT). DIR/partition-method says which ("netns"
-#   or "sigstop").
+#   to SIGSTOP (the node freezes; `heal` sends SIGCONT). GALERA_PARTITION=sigstop picks the fallback
+#   even where namespaces work. DIR/partition-method says which was used ("netns" or "sigstop").
 # Ports (env GALERA_PORT_BASE, default 23300): base+N SQL, base+10+N replication, base+20+N IST,
 # base+30+N SST for node N. The namespace's addresses are in 198.18.0.0/15 (RFC 2544, reserved for
 # network tests), one /24 per port base: 198.18.B.1-2 replication, 198.18.B.5-6 clients.
@@ -162,12 +162,13 @@ start() {
   chown -R "$run_as" "$dir" 2>/dev/null || true
   printf 'GALERA_NODES=%s\nGALERA_PORT_BASE=%s\n' "$nodes" "$base" >"$dir/nodes.env"
   if [ "$nodes" = 3 ]; then
-    if namespaces_work; then
+    if [ "${GALERA_PARTITION:-auto}" != sigstop ] && namespaces_work; then
       network_down # a namespace left by a run that was killed
       network_up
       echo netns >"$dir/partition-method"
     else
-      echo "no network namespace here (needs root, ip and tc): node 3 shares loopback and a partition is SIGSTOP" >&2
+      [ "${GALERA_PARTITION:-auto}" = sigstop ] ||
+        echo "no network namespace here (needs root, ip and tc): node 3 shares loopback and a partition is SIGSTOP" >&2
       echo sigstop >"$dir/partition-method"
     fi
   fi

@@ -85,34 +85,59 @@ export async function clusterState(source: DataSource): Promise<{ size: number; 
   return { size, status };
 }
 
-/** {@link clusterState} and the node's local state (`Synced`, `Initialized`, `Joined`...). */
-export async function nodeState(source: DataSource): Promise<{ size: number; status: string; state: string }> {
+/**
+ * What a node says of itself: {@link clusterState}, its local state (`Synced`, `Initialized`,
+ * `Joined`...) and the number of the cluster view it is in (`wsrep_cluster_conf_id`).
+ */
+export interface NodeState {
+  size: number;
+  status: string;
+  state: string;
+  view: number;
+}
+
+/** The node's {@link NodeState}. SHOW works on any node, in the primary component or not. */
+export async function nodeState(source: DataSource): Promise<NodeState> {
   const rows: { Variable_name: string; Value: string }[] = await source.query(
-    "SHOW STATUS WHERE Variable_name IN ('wsrep_cluster_size', 'wsrep_cluster_status', 'wsrep_local_state_comment')",
+    "SHOW STATUS WHERE Variable_name IN ('wsrep_cluster_size', 'wsrep_cluster_status', 'wsrep_local_state_comment', 'wsrep_cluster_conf_id')",
   );
   const value = (name: string) => rows.find((row) => row.Variable_name === name)?.Value ?? "";
   return {
     size: Number(value("wsrep_cluster_size")),
     status: value("wsrep_cluster_status"),
     state: value("wsrep_local_state_comment"),
+    view: Number(value("wsrep_cluster_conf_id")),
   };
 }
 
-/** Polls a node until its state matches, or throws after `timeoutMs`. SHOW works on any node. */
-export async function waitForNode(
-  source: DataSource,
-  wanted: (state: { size: number; status: string; state: string }) => boolean,
-  timeoutMs: number,
-): Promise<{ size: number; status: string; state: string }> {
+/** Polls until `wanted` holds (it may ask several nodes), or throws after `timeoutMs`. */
+export async function waitFor<T>(read: () => Promise<T>, wanted: (value: T) => boolean, timeoutMs: number): Promise<T> {
   const deadline = Date.now() + timeoutMs;
-  let last: { size: number; status: string; state: string } | undefined;
+  let last: T | undefined;
   for (;;) {
-    last = await nodeState(source).catch(() => last);
-    if (last && wanted(last)) return last;
+    last = await read().catch(() => last);
+    if (last !== undefined && wanted(last)) return last;
     if (Date.now() > deadline)
-      throw new Error(`node state not reached within ${timeoutMs} ms: ${JSON.stringify(last)}`);
+      throw new Error(`not reached within ${timeoutMs} ms; last seen: ${JSON.stringify(last)}`);
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
+}
+
+/**
+ * Waits until `rejoining` is back: synced, in the primary component, in the same cluster view as
+ * `member` (a node that stayed in it), of `size` nodes. A node frozen by SIGSTOP still reports
+ * the view it was frozen in for a moment after SIGCONT: only the view number tells it apart.
+ */
+export async function waitForRejoin(rejoining: DataSource, member: DataSource, size: number, timeoutMs: number) {
+  return waitFor(
+    async () => ({ rejoining: await nodeState(rejoining), member: await nodeState(member) }),
+    ({ rejoining, member }) =>
+      rejoining.state === "Synced" &&
+      rejoining.status === "Primary" &&
+      member.size === size &&
+      rejoining.view === member.view,
+    timeoutMs,
+  );
 }
 
 function clusterScript(...args: string[]): void {

@@ -31,9 +31,11 @@ import {
   cutNode,
   healNode,
   type NodeNumber,
+  nodeState,
   openNode,
   partitionMethod,
-  waitForNode,
+  waitFor,
+  waitForRejoin,
 } from "./cluster";
 
 declare const TYPEORM_LINE: string;
@@ -174,13 +176,19 @@ describe("galera partition", () => {
     try {
       await new Promise((resolve) => setTimeout(resolve, CUT_MS / 2));
       // With a real partition node 3 still answers its clients, from outside the primary component.
-      if (method === "netns") node3Status = await waitForNode(node3, (s) => s.status === "non-Primary", CUT_MS / 2);
+      if (method === "netns") {
+        node3Status = await waitFor(
+          () => nodeState(node3),
+          (s) => s.status === "non-Primary",
+          CUT_MS / 2,
+        );
+      }
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, CUT_MS - (performance.now() - cutAt))));
     } finally {
       healNode(3);
     }
     const healedAt = performance.now();
-    await waitForNode(node3, (s) => s.status === "Primary" && s.state === "Synced" && s.size === 3, 60_000);
+    await waitForRejoin(node3, node1, 3, 60_000);
     const rejoinMs = performance.now() - healedAt;
     phase = "after";
     await new Promise((resolve) => setTimeout(resolve, AFTER_HEAL_MS));
