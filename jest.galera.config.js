@@ -1,5 +1,5 @@
-// The Galera suite: the same two TypeORM projects as jest.config.js, on the two-node cluster that
-// scripts/test-galera.sh starts (node ports in GALERA_NODE1_PORT / GALERA_NODE2_PORT).
+// The Galera suite: the same two TypeORM projects as jest.config.js, on the cluster that
+// scripts/test-galera.sh starts (three nodes; their addresses in GALERA_NODE<n>_HOST / _PORT).
 const base = require("./jest.config.js");
 
 /** @type {import('jest').Config} */

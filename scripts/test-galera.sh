@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# `npm run test:galera`: installs galera-4 if missing, starts a two-node MariaDB Galera cluster on
-# loopback under a temp folder, runs test/galera with both TypeORM lines, and stops the cluster,
-# leaving nothing running. Totals go to test-results/galera-summary.json.
+# `npm run test:galera`: installs galera-4 if missing, starts a three-node MariaDB Galera cluster
+# (GALERA_NODES=2 for two) under a temp folder, runs test/galera with both TypeORM lines, and stops
+# the cluster, leaving nothing running. Totals go to test-results/galera-summary.json.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/typeorm-locking-galera-XXXXXX")
 export GALERA_DIR="$dir"
 export GALERA_PORT_BASE="${GALERA_PORT_BASE:-23300}"
-export GALERA_NODE1_PORT=$((GALERA_PORT_BASE + 1)) GALERA_NODE2_PORT=$((GALERA_PORT_BASE + 2))
+export GALERA_NODES="${GALERA_NODES:-3}"
 trap 'bash scripts/galera-cluster.sh stop "$dir"' EXIT
 trap 'exit 130' INT TERM
 
@@ -18,4 +18,9 @@ if ! bash scripts/galera-cluster.sh start "$dir"; then
   mkdir -p test-results && echo '{"passed":0,"failed":1,"skipped":0,"total":1}' >test-results/galera-summary.json
   exit 1
 fi
+# GALERA_NODES, GALERA_PARTITION_METHOD, GALERA_NODE<n>_HOST and GALERA_NODE<n>_PORT.
+set -a
+# shellcheck disable=SC1091
+. "$dir/nodes.env"
+set +a
 LOCKING_SUMMARY_FILE=galera-summary.json npx jest -c jest.galera.config.js "$@"

@@ -20,6 +20,8 @@
  *     - `OptimisticLockError`: a race: the row changed after it was loaded or checked (retryable).
  *   - `CommitOutcomeUnknownError`: the connection was lost after COMMIT was sent: the transaction may
  *     or may not have committed (never retried by default).
+ *   - `PessimisticLockError`: the database refused a lock (timeout, deadlock, serialization, Galera certification).
+ *   - `ClusterNodeNotReadyError`: a Galera node outside the primary component refused a statement (retryable).
  */
 
 /**
@@ -486,6 +488,68 @@ export class CertificationConflictError extends SerializationError {
     );
   }
 }
+
+/**
+ * A Galera cluster node (MariaDB Galera, or any wsrep server) refused a statement because it is not
+ * ready for clients: it is cut off from the cluster's primary component (a network partition, the
+ * other nodes down), or it is still joining. The server answers error 1047 (SQLSTATE 08S01, "WSREP
+ * has not yet prepared node for application use") before it runs the statement, so the statement
+ * did nothing; a transaction refused at COMMIT committed nothing. Roll back and run the whole
+ * transaction again once the node is back in the primary component, or on another node:
+ * `retryOnConflict` retries it, with its backoff, like a conflict. A node rejoins by itself when
+ * the partition heals (a few seconds on a small cluster); until then every try on it fails alike,
+ * so give the retry a budget that outlasts a short partition, or route the work to another node.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await retryOnConflict(dataSource, (manager) => ship(manager, id), { attempts: 20, budgetMs: 30_000 });
+ * } catch (e) {
+ *   if (e instanceof RetryExhaustedError && e.cause instanceof ClusterNodeNotReadyError) {
+ *     return reply.code(503).header("retry-after", "5").send({ error: "database node unavailable" });
+ *   }
+ *   throw e;
+ * }
+ * ```
+ */
+export class ClusterNodeNotReadyError extends LockingError {
+  /** The dialect that classified the error: `"mariadb"`, `"mysql"` or `"galera"`. */
+  readonly dialect: string;
+  /** The server's code: `"1047"`. */
+  readonly code: string;
+  /** Always true: the statement was not run, so running the transaction again is safe. */
+  readonly retryable = true;
+  /**
+   * Always false: the node refused one statement and did not roll the transaction back; it
+   * refuses the next ones too, so roll back and start again.
+   */
+  readonly transactionAborted = false;
+
+  constructor(failure: { dialect: string; code: string }, cause?: unknown) {
+    super(
+      "This Galera node is not in the cluster's primary component (cut off from the other nodes, or " +
+        "still joining) and refused the statement before running it; nothing of it was executed. " +
+        `Retry the transaction when the node is back, or on another node [${failure.dialect} ${failure.code}]` +
+        causeMessage(cause),
+      { cause },
+    );
+    this.dialect = failure.dialect;
+    this.code = failure.code;
+  }
+}
+
+/**
+ * A database failure the library turns into one of its own errors as the driver throws it: a
+ * refused lock ({@link PessimisticLockError}) or a Galera node outside the primary component
+ * ({@link ClusterNodeNotReadyError}).
+ *
+ * @example
+ * ```ts
+ * const failure: TranslatedDatabaseError | undefined = mariadbDialect.classifyError(driverError);
+ * if (failure?.retryable) scheduleRetry();
+ * ```
+ */
+export type TranslatedDatabaseError = PessimisticLockError | ClusterNodeNotReadyError;
 
 function causeMessage(cause: unknown): string {
   return cause instanceof Error && cause.message ? `: ${cause.message}` : "";

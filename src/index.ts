@@ -27,6 +27,7 @@ export {
 export {
   AlreadyLockedError,
   CertificationConflictError,
+  ClusterNodeNotReadyError,
   CommitOutcomeUnknownError,
   ConcurrencyError,
   type ConflictDetails,
@@ -47,6 +48,7 @@ export {
   RowNotFoundError,
   SerializationError,
   StaleVersionError,
+  type TranslatedDatabaseError,
   VersionOutOfRangeError,
 } from "./errors";
 export {

@@ -1,6 +1,7 @@
 import type { DataSource, EntityManager } from "typeorm";
 import { type RetryExhaustedMessage, type RetryMessage, retryChannel, retryExhaustedChannel } from "./channels";
 import {
+  ClusterNodeNotReadyError,
   CommitOutcomeUnknownError,
   DeadlockError,
   describeValue,
@@ -84,7 +85,9 @@ export interface RetryEvent {
 /**
  * Whether an error is a conflict that re-running the whole unit of work can resolve:
  * `OptimisticLockError` (the row moved since it was loaded), `DeadlockError` and
- * `SerializationError` (the database rolled the transaction back), and `LockTimeoutError` when
+ * `SerializationError` (the database rolled the transaction back), `ClusterNodeNotReadyError` (a
+ * Galera node outside the primary component refused a statement before running it, so nothing
+ * was written; it answers again once it rejoins), and `LockTimeoutError` when
  * `retryLockTimeouts` is set. Never `StaleVersionError`: the client edited an old copy, and only
  * the user can decide what to do with their change. Never `CommitOutcomeUnknownError`: the
  * attempt may have committed (the retry helpers retry it only with `retryOutcomeUnknown`). Never
@@ -98,6 +101,7 @@ export interface RetryEvent {
 export function isRetryableConflict(error: unknown, options: Pick<RetryOptions, "retryLockTimeouts"> = {}): boolean {
   if (error instanceof OptimisticLockError) return true;
   if (error instanceof DeadlockError || error instanceof SerializationError) return true;
+  if (error instanceof ClusterNodeNotReadyError) return true;
   return error instanceof LockTimeoutError && options.retryLockTimeouts === true;
 }
 

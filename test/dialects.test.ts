@@ -3,7 +3,9 @@
  * server here (SQL Server, Oracle). No database needed.
  */
 import {
+  ClusterNodeNotReadyError,
   DeadlockError,
+  isRetryableConflict,
   LockTimeoutError,
   mariadbDialect,
   mysqlDialect,
@@ -13,6 +15,7 @@ import {
   SerializationError,
   sqliteDialect,
   sqlserverDialect,
+  type TranslatedDatabaseError,
   type WaitPolicy,
 } from "../src";
 import { dialectForServer, dialectForType, galeraDialect, serverFactsOf, serverFactsQuery } from "../src/dialect";
@@ -128,7 +131,7 @@ describe("bounded waits", () => {
 
 describe("error classification", () => {
   const cases: Array<
-    [string, { classifyError(e: unknown): PessimisticLockError | undefined }, object, Function, boolean]
+    [string, { classifyError(e: unknown): TranslatedDatabaseError | undefined }, object, Function, boolean]
   > = [
     ["postgres 55P03", postgresDialect, { code: "55P03" }, LockTimeoutError, true],
     ["postgres 40P01", postgresDialect, { code: "40P01" }, DeadlockError, true],
@@ -160,6 +163,41 @@ describe("error classification", () => {
     expect(error).toBeInstanceOf(type);
     expect(error).toBeInstanceOf(PessimisticLockError);
     expect(error).toMatchObject({ retryable: true, transactionAborted: aborted, cause: wrapped });
+  });
+
+  // What a Galera node outside the primary component answers (seen in test/galera/partition.test.ts),
+  // through every MySQL-family dialect: a DataSource of type mariadb or mysql does not know it is
+  // on Galera until the library has asked, and the first refusal may come before that.
+  const notReady = { errno: 1047, code: "ER_UNKNOWN_COM_ERROR", sqlState: "08S01" };
+  it.each([
+    ["mariadb", mariadbDialect],
+    ["mysql", mysqlDialect],
+    ["galera", galeraDialect],
+  ] as const)("%s 1047 WSREP not ready: ClusterNodeNotReadyError, retryable, nothing run", (name, dialect) => {
+    const driverError = { ...notReady, sqlMessage: "WSREP has not yet prepared node for application use" };
+    const wrapped = Object.assign(new Error("query failed"), { driverError });
+    const error = dialect.classifyError(wrapped);
+    expect(error).toBeInstanceOf(ClusterNodeNotReadyError);
+    expect(error).not.toBeInstanceOf(PessimisticLockError);
+    expect(error).toMatchObject({
+      dialect: name,
+      code: "1047",
+      retryable: true,
+      transactionAborted: false,
+      cause: wrapped,
+    });
+    expect(String(error?.message)).toMatch(
+      new RegExp(`primary component.*nothing of it was executed.*\\[${name} 1047\\]: query failed$`),
+    );
+    expect(isRetryableConflict(error)).toBe(true);
+  });
+
+  it("a 1047 that names no WSREP (an unknown protocol command on a plain server) is left alone", () => {
+    const unknownCommand = { ...notReady, sqlMessage: "Unknown command" };
+    for (const dialect of [mariadbDialect, mysqlDialect, galeraDialect]) {
+      expect(dialect.classifyError(unknownCommand)).toBeUndefined();
+    }
+    expect(isRetryableConflict(Object.assign(new Error("WSREP has not yet prepared node"), notReady))).toBe(false);
   });
 
   it("other errors are left alone", () => {

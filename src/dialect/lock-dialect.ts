@@ -1,4 +1,4 @@
-import type { PessimisticLockError } from "../errors";
+import type { TranslatedDatabaseError } from "../errors";
 
 /** Runs one SQL statement on the connection a failure came from and returns its rows. */
 export type ProbeQuery = (sql: string) => Promise<Record<string, unknown>[]>;
@@ -129,8 +129,11 @@ export interface LockDialect {
    * the SELECT (SQLite takes its database write lock this way); `undefined` for the others.
    */
   lockStatement(strength: LockStrength, table: string, primaryColumn: string): string | undefined;
-  /** A driver error turned into the library's typed error, or `undefined` if it is not a lock failure. */
-  classifyError(error: unknown): PessimisticLockError | undefined;
+  /**
+   * A driver error turned into the library's typed error, or `undefined` if it is neither a lock
+   * failure nor a Galera node's refusal ({@link TranslatedDatabaseError}).
+   */
+  classifyError(error: unknown): TranslatedDatabaseError | undefined;
   /**
    * Whether a driver error says a table the statement names does not exist (each database has its
    * own code and wording): the library's own tables (offline locks) then get a configuration
@@ -155,7 +158,11 @@ export interface LockDialect {
    * (Galera reports a certification conflict with a local deadlock's 1213). `statement` is the
    * SQL that failed; `probe` runs SQL on the same connection. Runs only on the failure path.
    */
-  explainFailure?(failure: PessimisticLockError, statement: string, probe: ProbeQuery): Promise<PessimisticLockError>;
+  explainFailure?(
+    failure: TranslatedDatabaseError,
+    statement: string,
+    probe: ProbeQuery,
+  ): Promise<TranslatedDatabaseError>;
 }
 
 /** Rounds a wait up to the dialect's granularity, never below one step: a wait is never shortened. @internal */

@@ -1,5 +1,6 @@
-import { DeadlockError, LockTimeoutError, SerializationError } from "../errors";
+import { DeadlockError, LockTimeoutError, SerializationError, type TranslatedDatabaseError } from "../errors";
 import { driverErrorOf, isSocketLoss, type LockDialect, roundWait } from "./lock-dialect";
+import { classifyWsrepRefusal } from "./wsrep";
 
 /**
  * MySQL 8+: `FOR SHARE` / `FOR UPDATE`, `NOWAIT`, `SKIP LOCKED`. A bounded wait needs the
@@ -72,8 +73,11 @@ export function isMissingMysqlFamilyTable(error: unknown): boolean {
   return Number(driverErrorOf(error)?.errno) === 1146;
 }
 
-/** MySQL and MariaDB share their error numbers. @internal */
-export function classifyMysqlFamily(dialect: string, error: unknown) {
+/**
+ * MySQL and MariaDB share their error numbers; a Galera node's refusal (1047) can come through any
+ * of their dialects, before the library knows the server is a Galera node. @internal
+ */
+export function classifyMysqlFamily(dialect: string, error: unknown): TranslatedDatabaseError | undefined {
   const driverError = driverErrorOf(error);
   const errno = Number(driverError?.errno);
   const failure = (transactionAborted: boolean) => ({
@@ -91,6 +95,6 @@ export function classifyMysqlFamily(dialect: string, error: unknown) {
     case 1020: // MariaDB snapshot isolation: "Record has changed since last read"
       return new SerializationError(failure(true), error);
     default:
-      return undefined;
+      return classifyWsrepRefusal(dialect, error);
   }
 }

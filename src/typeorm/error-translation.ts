@@ -1,12 +1,13 @@
 /**
- * Turns the database's lock failures (lock timeout, NOWAIT, deadlock, serialization) and a
- * connection lost with a commit in flight (commit-outcome.ts) into the library's typed errors,
- * for every query run on an installed DataSource, whoever issued it.
+ * Turns the database's lock failures (lock timeout, NOWAIT, deadlock, serialization), a Galera
+ * node's refusals (not in the primary component) and a connection lost with a commit in flight
+ * (commit-outcome.ts) into the library's typed errors, for every query run on an installed
+ * DataSource, whoever issued it.
  * The driver's error stays reachable as `cause`.
  */
 import type { DataSource, QueryRunner } from "typeorm";
 import { dialectForType, type LockDialect, type ProbeQuery } from "../dialect";
-import { PessimisticLockError } from "../errors";
+import { ClusterNodeNotReadyError, PessimisticLockError, type TranslatedDatabaseError } from "../errors";
 import { type Installation, installationOf } from "../installation";
 import { raisedIn } from "../transaction-numbers";
 import { commitOutcomeUnknown } from "./commit-outcome";
@@ -59,10 +60,10 @@ async function explainedFailure(
   queryRunner: QueryRunner,
   installation: Installation,
   error: unknown,
-  failure: PessimisticLockError,
+  failure: TranslatedDatabaseError,
   statement: string,
   probe: ProbeQuery,
-): Promise<PessimisticLockError> {
+): Promise<TranslatedDatabaseError> {
   let dialect: LockDialect;
   try {
     dialect = await serverDialectOf(queryRunner, installation);
@@ -75,14 +76,14 @@ async function explainedFailure(
 }
 
 /**
- * The typed lock failure a DataSource's error stands for (a lock timeout, deadlock or
- * serialization failure of its database), or `undefined` for any other error. Works for
+ * The typed failure a DataSource's error stands for (a lock timeout, deadlock or serialization
+ * failure of its database, a Galera node's refusal), or `undefined` for any other error. Works for
  * DataSources without the library too (their errors are not translated as they are thrown).
  *
  * @internal
  */
-export function lockFailureOf(dataSource: DataSource, error: unknown): PessimisticLockError | undefined {
-  if (error instanceof PessimisticLockError) return error;
+export function lockFailureOf(dataSource: DataSource, error: unknown): TranslatedDatabaseError | undefined {
+  if (error instanceof PessimisticLockError || error instanceof ClusterNodeNotReadyError) return error;
   return knownDialectOf(dataSource)?.classifyError(error);
 }
 

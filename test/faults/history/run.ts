@@ -38,6 +38,11 @@ export interface HistoryRunOptions {
   readerIndex?: number;
   /** Total operations of the run, all clients together. */
   operations: number;
+  /**
+   * Ends the run before `operations` once it returns true (asked before each operation): for a
+   * run that must last as long as a fault's timeline (a partition and its healing), not a count.
+   */
+  until?: () => boolean;
   /** Concurrent clients. Default 16. */
   clients?: number;
   /** Orders (aggregates). Default 20. */
@@ -180,7 +185,7 @@ export async function runHistory(options: HistoryRunOptions): Promise<HistoryRun
           maxLines: options.maxLines ?? 4,
         };
         let unknownInARow = 0;
-        while (issued < options.operations) {
+        while (issued < options.operations && !options.until?.()) {
           issued++;
           if ((await execute(dataSource, ctx, generator.next())) === "unknown") {
             const pause = Math.min((options.pauseAfterUnknownMs ?? 100) * 2 ** unknownInARow++, 2_000);
