@@ -13,6 +13,8 @@ function project(displayName, aliasFolder) {
     // The Galera suite needs its own cluster: `npm run test:galera` (jest.galera.config.js); the
     // fault runs are long: `npm run test:faults` (jest.faults.config.js).
     testPathIgnorePatterns: ["/node_modules/", "<rootDir>/test/galera/", "<rootDir>/test/faults/"],
+    // LOCKING_TEST_BATCH_WRITES=1: every installation with batchWrites on (test/support/batch-writes-setup.ts).
+    setupFiles: ["<rootDir>/test/support/batch-writes-setup.ts"],
     moduleFileExtensions: ["ts", "js", "json", "node"],
     transform: {
       // isolatedModules false: full TypeScript program, so emitDecoratorMetadata has types.

@@ -254,7 +254,14 @@ export class RowNotFoundError extends ConcurrencyError {
  * ```
  */
 export class OptimisticLockError extends ConcurrencyError {
-  constructor(details: ConflictDetails & { detail?: string }) {
+  /**
+   * Every row of the failed write found changed or gone: one entry for a single-row write; for a
+   * batched write (`installLocking(ds, { batchWrites: true })`) every stale row of the statement,
+   * not only the first. The error's own `id`/`actualVersion` are those of the first entry.
+   */
+  readonly conflicts: readonly RowConflict[];
+
+  constructor(details: ConflictDetails & { detail?: string; conflicts?: readonly RowConflict[] }) {
     super(
       `${details.entityName} ${formatId(details.id)} was changed or deleted by another ` +
         `transaction after it was loaded: ${details.operation} expected version ` +
@@ -263,7 +270,40 @@ export class OptimisticLockError extends ConcurrencyError {
         }${details.detail ? ` (${details.detail})` : ""}. Nothing was written; reload it and try again.`,
       details,
     );
+    this.conflicts = details.conflicts ?? [
+      {
+        entityName: details.entityName,
+        id: details.id,
+        expectedVersion: details.expectedVersion,
+        actualVersion: details.actualVersion,
+      },
+    ];
   }
+}
+
+/**
+ * One row a write expected at a version it no longer has: an entry of
+ * {@link OptimisticLockError.conflicts}.
+ *
+ * @example
+ * ```ts
+ * catch (e) {
+ *   if (e instanceof OptimisticLockError)
+ *     for (const c of e.conflicts) console.log(c.entityName, c.id, c.expectedVersion, c.deleted ? "deleted" : c.actualVersion);
+ * }
+ * ```
+ */
+export interface RowConflict {
+  /** Entity (class) name, e.g. `"Order"`. */
+  entityName: string;
+  /** The row's id map, e.g. `{ id: 7 }`. */
+  id: unknown;
+  /** The version the entity held, which the write expected. */
+  expectedVersion: number;
+  /** The version the row has now, when it was read (a batched write reads it on failure). */
+  actualVersion?: number;
+  /** `true` when the row was read and is gone (deleted by another transaction). */
+  deleted?: boolean;
 }
 
 /**

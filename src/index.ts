@@ -10,6 +10,9 @@
 export { OptimisticLockExcluded, VersionedBy } from "./aggregate";
 export { assertVersion } from "./assert-version";
 export {
+  type BatchedColumn,
+  type BatchedUpdateShape,
+  type BatchedUpdateSql,
   galeraDialect,
   type LockDialect,
   type LockRendering,
@@ -45,6 +48,7 @@ export {
   PessimisticLockError,
   PreconditionRequiredError,
   RetryExhaustedError,
+  type RowConflict,
   RowNotFoundError,
   SerializationError,
   StaleVersionError,
@@ -81,7 +85,7 @@ export {
   versionOfETag,
 } from "./http";
 export { installLocking } from "./install";
-export type { GaleraPessimisticPolicy, LockingOptions } from "./installation";
+export type { BatchWritesOptions, GaleraPessimisticPolicy, LockingOptions } from "./installation";
 export { lock } from "./lock";
 export { type LockTarget, lockInOrder } from "./lock-in-order";
 export { LockMode, type LockOptions, NO_WAIT, SKIP_LOCKED } from "./lock-mode";

@@ -46,6 +46,29 @@ export interface LockingOptions {
    * (`CertificationConflictError`) when its row changes on another node.
    */
   galera?: { pessimistic?: GaleraPessimisticPolicy };
+  /**
+   * Writes the rows one flush (`save()`/`remove()`, cascades and aggregate members included)
+   * updates in one table with the same set of changed columns as one guarded UPDATE per group
+   * (split below the database's parameter limit, or every `maxRowsPerStatement` rows) instead of
+   * one per row. Same guarantees: all or nothing, listeners see each entity, each entity gets its
+   * new version; a conflict throws OptimisticLockError listing every stale row of the statement
+   * (`conflicts`). Shapes it cannot batch are written row by row (docs/optimistic-locking.md).
+   * Off by default.
+   */
+  batchWrites?: boolean | BatchWritesOptions;
+}
+
+/**
+ * Options of `batchWrites`.
+ *
+ * @example
+ * ```ts
+ * installLocking(dataSource, { batchWrites: { maxRowsPerStatement: 500 } satisfies BatchWritesOptions });
+ * ```
+ */
+export interface BatchWritesOptions {
+  /** The most rows one batched statement writes; larger groups are split (default: the parameter limit). */
+  maxRowsPerStatement?: number;
 }
 
 /**
@@ -65,6 +88,8 @@ export interface Installation {
   readonly policies: VersionPolicies;
   /** The default wait of pessimistic locks, from `lockTimeout`. */
   readonly defaultWait?: WaitPolicy;
+  /** `batchWrites`, resolved: `undefined` when off, else the most rows per statement (if bounded). */
+  readonly batching?: { maxRows?: number };
   /** The dialect, once the server has been asked which one it is (MySQL vs MariaDB). */
   serverDialect?: LockDialect;
 }
@@ -109,6 +134,18 @@ export function recordInstallation(dataSource: DataSource, given: LockingOptions
     );
   }
   const defaultWait = waitPolicyOf({ timeout: options.lockTimeout }, "installLocking() lockTimeout");
+  const maxRows = typeof options.batchWrites === "object" ? options.batchWrites.maxRowsPerStatement : undefined;
+  if (
+    (options.batchWrites !== undefined &&
+      typeof options.batchWrites !== "boolean" &&
+      typeof options.batchWrites !== "object") ||
+    options.batchWrites === null ||
+    (maxRows !== undefined && !(Number.isInteger(maxRows) && maxRows >= 2))
+  ) {
+    throw new LockingConfigurationError(
+      "installLocking(): batchWrites must be true, false or { maxRowsPerStatement: n } with an integer n >= 2.",
+    );
+  }
   const previous = installations.get(dataSource);
   if (
     previous &&
@@ -116,6 +153,7 @@ export function recordInstallation(dataSource: DataSource, given: LockingOptions
     previous.options.lockTimeout === options.lockTimeout &&
     previous.options.dialect === options.dialect &&
     previous.options.galera?.pessimistic === options.galera?.pessimistic &&
+    previous.options.batchWrites === options.batchWrites &&
     sameEntries(previous.options.exclude ?? [], exclude)
   ) {
     return previous;
@@ -124,6 +162,7 @@ export function recordInstallation(dataSource: DataSource, given: LockingOptions
     options: { ...options, versionColumns },
     policies: new VersionPolicies(versionColumns, [...exclude]),
     defaultWait,
+    batching: options.batchWrites ? { maxRows } : undefined,
     serverDialect: options.dialect ?? (previous?.options.dialect ? undefined : previous?.serverDialect),
   };
   installations.set(dataSource, installation);

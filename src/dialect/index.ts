@@ -8,6 +8,9 @@ import { sqliteDialect } from "./sqlite";
 import { sqlserverDialect } from "./sqlserver";
 
 export type {
+  BatchedColumn,
+  BatchedUpdateShape,
+  BatchedUpdateSql,
   LockDialect,
   LockRendering,
   LockStrength,

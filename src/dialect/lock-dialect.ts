@@ -85,6 +85,81 @@ export interface LockRendering {
 }
 
 /**
+ * One column of a batched UPDATE, as the statement names it.
+ *
+ * @example
+ * ```ts
+ * const column: BatchedColumn = { name: '"status"', type: "character varying" };
+ * ```
+ */
+export interface BatchedColumn {
+  /** The escaped column name. */
+  name: string;
+  /**
+   * The database type a parameter for it is cast to where the dialect needs one (PostgreSQL
+   * types the first row of its VALUES list), e.g. `"integer"`; `undefined` when TypeORM's type
+   * does not name a database type (a PostgreSQL enum): the dialect then cannot batch the shape.
+   */
+  type: string | undefined;
+  /** Whether the column holds JSON (MySQL compares it as JSON on the failure path). */
+  json?: boolean;
+}
+
+/**
+ * A guarded UPDATE of many rows of one table: each row's keys and held version, and the new
+ * values of the same columns. Parameters come row by row: the keys, the held version, the values.
+ *
+ * @example
+ * ```ts
+ * const shape: BatchedUpdateShape = {
+ *   table: '"order"', keys: [{ name: '"id"', type: "integer" }], version: { name: '"version"', type: "integer" },
+ *   values: [{ name: '"status"', type: "character varying" }], stamps: [], returning: [],
+ *   rows: 2, placeholder: (i) => `$${i + 1}`,
+ * };
+ * postgresDialect.batchedUpdate?.(shape)?.sql; // UPDATE "order" AS "_tl_t" SET "status" = ... FROM (VALUES ...)
+ * ```
+ */
+export interface BatchedUpdateShape {
+  /** The escaped table path. */
+  table: string;
+  keys: readonly BatchedColumn[];
+  version: BatchedColumn;
+  /** The changed columns, whose new values the statement sets per row. */
+  values: readonly BatchedColumn[];
+  /** Further assignments of SQL that names no column, e.g. `{ column: '"updated"', sql: "CURRENT_TIMESTAMP" }`. */
+  stamps: ReadonlyArray<{ column: string; sql: string }>;
+  /** Escaped columns to return after the keys, where the statement returns rows. */
+  returning: readonly string[];
+  rows: number;
+  /** The driver's placeholder of the parameter at this index (0-based). */
+  placeholder(index: number): string;
+}
+
+/**
+ * The SQL of one batched UPDATE.
+ *
+ * @example
+ * ```ts
+ * const rendered: BatchedUpdateSql | undefined = sqliteDialect.batchedUpdate?.(shape);
+ * rendered?.reports; // "rows": RETURNING, one row per changed row
+ * ```
+ */
+export interface BatchedUpdateSql {
+  sql: string;
+  /**
+   * `"rows"`: the statement returns the keys (then the `returning` columns) of each row it
+   * changed. `"count"`: only the driver's affected-row count tells how many rows matched.
+   */
+  reports: "rows" | "count";
+  /**
+   * For `"count"`: a SELECT run on the failure path only, with the same parameters, returning
+   * per batched row `_tl_n` (its 0-based position), `_tl_found` (the row's version, NULL when it is
+   * gone) and `_tl_ours` (1 when the row holds exactly what this statement wrote).
+   */
+  probe?: string;
+}
+
+/**
  * Everything that differs between databases for locking, in one object per database.
  * No other module branches on the database: it asks its dialect.
  *
@@ -163,6 +238,14 @@ export interface LockDialect {
     statement: string,
     probe: ProbeQuery,
   ): Promise<TranslatedDatabaseError>;
+  /**
+   * One guarded UPDATE of many rows (`installLocking(ds, { batchWrites: true })`), or `undefined`
+   * when the dialect cannot write this shape in one statement (the rows are then written one by
+   * one). Absent: the dialect never batches.
+   */
+  batchedUpdate?(shape: BatchedUpdateShape): BatchedUpdateSql | undefined;
+  /** The most bound parameters one statement may carry (a batch is split into statements below it). */
+  readonly maxParameters?: number;
 }
 
 /** Rounds a wait up to the dialect's granularity, never below one step: a wait is never shortened. @internal */

@@ -1,3 +1,4 @@
+import { renderMysqlBatchedUpdate } from "./batched-update";
 import { type LockDialect, roundWait } from "./lock-dialect";
 import { classifyMysqlFamily, isMissingMysqlFamilyTable, isMysqlFamilyConnectionLoss } from "./mysql";
 
@@ -32,4 +33,7 @@ export const mariadbDialect: LockDialect = {
   isMissingTable: isMissingMysqlFamilyTable,
   isConnectionLoss: isMysqlFamilyConnectionLoss,
   classifyError: (error) => classifyMysqlFamily("mariadb", error),
+  // MariaDB's JSON is LONGTEXT: compared as text, it has no CAST(.. AS JSON).
+  batchedUpdate: (shape) => renderMysqlBatchedUpdate(shape, false),
+  maxParameters: 65_535,
 };

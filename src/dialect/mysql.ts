@@ -1,4 +1,5 @@
 import { DeadlockError, LockTimeoutError, SerializationError, type TranslatedDatabaseError } from "../errors";
+import { renderMysqlBatchedUpdate } from "./batched-update";
 import { driverErrorOf, isSocketLoss, type LockDialect, roundWait } from "./lock-dialect";
 import { classifyWsrepRefusal } from "./wsrep";
 
@@ -40,6 +41,9 @@ export const mysqlDialect: LockDialect = {
   isMissingTable: isMissingMysqlFamilyTable,
   isConnectionLoss: isMysqlFamilyConnectionLoss,
   classifyError: (error) => classifyMysqlFamily("mysql", error),
+  batchedUpdate: (shape) => renderMysqlBatchedUpdate(shape, true),
+  // The prepared-statement limit; the driver interpolates, but a statement stays below it.
+  maxParameters: 65_535,
 };
 
 /**

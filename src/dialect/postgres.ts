@@ -1,4 +1,5 @@
 import { DeadlockError, LockTimeoutError, SerializationError } from "../errors";
+import { renderPostgresBatchedUpdate } from "./batched-update";
 import { driverErrorOf, isSocketLoss, type LockDialect } from "./lock-dialect";
 
 /**
@@ -53,6 +54,9 @@ export const postgresDialect: LockDialect = {
     if (code === "40001") return new SerializationError(failure, error);
     return undefined;
   },
+  batchedUpdate: renderPostgresBatchedUpdate,
+  // The wire protocol numbers parameters with 16 bits.
+  maxParameters: 65_535,
 };
 
 /**

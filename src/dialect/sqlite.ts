@@ -1,4 +1,5 @@
 import { LockTimeoutError, SerializationError } from "../errors";
+import { renderSqliteBatchedUpdate } from "./batched-update";
 import { driverErrorOf, type LockDialect } from "./lock-dialect";
 
 /**
@@ -51,6 +52,9 @@ export const sqliteDialect: LockDialect = {
     if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) return new LockTimeoutError(failure, error);
     return undefined;
   },
+  batchedUpdate: renderSqliteBatchedUpdate,
+  // SQLITE_MAX_VARIABLE_NUMBER's default since 3.32.
+  maxParameters: 32_766,
 };
 
 function quoteIdentifier(name: string): string {

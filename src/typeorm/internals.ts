@@ -23,6 +23,10 @@ export interface SubjectLike {
   parentSubject?: SubjectLike;
   /** TypeORM's shallow copy of `entity` that its pre-load reads the relations to load from. */
   entityWithFulfilledIds?: ObjectLiteral;
+  /** What the write returned (generated columns), merged into `entity` after the flush. */
+  generatedMap?: ObjectLiteral;
+  /** The UPDATE's value set; empties `changeMaps` (a written subject has nothing left to write). */
+  createValueSetAndPopChangeMap?(): ObjectLiteral;
 }
 
 /** TypeORM's `SubjectDatabaseEntityLoader`: the pre-load of the rows a save() writes. */
@@ -39,6 +43,8 @@ export interface SubjectExecutorLike {
   removeSubjects: SubjectLike[];
   softRemoveSubjects: SubjectLike[];
   recoverSubjects: SubjectLike[];
+  /** The save options (`reload: false` skips the re-read of generated columns). */
+  options?: { reload?: boolean };
 }
 
 /** The part of a write query builder's state the hooks read. @internal */

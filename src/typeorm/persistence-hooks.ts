@@ -10,11 +10,12 @@
  * untouched.
  */
 import type { ObjectLiteral } from "typeorm";
-import { LockingConfigurationError } from "../errors";
-import { installationOf } from "../installation";
+import { LockingConfigurationError, OptimisticLockError, type RowConflict } from "../errors";
+import { type Installation, installationOf } from "../installation";
 import { rememberLoadedVersion } from "../loaded-versions";
 import { settleVersion, versionCodecOf } from "../version-codec";
 import { onlyExcludedChanges, settleMemberRoots } from "./aggregate-versions";
+import { flushConflict, plainId, updateInBatches } from "./batched-writes";
 import {
   dataSourceOf,
   type ExpressionMapLike,
@@ -96,6 +97,10 @@ export function installPersistenceHooks(internals: TypeormInternals): void {
     (original) =>
       function (this: SubjectExecutorLike, ...args: unknown[]) {
         const installation = installationOf(dataSourceOf(this.queryRunner));
+        if (installation?.batching) {
+          refuseAllConflictsSeenBeforeWriting(this, installation);
+          return original.apply(this, args);
+        }
         for (const subject of installation ? this.insertSubjects : []) {
           const policy = installation?.policies.of(subject.metadata);
           if (policy) refuseResurrection(subject, policy, this.queryRunner);
@@ -106,7 +111,20 @@ export function installPersistenceHooks(internals: TypeormInternals): void {
   wrap(
     executor,
     "executeUpdateOperations",
-    guardBefore("update", (e) => e.updateSubjects),
+    (original) =>
+      function (this: SubjectExecutorLike, ...args: unknown[]) {
+        guardSubjects(this, this.updateSubjects, "update");
+        // Batching is opt-in and needs two rows at least: otherwise TypeORM's step, untouched.
+        const installation =
+          this.updateSubjects.length > 1 ? installationOf(dataSourceOf(this.queryRunner)) : undefined;
+        if (!installation?.batching) return original.apply(this, args);
+        return updateInBatches(
+          this,
+          installation,
+          (subject) => guardOf(subject.identifier),
+          () => original.apply(this, args),
+        );
+      },
   );
   wrap(
     executor,
@@ -307,6 +325,39 @@ function guardSubjects(executor: SubjectExecutorLike, subjects: SubjectLike[], o
     const guard = guardSubject(subject, policy, operation, executor.queryRunner);
     if (guard && subject.identifier) (subject.identifier as Carrying<typeof GUARD, WriteGuard>)[GUARD] = guard;
   }
+}
+
+/**
+ * With batchWrites, the conflicts TypeORM's pre-load shows (a row at another version, a row gone)
+ * are all named in one error before anything is written, as a failed batched UPDATE names all
+ * its stale rows: a grid save learns every row someone else changed, not only the first. A
+ * client-held version that is wrong (StaleVersionError, RowNotFoundError) is thrown as before.
+ */
+function refuseAllConflictsSeenBeforeWriting(executor: SubjectExecutorLike, installation: Installation): void {
+  const runner = executor.queryRunner;
+  const conflicts: RowConflict[] = [];
+  const attempt = (check: () => unknown, gone: boolean) => {
+    try {
+      check();
+    } catch (error) {
+      if (!(error instanceof OptimisticLockError)) throw error;
+      const { entityName, expectedVersion, actualVersion } = error;
+      const id = plainId(error.id as ObjectLiteral);
+      conflicts.push(
+        gone ? { entityName, id, expectedVersion, deleted: true } : { entityName, id, expectedVersion, actualVersion },
+      );
+    }
+  };
+  for (const subject of executor.insertSubjects) {
+    const policy = installation.policies.of(subject.metadata);
+    if (policy) attempt(() => refuseResurrection(subject, policy, runner), true);
+  }
+  const inserted = new Set(executor.insertSubjects);
+  for (const subject of executor.updateSubjects) {
+    const policy = inserted.has(subject) ? undefined : installation.policies.of(subject.metadata);
+    if (policy && !onlyExcludedChanges(subject)) attempt(() => guardSubject(subject, policy, "update", runner), false);
+  }
+  if (conflicts.length > 0) throw flushConflict(runner, conflicts, undefined);
 }
 
 function rememberSavedVersions(executor: SubjectExecutorLike): void {

@@ -1,0 +1,439 @@
+/**
+ * Batched versioned writes (`installLocking(ds, { batchWrites: true })`): the guarded UPDATEs a
+ * flush would send one per row become one statement per group of rows of one entity with the
+ * same changed columns (split below the parameter limit). The statement matches a row only at
+ * its held version, so the check is the same as the per-row one; the row count it reports (or
+ * the rows it returns) tells whether every row matched. On a mismatch one more SELECT, on the
+ * failure path only, names every stale row; the error is thrown before the flush ends, so its
+ * transaction keeps nothing.
+ *
+ * Subjects the batch cannot write (see {@link batchableChanges}) stay on TypeORM's per-row path,
+ * which runs after the batches, unchanged.
+ */
+import type { DataSource, EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
+import { type BatchedColumn, type BatchedUpdateShape, dialectForType, type LockDialect } from "../dialect";
+import { LockingConfigurationError, OptimisticLockError, type RowConflict } from "../errors";
+import type { Installation } from "../installation";
+import { raisedIn } from "../transaction-numbers";
+import type { ColumnMetadata } from "../typeorm-types";
+import { versionCodecOf } from "../version-codec";
+import { dataSourceOf, type SubjectExecutorLike, type SubjectLike } from "./internals";
+import { deepMerge, type WriteGuard } from "./write-guards";
+
+/** The driver methods a batch uses (TypeORM's `Driver`, both lines). */
+interface DriverLike {
+  escape(name: string): string;
+  createParameter(name: string, index: number): string;
+  preparePersistentValue(value: unknown, column: ColumnMetadata): unknown;
+  prepareHydratedValue(value: unknown, column: ColumnMetadata): unknown;
+  normalizeType(column: { type?: unknown; length?: unknown; precision?: unknown; scale?: unknown }): string;
+  spatialTypes?: unknown[];
+  options: { type: string };
+}
+
+interface BatchRow {
+  subject: SubjectLike;
+  guard: WriteGuard;
+  /** Key values as the statement binds them, and their string form to match returned rows by. */
+  keys: unknown[];
+  keyString: string;
+  values: unknown[];
+}
+
+interface Group {
+  metadata: EntityMetadata;
+  columns: ColumnMetadata[];
+  rows: BatchRow[];
+}
+
+/** How many rows a group needs before it is batched: one row stays on the per-row path. */
+const MIN_ROWS = 2;
+const SUBJECT_MARK = Symbol.for("Subject");
+
+/**
+ * Writes the batchable update subjects of a flush, then runs `writeRest` (TypeORM's own update
+ * step) for the others with `executor.updateSubjects` narrowed to them, restoring the full list
+ * afterwards (the after-listeners and the generated-column merge read it).
+ *
+ * @internal
+ */
+export async function updateInBatches(
+  executor: SubjectExecutorLike,
+  installation: Installation,
+  guardOf: (subject: SubjectLike) => WriteGuard | undefined,
+  writeRest: () => Promise<unknown>,
+): Promise<void> {
+  const runner = executor.queryRunner;
+  const dataSource = dataSourceOf(runner);
+  const dialect = installation.serverDialect ?? dialectForType(String(dataSource.options.type));
+  if (!dialect?.batchedUpdate || !installation.batching) {
+    await writeRest();
+    return;
+  }
+  const driver = dataSource.driver as unknown as DriverLike;
+  const { groups, rest } = groupSubjects(executor.updateSubjects, guardOf, driver);
+  const batches: Group[] = [];
+  for (const group of groups) {
+    if (group.rows.length >= MIN_ROWS && shapeOf(group, driver, dialect, 1) !== undefined) batches.push(group);
+    else rest.push(...group.rows.map((row) => row.subject));
+  }
+  if (batches.length === 0) {
+    await writeRest();
+    return;
+  }
+  const reload = executor.options?.reload !== false;
+  for (const group of batches) {
+    const width = group.metadata.primaryColumns.length + 1 + group.columns.length;
+    const byParameters = Math.floor((dialect.maxParameters ?? 65_535) / width);
+    const perStatement = Math.max(1, Math.min(byParameters, installation.batching.maxRows ?? byParameters));
+    for (const row of group.rows) row.subject.createValueSetAndPopChangeMap?.();
+    for (let at = 0; at < group.rows.length; at += perStatement) {
+      await writeChunk(runner, dataSource, dialect, group, group.rows.slice(at, at + perStatement), reload);
+    }
+  }
+  const all = executor.updateSubjects;
+  // Keep TypeORM's order for the subjects it still writes.
+  const left = new Set(rest);
+  executor.updateSubjects = all.filter((subject) => left.has(subject));
+  try {
+    await writeRest();
+  } finally {
+    executor.updateSubjects = all;
+  }
+}
+
+/** Sorts update subjects into groups (entity + changed columns) and those that cannot batch. */
+function groupSubjects(
+  subjects: readonly SubjectLike[],
+  guardOf: (subject: SubjectLike) => WriteGuard | undefined,
+  driver: DriverLike,
+): { groups: Group[]; rest: SubjectLike[] } {
+  const groups = new Map<string, Group>();
+  const rest: SubjectLike[] = [];
+  const seen = new Set<string>();
+  for (const subject of subjects) {
+    const guard = guardOf(subject);
+    const changes = guard ? batchableChanges(subject, driver) : undefined;
+    const keys = changes ? batchableKeys(subject, driver) : undefined;
+    if (!guard || !changes || !keys) {
+      rest.push(subject);
+      continue;
+    }
+    const keyString = `${subject.metadata.name}\u0000${keys.map(String).join("\u0000")}`;
+    // The same row twice in one flush (two copies of it): the second is written after the first,
+    // by the per-row path, and conflicts there exactly as without batching.
+    if (seen.has(keyString)) {
+      rest.push(subject);
+      continue;
+    }
+    seen.add(keyString);
+    const columns = changes.map((change) => change.column);
+    const groupKey = `${subject.metadata.name}\u0000${columns.map((c) => c.databaseName).join("\u0000")}`;
+    let group = groups.get(groupKey);
+    if (!group) {
+      group = { metadata: subject.metadata, columns, rows: [] };
+      groups.set(groupKey, group);
+    }
+    const values = changes.map((change) => driver.preparePersistentValue(change.value, change.column));
+    group.rows.push({ subject, guard, keys, keyString, values });
+  }
+  return { groups: [...groups.values()], rest };
+}
+
+/**
+ * The changes of a subject, ordered by column name, or `undefined` when the
+ * subject must take the per-row path: a tree entity (TypeORM maintains the tree per row), a
+ * relation change (its value is resolved per row), an SQL expression or a value inserted by the
+ * same flush, a column TypeORM would skip or compute (`update: false`, primary, generated), a
+ * spatial column (wrapped in a function per row), or JSON on SQLite (wrapped too).
+ */
+function batchableChanges(
+  subject: SubjectLike,
+  driver: DriverLike,
+): Array<{ column: ColumnMetadata; value: unknown }> | undefined {
+  const { metadata } = subject;
+  if (!subject.entity || !subject.identifier || metadata.treeType) return undefined;
+  if (metadata.columns.some((c) => c.asExpression !== undefined)) return undefined;
+  if (subject.changeMaps.length === 0) return undefined;
+  const changes: Array<{ column: ColumnMetadata; value: unknown }> = [];
+  for (const change of subject.changeMaps) {
+    const { column } = change;
+    if (!column || change.relation || changes.some((c) => c.column === column)) return undefined;
+    if (!column.isUpdate || column.isPrimary || column.isVersion || column.isVirtual) return undefined;
+    const value = change.value;
+    if (typeof value === "function") return undefined;
+    if (value !== null && typeof value === "object") {
+      if ((value as { "@instanceof"?: symbol })["@instanceof"] === SUBJECT_MARK) return undefined;
+      if (column.referencedColumn && !(value instanceof Date) && !(value instanceof Uint8Array)) return undefined;
+    }
+    if (driver.spatialTypes?.includes(column.type)) return undefined;
+    if (
+      column.type === "json" &&
+      /sqlite|sqljs|capacitor|cordova|expo|nativescript|react-native/.test(driver.options.type)
+    )
+      return undefined;
+    changes.push({ column, value });
+  }
+  return changes.sort((a, b) => (a.column.databaseName < b.column.databaseName ? -1 : 1));
+}
+
+/** The subject's key values as bound, or `undefined` for keys that do not compare as text (dates, binary). */
+function batchableKeys(subject: SubjectLike, driver: DriverLike): unknown[] | undefined {
+  const keys: unknown[] = [];
+  for (const key of subject.metadata.primaryColumns) {
+    const value = driver.preparePersistentValue(key.getEntityValue(subject.identifier!), key);
+    if (typeof value !== "number" && typeof value !== "string" && typeof value !== "bigint") return undefined;
+    keys.push(value);
+  }
+  return keys;
+}
+
+function columnOf(column: ColumnMetadata, driver: DriverLike): BatchedColumn {
+  let type: string | undefined = driver.normalizeType(column);
+  // An enum's database type is one TypeORM names per table and column: not batched (PostgreSQL).
+  if (!type || /enum/i.test(type) || /enum/i.test(String(column.type))) type = undefined;
+  else if (column.isArray) type += "[]";
+  return { name: driver.escape(column.databaseName), type, json: /json/i.test(String(column.type)) };
+}
+
+/** The columns the statement stamps (TypeORM's `updatedAt = CURRENT_TIMESTAMP`) and returns. */
+function stampsOf(group: Group): ColumnMetadata[] {
+  const updated = group.metadata.updateDateColumn;
+  return updated && !group.columns.includes(updated) ? [updated] : [];
+}
+
+function shapeOf(group: Group, driver: DriverLike, dialect: LockDialect, rows: number) {
+  const stamped = stampsOf(group);
+  const shape: BatchedUpdateShape = {
+    table: group.metadata.tablePath
+      .split(".")
+      .map((part) => driver.escape(part))
+      .join("."),
+    keys: group.metadata.primaryColumns.map((k) => columnOf(k, driver)),
+    version: columnOf(group.rows[0].guard.column, driver),
+    values: group.columns.map((c) => columnOf(c, driver)),
+    stamps: stamped.map((c) => ({ column: driver.escape(c.databaseName), sql: "CURRENT_TIMESTAMP" })),
+    returning: stamped.map((c) => driver.escape(c.databaseName)),
+    rows,
+    placeholder: (index) => driver.createParameter(`p${index}`, index),
+  };
+  return dialect.batchedUpdate?.(shape);
+}
+
+interface QueryResultLike {
+  records?: ObjectLiteral[];
+  affected?: number;
+}
+
+async function writeChunk(
+  runner: QueryRunner,
+  dataSource: DataSource,
+  dialect: LockDialect,
+  group: Group,
+  rows: BatchRow[],
+  reload: boolean,
+): Promise<void> {
+  const driver = dataSource.driver as unknown as DriverLike;
+  const rendered = shapeOf(group, driver, dialect, rows.length)!;
+  const parameters = rows.flatMap((row) => [...row.keys, row.guard.expected, ...row.values]);
+  const result = (await runner.query(rendered.sql, parameters, true)) as QueryResultLike;
+  const stamped = stampsOf(group);
+  if (rendered.reports === "rows") {
+    if (!Array.isArray(result.records)) {
+      throw new LockingConfigurationError(
+        `The ${driver.options.type} driver did not return the rows a batched UPDATE changed, so its version check ` +
+          "cannot be verified. Turn batchWrites off for this DataSource.",
+      );
+    }
+    const returned = new Map(result.records.map((r) => [keyStringOf(group, r), r]));
+    if (result.records.length !== rows.length) {
+      const stale = rows.filter((row) => !returned.has(row.keyString));
+      throw conflictError(runner, rows.length, await readStale(runner, driver, group, stale));
+    }
+    for (const row of rows) settle(row, driver, stamped, returned.get(row.keyString));
+    return;
+  }
+  if (typeof result.affected !== "number") {
+    throw new LockingConfigurationError(
+      `The ${driver.options.type} driver did not report how many rows a batched UPDATE changed, so its version ` +
+        "check cannot be verified. Use a driver that reports affected rows, or turn batchWrites off.",
+    );
+  }
+  if (result.affected !== rows.length) {
+    const probed = (await runner.query(rendered.probe!, parameters)) as ObjectLiteral[];
+    const conflicts: RowConflict[] = [];
+    for (const record of probed) {
+      if (Number(record._tl_ours) === 1) continue;
+      const row = rows[Number(record._tl_n)];
+      conflicts.push(rowConflict(row, record._tl_found));
+    }
+    throw conflictError(runner, rows.length, conflicts.length > 0 ? conflicts : unknownConflicts(rows));
+  }
+  // No RETURNING: the stamped columns are read back, as TypeORM's per-row path does.
+  const reread =
+    reload && stamped.length > 0
+      ? await selectByKeys(runner, driver, group, rows, stamped)
+      : new Map<string, ObjectLiteral>();
+  for (const row of rows) settle(row, driver, stamped, reread.get(row.keyString));
+}
+
+/** Gives the subject what TypeORM's per-row path gives it: the new version and the returned columns. */
+function settle(
+  row: BatchRow,
+  driver: DriverLike,
+  returned: ColumnMetadata[],
+  record: ObjectLiteral | undefined,
+): void {
+  const { guard, subject } = row;
+  const entity = subject.entity!;
+  const generated = deepMerge(
+    guard.metadata.getEntityIdMap(entity) ?? {},
+    guard.column.createValueMap(
+      versionCodecOf(guard.column).format(guard.expected + 1, guard.column.getEntityValue(entity)),
+    ),
+  );
+  if (record) {
+    for (const column of returned) {
+      deepMerge(generated, column.createValueMap(driver.prepareHydratedValue(record[column.databaseName], column)));
+    }
+  }
+  subject.generatedMap = deepMerge(subject.generatedMap ?? {}, generated);
+}
+
+function keyStringOf(group: Group, record: ObjectLiteral): string {
+  const keys = group.metadata.primaryColumns.map((k) => String(record[k.databaseName]));
+  return `${group.metadata.name}\u0000${keys.join("\u0000")}`;
+}
+
+/** `SELECT keys, columns FROM t WHERE keys IN (rows)`: the failure path's read, and MySQL's re-read of stamps. */
+async function selectByKeys(
+  runner: QueryRunner,
+  driver: DriverLike,
+  group: Group,
+  rows: BatchRow[],
+  columns: ColumnMetadata[],
+): Promise<Map<string, ObjectLiteral>> {
+  const keys = group.metadata.primaryColumns;
+  const parameters: unknown[] = [];
+  const bind = (value: unknown) => {
+    parameters.push(value);
+    return driver.createParameter(`p${parameters.length - 1}`, parameters.length - 1);
+  };
+  const where =
+    keys.length === 1
+      ? `${driver.escape(keys[0].databaseName)} IN (${rows.map((row) => bind(row.keys[0])).join(", ")})`
+      : rows
+          .map(
+            (row) => `(${keys.map((k, i) => `${driver.escape(k.databaseName)} = ${bind(row.keys[i])}`).join(" AND ")})`,
+          )
+          .join(" OR ");
+  const table = group.metadata.tablePath
+    .split(".")
+    .map((part) => driver.escape(part))
+    .join(".");
+  const selected = [...keys, ...columns].map((c) => driver.escape(c.databaseName)).join(", ");
+  const records = (await runner.query(
+    `SELECT ${selected} FROM ${table} WHERE ${where}`,
+    parameters,
+  )) as ObjectLiteral[];
+  return new Map(records.map((record) => [keyStringOf(group, record), record]));
+}
+
+/** The stale rows of a RETURNING statement with their versions now (one SELECT). */
+async function readStale(
+  runner: QueryRunner,
+  driver: DriverLike,
+  group: Group,
+  stale: BatchRow[],
+): Promise<RowConflict[]> {
+  if (stale.length === 0) return [];
+  const version = stale[0].guard.column;
+  const found = await selectByKeys(runner, driver, group, stale, [version]);
+  return stale.map((row) => {
+    const record = found.get(row.keyString);
+    return rowConflict(row, record ? record[version.databaseName] : null);
+  });
+}
+
+function rowConflict(row: BatchRow, found: unknown): RowConflict {
+  const { guard } = row;
+  const conflict: RowConflict = {
+    entityName: guard.metadata.name,
+    id: plainId(guard.id),
+    expectedVersion: guard.expected,
+  };
+  if (found === null || found === undefined) conflict.deleted = true;
+  else conflict.actualVersion = versionCodecOf(guard.column).parse(found);
+  return conflict;
+}
+
+/** Should the probe name no row (a row rewritten to exactly these values meanwhile): every row, versions unknown. */
+function unknownConflicts(rows: BatchRow[]): RowConflict[] {
+  return rows.map(({ guard }) => ({
+    entityName: guard.metadata.name,
+    id: plainId(guard.id),
+    expectedVersion: guard.expected,
+  }));
+}
+
+/** A copy of an id map without what the hooks attach to TypeORM's own (the guard it carries). @internal */
+export function plainId(id: ObjectLiteral): ObjectLiteral {
+  return Object.fromEntries(Object.entries(id));
+}
+
+const LISTED = 10;
+
+function conflictError(runner: QueryRunner, rows: number, conflicts: RowConflict[]): OptimisticLockError {
+  return flushConflict(runner, conflicts, "write", `of ${rows} rows of one batched UPDATE `);
+}
+
+/**
+ * One OptimisticLockError for the stale rows of a flush (a batched UPDATE's, or those its pre-load
+ * saw), with the first as the error's own row and all of them in `conflicts`. `kind` undefined:
+ * each row's conflict was published already (the pre-load's per-row checks).
+ *
+ * @internal
+ */
+export function flushConflict(
+  runner: QueryRunner,
+  conflicts: RowConflict[],
+  kind: "write" | undefined,
+  among = "",
+): OptimisticLockError {
+  if (conflicts.length === 1 && !among) {
+    const [c] = conflicts;
+    return raisedIn(
+      runner,
+      new OptimisticLockError({
+        ...c,
+        operation: "update",
+        detail: c.deleted ? "the row no longer exists" : undefined,
+        conflicts,
+      }),
+      kind,
+      c.deleted === true,
+    );
+  }
+  const listed = conflicts
+    .slice(0, LISTED)
+    .map(
+      (c) =>
+        `${c.entityName} ${JSON.stringify(c.id)} ${c.deleted ? "deleted" : c.actualVersion === undefined ? "changed" : `at ${c.actualVersion}`}`,
+    );
+  const more = conflicts.length > LISTED ? `, and ${conflicts.length - LISTED} more` : "";
+  const first = conflicts[0];
+  return raisedIn(
+    runner,
+    new OptimisticLockError({
+      entityName: first.entityName,
+      id: first.id,
+      expectedVersion: first.expectedVersion,
+      actualVersion: first.actualVersion,
+      operation: "update",
+      detail: `${conflicts.length} rows ${among}were changed or deleted meanwhile: ${listed.join(", ")}${more}`,
+      conflicts,
+    }),
+    "write",
+    first.deleted === true,
+  );
+}
