@@ -1,6 +1,6 @@
 import "reflect-metadata";
-import { Column, Entity, PrimaryColumn, VersionColumn } from "typeorm";
-import { Versioned } from "../src";
+import { Column, Entity, ManyToOne, OneToMany, PrimaryColumn, PrimaryGeneratedColumn, VersionColumn } from "typeorm";
+import { Versioned, VersionedBy } from "../src";
 
 /**
  * The benched row. The plain side opens it from the `typeorm-1` copy, which the library never
@@ -25,4 +25,34 @@ export class PlainBenchItem {
   @Column({ type: "int" }) value!: number;
   @Column({ type: "varchar", length: 100 }) label!: string;
   @VersionColumn() version!: number;
+}
+
+/** An aggregate for the batched-writes bench: an order whose lines move its version. */
+@Entity({ name: "bench_order" })
+export class BenchOrder {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column({ type: "varchar", length: 100 }) customer!: string;
+  @Versioned() version!: number;
+  @OneToMany(
+    () => BenchOrderLine,
+    (line) => line.order,
+    { cascade: true },
+  )
+  lines!: BenchOrderLine[];
+}
+
+@Entity({ name: "bench_order_line" })
+@VersionedBy(
+  () => BenchOrder,
+  (line: BenchOrderLine) => line.order,
+)
+export class BenchOrderLine {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column({ type: "int" }) quantity!: number;
+  @Versioned() version!: number;
+  @ManyToOne(
+    () => BenchOrder,
+    (order) => order.lines,
+  )
+  order!: BenchOrder;
 }

@@ -6,19 +6,22 @@
  *
  *   npm run bench -- --rounds=3 --saves=800 --warmup=4000 --duration=1000 --clients=1,4,16,64 \
  *                    --memory-saves=100000 --only=sqlite,postgres-embedded --no-write
+ *   npm run bench -- --batched-only --batch-rounds=15 --no-write   (batched writes alone)
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import { join } from "node:path";
 import type { DataSource } from "typeorm";
-import { installLocking } from "../src";
+import { installLocking, type LockingOptions } from "../src";
 import { closeAll, type DatabaseName, openAlongside, StatementCounter } from "../test/support/databases";
+import { type BatchedRow, type BatchSide, batchedSaves } from "./batched";
 import { type ContentionMode, type ContentionRow, contend } from "./contention";
-import { BenchItem } from "./entities";
+import { BenchItem, BenchOrder, BenchOrderLine } from "./entities";
 import { singleClientSaves } from "./latency";
 import { lockWaits } from "./lock-wait";
 import { heapOverSaves, type MemoryResult } from "./memory";
 import {
+  batchedTable,
   contentionSvg,
   contentionTable,
   type DatabaseResults,
@@ -41,6 +44,9 @@ interface Options {
   memorySaves: number;
   only?: DatabaseName[];
   write: boolean;
+  /** Only the batched-writes section (`--batched-only`), `batchRounds` saves per side and shape. */
+  batchedOnly: boolean;
+  batchRounds: number;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -60,6 +66,8 @@ function parseOptions(argv: string[]): Options {
     memorySaves: number("memory-saves", 100_000),
     only: value("only")?.split(",") as DatabaseName[] | undefined,
     write: !argv.includes("--no-write"),
+    batchedOnly: argv.includes("--batched-only"),
+    batchRounds: number("batch-rounds", 15),
   };
 }
 
@@ -85,13 +93,20 @@ async function benchDatabase(db: TestDatabase, options: Options): Promise<Databa
   const oursCounter = new StatementCounter();
   const opened: DataSource[] = [];
   // The schema's owner stays open throughout (on SQLite it is the database file's first user).
-  const [base] = await openDataSources(db, [BenchItem]);
-  const open = async (extra: Record<string, unknown>, installed: boolean) => {
-    const source = installed ? installLocking(await openAlongside(base, extra)) : await openPristine(base, extra);
+  const [base] = await openDataSources(db, [BenchItem, BenchOrder, BenchOrderLine]);
+  const open = async (extra: Record<string, unknown>, installed: boolean | LockingOptions) => {
+    const source = installed
+      ? installLocking(await openAlongside(base, extra), installed === true ? {} : installed)
+      : await openPristine(base, extra);
     opened.push(source);
     return source;
   };
   try {
+    if (options.batchedOnly) {
+      const result: DatabaseResults = { name: db.name, server: await serverVersion(base) };
+      result.batched = await batchedSection(db, options, open);
+      return result;
+    }
     const plainLogged = await open({ logger: plainCounter, logging: true }, false);
     const oursLogged = await open({ logger: oursCounter, logging: true }, true);
     const result: DatabaseResults = { name: db.name, server: await serverVersion(plainLogged) };
@@ -115,6 +130,9 @@ async function benchDatabase(db: TestDatabase, options: Options): Promise<Databa
     progress(`${db.name}: lock-wait accuracy`);
     const waiter = await open({}, true);
     result.lockWaits = await lockWaits(ours, waiter, [0, 100, 1000], 3);
+    await closeAll(...opened.splice(0));
+
+    result.batched = await batchedSection(db, options, open);
     await closeAll(...opened.splice(0));
 
     if (db.family !== "sqlite" && options.durationMs > 0) {
@@ -141,6 +159,23 @@ async function benchDatabase(db: TestDatabase, options: Options): Promise<Databa
   }
 }
 
+async function batchedSection(
+  db: TestDatabase,
+  options: Options,
+  open: (extra: Record<string, unknown>, installed: boolean | LockingOptions) => Promise<DataSource>,
+): Promise<BatchedRow[]> {
+  const side = async (name: BatchSide["name"], installed: boolean | LockingOptions): Promise<BatchSide> => {
+    const counter = new StatementCounter();
+    return { name, counter, source: await open({ logger: counter, logging: true }, installed) };
+  };
+  const sides = [
+    await side("plain", false),
+    await side("ours per row", true),
+    await side("ours batched", { batchWrites: true }),
+  ];
+  return batchedSaves(sides, options.batchRounds, db.name);
+}
+
 function renderReport(
   results: DatabaseResults[],
   memory: MemoryResult | undefined,
@@ -150,6 +185,15 @@ function renderReport(
 ) {
   const typeormVersion = packageVersion("typeorm");
   const cpus = os.cpus();
+  if (options.batchedOnly) {
+    return [
+      `Batched writes, measured ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC on ${os.cpus().length} x ${os.cpus()[0]?.model ?? "CPU"}, ${options.batchRounds} saves per side and shape.`,
+      `Databases: ${used}.`,
+      "",
+      batchedTable(results),
+      "",
+    ].join("\n");
+  }
   const lines = [
     `Measured ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC on ${cpus.length} x ${cpus[0]?.model ?? "CPU"}, ` +
       `${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}, Node.js ${process.version}, TypeORM ${typeormVersion}.`,
@@ -180,6 +224,7 @@ function renderReport(
       `Growth: ${memory.growthMb.toFixed(1)} MB.`,
       "",
     );
+  lines.push("### 6. Batched writes: ms and statements per save() of N changed rows", "", batchedTable(results), "");
   return lines.join("\n");
 }
 
@@ -192,7 +237,7 @@ async function main(): Promise<void> {
   let memory: MemoryResult | undefined;
   try {
     for (const db of used) results.push(await benchDatabase(db, options));
-    if (options.memorySaves > 0) {
+    if (options.memorySaves > 0 && !options.batchedOnly) {
       progress(`memory: ${options.memorySaves} saves`);
       memory = await heapOverSaves(options.memorySaves);
     }
@@ -203,7 +248,9 @@ async function main(): Promise<void> {
   const skippedText = skipped.map((s) => `${s.name} (${s.reason.split("\n")[0]})`).join(", ");
   const report = renderReport(results, memory, usedText, skippedText, options);
   process.stdout.write(`${report}\n`);
-  if (options.write) {
+  if (options.write && options.batchedOnly) {
+    progress("--batched-only: docs/benchmarks.md left as it is (its results block is a full run's)");
+  } else if (options.write) {
     const doc = readFileSync(DOC, "utf8");
     const [before, rest] = doc.split(START);
     const after = rest?.split(END)[1];

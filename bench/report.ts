@@ -1,4 +1,5 @@
 /** The bench's results as Markdown, and the contention plot as SVG. */
+import type { BatchedRow } from "./batched";
 import type { ContentionRow } from "./contention";
 import type { LatencyResult } from "./latency";
 import type { LockWaitRow } from "./lock-wait";
@@ -13,6 +14,7 @@ export interface DatabaseResults {
   latency?: LatencyResult;
   contention?: ContentionRow[];
   lockWaits?: LockWaitRow[];
+  batched?: BatchedRow[];
 }
 
 const table = (header: string[], rows: (string | number)[][]) =>
@@ -35,6 +37,39 @@ export function statementsTable(results: DatabaseResults[]): string {
         return `${row.plain ?? "–"} / ${row.ours}`;
       }),
     ]),
+  );
+}
+
+/** Batched writes: statements and ms per save, plain / ours per row / ours batched. */
+export function batchedTable(results: DatabaseResults[]): string {
+  const rows: (string | number)[][] = [];
+  for (const r of results.filter((x) => x.batched)) {
+    for (const row of r.batched!) {
+      const [plain, perRow, batched] = row.sides;
+      rows.push([
+        r.name,
+        row.shape,
+        `${plain.statements} / ${perRow.statements} / **${batched.statements}**`,
+        formatSummary(plain.ms),
+        formatSummary(perRow.ms),
+        formatSummary(batched.ms),
+        (perRow.ms.median / plain.ms.median).toFixed(2),
+        `**${(batched.ms.median / plain.ms.median).toFixed(2)}**`,
+      ]);
+    }
+  }
+  return table(
+    [
+      "database",
+      "save() of",
+      "statements: plain / per row / batched",
+      "plain ms",
+      "ours per row ms",
+      "ours batched ms",
+      "per row / plain",
+      "batched / plain",
+    ],
+    rows,
   );
 }
 

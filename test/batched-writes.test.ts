@@ -9,6 +9,7 @@ import {
   ChildEntity,
   Column,
   type DataSource,
+  DeleteDateColumn,
   Entity,
   type EntitySubscriberInterface,
   EventSubscriber,
@@ -29,7 +30,9 @@ class Item {
   @PrimaryGeneratedColumn() id!: number;
   @Column() name!: string;
   @Column() quantity!: number;
+  @Column({ type: "simple-enum", enum: ["open", "done"], default: "open" }) state!: "open" | "done";
   @UpdateDateColumn() updatedAt!: Date;
+  @DeleteDateColumn({ nullable: true }) deletedAt?: Date | null;
   @Versioned() version!: number;
 }
 
@@ -282,6 +285,48 @@ describeEachDatabase((db) => {
     await alice.getRepository(Item).save(items);
     expect(updates()).toHaveLength(3);
     expect(items.every((i) => i.version === 2)).toBe(true);
+  });
+
+  it("an enum column batches (PostgreSQL types it from the table's row)", async () => {
+    const items = await seedItems(5);
+    for (const item of items) item.state = "done";
+    counter.reset();
+    await alice.getRepository(Item).save(items);
+    expect(updates()).toHaveLength(1);
+    const stored = await bob.getRepository(Item).findBy(items.map((i) => ({ id: i.id })));
+    expect(stored.map((s) => [s.state, s.version])).toEqual(items.map(() => ["done", 2]));
+  });
+
+  it("soft remove and recover of 10 rows: one UPDATE each, stamps and versions on every entity", async () => {
+    const repo = alice.getRepository(Item);
+    const items = await seedItems(10);
+    counter.reset();
+    await repo.softRemove(items);
+    expect(updates()).toHaveLength(1);
+    expect(items.every((i) => i.deletedAt instanceof Date && i.version === 2)).toBe(true);
+    expect(await bob.getRepository(Item).countBy(items.map((i) => ({ id: i.id })))).toBe(0);
+    counter.reset();
+    await repo.recover(items);
+    expect(updates()).toHaveLength(1);
+    expect(items.every((i) => i.deletedAt === null && i.version === 3)).toBe(true);
+    expect(await bob.getRepository(Item).countBy(items.map((i) => ({ id: i.id })))).toBe(10);
+    // A stale one fails the whole soft remove, naming it.
+    const other = await bob.getRepository(Item).findOneByOrFail({ id: items[4].id });
+    other.name = "bob";
+    await bob.getRepository(Item).save(other);
+    const error = await repo.softRemove(items).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OptimisticLockError);
+    expect((error as OptimisticLockError).conflicts).toEqual([
+      { entityName: "Item", id: { id: items[4].id }, expectedVersion: 3, actualVersion: 4 },
+    ]);
+    expect(await bob.getRepository(Item).countBy(items.map((i) => ({ id: i.id })))).toBe(10);
+  });
+
+  it("remove() of 10 rows stays one guarded DELETE", async () => {
+    const items = await seedItems(10);
+    counter.reset();
+    await alice.getRepository(Item).remove(items);
+    expect(counter.statements.filter((s) => /^\s*DELETE/i.test(s))).toHaveLength(1);
   });
 
   it("falls back to one UPDATE per row for a shape that cannot batch (a relation change)", async () => {

@@ -22,8 +22,10 @@ function rowCells(
 /**
  * PostgreSQL: `UPDATE t SET .. FROM (VALUES ..) v WHERE t.id = v.id AND t.version = v.version
  * RETURNING t.id`. Parameters arrive untyped, so the first row casts each to its column's type
- * (the other rows take the types of the first); a column whose type TypeORM does not name (an
- * enum) cannot be batched.
+ * (the other rows take the types of the first). A value column whose type TypeORM does not name
+ * (an enum: its type is named per table) travels as text and gets the column's own type from the
+ * table's row type (`json_populate_record(NULL::t, ..)`), as an untyped parameter would; a key or
+ * version of such a type cannot be batched.
  *
  * @example
  * ```ts
@@ -37,19 +39,22 @@ function rowCells(
  */
 export function renderPostgresBatchedUpdate(shape: BatchedUpdateShape): BatchedUpdateSql | undefined {
   const columns = [...shape.keys, shape.version, ...shape.values];
-  if (columns.some((c) => c.type === undefined)) return undefined;
+  if ([...shape.keys, shape.version].some((c) => c.type === undefined)) return undefined;
   const rows: string[] = [];
   for (let row = 0; row < shape.rows; row++) {
-    const cells = rowCells(shape, row, (p, c) => (row === 0 ? `CAST(${p} AS ${c.type})` : p));
+    const cells = rowCells(shape, row, (p, c) => (row === 0 ? `CAST(${p} AS ${c.type ?? "text"})` : p));
     rows.push(`(${cells.join(", ")})`);
   }
   const names = columns.map((_, i) => `"c${i}"`);
+  const source = (i: number) => {
+    const column = columns[i];
+    if (column.type !== undefined) return `${V}."c${i}"`;
+    const key = `'${column.key.replace(/'/g, "''")}'`;
+    const typed = `json_populate_record(NULL::${shape.table}, json_build_object(${key}, ${V}."c${i}"))`;
+    return `(${typed}).${column.name}`;
+  };
   const sql =
-    `UPDATE ${shape.table} AS ${T} SET ${assignments(
-      shape,
-      (c) => c.name,
-      (i) => `${V}."c${i}"`,
-    ).join(", ")} ` +
+    `UPDATE ${shape.table} AS ${T} SET ${assignments(shape, (c) => c.name, source).join(", ")} ` +
     `FROM (VALUES ${rows.join(", ")}) AS ${V}(${names.join(", ")}) ` +
     `WHERE ${matches(shape, (i) => `${V}."c${i}"`)} ` +
     `RETURNING ${[...shape.keys.map((k) => k.name), ...shape.returning].map((c) => `${T}.${c}`).join(", ")}`;
@@ -140,11 +145,14 @@ function assignments(
   return [
     ...shape.values.map((c, i) => `${target(c)} = ${source(first + i)}`),
     `${target(shape.version)} = ${table}.${shape.version.name} + 1`,
-    ...shape.stamps.map((s) => `${target({ name: s.column, type: undefined })} = ${s.sql}`),
+    ...shape.stamps.map((s) => `${target({ name: s.column, key: s.column, type: undefined })} = ${s.sql}`),
   ];
 }
 
 /** The keys and the held version of the table's row equal the batched row's. */
 function matches(shape: BatchedUpdateShape, source: (index: number) => string, table = T): string {
-  return [...shape.keys, shape.version].map((c, i) => `${table}.${c.name} = ${source(i)}`).join(" AND ");
+  return [
+    ...[...shape.keys, shape.version].map((c, i) => `${table}.${c.name} = ${source(i)}`),
+    ...shape.conditions.map((c) => `${table}.${c.column} ${c.sql}`),
+  ].join(" AND ");
 }

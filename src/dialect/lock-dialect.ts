@@ -89,16 +89,19 @@ export interface LockRendering {
  *
  * @example
  * ```ts
- * const column: BatchedColumn = { name: '"status"', type: "character varying" };
+ * const column: BatchedColumn = { name: '"status"', key: "status", type: "character varying" };
  * ```
  */
 export interface BatchedColumn {
   /** The escaped column name. */
   name: string;
+  /** The column name as the database knows it, unescaped. */
+  key: string;
   /**
    * The database type a parameter for it is cast to where the dialect needs one (PostgreSQL
    * types the first row of its VALUES list), e.g. `"integer"`; `undefined` when TypeORM's type
-   * does not name a database type (a PostgreSQL enum): the dialect then cannot batch the shape.
+   * does not name the database type (a PostgreSQL enum, named per table): PostgreSQL then takes
+   * the type from the table's row type.
    */
   type: string | undefined;
   /** Whether the column holds JSON (MySQL compares it as JSON on the failure path). */
@@ -112,8 +115,13 @@ export interface BatchedColumn {
  * @example
  * ```ts
  * const shape: BatchedUpdateShape = {
- *   table: '"order"', keys: [{ name: '"id"', type: "integer" }], version: { name: '"version"', type: "integer" },
- *   values: [{ name: '"status"', type: "character varying" }], stamps: [], returning: [],
+ *   table: '"order"',
+ *   keys: [{ name: '"id"', key: "id", type: "integer" }],
+ *   version: { name: '"version"', key: "version", type: "integer" },
+ *   values: [{ name: '"status"', key: "status", type: "character varying" }],
+ *   stamps: [],
+ *   conditions: [],
+ *   returning: [],
  *   rows: 2, placeholder: (i) => `$${i + 1}`,
  * };
  * postgresDialect.batchedUpdate?.(shape)?.sql; // UPDATE "order" AS "_tl_t" SET "status" = ... FROM (VALUES ...)
@@ -128,6 +136,8 @@ export interface BatchedUpdateShape {
   values: readonly BatchedColumn[];
   /** Further assignments of SQL that names no column, e.g. `{ column: '"updated"', sql: "CURRENT_TIMESTAMP" }`. */
   stamps: ReadonlyArray<{ column: string; sql: string }>;
+  /** Further conditions on the table's row, e.g. `{ column: '"deleted"', sql: "IS NULL" }`. */
+  conditions: ReadonlyArray<{ column: string; sql: string }>;
   /** Escaped columns to return after the keys, where the statement returns rows. */
   returning: readonly string[];
   rows: number;

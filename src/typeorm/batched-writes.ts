@@ -44,6 +44,7 @@ interface Group {
   metadata: EntityMetadata;
   columns: ColumnMetadata[];
   rows: BatchRow[];
+  operation: BatchedOperation;
 }
 
 /** How many rows a group needs before it is batched: one row stays on the per-row path. */
@@ -62,7 +63,9 @@ export async function updateInBatches(
   installation: Installation,
   guardOf: (subject: SubjectLike) => WriteGuard | undefined,
   writeRest: () => Promise<unknown>,
+  operation: BatchedOperation = "update",
 ): Promise<void> {
+  const list = LISTS[operation];
   const runner = executor.queryRunner;
   const dataSource = dataSourceOf(runner);
   const dialect = installation.serverDialect ?? dialectForType(String(dataSource.options.type));
@@ -71,7 +74,7 @@ export async function updateInBatches(
     return;
   }
   const driver = dataSource.driver as unknown as DriverLike;
-  const { groups, rest } = groupSubjects(executor.updateSubjects, guardOf, driver);
+  const { groups, rest } = groupSubjects(executor[list], guardOf, driver, operation);
   const batches: Group[] = [];
   for (const group of groups) {
     if (group.rows.length >= MIN_ROWS && shapeOf(group, driver, dialect, 1) !== undefined) batches.push(group);
@@ -91,29 +94,45 @@ export async function updateInBatches(
       await writeChunk(runner, dataSource, dialect, group, group.rows.slice(at, at + perStatement), reload);
     }
   }
-  const all = executor.updateSubjects;
+  const all = executor[list];
   // Keep TypeORM's order for the subjects it still writes.
   const left = new Set(rest);
-  executor.updateSubjects = all.filter((subject) => left.has(subject));
+  executor[list] = all.filter((subject) => left.has(subject));
   try {
     await writeRest();
   } finally {
-    executor.updateSubjects = all;
+    executor[list] = all;
   }
 }
+
+/** The persistence steps that batch: an UPDATE of changed columns, a soft remove, a recover. @internal */
+export type BatchedOperation = "update" | "soft-remove" | "recover";
+
+const LISTS = {
+  update: "updateSubjects",
+  "soft-remove": "softRemoveSubjects",
+  recover: "recoverSubjects",
+} as const satisfies Record<BatchedOperation, keyof SubjectExecutorLike>;
 
 /** Sorts update subjects into groups (entity + changed columns) and those that cannot batch. */
 function groupSubjects(
   subjects: readonly SubjectLike[],
   guardOf: (subject: SubjectLike) => WriteGuard | undefined,
   driver: DriverLike,
+  operation: BatchedOperation,
 ): { groups: Group[]; rest: SubjectLike[] } {
   const groups = new Map<string, Group>();
   const rest: SubjectLike[] = [];
   const seen = new Set<string>();
   for (const subject of subjects) {
     const guard = guardOf(subject);
-    const changes = guard ? batchableChanges(subject, driver) : undefined;
+    const changes = !guard
+      ? undefined
+      : operation === "update"
+        ? batchableChanges(subject, driver)
+        : subject.entity && subject.identifier && subject.metadata.deleteDateColumn && !subject.metadata.treeType
+          ? []
+          : undefined;
     const keys = changes ? batchableKeys(subject, driver) : undefined;
     if (!guard || !changes || !keys) {
       rest.push(subject);
@@ -131,7 +150,7 @@ function groupSubjects(
     const groupKey = `${subject.metadata.name}\u0000${columns.map((c) => c.databaseName).join("\u0000")}`;
     let group = groups.get(groupKey);
     if (!group) {
-      group = { metadata: subject.metadata, columns, rows: [] };
+      group = { metadata: subject.metadata, columns, rows: [], operation };
       groups.set(groupKey, group);
     }
     const values = changes.map((change) => driver.preparePersistentValue(change.value, change.column));
@@ -167,6 +186,7 @@ function batchableChanges(
       if (column.referencedColumn && !(value instanceof Date) && !(value instanceof Uint8Array)) return undefined;
     }
     if (driver.spatialTypes?.includes(column.type)) return undefined;
+    if (column.isArray && /enum/i.test(String(column.type))) return undefined;
     if (
       column.type === "json" &&
       /sqlite|sqljs|capacitor|cordova|expo|nativescript|react-native/.test(driver.options.type)
@@ -190,16 +210,32 @@ function batchableKeys(subject: SubjectLike, driver: DriverLike): unknown[] | un
 
 function columnOf(column: ColumnMetadata, driver: DriverLike): BatchedColumn {
   let type: string | undefined = driver.normalizeType(column);
-  // An enum's database type is one TypeORM names per table and column: not batched (PostgreSQL).
+  // An enum's database type is one TypeORM names per table and column: the dialect takes it from
+  // the table's row type (PostgreSQL), which an array of enums cannot be typed by.
   if (!type || /enum/i.test(type) || /enum/i.test(String(column.type))) type = undefined;
   else if (column.isArray) type += "[]";
-  return { name: driver.escape(column.databaseName), type, json: /json/i.test(String(column.type)) };
+  return {
+    name: driver.escape(column.databaseName),
+    key: column.databaseName,
+    type,
+    json: /json/i.test(String(column.type)),
+  };
 }
 
-/** The columns the statement stamps (TypeORM's `updatedAt = CURRENT_TIMESTAMP`) and returns. */
-function stampsOf(group: Group): ColumnMetadata[] {
+/**
+ * The columns the statement stamps and returns, as TypeORM's own statements set them:
+ * `updatedAt = CURRENT_TIMESTAMP` (unless the save sets it), and `deletedAt = CURRENT_TIMESTAMP`
+ * (soft remove) or `NULL` (recover).
+ */
+function stampsOf(group: Group): Array<{ column: ColumnMetadata; sql: string }> {
+  const stamps: Array<{ column: ColumnMetadata; sql: string }> = [];
+  const deleted = group.metadata.deleteDateColumn;
+  if (deleted && group.operation !== "update") {
+    stamps.push({ column: deleted, sql: group.operation === "soft-remove" ? "CURRENT_TIMESTAMP" : "NULL" });
+  }
   const updated = group.metadata.updateDateColumn;
-  return updated && !group.columns.includes(updated) ? [updated] : [];
+  if (updated && !group.columns.includes(updated)) stamps.push({ column: updated, sql: "CURRENT_TIMESTAMP" });
+  return stamps;
 }
 
 function shapeOf(group: Group, driver: DriverLike, dialect: LockDialect, rows: number) {
@@ -212,8 +248,18 @@ function shapeOf(group: Group, driver: DriverLike, dialect: LockDialect, rows: n
     keys: group.metadata.primaryColumns.map((k) => columnOf(k, driver)),
     version: columnOf(group.rows[0].guard.column, driver),
     values: group.columns.map((c) => columnOf(c, driver)),
-    stamps: stamped.map((c) => ({ column: driver.escape(c.databaseName), sql: "CURRENT_TIMESTAMP" })),
-    returning: stamped.map((c) => driver.escape(c.databaseName)),
+    stamps: stamped.map((s) => ({ column: driver.escape(s.column.databaseName), sql: s.sql })),
+    returning: stamped.map((s) => driver.escape(s.column.databaseName)),
+    // As TypeORM's soft remove (recover): only a row not (still) soft-deleted.
+    conditions:
+      group.operation === "update"
+        ? []
+        : [
+            {
+              column: driver.escape(group.metadata.deleteDateColumn!.databaseName),
+              sql: group.operation === "soft-remove" ? "IS NULL" : "IS NOT NULL",
+            },
+          ],
     rows,
     placeholder: (index) => driver.createParameter(`p${index}`, index),
   };
@@ -237,7 +283,7 @@ async function writeChunk(
   const rendered = shapeOf(group, driver, dialect, rows.length)!;
   const parameters = rows.flatMap((row) => [...row.keys, row.guard.expected, ...row.values]);
   const result = (await runner.query(rendered.sql, parameters, true)) as QueryResultLike;
-  const stamped = stampsOf(group);
+  const stamped = stampsOf(group).map((s) => s.column);
   if (rendered.reports === "rows") {
     if (!Array.isArray(result.records)) {
       throw new LockingConfigurationError(
@@ -248,7 +294,7 @@ async function writeChunk(
     const returned = new Map(result.records.map((r) => [keyStringOf(group, r), r]));
     if (result.records.length !== rows.length) {
       const stale = rows.filter((row) => !returned.has(row.keyString));
-      throw conflictError(runner, rows.length, await readStale(runner, driver, group, stale));
+      throw conflictError(runner, group, rows.length, await readStale(runner, driver, group, stale));
     }
     for (const row of rows) settle(row, driver, stamped, returned.get(row.keyString));
     return;
@@ -267,7 +313,7 @@ async function writeChunk(
       const row = rows[Number(record._tl_n)];
       conflicts.push(rowConflict(row, record._tl_found));
     }
-    throw conflictError(runner, rows.length, conflicts.length > 0 ? conflicts : unknownConflicts(rows));
+    throw conflictError(runner, group, rows.length, conflicts.length > 0 ? conflicts : unknownConflicts(rows));
   }
   // No RETURNING: the stamped columns are read back, as TypeORM's per-row path does.
   const reread =
@@ -383,8 +429,8 @@ export function plainId(id: ObjectLiteral): ObjectLiteral {
 
 const LISTED = 10;
 
-function conflictError(runner: QueryRunner, rows: number, conflicts: RowConflict[]): OptimisticLockError {
-  return flushConflict(runner, conflicts, "write", `of ${rows} rows of one batched UPDATE `);
+function conflictError(runner: QueryRunner, group: Group, rows: number, conflicts: RowConflict[]): OptimisticLockError {
+  return flushConflict(runner, conflicts, "write", `of ${rows} rows of one batched UPDATE `, group.operation);
 }
 
 /**
@@ -399,6 +445,7 @@ export function flushConflict(
   conflicts: RowConflict[],
   kind: "write" | undefined,
   among = "",
+  operation = "update",
 ): OptimisticLockError {
   if (conflicts.length === 1 && !among) {
     const [c] = conflicts;
@@ -406,7 +453,7 @@ export function flushConflict(
       runner,
       new OptimisticLockError({
         ...c,
-        operation: "update",
+        operation,
         detail: c.deleted ? "the row no longer exists" : undefined,
         conflicts,
       }),
@@ -429,7 +476,7 @@ export function flushConflict(
       id: first.id,
       expectedVersion: first.expectedVersion,
       actualVersion: first.actualVersion,
-      operation: "update",
+      operation,
       detail: `${conflicts.length} rows ${among}were changed or deleted meanwhile: ${listed.join(", ")}${more}`,
       conflicts,
     }),

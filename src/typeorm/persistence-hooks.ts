@@ -15,7 +15,7 @@ import { type Installation, installationOf } from "../installation";
 import { rememberLoadedVersion } from "../loaded-versions";
 import { settleVersion, versionCodecOf } from "../version-codec";
 import { onlyExcludedChanges, settleMemberRoots } from "./aggregate-versions";
-import { flushConflict, plainId, updateInBatches } from "./batched-writes";
+import { type BatchedOperation, flushConflict, plainId, updateInBatches } from "./batched-writes";
 import {
   dataSourceOf,
   type ExpressionMapLike,
@@ -90,6 +90,18 @@ export function installPersistenceHooks(internals: TypeormInternals): void {
         guardSubjects(this, subjectsOf(this), operation);
         return original.apply(this, args);
       };
+  // Batching is opt-in and needs two rows at least: otherwise TypeORM's step, untouched.
+  const guardAndBatch =
+    (operation: BatchedOperation, subjectsOf: (e: SubjectExecutorLike) => SubjectLike[]) =>
+    (original: Method): Method =>
+      function (this: SubjectExecutorLike, ...args: unknown[]) {
+        const subjects = subjectsOf(this);
+        guardSubjects(this, subjects, operation);
+        const installation = subjects.length > 1 ? installationOf(dataSourceOf(this.queryRunner)) : undefined;
+        if (!installation?.batching) return original.apply(this, args);
+        const guardOfSubject = (subject: SubjectLike) => guardOf(subject.identifier);
+        return updateInBatches(this, installation, guardOfSubject, () => original.apply(this, args), operation);
+      };
   const executor = internals.subjectExecutor;
   wrap(
     executor,
@@ -111,20 +123,7 @@ export function installPersistenceHooks(internals: TypeormInternals): void {
   wrap(
     executor,
     "executeUpdateOperations",
-    (original) =>
-      function (this: SubjectExecutorLike, ...args: unknown[]) {
-        guardSubjects(this, this.updateSubjects, "update");
-        // Batching is opt-in and needs two rows at least: otherwise TypeORM's step, untouched.
-        const installation =
-          this.updateSubjects.length > 1 ? installationOf(dataSourceOf(this.queryRunner)) : undefined;
-        if (!installation?.batching) return original.apply(this, args);
-        return updateInBatches(
-          this,
-          installation,
-          (subject) => guardOf(subject.identifier),
-          () => original.apply(this, args),
-        );
-      },
+    guardAndBatch("update", (e) => e.updateSubjects),
   );
   wrap(
     executor,
@@ -134,12 +133,12 @@ export function installPersistenceHooks(internals: TypeormInternals): void {
   wrap(
     executor,
     "executeSoftRemoveOperations",
-    guardBefore("soft-remove", (e) => e.softRemoveSubjects),
+    guardAndBatch("soft-remove", (e) => e.softRemoveSubjects),
   );
   wrap(
     executor,
     "executeRecoverOperations",
-    guardBefore("recover", (e) => e.recoverSubjects),
+    guardAndBatch("recover", (e) => e.recoverSubjects),
   );
   wrap(
     executor,
