@@ -53,7 +53,9 @@ async function measure(
   rounds: number,
   prepare: (side: BatchSide) => Promise<() => Promise<unknown>>,
 ): Promise<BatchedRow> {
-  const saves = await Promise.all(sides.map(prepare));
+  // One side after the other: SQLite has one writer.
+  const saves: Array<() => Promise<unknown>> = [];
+  for (const side of sides) saves.push(await prepare(side));
   const times: number[][] = sides.map(() => []);
   const statements: number[] = sides.map(() => 0);
   for (let round = -2; round < rounds; round++) {
