@@ -13,7 +13,7 @@ import { type HistoryModel, NO_ROOT_BUMP_MODEL, PLAIN_MODEL, reportRun, runHisto
 import { bySize } from "./profile";
 import { describeHistoryRuns, historyTarget, lockTimeoutFor } from "./targets";
 
-const OPERATIONS = bySize(1_000, 200);
+const OPERATIONS = bySize(1_000, 150);
 
 describeHistoryRuns((db) => {
   const run = (model: HistoryModel) =>

@@ -10,7 +10,7 @@ import { ConnectionKiller, LOCKED_MODEL, reportRun, runHistory } from "./history
 import { bySize } from "./profile";
 import { describeHistoryRuns, historyTarget, lockTimeoutFor } from "./targets";
 
-const OPERATIONS = bySize(3_000, 300);
+const OPERATIONS = bySize(3_000, 200);
 
 describeHistoryRuns(
   (db) => {

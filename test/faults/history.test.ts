@@ -7,7 +7,7 @@ import { LOCKED_MODEL, reportRun, runHistory } from "./history";
 import { bySize } from "./profile";
 import { describeHistoryRuns, historyTarget, lockTimeoutFor } from "./targets";
 
-const OPERATIONS = bySize(10_000, 500);
+const OPERATIONS = bySize(10_000, 300);
 
 describeHistoryRuns((db) => {
   it(`${OPERATIONS} operations of 16 clients on 20 aggregates: nothing lost, nothing failed-but-written`, async () => {
