@@ -11,11 +11,17 @@ import { bySize } from "./profile";
 import { describeHistoryRuns, historyTarget, lockTimeoutFor } from "./targets";
 
 const OPERATIONS = bySize(3_000, 200);
+/** A random connection killed this often (ms); rarer in the short reduced run, which would be all kills. */
+const RANDOM_EVERY_MS = bySize(400, 1_000);
 
 describeHistoryRuns(
   (db) => {
     it(`${OPERATIONS} operations with connections killed mid-transaction, during COMMIT and at random`, async () => {
-      const killer = new ConnectionKiller({ statementChance: 0.01, commitChance: 0.04, randomEveryMs: 400 });
+      const killer = new ConnectionKiller({
+        statementChance: 0.01,
+        commitChance: 0.04,
+        randomEveryMs: RANDOM_EVERY_MS,
+      });
       const result = await runHistory({
         model: LOCKED_MODEL,
         ...historyTarget(db, LOCKED_MODEL),
