@@ -308,12 +308,13 @@ export function talliesOfThisFile(): ReadonlyMap<string, EntryPointTally> {
 }
 
 /**
- * Merges this file's tallies into test-results/hostile-input.json (keyed by TypeORM line,
+ * Merges this file's tallies into test-results/hostile-input.json (or LOCKING_HOSTILE_RESULTS; keyed by TypeORM line,
  * database and entry point, so a rerun replaces its own rows) and prints them as a table.
  */
 export function writeTallies(scope: string): void {
   const line = (globalThis as { TYPEORM_LINE?: string }).TYPEORM_LINE ?? "typeorm";
-  const file = join(__dirname, "..", "..", "..", "test-results", "hostile-input.json");
+  const file =
+    process.env.LOCKING_HOSTILE_RESULTS ?? join(__dirname, "..", "..", "..", "test-results", "hostile-input.json");
   mkdirSync(join(file, ".."), { recursive: true });
   let all: Record<string, EntryPointTally & { line: string; scope: string; entryPoint: string }> = {};
   try {

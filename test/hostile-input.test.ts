@@ -1,0 +1,222 @@
+/**
+ * What the hostile-input fuzzers (test/faults/hostile-input-*.test.ts, `npm run test:faults`)
+ * found, one case each, on every database: each input used to escape as a TypeError, a RangeError
+ * or a driver error, or to write, and now gets a typed refusal with nothing written.
+ */
+import type { DataSource, Repository } from "typeorm";
+import {
+  AlreadyLockedError,
+  assertVersion,
+  installLocking,
+  Lock,
+  LockingConfigurationError,
+  LockMode,
+  lockInOrder,
+  OfflineLockLostError,
+  OfflineLockManager,
+  OfflineLockRecord,
+  Retryable,
+  RowNotFoundError,
+  retryOnConflict,
+  updateVersioned,
+  withLockMode,
+} from "../src";
+import { Account } from "./fixtures/lock-entities";
+import { closeAll, describeEachDatabase, openDataSources, StatementCounter } from "./support/databases";
+
+const caught = (work: () => unknown) =>
+  Promise.resolve()
+    .then(work)
+    .then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+
+describe("values an error message cannot JSON.stringify (a bigint, a cycle)", () => {
+  const cyclic: Record<string, unknown> = {};
+  cyclic.self = cyclic;
+
+  it.each([
+    ["a bigint", 5n],
+    ["a cycle", cyclic],
+  ])("%s is refused with LockingConfigurationError, not a TypeError from the message", async (_, value) => {
+    const account = Object.assign(new Account(), { id: 1, balance: 0, version: 1 });
+    expect(await caught(() => assertVersion(account, value as never))).toBeInstanceOf(LockingConfigurationError);
+    expect(await caught(() => withLockMode(value as never))).toBeInstanceOf(LockingConfigurationError);
+    expect(await caught(() => withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout: value as never }))).toBeInstanceOf(
+      LockingConfigurationError,
+    );
+    expect(await caught(() => Retryable({ attempts: value as never }))).toBeInstanceOf(LockingConfigurationError);
+  });
+
+  it("lock options that are no object (withLockMode(mode, 1000)) are refused instead of waiting the default", async () => {
+    expect(await caught(() => withLockMode(LockMode.PESSIMISTIC_WRITE, 1000 as never))).toBeInstanceOf(
+      LockingConfigurationError,
+    );
+    expect(await caught(() => withLockMode(LockMode.PESSIMISTIC_WRITE, null as never))).toBeUndefined();
+  });
+
+  it("@Lock with null options runs the method (it threw a TypeError at the call)", async () => {
+    class Service {
+      @Lock(LockMode.PESSIMISTIC_WRITE, null as never)
+      async run() {
+        return "ran";
+      }
+    }
+    expect(await new Service().run()).toBe("ran");
+  });
+
+  it.each([
+    Number.POSITIVE_INFINITY,
+    2 ** 31,
+    1e21,
+  ])("a lock timeout of %d ms is refused: it would reach the SQL as a value the database rejects", async (timeout) => {
+    expect(await caught(() => withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout }))).toBeInstanceOf(
+      LockingConfigurationError,
+    );
+  });
+});
+
+describeEachDatabase((db) => {
+  let source: DataSource;
+  let accounts: Repository<Account>;
+  const statements = new StatementCounter();
+  let nextId = 1;
+
+  beforeAll(async () => {
+    [source] = await openDataSources(db, [Account, OfflineLockRecord], {
+      extra: { logger: statements, logging: true },
+    });
+    installLocking(source);
+    accounts = source.getRepository(Account);
+  });
+  afterAll(() => closeAll(source));
+
+  async function newAccount(): Promise<Account> {
+    return accounts.save(accounts.create({ id: nextId++, balance: 100 }));
+  }
+  const versionOf = async (id: number) => (await accounts.findOneByOrFail({ id })).version;
+
+  describe("updateVersioned with an id from a client", () => {
+    it("a list of ids is refused and writes nothing (it wrote every row of the list, then threw)", async () => {
+      const [a, b] = [await newAccount(), await newAccount()];
+      for (const id of [[a.id, b.id], { id: [a.id, b.id] }, [a.id], []]) {
+        const error = await caught(() => updateVersioned(accounts, id as never, 1, { balance: 0 }));
+        expect(error).toBeInstanceOf(LockingConfigurationError);
+      }
+      expect([await versionOf(a.id), await versionOf(b.id)]).toEqual([1, 1]);
+      expect((await accounts.findOneByOrFail({ id: a.id })).balance).toBe(100);
+    });
+
+    it("a key value no integer key can hold names no row: RowNotFoundError, nothing sent", async () => {
+      const a = await newAccount();
+      statements.reset();
+      expect(await caught(() => updateVersioned(accounts, a.id + 0.5, 1, { balance: 0 }))).toBeInstanceOf(
+        RowNotFoundError,
+      );
+      expect(await caught(() => updateVersioned(accounts, "1 OR 1=1", 1, { balance: 0 }))).toBeInstanceOf(
+        RowNotFoundError,
+      );
+      expect(statements.count).toBe(0);
+      expect(await caught(() => updateVersioned(accounts, Number.NaN, 1, { balance: 0 }))).toBeInstanceOf(
+        LockingConfigurationError,
+      );
+      expect(await versionOf(a.id)).toBe(1);
+      // The id as a map, or its digits, still name the row.
+      expect(await updateVersioned(accounts, { id: a.id }, 1, { balance: 1 })).toBe(2);
+      expect(await updateVersioned(accounts, String(a.id), 2, { balance: 2 })).toBe(3);
+    });
+  });
+
+  it("the longest lock wait (2^31-1 ms) reaches every database as SQL it accepts", async () => {
+    const a = await newAccount();
+    statements.reset();
+    const row = await source.transaction((manager) =>
+      manager.findOne(Account, {
+        where: { id: a.id },
+        ...withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout: 2 ** 31 - 1 }),
+      }),
+    );
+    expect(row?.id).toBe(a.id);
+    expect(statements.statements.join("\n")).not.toMatch(/e\+|Infinity|NaN/);
+  });
+
+  it("lockInOrder with a bigint id beside a number orders them instead of throwing a TypeError", async () => {
+    const [a, b] = [await newAccount(), await newAccount()];
+    const rows = await source.transaction((manager) =>
+      lockInOrder(
+        manager,
+        [
+          { entity: Account, id: BigInt(b.id) },
+          { entity: Account, id: a.id },
+        ],
+        LockMode.PESSIMISTIC_WRITE,
+      ),
+    );
+    expect(rows.map((r) => r?.id)).toEqual([b.id, a.id]);
+  });
+
+  it("retryOnConflict refuses an isolation level that is none (TypeORM wrote it into START TRANSACTION)", async () => {
+    const a = await newAccount();
+    statements.reset();
+    let ran = false;
+    const error = await caught(() =>
+      retryOnConflict(
+        source,
+        async () => {
+          ran = true;
+        },
+        { isolation: "SERIALIZABLE; UPDATE tl_account SET balance = 0; --" as never },
+      ),
+    );
+    expect(error).toBeInstanceOf(LockingConfigurationError);
+    expect(ran).toBe(false);
+    expect(statements.count).toBe(0);
+    expect((await accounts.findOneByOrFail({ id: a.id })).balance).toBe(100);
+  });
+
+  describe("offline lock keys and owners the columns cannot store", () => {
+    const locks = () => new OfflineLockManager(source);
+
+    it.each([
+      ["an owner of 201 characters", "Order", "1", "x".repeat(201)],
+      ["a type of 101 characters", "T".repeat(101), "1", "kim"],
+      ["an id of 151 characters", "Order", "9".repeat(151), "kim"],
+      ["a NUL in the id", "Order", "a\u0000b", "kim"],
+      ["a lone surrogate in the owner", "Order", "1", "k\ud800m"],
+    ])("%s is LockingConfigurationError, nothing stored (the driver failed, or SQLite stored it)", async (_, type, id, owner) => {
+      const before = await source.getRepository(OfflineLockRecord).count();
+      expect(await caught(() => locks().tryLock(type, id, { owner, ttlMs: 60_000 }))).toBeInstanceOf(
+        LockingConfigurationError,
+      );
+      expect(await source.getRepository(OfflineLockRecord).count()).toBe(before);
+    });
+
+    it("the longest key and owner are taken as given, unicode included", async () => {
+      const id = "\u{1F600}".repeat(150);
+      const handle = await locks().tryLock("T".repeat(100), id, { owner: "é".repeat(200), ttlMs: 60_000 });
+      expect(handle).toMatchObject({ lockType: "T".repeat(100), lockId: id, owner: "é".repeat(200) });
+      await locks().releaseLock(handle);
+    });
+
+    it("a TTL past the dates JavaScript holds is refused (the next taker got a RangeError, not AlreadyLockedError)", async () => {
+      expect(await caught(() => locks().tryLock("Order", "ttl", { owner: "kim", ttlMs: 9e15 }))).toBeInstanceOf(
+        LockingConfigurationError,
+      );
+      const held = await locks().tryLock("Order", "ttl", { owner: "kim", ttlMs: 10 * 365 * 86_400_000 });
+      const second = await caught(() => locks().tryLock("Order", "ttl", { owner: "lee", ttlMs: 1000 }));
+      expect(second).toBeInstanceOf(AlreadyLockedError);
+      expect((second as AlreadyLockedError).expiresAt.getTime()).toBe(held.expiresAt.getTime());
+      await locks().releaseLock(held);
+    });
+
+    it("a handle tryLock() never made holds nothing: OfflineLockLostError, not a driver error, nothing sent", async () => {
+      statements.reset();
+      for (const handle of ["\u0000", "x".repeat(10_000), "'; DELETE FROM typeorm_locking_offline_lock; --"]) {
+        expect(await caught(() => locks().checkLock(handle))).toBeInstanceOf(OfflineLockLostError);
+        expect(await caught(() => locks().releaseLock(handle))).toBeInstanceOf(OfflineLockLostError);
+      }
+      expect(statements.count).toBe(0);
+    });
+  });
+});
