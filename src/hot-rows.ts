@@ -40,6 +40,11 @@ export interface HotRows {
   readonly wait?: WaitPolicy;
   /** `performance.now()` at which the retry's time budget ends: no lock is waited for beyond it. */
   readonly deadline?: number;
+  /**
+   * Set when a read could not be escalated (a Galera node not opted in to node-local locks): the
+   * retries then wait their backoff again, since no lock orders them.
+   */
+  unlockable?: boolean;
 }
 
 /**

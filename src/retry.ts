@@ -258,7 +258,7 @@ async function retrying<T>(
       }
       // The next attempt locks a row this conflict named for the first time: the lock orders the
       // racers, so waiting first would only lose time (measured: docs/benchmarks.md, "Hot rows").
-      const delayMs = hot && noteHotRows(hot, error) ? 0 : backoffDelay(options, attempt);
+      const delayMs = hot && !hot.unlockable && noteHotRows(hot, error) ? 0 : backoffDelay(options, attempt);
       if (options.budgetMs !== undefined && elapsedMs + delayMs > options.budgetMs) {
         const exhausted = new RetryExhaustedError({ attempts: attempt, elapsedMs, reason: "budget", cause: error });
         throw publishedExhaustion(exhausted, where, dataSource);

@@ -70,7 +70,10 @@ async function escalation(
   hot: HotRows,
 ): Promise<LockRequest | undefined> {
   const dialect = await serverDialectOf(queryRunner, installation);
-  if (dialect.nodeLocalLocks && installation.options.galera?.pessimistic !== "node-local") return undefined;
+  if (dialect.nodeLocalLocks && installation.options.galera?.pessimistic !== "node-local") {
+    hot.unlockable = true;
+    return undefined;
+  }
   const configured = installation.defaultWait?.kind === "wait" ? installation.defaultWait : undefined;
   let wait: WaitPolicy = hot.wait ?? configured ?? { kind: "default" };
   if (hot.deadline !== undefined) {
