@@ -127,9 +127,10 @@ describeEachDatabase((db: TestDatabase) => {
         cold.value += 1;
         await manager.save([hot, cold]);
       },
-      { attempts: 3, onRetry: ({ error }) => errors.push(error) },
+      { attempts: 3, onRetry: ({ error, delayMs }) => errors.push(error, delayMs) },
     );
-    expect(errors).toHaveLength(1);
+    expect(errors).toHaveLength(2);
+    expect(errors[1]).toBe(0); // no backoff before an attempt that locks the row
     expect(errors[0]).toBeInstanceOf(OptimisticLockError);
     const [hotRead] = readsOf(hotId);
     const [coldRead] = readsOf(coldId);
