@@ -136,7 +136,8 @@ const CONTENTION_MODES: [ContentionMode, boolean][] = [
 /**
  * Every contention cell, the modes of each cell run one after another in an order that rotates
  * from cell to cell, after one discarded cell per mode: run mode by mode, the first cell of the
- * run read half the rate of the same load a minute later, whichever mode it was.
+ * run read half the rate of the same load a minute later, whichever mode it was. Each cell gets
+ * its own DataSource, closed after it: two pools of 64 would pass PostgreSQL's 100 connections.
  */
 async function contentionCells(
   open: (extra: Record<string, unknown>, installed: boolean) => Promise<DataSource>,
@@ -144,33 +145,35 @@ async function contentionCells(
   options: Options,
 ): Promise<ContentionRow[]> {
   const pool = Math.max(...options.clients) + 2;
-  const sources = new Map<boolean, DataSource>();
-  const sourceFor = async (installed: boolean) => {
-    const known = sources.get(installed);
-    if (known) return known;
+  const cell = async (
+    mode: ContentionMode,
+    installed: boolean,
+    clients: number,
+    kind: ContentionRow["rows"],
+    ms: number,
+  ) => {
     const source = await open({ poolSize: pool }, installed);
-    sources.set(installed, source);
-    return source;
-  };
-  const rows: ContentionRow[] = [];
-  try {
-    progress(`${name}: contention warm-up`);
-    for (const [mode, installed] of CONTENTION_MODES) {
-      await contend(await sourceFor(installed), mode, 4, "same row", Math.min(500, options.durationMs));
+    try {
+      return await contend(source, mode, clients, kind, ms);
+    } finally {
+      await closeAll(source);
     }
-    let cell = 0;
-    for (const kind of ["same row", "distinct rows"] as ContentionRow["rows"][]) {
-      for (const clients of options.clients) {
-        const order = CONTENTION_MODES.map((_, i) => CONTENTION_MODES[(i + cell) % CONTENTION_MODES.length]);
-        cell++;
-        for (const [mode, installed] of order) {
-          progress(`${name}: contention, ${mode}, ${kind}, ${clients} clients`);
-          rows.push(await contend(await sourceFor(installed), mode, clients, kind, options.durationMs));
-        }
+  };
+  progress(`${name}: contention warm-up`);
+  for (const [mode, installed] of CONTENTION_MODES) {
+    await cell(mode, installed, 4, "same row", Math.min(500, options.durationMs));
+  }
+  const rows: ContentionRow[] = [];
+  let index = 0;
+  for (const kind of ["same row", "distinct rows"] as ContentionRow["rows"][]) {
+    for (const clients of options.clients) {
+      const order = CONTENTION_MODES.map((_, i) => CONTENTION_MODES[(i + index) % CONTENTION_MODES.length]);
+      index++;
+      for (const [mode, installed] of order) {
+        progress(`${name}: contention, ${mode}, ${kind}, ${clients} clients`);
+        rows.push(await cell(mode, installed, clients, kind, options.durationMs));
       }
     }
-  } finally {
-    await closeAll(...sources.values());
   }
   // The table reads mode by mode, as before.
   const modeIndex = (row: ContentionRow) => CONTENTION_MODES.findIndex(([mode]) => mode === row.mode);

@@ -297,7 +297,7 @@ describeEachDatabase((db: TestDatabase) => {
     expect(performance.now() - started).toBeLessThan(db.family === "postgres" ? 3000 : 4000);
   });
 
-  it("8 workers x 25 increments of one row: exact total, and no call needs more than two attempts", async () => {
+  it("8 workers x 15 increments of one row: exact total, and no call needs more than two attempts", async () => {
     const [id] = await newCounters(1);
     const workers = [worker, await openAlongside(schema), await openAlongside(schema)].map((s) =>
       s === worker ? s : installLocking(s),
@@ -307,7 +307,7 @@ describeEachDatabase((db: TestDatabase) => {
     try {
       await Promise.all(
         Array.from({ length: 8 }, async (_, w) => {
-          for (let i = 0; i < 25; i++) {
+          for (let i = 0; i < 15; i++) {
             await retryOnConflict(
               workers[w % workers.length],
               async (manager, attempt) => {
@@ -324,8 +324,8 @@ describeEachDatabase((db: TestDatabase) => {
     } finally {
       await closeAll(...workers.filter((s) => s !== worker));
     }
-    expect(await schema.getRepository(Counter).findOneByOrFail({ id })).toMatchObject({ value: 200, version: 201 });
+    expect(await schema.getRepository(Counter).findOneByOrFail({ id })).toMatchObject({ value: 120, version: 121 });
     expect(mostAttempts).toBeLessThanOrEqual(2);
-    expect(retries).toBeLessThanOrEqual(200);
-  });
+    expect(retries).toBeLessThanOrEqual(120);
+  }, 120_000);
 });
