@@ -120,6 +120,7 @@ export {
   type ProtectOptions,
   type TryLockOptions,
 } from "./offline";
+export type { HotRowOptions } from "./hot-rows";
 export { isRetryableConflict, Retryable, type RetryEvent, type RetryOptions, retryOnConflict } from "./retry";
 export { type UpdatePatch, updateVersioned } from "./update-versioned";
 export type { VersionPropertyType } from "./version-codec";
