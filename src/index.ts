@@ -48,6 +48,7 @@ export {
   StaleVersionError,
   VersionOutOfRangeError,
 } from "./errors";
+export type { HotRowOptions } from "./hot-rows";
 export {
   type ConflictBody,
   type ConflictErrorHandlerOptions,
@@ -120,7 +121,6 @@ export {
   type ProtectOptions,
   type TryLockOptions,
 } from "./offline";
-export type { HotRowOptions } from "./hot-rows";
 export { isRetryableConflict, Retryable, type RetryEvent, type RetryOptions, retryOnConflict } from "./retry";
 export { type UpdatePatch, updateVersioned } from "./update-versioned";
 export type { VersionPropertyType } from "./version-codec";
