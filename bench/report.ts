@@ -138,6 +138,7 @@ export function memoryTable(memory: MemoryResult): string {
 
 const COLORS: Record<string, string> = {
   "optimistic + retry": "#1b7837",
+  "optimistic + retry, no hot-row locks": "#a6dba0",
   PESSIMISTIC_WRITE: "#2166ac",
   "plain TypeORM": "#b2182b",
 };
@@ -180,12 +181,15 @@ export function contentionSvg(results: DatabaseResults[]): string {
     }
   });
   const legendY = height + 8;
-  Object.entries(COLORS).forEach(([mode, color], i) => {
-    svg.push(`<rect x="${20 + i * 200}" y="${legendY}" width="14" height="4" fill="${color}"/>`);
-    svg.push(`<text x="${40 + i * 200}" y="${legendY + 6}">${mode}</text>`);
-  });
-  svg.push(`<text x="${20 + 3 * 200}" y="${legendY + 6}">solid: one shared row · dashed: a row per client</text>`);
-  const totalWidth = Math.max(panels.length * width, 1000);
+  // Legend entries side by side, each as wide as its label (about 6 px a character at 11 px).
+  let legendX = 20;
+  for (const [mode, color] of Object.entries(COLORS)) {
+    svg.push(`<rect x="${legendX}" y="${legendY}" width="14" height="4" fill="${color}"/>`);
+    svg.push(`<text x="${legendX + 20}" y="${legendY + 6}">${mode}</text>`);
+    legendX += 20 + mode.length * 6 + 24;
+  }
+  svg.push(`<text x="${legendX}" y="${legendY + 6}">solid: one shared row · dashed: a row per client</text>`);
+  const totalWidth = Math.max(panels.length * width, legendX + 300);
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${totalWidth}" height="${height + 24}" font-family="sans-serif" font-size="11">`,
     `<rect width="100%" height="100%" fill="white"/>`,

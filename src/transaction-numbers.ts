@@ -57,3 +57,8 @@ export function raisedInTransactionBegunBy(error: unknown, count: number): boole
   const number = raisedInTransaction.get(error);
   return number !== undefined && number <= count;
 }
+
+/** The number of the transaction a runner is in (or was last in); `undefined` if never numbered. @internal */
+export function transactionNumberOf(runner: QueryRunner): number | undefined {
+  return (runner as NumberedRunner)[BEGAN_AS];
+}

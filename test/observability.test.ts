@@ -359,7 +359,8 @@ describeEachDatabase((db) => {
             mine.balance = 0;
             await manager.save(mine);
           },
-          { attempts: 3, backoff: { initialMs: 1, jitter: false } },
+          // Every attempt must conflict: `two` writes the row inside it, which a hot-row lock would block.
+          { attempts: 3, backoff: { initialMs: 1, jitter: false }, lockHotRows: false },
         ),
       );
       expect(error).toBeInstanceOf(RetryExhaustedError);
@@ -403,6 +404,7 @@ describeEachDatabase((db) => {
           attempts: 10,
           budgetMs: 5,
           backoff: { initialMs: 50, jitter: false },
+          lockHotRows: false, // else the first retry, on a newly hot row, would not wait
         }),
       );
       expect(retries.map((r) => [r.where, r.dataSource, r.attempt])).toEqual([
@@ -523,7 +525,8 @@ describeEachDatabase((db) => {
             mine.balance = 2;
             await manager.save(mine);
           },
-          { attempts: 3, backoff: { initialMs: 0 } },
+          // Every attempt must conflict: `two` writes the row inside it, which a hot-row lock would block.
+          { attempts: 3, backoff: { initialMs: 0 }, lockHotRows: false },
         ),
       );
       // A granted lock, and a lock timeout.

@@ -6,13 +6,15 @@
  */
 import type { EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
 import type { LockRendering } from "../dialect/lock-dialect";
+import { type HotRows, hotRowsOf } from "../hot-rows";
 import { type Installation, installationOf } from "../installation";
 import { rememberLoadedVersion } from "../loaded-versions";
 import { lockRequestOf, outsideLockScope } from "../lock-request";
 import { settleVersion } from "../version-codec";
 import { rememberLoadedRoots } from "./aggregate-versions";
+import { readWithHotRows } from "./hot-row-reads";
 import { dataSourceOf, type TypeormInternals, wrap } from "./internals";
-import { runLockedSelect } from "./locking-reads";
+import { type LockedSelect, runLockedSelect } from "./locking-reads";
 
 interface SelectQueryLike {
   expressionMap: { mainAlias?: { name: string; hasMetadata: boolean; metadata: EntityMetadata } };
@@ -59,8 +61,10 @@ export function installSelectHooks(internals: TypeormInternals): void {
           });
         };
         const request = lockRequestOf(this);
-        if (!request) return load();
-        return runLockedSelect(queryRunner, installation, request, {
+        const hot = !request && queryRunner.isTransactionActive ? hotRowsOf(queryRunner) : undefined;
+        const hotIds = hot?.rows.get(metadata.name);
+        if (!request && !hotIds) return load();
+        const select: LockedSelect = {
           metadata,
           alias: this.escape(alias.name),
           run: async (rendering) => {
@@ -72,6 +76,14 @@ export function installSelectHooks(internals: TypeormInternals): void {
               renderings.delete(this.expressionMap);
             }
           },
+        };
+        if (request) return runLockedSelect(queryRunner, installation, request, select);
+        // A retry attempt's read of a row that conflicted before: locked (see hot-row-reads.ts).
+        return readWithHotRows(queryRunner, installation, hot as HotRows, hotIds as ObjectLiteral[], {
+          metadata,
+          where: (this.findOptions as { where?: unknown } | undefined)?.where,
+          plain: load,
+          locked: (escalated) => runLockedSelect(queryRunner, installation, escalated, select),
         });
       },
   );

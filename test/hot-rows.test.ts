@@ -1,0 +1,331 @@
+/**
+ * Hot rows: after an attempt of retryOnConflict / @Retryable fails on a row, the next attempt
+ * reads that row, and only it, with PESSIMISTIC_WRITE. Shown by the SQL the attempt sends and by
+ * a second connection that cannot lock the hot row (NOWAIT fails) but can lock its neighbour.
+ *
+ * PostgreSQL and MariaDB (as TypeORM `mariadb` and `mysql`) race for real: another connection
+ * commits a change to the row between the attempt's load and its save. SQLite cannot produce that
+ * race as an OptimisticLockError: in WAL mode the late writer gets SQLITE_BUSY_SNAPSHOT (a
+ * SerializationError, which names no row), so there the first attempt throws the conflict itself
+ * and the test shows what the next attempt does: it takes SQLite's write lock (the dialect's lock
+ * statement) before reading the hot row. The contention test needs row locks, so not on SQLite.
+ */
+import type { DataSource, EntityManager } from "typeorm";
+import {
+  installLocking,
+  LockMode,
+  LockTimeoutError,
+  OptimisticLockError,
+  Retryable,
+  RetryExhaustedError,
+  retryOnConflict,
+  withLockMode,
+} from "../src";
+import { Counter } from "./fixtures/counter";
+import {
+  closeAll,
+  describeEachDatabase,
+  openAlongside,
+  openDataSources,
+  StatementCounter,
+  type TestDatabase,
+} from "./support/databases";
+
+const LOCKING_READ = /FOR (NO KEY )?UPDATE/;
+
+describeEachDatabase((db: TestDatabase) => {
+  const sqlite = db.family === "sqlite";
+  let schema: DataSource;
+  let worker: DataSource;
+  let other: DataSource;
+  const log = new StatementCounter();
+
+  beforeAll(async () => {
+    [schema] = await openDataSources(db, [Counter]);
+    worker = installLocking(await openAlongside(schema, { logger: log, logging: true }));
+    other = installLocking(await openAlongside(schema, sqlite ? { timeout: 0 } : {}));
+  });
+  afterAll(() => closeAll(worker, other, schema));
+
+  let nextId = 1;
+  async function newCounters(count: number): Promise<number[]> {
+    const ids = Array.from({ length: count }, () => nextId++);
+    await schema.getRepository(Counter).insert(ids.map((id) => ({ id, value: 0, version: 1 })));
+    return ids;
+  }
+
+  /** Makes the first attempt fail on `id`: a real race where the database has row locks. */
+  async function conflictOn(manager: EntityManager, counter: Counter): Promise<void> {
+    if (sqlite) {
+      throw new OptimisticLockError({
+        entityName: "Counter",
+        id: { id: counter.id },
+        expectedVersion: counter.version,
+        operation: "update",
+      });
+    }
+    await other.transaction(async (m) => {
+      const row = await m.findOneByOrFail(Counter, { id: counter.id });
+      row.value += 1;
+      await m.save(row);
+    });
+    counter.value += 1;
+    await manager.save(counter); // OptimisticLockError: the row moved since this attempt loaded it
+  }
+
+  /** The statements since the log was reset that read the counter with `id`, and what preceded each. */
+  function readsOf(id: number): { sql: string; before: string }[] {
+    const reads: { sql: string; before: string }[] = [];
+    log.queries.forEach((q, i) => {
+      if (/^\s*SELECT/i.test(q.query) && /tl_counter/.test(q.query) && names(q, id)) {
+        reads.push({ sql: q.query, before: log.queries[i - 1]?.query ?? "" });
+      }
+    });
+    return reads;
+  }
+
+  /** Whether a statement names the row `id`: as a parameter, or inlined (TypeORM does on SQLite). */
+  function names(q: { query: string; parameters?: unknown[] }, id: number): boolean {
+    return q.parameters?.includes(id) === true || new RegExp(`id["\`]? = ${id}(?!\\d)`).test(q.query);
+  }
+
+  /** Whether a read was a locking one: FOR UPDATE, or on SQLite the write lock taken just before it. */
+  function locked(read: { sql: string; before: string }): boolean {
+    return sqlite ? /^UPDATE .* WHERE 0 = 1$/.test(read.before) : LOCKING_READ.test(read.sql);
+  }
+
+  /** Whether `other` can lock the row at once (NOWAIT): false while the worker holds its lock. */
+  async function otherCanLock(id: number): Promise<boolean> {
+    if (sqlite) return true; // one lock for the whole database: nothing row-wise to show
+    try {
+      await other.transaction((m) =>
+        m.findOne(Counter, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout: 0 }) }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof LockTimeoutError) return false;
+      throw error;
+    }
+  }
+
+  it("after a conflict on one row, the next attempt reads that row, and not its neighbour, with a lock", async () => {
+    const [hotId, coldId] = await newCounters(2);
+    const otherCould: Record<string, boolean> = {};
+    const errors: unknown[] = [];
+    await retryOnConflict(
+      worker,
+      async (manager, attempt) => {
+        if (attempt === 2) log.reset();
+        const hot = await manager.findOneByOrFail(Counter, { id: hotId });
+        const cold = await manager.findOneByOrFail(Counter, { id: coldId });
+        if (attempt === 1) await conflictOn(manager, hot);
+        if (attempt === 2) {
+          otherCould.hot = await otherCanLock(hotId);
+          otherCould.cold = await otherCanLock(coldId);
+        }
+        hot.value += 1;
+        cold.value += 1;
+        await manager.save([hot, cold]);
+      },
+      { attempts: 3, onRetry: ({ error, delayMs }) => errors.push(error, delayMs) },
+    );
+    expect(errors).toHaveLength(2);
+    expect(errors[1]).toBe(0); // no backoff before an attempt that locks the row
+    expect(errors[0]).toBeInstanceOf(OptimisticLockError);
+    const [hotRead] = readsOf(hotId);
+    const [coldRead] = readsOf(coldId);
+    expect(locked(hotRead)).toBe(true);
+    expect(locked(coldRead)).toBe(false);
+    if (!sqlite) {
+      expect(otherCould).toEqual({ hot: false, cold: true });
+      // No lost update: the other connection's increment and the worker's are both there.
+      expect(await schema.getRepository(Counter).findOneByOrFail({ id: hotId })).toMatchObject({ value: 2 });
+    }
+    expect(await schema.getRepository(Counter).findOneByOrFail({ id: coldId })).toMatchObject({ value: 1 });
+  });
+
+  it("lockHotRows: false leaves every read of the next attempt optimistic", async () => {
+    const [hotId] = await newCounters(1);
+    await retryOnConflict(
+      worker,
+      async (manager, attempt) => {
+        if (attempt === 2) log.reset();
+        const hot = await manager.findOneByOrFail(Counter, { id: hotId });
+        if (attempt === 1) await conflictOn(manager, hot);
+        hot.value += 1;
+        await manager.save(hot);
+      },
+      { attempts: 3, lockHotRows: false },
+    );
+    const reads = readsOf(hotId);
+    expect(reads.length).toBeGreaterThan(0);
+    expect(reads.some(locked)).toBe(false);
+  });
+
+  it("a query-builder read is locked when it returns the hot row, and runs as written when it does not", async () => {
+    const [hotId, coldId] = await newCounters(2);
+    let both: Counter[] = [];
+    await retryOnConflict(
+      worker,
+      async (manager, attempt) => {
+        if (attempt === 2) log.reset();
+        const query = () => manager.createQueryBuilder(Counter, "c");
+        const cold = await query().where("c.id = :only", { only: coldId }).getOneOrFail();
+        both = await query()
+          .where("c.id IN (:...ids)", { ids: [hotId, coldId] })
+          .orderBy("c.id")
+          .getMany();
+        if (attempt === 1) await conflictOn(manager, both[0]);
+        cold.value += 1;
+        await manager.save(cold);
+      },
+      { attempts: 3 },
+    );
+    const selects = log.queries
+      .map((q, i) => ({ ...q, sql: q.query, before: log.queries[i - 1]?.query ?? "" }))
+      .filter((r) => /^\s*SELECT/i.test(r.sql) && /tl_counter/.test(r.sql));
+    const ofBoth = selects.filter(
+      (r) =>
+        (r.parameters?.includes(hotId) && r.parameters.includes(coldId)) ||
+        new RegExp(`IN \\(${hotId}, ${coldId}\\)`).test(r.sql),
+    );
+    const ofCold = selects.filter((r) => !/IN \(/.test(r.sql) && names(r, coldId));
+    // The read of the cold row alone ran unlocked; the read of both ran as written, saw the hot
+    // row among its results, and ran again locked.
+    expect(ofCold.length).toBeGreaterThan(0);
+    expect(ofCold.some(locked)).toBe(false);
+    expect(ofBoth.map(locked)).toEqual([false, true]);
+    expect(both.map((c) => c.id)).toEqual([hotId, coldId]);
+  });
+
+  it("@Retryable: the next call's transaction reads the hot row with a lock", async () => {
+    const [hotId] = await newCounters(1);
+    class Service {
+      calls = 0;
+      @Retryable({ attempts: 3 })
+      increment(id: number) {
+        const attempt = ++this.calls;
+        return worker.transaction(async (manager) => {
+          if (attempt === 2) log.reset();
+          const hot = await manager.findOneByOrFail(Counter, { id });
+          if (attempt === 1) await conflictOn(manager, hot);
+          hot.value += 1;
+          await manager.save(hot);
+        });
+      }
+    }
+    const service = new Service();
+    await service.increment(hotId);
+    expect(service.calls).toBe(2);
+    expect(locked(readsOf(hotId)[0])).toBe(true);
+  });
+
+  // On SQLite a DataSource is one connection (TypeORM gives every caller the same query runner),
+  // so there is no read outside the attempt's transaction while it is open.
+  (sqlite ? it.skip : it)("reads outside the attempt's transaction stay optimistic", async () => {
+    const [hotId] = await newCounters(1);
+    await retryOnConflict(
+      worker,
+      async (manager, attempt) => {
+        if (attempt === 2) {
+          log.reset();
+          await worker.getRepository(Counter).findOneByOrFail({ id: hotId }); // no transaction: no lock
+          expect(readsOf(hotId).map(locked)).toEqual([false]);
+        }
+        const hot = await manager.findOneByOrFail(Counter, { id: hotId });
+        if (attempt === 1) await conflictOn(manager, hot);
+        hot.value += 1;
+        await manager.save(hot);
+      },
+      { attempts: 3 },
+    );
+    expect(readsOf(hotId).map(locked).slice(0, 2)).toEqual([false, true]);
+  });
+
+  it("rejects a lockHotRows option that is not true, false or { timeout: ms > 0 }", async () => {
+    for (const bad of [0, "yes", { timeout: 0 }, { timeout: -5 }, null]) {
+      await expect(retryOnConflict(worker, async () => 1, { lockHotRows: bad as never })).rejects.toThrow(
+        /lockHotRows must be true, false or \{ timeout: ms > 0 \}/,
+      );
+    }
+  });
+
+  if (sqlite) return;
+
+  it("the hot row's lock is waited for no longer than budgetMs: then RetryExhaustedError (budget)", async () => {
+    const [hotId] = await newCounters(1);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let holding: Promise<unknown> | undefined;
+    const started = performance.now();
+    const error = await retryOnConflict(
+      worker,
+      async (manager, attempt) => {
+        const hot = await manager.findOneByOrFail(Counter, { id: hotId });
+        if (attempt === 1) {
+          // Another transaction takes the row and keeps it; this attempt fails on the row.
+          let locked!: () => void;
+          const isLocked = new Promise<void>((resolve) => {
+            locked = resolve;
+          });
+          holding = other.transaction(async (m) => {
+            await m.findOne(Counter, { where: { id: hotId }, ...withLockMode(LockMode.PESSIMISTIC_WRITE) });
+            locked();
+            await released;
+          });
+          await isLocked;
+          throw new OptimisticLockError({
+            entityName: "Counter",
+            id: { id: hotId },
+            expectedVersion: 1,
+            operation: "update",
+          });
+        }
+        hot.value += 1;
+        await manager.save(hot);
+      },
+      { attempts: 5, budgetMs: 1500 },
+    ).catch((e: unknown) => e);
+    release();
+    await holding;
+    expect(error).toBeInstanceOf(RetryExhaustedError);
+    expect(error).toMatchObject({ reason: "budget", attempts: 2 });
+    expect((error as RetryExhaustedError).cause).toBeInstanceOf(LockTimeoutError);
+    // MariaDB bounds lock waits in whole seconds (rounded up).
+    expect(performance.now() - started).toBeLessThan(db.family === "postgres" ? 3000 : 4000);
+  });
+
+  it("8 workers x 15 increments of one row: exact total, and no call needs more than two attempts", async () => {
+    const [id] = await newCounters(1);
+    const workers = [worker, await openAlongside(schema), await openAlongside(schema)].map((s) =>
+      s === worker ? s : installLocking(s),
+    );
+    let retries = 0;
+    let mostAttempts = 0;
+    try {
+      await Promise.all(
+        Array.from({ length: 8 }, async (_, w) => {
+          for (let i = 0; i < 15; i++) {
+            await retryOnConflict(
+              workers[w % workers.length],
+              async (manager, attempt) => {
+                mostAttempts = Math.max(mostAttempts, attempt);
+                const counter = await manager.findOneByOrFail(Counter, { id });
+                counter.value += 1;
+                await manager.save(counter);
+              },
+              { attempts: 10, onRetry: () => void retries++ },
+            );
+          }
+        }),
+      );
+    } finally {
+      await closeAll(...workers.filter((s) => s !== worker));
+    }
+    expect(await schema.getRepository(Counter).findOneByOrFail({ id })).toMatchObject({ value: 120, version: 121 });
+    expect(mostAttempts).toBeLessThanOrEqual(2);
+    expect(retries).toBeLessThanOrEqual(120);
+  }, 120_000);
+});
