@@ -15,6 +15,8 @@ function project(displayName, aliasFolder) {
     testPathIgnorePatterns: ["/node_modules/", "<rootDir>/test/galera/", "<rootDir>/test/faults/"],
     // LOCKING_TEST_BATCH_WRITES=1: every installation with batchWrites on (test/support/batch-writes-setup.ts).
     setupFiles: ["<rootDir>/test/support/batch-writes-setup.ts"],
+    // A mutation run's sandboxes (a copy of the project) must not be seen as a second package.
+    modulePathIgnorePatterns: ["<rootDir>/.stryker-tmp/"],
     moduleFileExtensions: ["ts", "js", "json", "node"],
     transform: {
       // isolatedModules false: full TypeScript program, so emitDecoratorMetadata has types.

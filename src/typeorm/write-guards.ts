@@ -150,7 +150,8 @@ export function verifyRowCount(
     runner,
     new OptimisticLockError({
       entityName: first.metadata.name,
-      id: guards.length === 1 ? first.id : guards.map((g) => g.id),
+      // Copies: the id maps TypeORM handed over carry the guard (and through it the DataSource).
+      id: guards.length === 1 ? structuredCloneLite(first.id) : guards.map((g) => structuredCloneLite(g.id)),
       expectedVersion: first.expected,
       operation: first.operation,
       detail: guards.length === 1 ? undefined : `${rows - affected} of ${rows} rows were changed or deleted meanwhile`,

@@ -374,9 +374,33 @@ async function probe(run, describeTarget) {
   }
 }
 
+/**
+ * The databases LOCKING_DATABASES selects (a comma-separated list of names, e.g.
+ * `sqlite,postgres-embedded`), or all of them when it is unset. The others are recorded as not
+ * selected: their tests are skipped, even under CI (the mutation run uses this).
+ */
+function selectedDatabases() {
+  const names = (env.LOCKING_DATABASES ?? "").split(",").map((name) => name.trim());
+  return names.some(Boolean) ? new Set(names.filter(Boolean)) : undefined;
+}
+
+/** A probe file already written by a caller that started the servers once for many jest runs. */
+function reusableProbe() {
+  const file = env[PROBE_ENV];
+  return env.LOCKING_REUSE_PROBE === "1" && file && existsSync(file) ? file : undefined;
+}
+
 export default async function globalSetup() {
+  // The mutation run (scripts/test-mutation.mjs) runs jest once per mutant: it starts the
+  // embedded server once and hands its probe file to every run, which then start nothing.
+  if (reusableProbe()) return;
   const started = Date.now();
-  const embedded = await startEmbeddedPostgres();
+  const selected = selectedDatabases();
+  const wanted = (name) => !selected || selected.has(name);
+  const notSelected = { reachable: false, selected: false, reason: "not selected by LOCKING_DATABASES" };
+  const embedded = wanted("postgres-embedded")
+    ? await startEmbeddedPostgres()
+    : { ok: false, reason: notSelected.reason };
   const embeddedConnection = {
     host: "127.0.0.1",
     port: embedded.port ?? 0,
@@ -387,15 +411,23 @@ export default async function globalSetup() {
   const where = (c) => `${c.username}@${c.host}:${c.port}/${c.database}`;
 
   const databases = {
-    sqlite: await probe(probeSqlite, "better-sqlite3 does not load"),
-    "postgres-embedded": embedded.ok
-      ? await probe(() => probePostgres(embeddedConnection), `embedded PostgreSQL at ${where(embeddedConnection)}`)
-      : { reachable: false, reason: embedded.reason },
-    postgres: await probe(() => probePostgres(MACHINE_POSTGRES), `PostgreSQL at ${where(MACHINE_POSTGRES)}`),
-    mariadb: await probe(() => probeMysql(MACHINE_MARIADB), `MariaDB at ${where(MACHINE_MARIADB)}`),
+    sqlite: wanted("sqlite") ? await probe(probeSqlite, "better-sqlite3 does not load") : notSelected,
+    "postgres-embedded": !wanted("postgres-embedded")
+      ? notSelected
+      : embedded.ok
+        ? await probe(() => probePostgres(embeddedConnection), `embedded PostgreSQL at ${where(embeddedConnection)}`)
+        : { reachable: false, reason: embedded.reason },
+    postgres: wanted("postgres")
+      ? await probe(() => probePostgres(MACHINE_POSTGRES), `PostgreSQL at ${where(MACHINE_POSTGRES)}`)
+      : notSelected,
   };
   // `mysql` is the same MariaDB server, driven by TypeORM's `mysql` type.
-  databases.mysql = { ...databases.mariadb };
+  const maria =
+    wanted("mariadb") || wanted("mysql")
+      ? await probe(() => probeMysql(MACHINE_MARIADB), `MariaDB at ${where(MACHINE_MARIADB)}`)
+      : notSelected;
+  databases.mariadb = wanted("mariadb") ? maria : notSelected;
+  databases.mysql = wanted("mysql") ? { ...maria } : notSelected;
 
   const result = {
     createdAt: new Date().toISOString(),

@@ -13,6 +13,8 @@ export default async function globalTeardown() {
   if (state?.folder) await stopRestartedServer(path.join(state.folder, "data"));
   if (state?.folder) await fs.rm(state.folder, { recursive: true, force: true }).catch(() => undefined);
   const probeFile = process.env.LOCKING_DB_PROBE_FILE;
+  // A probe file handed in for reuse belongs to whoever started the servers (the mutation run).
+  if (process.env.LOCKING_REUSE_PROBE === "1") return;
   if (probeFile) await fs.rm(probeFile, { force: true }).catch(() => undefined);
 }
 
