@@ -7,6 +7,7 @@ import {
   StaleVersionError,
 } from "./errors";
 import { raisedIn } from "./transaction-numbers";
+import { knownDialectOf } from "./typeorm/error-translation";
 import { versionCodecOf } from "./version-codec";
 import { toVersionNumber } from "./version-value";
 
@@ -90,7 +91,16 @@ export async function updateVersioned<T extends ObjectLiteral>(
   query.andWhere(`${query.escape(column.databaseName)} = :typeormLockingExpectedVersion`, {
     typeormLockingExpectedVersion: expected,
   });
-  const result = await query.execute();
+  let result: Awaited<ReturnType<typeof query.execute>>;
+  try {
+    result = await query.execute();
+  } catch (error) {
+    // A key value the column cannot hold (2^31 for an `integer` key on PostgreSQL) names no row;
+    // the other databases compare it and match none. Nothing was written either way.
+    // Only when the id is the suspect: a patch value the column cannot hold is the caller's error.
+    if (!beyondInt32(details.id) || !knownDialectOf(manager.connection)?.isInvalidValue?.(error)) throw error;
+    throw raisedIn(manager, new RowNotFoundError(details), "client", true);
+  }
   if (result.affected === 1) return expected + 1;
   const current = await repository.createQueryBuilder("current").withDeleted().whereInIds(details.id).getOne();
   const actual = current ? versionCodecOf(column).parse(column.getEntityValue(current)) : undefined;
@@ -146,5 +156,15 @@ function idCanExist(metadata: EntityMetadata, id: unknown): boolean {
     const value = isKeyValue(id) ? id : column.getEntityValue(id as ObjectLiteral);
     if (typeof value === "number") return Number.isSafeInteger(value);
     return typeof value === "bigint" || /^-?\d{1,19}$/.test(String(value).trim());
+  });
+}
+
+/** Whether an id map holds an integer key value outside 32 bits, which an `integer` column cannot hold. */
+function beyondInt32(id: Record<string, unknown>): boolean {
+  return Object.values(id).some((value) => {
+    const digits = typeof value === "bigint" || typeof value === "number" ? String(value) : String(value).trim();
+    if (!/^-?\d+$/.test(digits)) return false;
+    const n = BigInt(digits);
+    return n > 2147483647n || n < -2147483648n;
   });
 }

@@ -1,5 +1,5 @@
 import "reflect-metadata";
-import { LockingConfigurationError, VersionOutOfRangeError } from "./errors";
+import { describeValue, LockingConfigurationError, VersionOutOfRangeError } from "./errors";
 import type { ColumnMetadata } from "./typeorm-types";
 
 /**
@@ -115,7 +115,7 @@ export function parseVersion(value: unknown, entityName: string, property: strin
     }
   }
   throw new LockingConfigurationError(
-    `${entityName}.${property} must hold an integer version, got ${typeof value} ${describe(value)}.`,
+    `${entityName}.${property} must hold an integer version, got ${typeof value} ${describeValue(value)}.`,
   );
 }
 
@@ -127,12 +127,4 @@ function formatVersion(version: number, type: Exclude<VersionPropertyType, "as-h
 
 function asHeld(held: unknown): Exclude<VersionPropertyType, "as-held"> {
   return typeof held === "string" ? "string" : typeof held === "bigint" ? "bigint" : "number";
-}
-
-function describe(value: unknown): string {
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
-  }
 }

@@ -233,6 +233,13 @@ export interface LockDialect {
    */
   isConnectionLoss(error: unknown): boolean;
   /**
+   * Whether a driver error says a value the statement compares with a column cannot be one of its
+   * values (PostgreSQL 22P02 "invalid input syntax", 22003 "out of range": an id of 2^31 for an
+   * `integer` key). The databases that compare such a value without complaint (it matches no row)
+   * leave this out. `updateVersioned()` answers it as a row that does not exist.
+   */
+  isInvalidValue?(error: unknown): boolean;
+  /**
    * Row locks bind only the server they were taken on: on a multi-primary cluster (Galera) a
    * writer on another node is not blocked by them. Pessimistic lock modes are then refused unless
    * the application opts in (`installLocking(ds, { galera: { pessimistic: "node-local" } })`).

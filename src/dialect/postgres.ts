@@ -31,6 +31,8 @@ export const postgresDialect: LockDialect = {
   },
   waitPlan: () => undefined,
   lockStatement: () => undefined,
+  // 22P02 invalid_text_representation, 22003 numeric_value_out_of_range.
+  isInvalidValue: (error) => ["22P02", "22003"].includes(String(driverErrorOf(error)?.code)),
   // 42P01 undefined_table.
   isMissingTable: (error) => driverErrorOf(error)?.code === "42P01",
   isConnectionLoss(error) {

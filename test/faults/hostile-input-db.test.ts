@@ -356,10 +356,12 @@ describeEachDatabase((db) => {
     );
     const ttl = fc.oneof(fc.integer({ min: 1, max: 600_000 }), hostileTimeout, fc.constant(9e15));
     await fc.assert(
-      fc.asyncProperty(text, fc.oneof(text, fc.integer()), text, ttl, async (type, rawId, owner, ttlMs) => {
+      fc.asyncProperty(text, fc.oneof(text, fc.integer()), text, ttl, async (rawType, rawId, owner, ttlMs) => {
         // Unique per input, so that one input's lock is not another's (the hostile part follows).
-        const id =
-          typeof rawId === "string" && rawId.startsWith(MARK) ? `${MARK}${n++}${rawId.slice(MARK.length)}` : rawId;
+        const unique = (value: unknown) =>
+          typeof value === "string" && value.startsWith(MARK) ? `${MARK}${n++}${value.slice(MARK.length)}` : value;
+        const type = unique(rawType);
+        const id = unique(rawId);
         const before = await records.count();
         statements.reset();
         let handle: Awaited<ReturnType<OfflineLockManager["tryLock"]>> | undefined;
@@ -375,6 +377,8 @@ describeEachDatabase((db) => {
         // A TTL of a few ms may lapse before tryLock reads its lock back: lost, as it should be.
         if (error instanceof OfflineLockLostError && (ttlMs as number) < 5000) return;
         if (error !== undefined) {
+          // A key not made unique (an integer id, a type without the marker) may be an earlier input's.
+          if (error instanceof AlreadyLockedError) return;
           expect(error).toBeInstanceOf(LockingConfigurationError);
           expect(await records.count()).toBe(before);
           return;
@@ -382,6 +386,7 @@ describeEachDatabase((db) => {
         const held = handle!;
         expect(held).toMatchObject({ lockType: type, lockId: String(id), owner });
         expect(Number.isNaN(held.expiresAt.getTime())).toBe(false);
+        if ((ttlMs as number) < 5000) return; // may lapse any moment: nothing more to assert
         // Taken again while held: AlreadyLockedError naming the holder, not a RangeError.
         const again = await thrownBy(() =>
           locks.tryLock(type as string, id as string, { owner: "other", ttlMs: 1000 }),

@@ -206,7 +206,7 @@ export const hostileLockOptions: fc.Arbitrary<unknown> = fc.oneof(
 /** A circular object, which JSON.stringify cannot print. */
 function circular(): fc.Arbitrary<unknown> {
   return fc.constant(null).map(() => {
-    const value: Record<string, unknown> = { id: 1 };
+    const value: Record<string, unknown> = { key: 1 };
     value.self = value;
     return value;
   });
