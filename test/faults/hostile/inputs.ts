@@ -10,10 +10,10 @@ import fc from "fast-check";
 import { LockingError, LockMode } from "../../../src";
 import { bySize } from "../profile";
 
-/** Inputs per entry point that touches no database: 1,000 in the full profile, 200 in the reduced one. */
-export const PURE_RUNS = bySize(1000, 200);
+/** Inputs per entry point that touches no database: 1,000 in the full profile, 100 in the reduced one. */
+export const PURE_RUNS = bySize(1000, 100);
 /** Inputs per entry point and database: 1,000 in the full profile, a quick sample in the reduced one. */
-export const DB_RUNS = bySize(1000, 15);
+export const DB_RUNS = bySize(1000, 10);
 
 /** Unhandled errors are what the fuzzers hunt: anything thrown that is not the library's own. */
 export function isUnhandled(error: unknown): boolean {
