@@ -177,7 +177,7 @@ function isLockDialect(value: unknown): value is LockDialect {
     typeof dialect.name === "string" &&
     typeof dialect.nowMillis === "string" &&
     typeof dialect.timeoutGranularityMs === "number" &&
-    ["render", "waitPlan", "lockStatement", "classifyError", "isMissingTable"].every(
+    ["render", "waitPlan", "lockStatement", "classifyError", "isMissingTable", "isConnectionLoss"].every(
       (member) => typeof dialect[member] === "function",
     )
   );
