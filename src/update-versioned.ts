@@ -97,9 +97,14 @@ export async function updateVersioned<T extends ObjectLiteral>(
   } catch (error) {
     // A key value the column cannot hold (2^31 for an `integer` key on PostgreSQL) names no row;
     // the other databases compare it and match none. Nothing was written either way.
-    // Only when the id is the suspect: a patch value the column cannot hold is the caller's error.
-    if (!beyondInt32(details.id) || !knownDialectOf(manager.connection)?.isInvalidValue?.(error)) throw error;
-    throw raisedIn(manager, new RowNotFoundError(details), "client", true);
+    // Only when the id or the version is the suspect: a patch value the column cannot hold is the caller's error.
+    const idSuspect = beyondInt32(details.id);
+    if (!(idSuspect || beyondInt32({ expected })) || !knownDialectOf(manager.connection)?.isInvalidValue?.(error)) {
+      throw error;
+    }
+    if (idSuspect) throw raisedIn(manager, new RowNotFoundError(details), "client", true);
+    const detail = `cannot be at version ${expected}, which its version column cannot hold`;
+    throw raisedIn(manager, new StaleVersionError({ ...details, detail }), "client");
   }
   if (result.affected === 1) return expected + 1;
   const current = await repository.createQueryBuilder("current").withDeleted().whereInIds(details.id).getOne();

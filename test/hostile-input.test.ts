@@ -18,6 +18,7 @@ import {
   Retryable,
   RowNotFoundError,
   retryOnConflict,
+  StaleVersionError,
   updateVersioned,
   withLockMode,
 } from "../src";
@@ -129,6 +130,10 @@ describeEachDatabase((db) => {
           RowNotFoundError,
         );
       }
+      // A version beyond 32 bits: PostgreSQL refused it for an int version column; it is stale everywhere.
+      expect(await caught(() => updateVersioned(accounts, a.id, 2 ** 53 - 1, { balance: 0 }))).toBeInstanceOf(
+        StaleVersionError,
+      );
       expect(await updateVersioned(accounts, { id: a.id }, 1, { balance: 1 })).toBe(2);
       expect(await updateVersioned(accounts, String(a.id), 2, { balance: 2 })).toBe(3);
     });
