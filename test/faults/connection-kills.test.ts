@@ -21,6 +21,8 @@ describeHistoryRuns(
         statementChance: 0.01,
         commitChance: 0.04,
         randomEveryMs: RANDOM_EVERY_MS,
+        // the reduced run can end within a second on an idle machine: one random kill early
+        firstRandomAfterMs: 150,
       });
       const result = await runHistory({
         model: LOCKED_MODEL,

@@ -34,6 +34,11 @@ export interface ConnectionKillerOptions {
   commitChance?: number;
   /** Also kill one connection the run used, at random, this often (ms); 0: never. */
   randomEveryMs?: number;
+  /**
+   * The first random kill this soon (ms), then every `randomEveryMs`: a short run on a fast
+   * machine may end before the first full interval.
+   */
+  firstRandomAfterMs?: number;
 }
 
 interface Admin {
@@ -65,6 +70,7 @@ export class ConnectionKiller implements FaultInjector {
   private admin?: Promise<Admin>;
   private readonly seen = new Set<number>();
   private timer?: NodeJS.Timeout;
+  private firstTimer?: NodeJS.Timeout;
   private random: () => number = Math.random;
   private stopped = false;
   private readonly pending = new Set<Promise<void>>();
@@ -89,10 +95,12 @@ export class ConnectionKiller implements FaultInjector {
     }
     const every = this.options.randomEveryMs ?? 0;
     if (every > 0) {
-      this.timer = setInterval(() => {
+      const killOne = () => {
         const ids = [...this.seen];
         if (ids.length > 0) this.track(this.kill(ids[pick(this.random, ids.length)], "random"));
-      }, every);
+      };
+      this.firstTimer = setTimeout(killOne, Math.min(every, this.options.firstRandomAfterMs ?? every));
+      this.timer = setInterval(killOne, every);
     }
   }
 
@@ -143,6 +151,7 @@ export class ConnectionKiller implements FaultInjector {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.firstTimer) clearTimeout(this.firstTimer);
     await Promise.allSettled([...this.pending]);
     const admin = this.admin;
     this.admin = undefined;
