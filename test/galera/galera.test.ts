@@ -298,6 +298,9 @@ describe("galera", () => {
     let acknowledgedAfterKill = 0;
     const longestNode1WriteAfterKillMs = 0;
     let killed = false;
+    // Node 1's last writes wait for the kill: on an idle machine node 1 could otherwise finish all
+    // 80 before node 2 reaches its 10th, and nothing would show node 1 writing without node 2.
+    const kill = deferred<void>();
     const increment = async (manager: EntityManager) => {
       const counter = await manager.findOneByOrFail(Counter, { id });
       counter.value += 1;
@@ -306,6 +309,7 @@ describe("galera", () => {
     const worker = async (node: 1 | 2, source: DataSource) => {
       for (let i = 0; i < 40; i++) {
         if (node === 2 && killed) return;
+        if (node === 1 && i === 30) await kill.promise;
         try {
           await retryOnConflict(source, increment, {
             attempts: 100,
@@ -317,11 +321,13 @@ describe("galera", () => {
         } catch (error) {
           if (node === 1) throw error; // the surviving node must keep accepting writes
           unacknowledgedOnNode2++; // the connection died: the increment may or may not have committed
+          kill.resolve(); // never leave node 1 waiting for a kill that will not come
           return;
         }
         if (node === 2 && acknowledged[2] === 10 && !killed) {
           killed = true;
           killNode(2);
+          kill.resolve();
         }
       }
     };
