@@ -7,28 +7,31 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { HistoryRunResult } from "./run";
 
-export interface ReportEntry {
+/** A run's figures as the run returned them, with where and when it ran and what it found. */
+export type ReportEntry = Pick<
+  HistoryRunResult,
+  | "seed"
+  | "clients"
+  | "aggregates"
+  | "operations"
+  | "durationMs"
+  | "opsPerSecond"
+  | "ok"
+  | "failed"
+  | "unknown"
+  | "retries"
+  | "byKind"
+  | "errors"
+> & {
   run: string;
   database: string;
   typeorm: string;
   profile: string;
   at: string;
-  seed: number;
-  clients: number;
-  aggregates: number;
-  operations: number;
-  durationMs: number;
-  opsPerSecond: number;
-  ok: number;
-  failed: number;
-  unknown: number;
   unknownPresent: number;
-  retries: number;
   faults: Record<string, Record<string, number>>;
   violations: Record<string, number>;
-  byKind: HistoryRunResult["byKind"];
-  errors: HistoryRunResult["errors"];
-}
+};
 
 export function reportFile(): string {
   return process.env.LOCKING_FAULTS_REPORT ?? join(__dirname, "..", "..", "..", "test-results", "faults-report.json");
