@@ -6,7 +6,8 @@
  * policies under the same load (bench/hot-rows.ts).
  */
 import type { DataSource, EntityManager } from "typeorm";
-import { LockMode, retryOnConflict, withLockMode } from "../src";
+import { type HotRowOptions, LockMode, retryOnConflict, withLockMode } from "../src";
+import { forgetHotRows } from "../src/hot-rows";
 import { BenchItem } from "./entities";
 
 export type ContentionMode =
@@ -25,7 +26,7 @@ export type Backoff = "none" | "full jitter" | "decorrelated jitter";
 /** A retry policy to compare: hot-row locks on or off, and a backoff. */
 export interface RetryVariant {
   label: string;
-  hotRows: boolean;
+  hotRows: boolean | HotRowOptions;
   backoff: Backoff;
   initialMs: number;
   maxMs: number;
@@ -59,6 +60,8 @@ export async function contend(
   const ids = Array.from({ length: rows === "same row" ? 1 : clients }, (_, i) => FIRST_ID + i);
   await repository.createQueryBuilder().delete().where("id >= :first", { first: FIRST_ID }).execute();
   await repository.insert(ids.map((id) => ({ id, value: 0, label: "contention", version: 1 })));
+  // The rows (same ids) were hot in the cell before: each cell starts with nothing remembered.
+  forgetHotRows(source);
   // Every client's connection is open before the clock starts: a cell measures contention, not
   // how fast the pool connects.
   await Promise.all(Array.from({ length: clients }, () => source.query("SELECT 1")));

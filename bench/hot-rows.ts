@@ -34,6 +34,27 @@ const VARIANTS: RetryVariant[] = [
   },
   { label: "no hot-row locks, no wait", hotRows: false, backoff: "none", initialMs: 0, maxMs: 0 },
   { label: "hot-row locks, no wait", hotRows: true, backoff: "none", initialMs: 0, maxMs: 0 },
+  {
+    label: "hot-row locks, no wait, not remembered",
+    hotRows: { rememberMs: 0 },
+    backoff: "none",
+    initialMs: 0,
+    maxMs: 0,
+  },
+  {
+    label: "hot-row locks, no wait, remembered 250 ms",
+    hotRows: { rememberMs: 250 },
+    backoff: "none",
+    initialMs: 0,
+    maxMs: 0,
+  },
+  {
+    label: "hot-row locks, no wait, remembered 5 s",
+    hotRows: { rememberMs: 5000 },
+    backoff: "none",
+    initialMs: 0,
+    maxMs: 0,
+  },
   { label: "hot-row locks, full jitter 20-500 ms", hotRows: true, backoff: "full jitter", initialMs: 20, maxMs: 500 },
   {
     label: "hot-row locks, decorrelated jitter 20-500 ms",

@@ -401,7 +401,8 @@ function plainId(id: unknown): unknown {
 }
 
 /** The DataSource of a runner or a manager (TypeORM 1.x calls it `dataSource`, 0.3 `connection`). */
-function dataSourceOfRunner(owner: QueryRunner | EntityManager | undefined): DataSource | undefined {
+/** The DataSource a runner or manager belongs to (`dataSource` on TypeORM 1.x, `connection` on 0.3). @internal */
+export function dataSourceOfRunner(owner: QueryRunner | EntityManager | undefined): DataSource | undefined {
   const holder = owner as unknown as { dataSource?: DataSource; connection?: DataSource } | undefined;
   return holder?.dataSource ?? holder?.connection;
 }

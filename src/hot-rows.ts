@@ -3,11 +3,14 @@
  * The next attempt reads them with PESSIMISTIC_WRITE (the select hooks do it), so a row that
  * lost a race once is locked before it can lose it again, while every other row stays optimistic.
  *
+ * A row that conflicted also stays hot for a short while (`rememberMs`) for later retry loops on
+ * the same DataSource, so a row many clients fight over is locked from their first attempt on.
+ *
  * An attempt's hot rows travel with the transaction `retryOnConflict` opens (a mark on its query
  * runner: free for every other query of the process) or, for `@Retryable`, which opens no
  * transaction itself, in an `AsyncLocalStorage` scope entered only by attempts that follow a
- * conflict: on Node.js 20 and 22 an active scope makes every promise slower, so a process that
- * never retries never pays for it.
+ * conflict or start while a row is remembered: on Node.js 20 and 22 an active scope makes every
+ * promise slower, so a process without conflicts never pays for it.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { ObjectLiteral, QueryRunner } from "typeorm";
@@ -45,6 +48,10 @@ export interface HotRows {
    * retries then wait their backoff again, since no lock orders them.
    */
   unlockable?: boolean;
+  /** How long a row this loop finds hot stays hot for later loops (ms; 0: not at all). */
+  readonly rememberMs: number;
+  /** Whether the reads also lock the rows remembered from earlier loops on their DataSource. */
+  readonly remembered: boolean;
 }
 
 /**
@@ -61,31 +68,66 @@ export interface HotRowOptions {
    * installation's `lockTimeout` when it is a wait, else the database's own; never past `budgetMs`.
    */
   timeout?: number;
+  /**
+   * How long, in ms, a row that conflicted stays hot for later retry loops on the same
+   * DataSource: their first attempt already reads it with the lock, instead of losing the race
+   * once more before locking it. `0` remembers nothing (only the loop that met the conflict locks
+   * the row). Default {@link DEFAULT_REMEMBER_MS}; each new conflict on the row starts the
+   * window again.
+   */
+  rememberMs?: number;
 }
 
-/** Starts the hot rows of one retry loop; `undefined` when escalation is off. @internal */
+/**
+ * How long a row that conflicted stays hot for later retry loops by default, in ms: long enough
+ * that a row many clients fight over stays locked while they do, short enough that a row that
+ * conflicted once goes back to optimistic reads almost at once (measured: docs/benchmarks.md,
+ * "Hot rows").
+ *
+ * @example
+ * ```ts
+ * await retryOnConflict(dataSource, work, { lockHotRows: { rememberMs: DEFAULT_REMEMBER_MS * 2 } });
+ * ```
+ */
+export const DEFAULT_REMEMBER_MS = 1000;
+
+/**
+ * Starts the hot rows of one retry loop; `undefined` when escalation is off. `remembered`: the
+ * loop's reads also lock the rows earlier loops found hot (see {@link anyRememberedHotRows}).
+ *
+ * @internal
+ */
 export function newHotRows(
   option: boolean | HotRowOptions | undefined,
   deadline: number | undefined,
+  remembered = false,
 ): HotRows | undefined {
   if (option === false) return undefined;
   const timeout = typeof option === "object" ? option.timeout : undefined;
-  return { rows: new Map(), wait: timeout === undefined ? undefined : { kind: "wait", ms: timeout }, deadline };
+  const rememberMs = (typeof option === "object" ? option.rememberMs : undefined) ?? DEFAULT_REMEMBER_MS;
+  return {
+    rows: new Map(),
+    wait: timeout === undefined ? undefined : { kind: "wait", ms: timeout },
+    deadline,
+    rememberMs,
+    remembered: remembered && rememberMs > 0,
+  };
 }
 
 /** Refuses a `lockHotRows` option that is not `true`, `false` or `{ timeout: ms > 0 }`. @internal */
 export function assertHotRowOption(option: unknown, where: string): void {
   if (option === undefined || typeof option === "boolean") return;
-  const timeout = (option as HotRowOptions | null)?.timeout;
+  const { timeout, rememberMs } = (option ?? {}) as HotRowOptions;
   if (
     typeof option === "object" &&
     option !== null &&
-    (timeout === undefined || (typeof timeout === "number" && Number.isFinite(timeout) && timeout > 0))
+    (timeout === undefined || (typeof timeout === "number" && Number.isFinite(timeout) && timeout > 0)) &&
+    (rememberMs === undefined || (typeof rememberMs === "number" && Number.isFinite(rememberMs) && rememberMs >= 0))
   ) {
     return;
   }
   throw new LockingConfigurationError(
-    `${where}: lockHotRows must be true, false or { timeout: ms > 0 }, got ${JSON.stringify(option)}.`,
+    `${where}: lockHotRows must be true, false or { timeout?: ms > 0, rememberMs?: ms >= 0 }, got ${JSON.stringify(option)}.`,
   );
 }
 
@@ -122,7 +164,7 @@ const scope = new AsyncLocalStorage<HotRows>();
 
 /** Marks the transaction `retryOnConflict` opened for an attempt with the loop's hot rows. @internal */
 export function markHotRows(runner: QueryRunner | undefined, hot: HotRows | undefined): void {
-  if (runner && hot && hot.rows.size > 0) byRunner.set(runner, hot);
+  if (runner && hot && (hot.rows.size > 0 || hot.remembered)) byRunner.set(runner, hot);
 }
 
 /** Removes the mark when the attempt is over (the runner object is not reused, but may be held). @internal */
@@ -132,10 +174,85 @@ export function unmarkHotRows(runner: QueryRunner | undefined): void {
 
 /** Runs a `@Retryable` attempt with the loop's hot rows in scope (only when there are some). @internal */
 export function runWithHotRows<T>(hot: HotRows | undefined, work: () => T): T {
-  return hot && hot.rows.size > 0 ? scope.run(hot, work) : work();
+  return hot && (hot.rows.size > 0 || hot.remembered) ? scope.run(hot, work) : work();
 }
 
 /** The hot rows that apply to a query run on `runner`, if any. @internal */
 export function hotRowsOf(runner: QueryRunner): HotRows | undefined {
   return byRunner.get(runner) ?? scope.getStore();
+}
+
+/**
+ * The ids of `entityName` that a read under `hot` locks: the rows its loop met conflicts on,
+ * and, when the loop uses the memory, the rows remembered on `dataSource`; `undefined` if none.
+ *
+ * @internal
+ */
+export function hotIdsOf(hot: HotRows, dataSource: object, entityName: string): ObjectLiteral[] | undefined {
+  const own = hot.rows.get(entityName);
+  if (!hot.remembered) return own;
+  const remembered = rememberedIds(dataSource, entityName);
+  if (!remembered) return own;
+  return own ? [...own, ...remembered.filter((id) => !own.some((each) => sameId(each, id)))] : remembered;
+}
+
+// The memory of hot rows across retry loops: per DataSource (a WeakMap, so a closed one is
+// forgotten), per entity, the rows' ids and until when they stay hot. Bounded per DataSource so
+// a conflict storm over many rows cannot grow it without end; an expired row is dropped when
+// its entity is next looked at.
+const MAX_REMEMBERED_PER_DATA_SOURCE = 1024;
+const memories = new WeakMap<object, Map<string, Map<string, { id: ObjectLiteral; until: number }>>>();
+/** When the last remembered row of any DataSource stops being hot: a loop checks it, and nothing else, to know whether to look. */
+let rememberedUntil = 0;
+
+/** Whether any DataSource remembers a hot row now. A retry loop that starts when none does pays nothing for the memory. @internal */
+export function anyRememberedHotRows(): boolean {
+  return rememberedUntil > 0 && performance.now() < rememberedUntil;
+}
+
+/** Remembers the rows a conflict named, on the DataSource it arose on, for `ms`. @internal */
+export function rememberHotRows(dataSource: object | undefined, conflict: unknown, ms: number): void {
+  if (!dataSource || ms <= 0 || !(conflict instanceof ConcurrencyError) || !conflict.retryable) return;
+  const ids = (Array.isArray(conflict.id) ? conflict.id : [conflict.id]).filter(
+    (id): id is ObjectLiteral => typeof id === "object" && id !== null,
+  );
+  if (ids.length === 0) return;
+  let memory = memories.get(dataSource);
+  if (!memory) memories.set(dataSource, (memory = new Map()));
+  let rows = memory.get(conflict.entityName);
+  if (!rows) memory.set(conflict.entityName, (rows = new Map()));
+  const until = performance.now() + ms;
+  for (const id of ids) {
+    const key = JSON.stringify(id, plain);
+    rows.delete(key); // re-inserted last: the oldest entry is the first one evicted
+    rows.set(key, { id, until });
+  }
+  let size = 0;
+  for (const each of memory.values()) size += each.size;
+  for (const each of memory.values()) {
+    for (const key of each.keys()) {
+      if (size <= MAX_REMEMBERED_PER_DATA_SOURCE) break;
+      each.delete(key);
+      size--;
+    }
+  }
+  rememberedUntil = Math.max(rememberedUntil, until);
+}
+
+/** Forgets every row remembered on `dataSource` (a benchmark's cells must not inherit each other's). @internal */
+export function forgetHotRows(dataSource: object): void {
+  memories.delete(dataSource);
+}
+
+/** The ids of `entityName` still hot on `dataSource`; expired ones are dropped. */
+function rememberedIds(dataSource: object, entityName: string): ObjectLiteral[] | undefined {
+  const rows = memories.get(dataSource)?.get(entityName);
+  if (!rows) return undefined;
+  const now = performance.now();
+  const ids: ObjectLiteral[] = [];
+  for (const [key, row] of rows) {
+    if (row.until <= now) rows.delete(key);
+    else ids.push(row.id);
+  }
+  return ids.length > 0 ? ids : undefined;
 }

@@ -55,7 +55,7 @@ export {
   type TranslatedDatabaseError,
   VersionOutOfRangeError,
 } from "./errors";
-export type { HotRowOptions } from "./hot-rows";
+export { DEFAULT_REMEMBER_MS, type HotRowOptions } from "./hot-rows";
 export {
   type ConflictBody,
   type ConflictErrorHandlerOptions,

@@ -12,16 +12,18 @@ import {
   SerializationError,
 } from "./errors";
 import {
+  anyRememberedHotRows,
   assertHotRowOption,
   type HotRowOptions,
   type HotRows,
   markHotRows,
   newHotRows,
   noteHotRows,
+  rememberHotRows,
   runWithHotRows,
   unmarkHotRows,
 } from "./hot-rows";
-import { raisedInTransactionBegunBy, transactionsBegun } from "./transaction-numbers";
+import { dataSourceRaisedOn, raisedInTransactionBegunBy, transactionsBegun } from "./transaction-numbers";
 import { lockFailureOf } from "./typeorm/error-translation";
 import type { IsolationLevel } from "./typeorm-types";
 
@@ -245,8 +247,11 @@ async function retrying<T>(
   options ??= {};
   const attempts = options.attempts ?? DEFAULTS.attempts;
   const started = performance.now();
-  // Created at the first conflict: a call that never conflicts allocates nothing for it.
-  let hot: HotRows | undefined;
+  const deadline = options.budgetMs === undefined ? undefined : started + options.budgetMs;
+  // Created at the first conflict, or at the start when some row conflicted recently (on any
+  // DataSource: the reads look only at their own): a call that never meets either allocates nothing.
+  let hot: HotRows | undefined =
+    options.lockHotRows !== false && anyRememberedHotRows() ? newHotRows(options.lockHotRows, deadline, true) : undefined;
   for (let attempt = 1; ; attempt++) {
     const begunBefore = transactionsBegun();
     try {
@@ -278,10 +283,8 @@ async function retrying<T>(
         throw publishedExhaustion(exhausted, where, dataSource);
       }
       if (options.lockHotRows !== false) {
-        hot ??= newHotRows(
-          options.lockHotRows,
-          options.budgetMs === undefined ? undefined : started + options.budgetMs,
-        );
+        hot ??= newHotRows(options.lockHotRows, deadline, true);
+        if (hot) rememberHotRows(dataSourceRaisedOn(error), error, hot.rememberMs);
       }
       // The next attempt locks a row this conflict named for the first time: the lock orders the
       // racers, so waiting first would only lose time (measured: docs/benchmarks.md, "Hot rows").

@@ -1,5 +1,5 @@
-import type { EntityManager, QueryRunner } from "typeorm";
-import { type ConflictKind, publishRaised } from "./channels";
+import type { DataSource, EntityManager, QueryRunner } from "typeorm";
+import { type ConflictKind, dataSourceOfRunner, publishRaised } from "./channels";
 
 /**
  * Numbers transactions as they begin, so that a retry can tell a conflict of a transaction its
@@ -12,6 +12,7 @@ import { type ConflictKind, publishRaised } from "./channels";
 const BEGAN_AS = Symbol("typeorm-locking.transactionNumber");
 let begun = 0;
 const raisedInTransaction = new WeakMap<object, number>();
+const raisedOn = new WeakMap<object, DataSource>();
 
 type NumberedRunner = QueryRunner & { [BEGAN_AS]?: number };
 
@@ -47,8 +48,15 @@ export function raisedIn<E extends object>(
   // A manager outside a transaction has no runner of its own; it still names the DataSource.
   const runner = ((where as EntityManager | undefined)?.queryRunner ?? where) as QueryRunner | undefined;
   if (runner?.isTransactionActive) raisedInTransaction.set(error, (runner as NumberedRunner)[BEGAN_AS] ?? 0);
+  const dataSource = dataSourceOfRunner(where);
+  if (dataSource) raisedOn.set(error, dataSource);
   publishRaised(where, error, kind, rowGone);
   return error;
+}
+
+/** The DataSource on which `raisedIn` saw `error` arise, if it named one. @internal */
+export function dataSourceRaisedOn(error: unknown): DataSource | undefined {
+  return typeof error === "object" && error !== null ? raisedOn.get(error) : undefined;
 }
 
 /** Whether `error` arose in a transaction that had begun when `transactionsBegun()` was `count`. @internal */

@@ -242,12 +242,124 @@ describeEachDatabase((db: TestDatabase) => {
     expect(readsOf(hotId).map(locked).slice(0, 2)).toEqual([false, true]);
   });
 
-  it("rejects a lockHotRows option that is not true, false or { timeout: ms > 0 }", async () => {
-    for (const bad of [0, "yes", { timeout: 0 }, { timeout: -5 }, null]) {
-      await expect(retryOnConflict(worker, async () => 1, { lockHotRows: bad as never })).rejects.toThrow(
-        /lockHotRows must be true, false or \{ timeout: ms > 0 \}/,
+  it("rejects a lockHotRows option that is not true, false or { timeout?: ms > 0, rememberMs?: ms >= 0 }", async () => {
+    const bad = [0, "yes", { timeout: 0 }, { timeout: -5 }, null, { rememberMs: -1 }, { rememberMs: Number.NaN }];
+    for (const option of [...bad, { rememberMs: "1000" }, { rememberMs: Number.POSITIVE_INFINITY }]) {
+      await expect(retryOnConflict(worker, async () => 1, { lockHotRows: option as never })).rejects.toThrow(
+        /lockHotRows must be true, false or \{ timeout\?: ms > 0, rememberMs\?: ms >= 0 \}/,
       );
     }
+    await expect(retryOnConflict(worker, async () => 1, { lockHotRows: { rememberMs: 0 } })).resolves.toBe(1);
+  });
+
+  describe("a row that conflicted stays hot for later retry loops (rememberMs)", () => {
+    /**
+     * A retry loop whose first attempt saves a copy of `id` that another connection changed
+     * after it was read: the library itself raises the conflict (on every database), and the
+     * second attempt commits.
+     */
+    async function loopThatConflictsOn(id: number, options: Parameters<typeof retryOnConflict>[2] = {}) {
+      const stale = await worker.getRepository(Counter).findOneByOrFail({ id });
+      await other.transaction(async (m) => {
+        const row = await m.findOneByOrFail(Counter, { id });
+        row.value += 1;
+        await m.save(row);
+      });
+      const errors: unknown[] = [];
+      await retryOnConflict(
+        worker,
+        async (manager, attempt) => {
+          const counter = attempt === 1 ? stale : await manager.findOneByOrFail(Counter, { id });
+          counter.value += 1;
+          await manager.save(counter);
+        },
+        { ...options, attempts: 3, onRetry: ({ error }) => errors.push(error) },
+      );
+      expect(errors).toEqual([expect.any(OptimisticLockError)]);
+    }
+
+    /** A later loop on `source` that reads the hot row and a cold one once: whether each read locked. */
+    async function laterLoopOn(source: DataSource, ids: { hot: number; cold: number }, options = {}) {
+      let attempts = 0;
+      const could: Record<string, boolean> = {};
+      await retryOnConflict(
+        source,
+        async (manager) => {
+          attempts++;
+          log.reset();
+          const hot = await manager.findOneByOrFail(Counter, { id: ids.hot });
+          const cold = await manager.findOneByOrFail(Counter, { id: ids.cold });
+          could.hot = await otherCanLock(ids.hot);
+          could.cold = await otherCanLock(ids.cold);
+          hot.value += 1;
+          cold.value += 1;
+          await manager.save([hot, cold]);
+        },
+        options,
+      );
+      expect(attempts).toBe(1);
+      return { hot: readsOf(ids.hot).some(locked), cold: readsOf(ids.cold).some(locked), could };
+    }
+
+    it("the next loop's first attempt reads that row, and not its neighbour, with a lock", async () => {
+      const [hot, cold] = await newCounters(2);
+      await loopThatConflictsOn(hot);
+      const later = await laterLoopOn(worker, { hot, cold });
+      expect(later).toMatchObject({ hot: true, cold: false });
+      if (!sqlite) expect(later.could).toEqual({ hot: false, cold: true });
+      expect(await schema.getRepository(Counter).findOneByOrFail({ id: hot })).toMatchObject({ value: 3 });
+    });
+
+    it("@Retryable: the next call's first attempt reads the remembered row with a lock", async () => {
+      const [hot] = await newCounters(1);
+      await loopThatConflictsOn(hot);
+      class Service {
+        @Retryable({ attempts: 2 })
+        increment(id: number) {
+          return worker.transaction(async (manager) => {
+            log.reset();
+            const row = await manager.findOneByOrFail(Counter, { id });
+            row.value += 1;
+            await manager.save(row);
+          });
+        }
+      }
+      await new Service().increment(hot);
+      expect(locked(readsOf(hot)[0])).toBe(true); // (the read after it is save()'s own)
+    });
+
+    it("rememberMs: 0 remembers nothing: the next loop reads the row optimistically", async () => {
+      const [hot, cold] = await newCounters(2);
+      await loopThatConflictsOn(hot, { lockHotRows: { rememberMs: 0 } });
+      expect(await laterLoopOn(worker, { hot, cold })).toMatchObject({ hot: false, cold: false });
+    });
+
+    it("the row goes back to optimistic reads once its window is over", async () => {
+      const [hot, cold] = await newCounters(2);
+      await loopThatConflictsOn(hot, { lockHotRows: { rememberMs: 40 } });
+      await new Promise((resolve) => setTimeout(resolve, 120));
+      expect(await laterLoopOn(worker, { hot, cold })).toMatchObject({ hot: false, cold: false });
+    });
+
+    it("a later loop with lockHotRows: false, or outside any retry loop, reads it optimistically", async () => {
+      const [hot, cold] = await newCounters(2);
+      await loopThatConflictsOn(hot);
+      expect(await laterLoopOn(worker, { hot, cold }, { lockHotRows: false })).toMatchObject({ hot: false });
+      log.reset();
+      await worker.transaction((manager) => manager.findOneByOrFail(Counter, { id: hot }));
+      expect(readsOf(hot).map(locked)).toEqual([false]);
+    });
+
+    it("another DataSource on the same database does not inherit the row", async () => {
+      const [hot, cold] = await newCounters(2);
+      await loopThatConflictsOn(hot);
+      const elsewhere = installLocking(await openAlongside(schema, { logger: log, logging: true }));
+      try {
+        expect(await laterLoopOn(elsewhere, { hot, cold })).toMatchObject({ hot: false, cold: false });
+      } finally {
+        await closeAll(elsewhere);
+      }
+    });
   });
 
   if (sqlite) return;

@@ -6,7 +6,7 @@
  */
 import type { EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
 import type { LockRendering } from "../dialect/lock-dialect";
-import { type HotRows, hotRowsOf } from "../hot-rows";
+import { type HotRows, hotIdsOf, hotRowsOf } from "../hot-rows";
 import { type Installation, installationOf } from "../installation";
 import { rememberLoadedVersion } from "../loaded-versions";
 import { lockRequestOf, outsideLockScope } from "../lock-request";
@@ -62,7 +62,7 @@ export function installSelectHooks(internals: TypeormInternals): void {
         };
         const request = lockRequestOf(this);
         const hot = !request && queryRunner.isTransactionActive ? hotRowsOf(queryRunner) : undefined;
-        const hotIds = hot?.rows.get(metadata.name);
+        const hotIds = hot && hotIdsOf(hot, dataSourceOf(queryRunner), metadata.name);
         if (!request && !hotIds) return load();
         const select: LockedSelect = {
           metadata,
