@@ -217,10 +217,10 @@ export function rememberHotRows(dataSource: object | undefined, conflict: unknow
     (id): id is ObjectLiteral => typeof id === "object" && id !== null,
   );
   if (ids.length === 0) return;
-  let memory = memories.get(dataSource);
-  if (!memory) memories.set(dataSource, (memory = new Map()));
-  let rows = memory.get(conflict.entityName);
-  if (!rows) memory.set(conflict.entityName, (rows = new Map()));
+  const memory = memories.get(dataSource) ?? new Map();
+  memories.set(dataSource, memory);
+  const rows = memory.get(conflict.entityName) ?? new Map();
+  memory.set(conflict.entityName, rows);
   const until = performance.now() + ms;
   for (const id of ids) {
     const key = JSON.stringify(id, plain);

@@ -251,7 +251,9 @@ async function retrying<T>(
   // Created at the first conflict, or at the start when some row conflicted recently (on any
   // DataSource: the reads look only at their own): a call that never meets either allocates nothing.
   let hot: HotRows | undefined =
-    options.lockHotRows !== false && anyRememberedHotRows() ? newHotRows(options.lockHotRows, deadline, true) : undefined;
+    options.lockHotRows !== false && anyRememberedHotRows()
+      ? newHotRows(options.lockHotRows, deadline, true)
+      : undefined;
   for (let attempt = 1; ; attempt++) {
     const begunBefore = transactionsBegun();
     try {
