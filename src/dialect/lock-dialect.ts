@@ -233,6 +233,13 @@ export interface LockDialect {
    */
   isConnectionLoss(error: unknown): boolean;
   /**
+   * Whether a failed COMMIT (or autocommit write) says the server lost its cluster while it was
+   * replicating the commit, so that the other nodes may have committed it or not: a Galera node's
+   * 1180 "... (provider status: Not connected to Primary Component)". The library then raises
+   * `CommitOutcomeUnknownError`, as for a lost connection. Absent: the database has no such case.
+   */
+  isReplicationLoss?(error: unknown): boolean;
+  /**
    * Whether a driver error says a value the statement compares with a column cannot be one of its
    * values (PostgreSQL 22P02 "invalid input syntax", 22003 "out of range": an id of 2^31 for an
    * `integer` key; better-sqlite3's RangeError for an integer beyond 64 bits, which it will not
