@@ -32,7 +32,9 @@ export function commitOutcomeUnknown(
 ): CommitOutcomeUnknownError | undefined {
   const mayHaveCommitted = queryRunner.isTransactionActive ? COMMIT.test(statement) : !WRITES_NOTHING.test(statement);
   if (!mayHaveCommitted) return undefined;
-  if (dialect.isConnectionLoss(error)) return new CommitOutcomeUnknownError({ dialect: dialect.name, statement }, error);
+  if (dialect.isConnectionLoss(error)) {
+    return new CommitOutcomeUnknownError({ dialect: dialect.name, statement }, error);
+  }
   if (dialect.isReplicationLoss?.(error)) {
     return new CommitOutcomeUnknownError({ dialect: dialect.name, statement, lost: "cluster" }, error);
   }
