@@ -534,7 +534,10 @@ export class CertificationConflictError extends SerializationError {
  * ready for clients: it is cut off from the cluster's primary component (a network partition, the
  * other nodes down), or it is still joining. The server answers error 1047 (SQLSTATE 08S01, "WSREP
  * has not yet prepared node for application use") before it runs the statement, so the statement
- * did nothing; a transaction refused at COMMIT committed nothing. Roll back and run the whole
+ * did nothing. The node refuses COMMIT and ROLLBACK too, and would keep the transaction open:
+ * when this error arrives inside a transaction the library closes its connection, so the server
+ * rolls the transaction back and nothing of it is written (returned to the pool, the connection's
+ * next START TRANSACTION would have committed it once the node was back). Run the whole
  * transaction again once the node is back in the primary component, or on another node:
  * `retryOnConflict` retries it, with its backoff, like a conflict. A node rejoins by itself when
  * the partition heals (a few seconds on a small cluster); until then every try on it fails alike,
@@ -560,8 +563,9 @@ export class ClusterNodeNotReadyError extends LockingError {
   /** Always true: the statement was not run, so running the transaction again is safe. */
   readonly retryable = true;
   /**
-   * Always false: the node refused one statement and did not roll the transaction back; it
-   * refuses the next ones too, so roll back and start again.
+   * Always false: the node itself refused one statement and did not roll the transaction back
+   * (it refuses ROLLBACK as well). Inside a transaction the library closes the connection, which
+   * ends it on the server: start the transaction again on a fresh connection.
    */
   readonly transactionAborted = false;
 
@@ -612,6 +616,14 @@ function causeMessage(cause: unknown): string {
  * transaction back when its session ends, so nothing of it was written; the driver's error
  * (TypeORM's `QueryFailedError`) is passed on unchanged.
  *
+ * On a Galera cluster the same doubt arises without losing the connection: a node cut off from
+ * the others while it replicates the COMMIT answers 1180 ("Error while appending streaming
+ * replication fragment(provider status: Not connected to Primary Component)"). It rolled the
+ * transaction back itself, but the write set may already have been committed by the nodes that
+ * kept the primary component (it then reaches this node when it rejoins). `lost` is `"cluster"`
+ * for that case, `"connection"` for the others. A certification conflict is not this error: it is
+ * a {@link CertificationConflictError}, and nothing was written.
+ *
  * @example
  * ```ts
  * try {
@@ -629,21 +641,31 @@ export class CommitOutcomeUnknownError extends LockingError {
   readonly dialect: string;
   /** The statement whose answer was lost: `"COMMIT"`, or the autocommit write. */
   readonly statement: string;
+  /**
+   * What was lost: `"connection"` (the connection went before the answer came back) or
+   * `"cluster"` (a Galera node lost the primary component while it replicated the commit).
+   */
+  readonly lost: "connection" | "cluster";
   /** Never: whether it committed must be found out first (see the class comment). */
   readonly retryable = false;
 
-  constructor(init: { dialect: string; statement: string }, cause?: unknown) {
+  constructor(init: { dialect: string; statement: string; lost?: "connection" | "cluster" }, cause?: unknown) {
     const shown = init.statement.length > 200 ? `${init.statement.slice(0, 200)}...` : init.statement;
+    const what = /^\s*COMMIT\b/i.test(init.statement) ? "COMMIT" : `the autocommit statement ${JSON.stringify(shown)}`;
+    const lost = init.lost ?? "connection";
     super(
-      `The connection to the database was lost after ${
-        /^\s*COMMIT\b/i.test(init.statement) ? "COMMIT" : `the autocommit statement ${JSON.stringify(shown)}`
-      } was sent and before its answer arrived [${init.dialect}]: the transaction may or may not have ` +
-        "committed. It is not retried, since retrying work that did commit applies it twice: look up the " +
+      (lost === "cluster"
+        ? `The database node lost its cluster (Galera: not connected to the primary component) while it ` +
+          `replicated ${what} [${init.dialect}]: the other nodes may or may not have committed the transaction. `
+        : `The connection to the database was lost after ${what} was sent and before its answer arrived ` +
+          `[${init.dialect}]: the transaction may or may not have committed. `) +
+        "It is not retried, since retrying work that did commit applies it twice: look up the " +
         `operation's idempotency key (or the data) to find out${causeMessage(cause)}`,
       { cause },
     );
     this.dialect = init.dialect;
     this.statement = init.statement;
+    this.lost = lost;
   }
 }
 

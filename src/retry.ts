@@ -24,7 +24,7 @@ import {
   unmarkHotRows,
 } from "./hot-rows";
 import { dataSourceRaisedOn, raisedInTransactionBegunBy, transactionsBegun } from "./transaction-numbers";
-import { lockFailureOf } from "./typeorm/error-translation";
+import { knownDialectOf, lockFailureOf } from "./typeorm/error-translation";
 import type { IsolationLevel } from "./typeorm-types";
 
 /**
@@ -170,6 +170,13 @@ export function retryOnConflict<T>(
   }
   const { isolation } = options ?? {};
   return retrying("retryOnConflict()", options, dataSource, (attempt, hot) => {
+    const levels = isolation ? knownDialectOf(dataSource)?.isolationLevels : undefined;
+    if (levels && !levels.includes(isolation as string)) {
+      throw new LockingConfigurationError(
+        `retryOnConflict(): ${dataSource.options.type} has no ${isolation} isolation; ` +
+          `use one of "${levels.join('", "')}" or leave isolation out. Nothing ran.`,
+      );
+    }
     const unit = (manager: EntityManager) => (hot ? hotAttempt(manager, hot, attempt, work) : work(manager, attempt));
     return (isolation ? dataSource.transaction(isolation, unit) : dataSource.transaction(unit)).catch(
       (error: unknown) => {

@@ -11,6 +11,7 @@
 import { Column, type DataSource, Entity, type EntityManager, PrimaryColumn, QueryFailedError } from "typeorm";
 import {
   CommitOutcomeUnknownError,
+  galeraDialect,
   installLocking,
   isRetryableConflict,
   LockingConfigurationError,
@@ -83,6 +84,38 @@ describe("connection loss, by dialect (no server)", () => {
 
   it("SQLite runs in the process: no error is a connection loss", () => {
     expect(sqliteDialect.isConnectionLoss(lost("SQLITE_IOERR", { code: "SQLITE_IOERR" }))).toBe(false);
+  });
+
+  // What a Galera node answered a COMMIT in flight when it was cut off (test/galera/commit-outcome.test.ts).
+  const notReplicated = (message: string) => lost(message, { errno: 1180, code: "ER_ERROR_DURING_COMMIT" });
+  const cutOff = notReplicated(
+    "Error while appending streaming replication fragment(provider status: Not connected to Primary Component)",
+  );
+
+  it("Galera 1180 at COMMIT (not connected to the primary component): a replication loss on every MySQL-family dialect", () => {
+    for (const dialect of [mysqlDialect, mariadbDialect, galeraDialect]) {
+      expect(dialect.isReplicationLoss?.(cutOff)).toBe(true);
+      expect(dialect.isConnectionLoss(cutOff)).toBe(false);
+    }
+    // MariaDB 10.4-10.5 word it with the provider's status number (6: connection failed): only a
+    // server known to be a Galera node reads it so; on a plain server it is a storage engine's error.
+    const older = notReplicated('Got error 6 "No such device or address" during COMMIT');
+    expect(galeraDialect.isReplicationLoss?.(older)).toBe(true);
+    expect(mariadbDialect.isReplicationLoss?.(older)).toBe(false);
+    expect(mysqlDialect.isReplicationLoss?.(older)).toBe(false);
+    // A certification failure is 1213, a conflict: nothing was written, and it is retried.
+    const certification = lost("Deadlock found", { errno: 1213, code: "ER_LOCK_DEADLOCK" });
+    expect(galeraDialect.isReplicationLoss?.(certification)).toBe(false);
+    expect(postgresDialect.isReplicationLoss).toBeUndefined();
+  });
+
+  it("a replication loss is a CommitOutcomeUnknownError that says the cluster, not the connection, was lost", () => {
+    const error = new CommitOutcomeUnknownError({ dialect: "galera", statement: "COMMIT", lost: "cluster" }, cutOff);
+    expect(error.lost).toBe("cluster");
+    expect(error.retryable).toBe(false);
+    expect(isRetryableConflict(error, { retryLockTimeouts: true })).toBe(false);
+    expect(error.message).toMatch(/lost its cluster .* replicated COMMIT \[galera\]: the other nodes may or may not/);
+    expect(new CommitOutcomeUnknownError({ dialect: "mysql", statement: "COMMIT" }).lost).toBe("connection");
   });
 
   it("the error is a LockingError, never retryable, and isRetryableConflict says no", () => {

@@ -125,7 +125,8 @@ describeEachDatabase((db) => {
       expect(await versionOf(a.id)).toBe(1);
       // The id as a map, or its digits, still name the row.
       // Beyond 32 bits: PostgreSQL refused the value (a driver error), the others match no row.
-      for (const id of [2 ** 31, -(2n ** 31n) - 1n, "99999999999"]) {
+      // Beyond 64 bits: better-sqlite3 refused to bind it (a RangeError in a QueryFailedError).
+      for (const id of [2 ** 31, -(2n ** 31n) - 1n, "99999999999", 2n ** 63n, -(2n ** 63n) - 1n, 2n ** 64n]) {
         expect(await caught(() => updateVersioned(accounts, id as never, 1, { balance: 0 }))).toBeInstanceOf(
           RowNotFoundError,
         );
@@ -192,6 +193,24 @@ describeEachDatabase((db) => {
     expect(error).toBeInstanceOf(LockingConfigurationError);
     expect(ran).toBe(false);
     expect(statements.count).toBe(0);
+    expect((await accounts.findOneByOrFail({ id: a.id })).balance).toBe(100);
+  });
+
+  it("retryOnConflict refuses an isolation level the database lacks (SQLite: TypeORM's own TypeORMError escaped)", async () => {
+    const a = await newAccount();
+    let runs = 0;
+    const work = async () => {
+      runs++;
+    };
+    for (const isolation of ["READ COMMITTED", "REPEATABLE READ"] as const) {
+      const error = await caught(() => retryOnConflict(source, work, { isolation }));
+      if (db.family === "sqlite") expect(error).toBeInstanceOf(LockingConfigurationError);
+      else expect(error).toBeUndefined();
+    }
+    expect(runs).toBe(db.family === "sqlite" ? 0 : 2);
+    // SERIALIZABLE runs everywhere
+    await retryOnConflict(source, work, { isolation: "SERIALIZABLE" });
+    expect(runs).toBe(db.family === "sqlite" ? 1 : 3);
     expect((await accounts.findOneByOrFail({ id: a.id })).balance).toBe(100);
   });
 

@@ -2,12 +2,13 @@ import { CertificationConflictError, DeadlockError } from "../errors";
 import type { LockDialect, ProbeQuery } from "./lock-dialect";
 import { mariadbDialect } from "./mariadb";
 import { classifyMysqlFamily } from "./mysql";
+import { isErrorDuringCommit } from "./wsrep";
 
 /** How recent InnoDB's latest deadlock must be to be the one that just failed this connection. */
 const SAME_DEADLOCK_WINDOW_MS = 10_000;
 
 /**
- * A MariaDB Galera cluster node (`wsrep_on = ON`): MariaDB's SQL, with two differences.
+ * A MariaDB Galera cluster node (`wsrep_on = ON`): MariaDB's SQL, with three differences.
  *
  * - Row locks are node-local. `FOR UPDATE` on node 1 does not block an UPDATE on node 2; the
  *   write that replicates first wins and the other transaction is aborted (certification, or a
@@ -18,6 +19,9 @@ const SAME_DEADLOCK_WINDOW_MS = 10_000;
  *   victim of its latest local deadlock; if not, the abort came from the cluster and the error
  *   is a {@link CertificationConflictError}. Without the PROCESS privilege (needed by
  *   `SHOW ENGINE INNODB STATUS`) such an error stays a `DeadlockError`; both are retryable.
+ * - A COMMIT the node could not replicate because it lost the primary component on the way
+ *   (1180, "Not connected to Primary Component") may have committed on the other nodes: it is a
+ *   `CommitOutcomeUnknownError`, never retried by default.
  *
  * @example
  * ```ts
@@ -29,6 +33,10 @@ export const galeraDialect: LockDialect = {
   ...mariadbDialect,
   name: "galera",
   nodeLocalLocks: true,
+  // Every 1180 of a wsrep commit is one it could not replicate (MariaDB 10.4-10.5 word it "Got
+  // error 6 ... during COMMIT", 6 being the provider's "connection failed"): the other nodes may
+  // have committed it. A certification failure comes as 1213 instead (explainFailure below).
+  isReplicationLoss: isErrorDuringCommit,
   classifyError: (error) => classifyMysqlFamily("galera", error),
   async explainFailure(failure, statement, probe) {
     if (!(failure instanceof DeadlockError)) return failure;

@@ -233,9 +233,17 @@ export interface LockDialect {
    */
   isConnectionLoss(error: unknown): boolean;
   /**
+   * Whether a failed COMMIT (or autocommit write) says the server lost its cluster while it was
+   * replicating the commit, so that the other nodes may have committed it or not: a Galera node's
+   * 1180 "... (provider status: Not connected to Primary Component)". The library then raises
+   * `CommitOutcomeUnknownError`, as for a lost connection. Absent: the database has no such case.
+   */
+  isReplicationLoss?(error: unknown): boolean;
+  /**
    * Whether a driver error says a value the statement compares with a column cannot be one of its
    * values (PostgreSQL 22P02 "invalid input syntax", 22003 "out of range": an id of 2^31 for an
-   * `integer` key). The databases that compare such a value without complaint (it matches no row)
+   * `integer` key; better-sqlite3's RangeError for an integer beyond 64 bits, which it will not
+   * bind). The databases that compare such a value without complaint (it matches no row)
    * leave this out. `updateVersioned()` answers it as a row that does not exist.
    */
   isInvalidValue?(error: unknown): boolean;
@@ -263,6 +271,12 @@ export interface LockDialect {
   batchedUpdate?(shape: BatchedUpdateShape): BatchedUpdateSql | undefined;
   /** The most bound parameters one statement may carry (a batch is split into statements below it). */
   readonly maxParameters?: number;
+  /**
+   * The isolation levels a transaction can start with, when the database lacks some of the four
+   * (SQLite: `READ UNCOMMITTED` and `SERIALIZABLE`). Absent: all four. `retryOnConflict()` refuses
+   * the others with a `LockingConfigurationError` before anything runs.
+   */
+  readonly isolationLevels?: readonly string[];
 }
 
 /** Rounds a wait up to the dialect's granularity, never below one step: a wait is never shortened. @internal */

@@ -1,6 +1,7 @@
 import { renderMysqlBatchedUpdate } from "./batched-update";
 import { type LockDialect, roundWait } from "./lock-dialect";
 import { classifyMysqlFamily, isMissingMysqlFamilyTable, isMysqlFamilyConnectionLoss } from "./mysql";
+import { isWsrepReplicationLoss } from "./wsrep";
 
 /**
  * MariaDB 10.6+: `LOCK IN SHARE MODE` / `FOR UPDATE`, with the wait in the statement itself:
@@ -32,6 +33,8 @@ export const mariadbDialect: LockDialect = {
   lockStatement: () => undefined,
   isMissingTable: isMissingMysqlFamilyTable,
   isConnectionLoss: isMysqlFamilyConnectionLoss,
+  // A Galera node before the library has asked the server what it is.
+  isReplicationLoss: isWsrepReplicationLoss,
   classifyError: (error) => classifyMysqlFamily("mariadb", error),
   // MariaDB's JSON is LONGTEXT: compared as text, it has no CAST(.. AS JSON).
   batchedUpdate: (shape) => renderMysqlBatchedUpdate(shape, false),

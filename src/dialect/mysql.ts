@@ -1,7 +1,7 @@
 import { DeadlockError, LockTimeoutError, SerializationError, type TranslatedDatabaseError } from "../errors";
 import { renderMysqlBatchedUpdate } from "./batched-update";
 import { driverErrorOf, isSocketLoss, type LockDialect, roundWait } from "./lock-dialect";
-import { classifyWsrepRefusal } from "./wsrep";
+import { classifyWsrepRefusal, isWsrepReplicationLoss } from "./wsrep";
 
 /**
  * MySQL 8+: `FOR SHARE` / `FOR UPDATE`, `NOWAIT`, `SKIP LOCKED`. A bounded wait needs the
@@ -40,6 +40,8 @@ export const mysqlDialect: LockDialect = {
   lockStatement: () => undefined,
   isMissingTable: isMissingMysqlFamilyTable,
   isConnectionLoss: isMysqlFamilyConnectionLoss,
+  // A Galera node (MySQL wsrep) before the library has asked the server what it is.
+  isReplicationLoss: isWsrepReplicationLoss,
   classifyError: (error) => classifyMysqlFamily("mysql", error),
   batchedUpdate: (shape) => renderMysqlBatchedUpdate(shape, true),
   // The prepared-statement limit; the driver interpolates, but a statement stays below it.

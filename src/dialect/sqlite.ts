@@ -42,6 +42,12 @@ export const sqliteDialect: LockDialect = {
   },
   // SQLite has no code of its own for it: SQLITE_ERROR with "no such table: <name>".
   isMissingTable: (error) => /no such table/i.test(String(driverErrorOf(error)?.message ?? "")),
+  // better-sqlite3 refuses to bind an integer outside SQLite's 64 bits (a bigint id of 2^63) with a
+  // RangeError instead of comparing it: no row can hold it, so it names none.
+  isInvalidValue: (error) => {
+    const driverError = driverErrorOf(error);
+    return driverError?.name === "RangeError" && /too big/i.test(String(driverError.message));
+  },
   // In the process, no network: a COMMIT either returns or throws, and its outcome is never unknown.
   isConnectionLoss: () => false,
   classifyError(error) {
@@ -55,6 +61,9 @@ export const sqliteDialect: LockDialect = {
   batchedUpdate: renderSqliteBatchedUpdate,
   // SQLITE_MAX_VARIABLE_NUMBER's default since 3.32.
   maxParameters: 32_766,
+  // What TypeORM's SQLite query runner starts (PRAGMA read_uncommitted); it throws a plain
+  // TypeORMError for the other two.
+  isolationLevels: ["READ UNCOMMITTED", "SERIALIZABLE"],
 };
 
 function quoteIdentifier(name: string): string {

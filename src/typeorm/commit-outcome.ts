@@ -1,10 +1,11 @@
 /**
  * A connection lost after COMMIT was sent (or during a write outside any transaction, which is
  * its own commit) leaves the transaction's outcome unknown: the server may have committed it
- * before the connection went. Such failures become `CommitOutcomeUnknownError`, which no retry
- * helper retries by default (a retried increment would apply twice). A connection lost earlier
- * in a transaction is left as the driver reported it: the server rolls back a transaction whose
- * session ends before COMMIT, so nothing was written.
+ * before the connection went. So does a cluster node that lost its cluster while replicating the
+ * COMMIT (Galera's 1180): the other nodes may have committed it. Such failures become
+ * `CommitOutcomeUnknownError`, which no retry helper retries by default (a retried increment
+ * would apply twice). A connection lost earlier in a transaction is left as the driver reported
+ * it: the server rolls back a transaction whose session ends before COMMIT, so nothing was written.
  */
 import type { QueryRunner } from "typeorm";
 import type { LockDialect } from "../dialect";
@@ -30,6 +31,12 @@ export function commitOutcomeUnknown(
   error: unknown,
 ): CommitOutcomeUnknownError | undefined {
   const mayHaveCommitted = queryRunner.isTransactionActive ? COMMIT.test(statement) : !WRITES_NOTHING.test(statement);
-  if (!mayHaveCommitted || !dialect.isConnectionLoss(error)) return undefined;
-  return new CommitOutcomeUnknownError({ dialect: dialect.name, statement }, error);
+  if (!mayHaveCommitted) return undefined;
+  if (dialect.isConnectionLoss(error)) {
+    return new CommitOutcomeUnknownError({ dialect: dialect.name, statement }, error);
+  }
+  if (dialect.isReplicationLoss?.(error)) {
+    return new CommitOutcomeUnknownError({ dialect: dialect.name, statement, lost: "cluster" }, error);
+  }
+  return undefined;
 }

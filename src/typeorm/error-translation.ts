@@ -11,7 +11,7 @@ import { ClusterNodeNotReadyError, PessimisticLockError, type TranslatedDatabase
 import { type Installation, installationOf } from "../installation";
 import { raisedIn } from "../transaction-numbers";
 import { commitOutcomeUnknown } from "./commit-outcome";
-import { dataSourceOf } from "./internals";
+import { dataSourceOf, destroyConnectionOf } from "./internals";
 import { serverDialectOf } from "./locking-reads";
 import { patchRunnerPrototypes } from "./runner-prototypes";
 
@@ -46,10 +46,15 @@ async function rethrowTranslated(
   const failure = lockFailureOf(dataSource, error);
   if (!failure) throw error;
   const probe = (sql: string) => query.call(queryRunner, sql) as Promise<Record<string, unknown>[]>;
-  throw raisedIn(
-    queryRunner,
-    await explainedFailure(queryRunner, installation, error, failure, String(args[0]), probe),
-  );
+  const explained = await explainedFailure(queryRunner, installation, error, failure, String(args[0]), probe);
+  // A Galera node outside the primary component refuses COMMIT and ROLLBACK alike, and keeps the
+  // transaction open: back in the pool, its connection's next START TRANSACTION would commit it
+  // (with the writes of the "failed" attempt) once the node is back. Ending the session makes the
+  // server roll it back, which is what ClusterNodeNotReadyError promises.
+  if (explained instanceof ClusterNodeNotReadyError && queryRunner.isTransactionActive) {
+    destroyConnectionOf(queryRunner);
+  }
+  throw raisedIn(queryRunner, explained);
 }
 
 /**

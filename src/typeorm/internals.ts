@@ -188,3 +188,16 @@ export type Method = (this: any, ...args: any[]) => any;
 export function wrap(prototype: Record<string, unknown>, name: string, make: (original: Method) => Method): void {
   prototype[name] = make(prototype[name] as Method);
 }
+
+/**
+ * Ends the server session under a query runner: its driver connection is destroyed (mysql2 and
+ * mysql take it out of the pool; TypeORM's later `release()` of it does nothing), and the server
+ * rolls back the transaction the session held. For a transaction the server will not end by any
+ * statement. Returns whether the runner had a connection to destroy. @internal
+ */
+export function destroyConnectionOf(queryRunner: QueryRunner): boolean {
+  const connection = (queryRunner as unknown as { databaseConnection?: { destroy?: () => void } }).databaseConnection;
+  if (typeof connection?.destroy !== "function") return false;
+  connection.destroy();
+  return true;
+}

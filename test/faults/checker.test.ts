@@ -2,7 +2,19 @@
  * The checker's rules on hand-made histories (no database): each kind of violation is found,
  * and what is allowed (an unknown token present or absent) is not reported.
  */
-import { checkHistory, type FinalAggregate, type RecordedOperation, type ViolationKind } from "./history";
+import {
+  CertificationConflictError,
+  ClusterNodeNotReadyError,
+  CommitOutcomeUnknownError,
+  OptimisticLockError,
+} from "../../src";
+import {
+  checkHistory,
+  type FinalAggregate,
+  type RecordedOperation,
+  saysNothingWritten,
+  type ViolationKind,
+} from "./history";
 
 function op(token: string, outcome: RecordedOperation["outcome"], aggregate = 1): RecordedOperation {
   return {
@@ -51,5 +63,25 @@ describe("history checker", () => {
     const result = checkHistory(history, initial, final);
     expect(result.violations.map((v) => v.kind)).toEqual([kind]);
     expect(result.counts[kind]).toBe(1);
+  });
+
+  it("counts a Galera node's refusal (1047) as failed, and a COMMIT it could not replicate (1180) as unknown", () => {
+    const refused = new ClusterNodeNotReadyError({ dialect: "galera", code: "1047" });
+    expect(saysNothingWritten(refused)).toBe(true);
+    const notReplicated = new CommitOutcomeUnknownError({ dialect: "galera", statement: "COMMIT", lost: "cluster" });
+    expect(saysNothingWritten(notReplicated)).toBe(false);
+    const certification = new CertificationConflictError({
+      dialect: "galera",
+      code: "1213",
+      retryable: true,
+      transactionAborted: true,
+    });
+    expect(saysNothingWritten(certification)).toBe(true);
+    expect(saysNothingWritten(new Error("Connection lost"))).toBe(false);
+    expect(
+      saysNothingWritten(
+        new OptimisticLockError({ entityName: "HistOrder", id: { id: 1 }, expectedVersion: 1, operation: "update" }),
+      ),
+    ).toBe(true);
   });
 });

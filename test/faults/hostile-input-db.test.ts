@@ -331,11 +331,8 @@ describeEachDatabase((db) => {
             given as never,
           ),
         );
-        const sqliteIsolation =
-          db.family === "sqlite" &&
-          ["READ COMMITTED", "REPEATABLE READ"].includes((given as { isolation?: string } | null)?.isolation ?? "");
         count(entryPoint("retryOnConflict"), outcomeOf(error));
-        if (!sqliteIsolation) expectHandled("retryOnConflict", given, error);
+        expectHandled("retryOnConflict", given, error);
         expectNoSqlFromInput(given);
         const after = (await account(row.id)).version;
         if (error === undefined) {
@@ -344,8 +341,8 @@ describeEachDatabase((db) => {
         } else {
           expect(runs).toBe(0);
           expect(after).toBe(current);
-          // SQLite knows only SERIALIZABLE and READ UNCOMMITTED: TypeORM refuses the others before any SQL.
-          if (!sqliteIsolation) expect(error).toBeInstanceOf(LockingConfigurationError);
+          // SQLite knows only SERIALIZABLE and READ UNCOMMITTED: the others are refused too.
+          expect(error).toBeInstanceOf(LockingConfigurationError);
         }
       }),
       { numRuns: DB_RUNS },
@@ -513,7 +510,10 @@ describeEachDatabase((db) => {
         fc.asyncProperty(fc.oneof(hostileIfMatch, fc.constant(CURRENT)), async (given) => {
           const before = (await orders().findOneByOrFail({ id })).version;
           const header = given === CURRENT ? `"${before}"` : given;
-          if (header !== undefined && !sendable(header) && !Array.isArray(header)) return;
+          // A list of header lines is what a client can send only if each line is (light-my-request
+          // itself throws a TypeError on a list holding a null-prototype object).
+          const lines = Array.isArray(header) && header.every(sendable);
+          if (header !== undefined && !sendable(header) && !lines) return;
           const response = await app.inject({
             method: "PUT",
             url: `/orders/${id}/status`,

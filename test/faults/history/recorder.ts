@@ -8,6 +8,7 @@
  */
 import {
   AlreadyLockedError,
+  ClusterNodeNotReadyError,
   ConcurrencyError,
   OfflineLockLostError,
   OfflineLockRequiredError,
@@ -38,6 +39,14 @@ export interface RecordedOperation extends Operation {
  * Whether an error says that nothing of the operation was written: the library's conflict and
  * lock errors, raised inside the transaction before its commit, roll everything back. Anything
  * else (including a library error about a commit whose outcome is unknown) is not such a promise.
+ *
+ * `ClusterNodeNotReadyError` (Galera's 1047, a node outside the primary component) is such a
+ * promise wherever it comes: the node refuses the statement before running it, at a write, at
+ * START TRANSACTION or at COMMIT alike, and when it comes inside a transaction the library closes
+ * the connection, so the server rolls the transaction back (the node refuses ROLLBACK too, and a
+ * pooled connection would otherwise commit the transaction at its next START TRANSACTION:
+ * test/galera/commit-outcome.test.ts). A COMMIT the node could not replicate is 1180, a
+ * `CommitOutcomeUnknownError`: unknown.
  */
 export function saysNothingWritten(error: unknown): boolean {
   return (
@@ -46,7 +55,8 @@ export function saysNothingWritten(error: unknown): boolean {
     error instanceof RetryExhaustedError ||
     error instanceof AlreadyLockedError ||
     error instanceof OfflineLockLostError ||
-    error instanceof OfflineLockRequiredError
+    error instanceof OfflineLockRequiredError ||
+    error instanceof ClusterNodeNotReadyError
   );
 }
 
