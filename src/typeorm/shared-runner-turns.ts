@@ -140,14 +140,19 @@ function takeTurnsOnRunner(proto: Record<string, unknown>): void {
       proto,
       name,
       (end) =>
-        async function (this: QueryRunner, ...args: unknown[]) {
-          try {
-            return await end.apply(this, args);
-          } finally {
-            const turns = turnsOf.get(dataSourceOf(this));
-            const holder = turns?.holder;
-            if (turns && holder && turns.heldByTransaction && !this.isTransactionActive) release(turns, holder);
-          }
+        function (this: QueryRunner, ...args: unknown[]) {
+          const turns = turnsOf.get(dataSourceOf(this));
+          const holder = turns?.holder;
+          if (!turns || !holder || !turns.heldByTransaction) return end.apply(this, args);
+          // Ending a transaction begun by hand never waits, whichever context ends it (begun in a
+          // helper, committed by its caller): it ends the holder's transaction, it adds nothing to it.
+          return callers.run(holder, async () => {
+            try {
+              return await end.apply(this, args);
+            } finally {
+              if (!this.isTransactionActive) release(turns, holder);
+            }
+          });
         },
     );
   }
