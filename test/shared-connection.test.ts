@@ -167,6 +167,24 @@ describeEachDatabase(
         expect(await orders().countBy({ address: "joined" })).toBe(1);
       });
 
+      it("the holder's work on this DataSource from inside a turn it took on another shared one does not wait", async () => {
+        const [other] = await openDataSources(db, [Order, OrderLine, Counter], {
+          extra,
+          beforeInitialize: (s) => installLocking(s, { lockTimeout: BOUND_MS }),
+        });
+        await source.transaction(async (m) => {
+          await m.save(Object.assign(new Order(), { address: "outer-source", status: "x" }));
+          await other.transaction(async (o) => {
+            await o.save(Object.assign(new Order(), { address: "other-source", status: "x" }));
+            await source
+              .getRepository(Order)
+              .save(Object.assign(new Order(), { address: "back-in-source", status: "x" }));
+          });
+        });
+        expect(await orders().countBy({ address: "back-in-source" })).toBe(1);
+        expect(await other.getRepository(Order).countBy({ address: "other-source" })).toBe(1);
+      });
+
       it("a nested transaction (savepoint) of the holder rolls back alone", async () => {
         await source.transaction(async (m) => {
           await m.save(Object.assign(new Order(), { address: "outer", status: "x" }));

@@ -28,8 +28,22 @@ import type { Installation } from "../installation";
 import { dataSourceOf, type Method, type TypeormInternals, wrap } from "./internals";
 import { patchRunnerPrototypes } from "./runner-prototypes";
 
-/** One caller: an object only so that it can be told apart from every other. */
-class Caller {}
+/**
+ * One caller: an object so that it can be told apart from every other. `within` is the caller
+ * whose work this one runs inside (a turn on another DataSource taken in the middle of a turn on
+ * this one), which still counts as the holder's own work when it comes back to this DataSource.
+ */
+class Caller {
+  constructor(readonly within?: Caller) {}
+}
+
+/** Whether the current context is the holder of `turns` or runs inside its work. */
+function holdsTurn(turns: Turns): boolean {
+  for (let caller = callers.getStore(); caller; caller = caller.within) {
+    if (caller === turns.holder) return true;
+  }
+  return false;
+}
 
 interface Waiter {
   caller: Caller;
@@ -118,11 +132,10 @@ function takeTurnsOnRunner(proto: Record<string, unknown>): void {
     (start) =>
       function (this: QueryRunner, ...args: unknown[]) {
         const turns = turnsOf.get(dataSourceOf(this));
-        const current = callers.getStore();
-        if (!turns || (current && turns.holder === current)) return start.apply(this, args);
+        if (!turns || holdsTurn(turns)) return start.apply(this, args);
         // Begun by hand outside any turn: the turn lasts until the transaction ends, and the caller
         // is marked for its later calls (commit, its manager's saves) by entering its context.
-        const caller = new Caller();
+        const caller = new Caller(callers.getStore());
         callers.enterWith(caller);
         return (async () => {
           await acquire(turns, caller);
@@ -161,9 +174,8 @@ function takeTurnsOnRunner(proto: Record<string, unknown>): void {
 /** Runs `work` in the caller's turn on `dataSource`, waiting for it first unless the caller holds it. */
 function inTurn<T>(dataSource: DataSource, work: () => Promise<T>): Promise<T> {
   const turns = turnsOf.get(dataSource);
-  const current = callers.getStore();
-  if (!turns || (current && turns.holder === current)) return work();
-  const caller = new Caller();
+  if (!turns || holdsTurn(turns)) return work();
+  const caller = new Caller(callers.getStore());
   return callers.run(caller, async () => {
     await acquire(turns, caller);
     try {
