@@ -181,8 +181,9 @@ function inTurn<T>(dataSource: DataSource, work: () => Promise<T>): Promise<T> {
     try {
       return await work();
     } finally {
-      // A transaction begun by hand inside this turn keeps it until the transaction ends.
-      if (!turns.heldByTransaction) release(turns, caller);
+      // Every transaction begun in an entry point ends in it; a savepoint begun by hand in it is
+      // part of the holder's transaction.
+      release(turns, caller);
     }
   });
 }
