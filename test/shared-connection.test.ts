@@ -151,6 +151,20 @@ describeEachDatabase(
         expect(seen).toBe("clean");
       });
 
+      it("B's PESSIMISTIC_WRITE read outside any transaction is refused as without A, not run unlocked inside A's", async () => {
+        const aId = (await order("A0")).id;
+        const bId = (await order("B0")).id;
+        const locked = () => orders().findOne({ where: { id: bId }, ...withLockMode(LockMode.PESSIMISTIC_WRITE) });
+        const alone = await locked().catch((e: unknown) => e);
+        expect(alone).toBeInstanceOf(Error);
+        let during: unknown;
+        const events = await whileOpen(aId, "commit", async () => {
+          during = await locked().catch((e: unknown) => e);
+        });
+        expect(events).toEqual(["A ends", "B done"]);
+        expect(during).toBeInstanceOf((alone as Error).constructor);
+      });
+
       it("the holder's default-repository save inside its transaction() joins it: no wait, rolled back with it", async () => {
         const failure = new Error("the unit of work fails");
         await expect(

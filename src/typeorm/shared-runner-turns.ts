@@ -113,6 +113,9 @@ export function installSharedRunnerTurns(internals: TypeormInternals): void {
   ]) {
     wrap(builder, "execute", inTurnOfOwner);
   }
+  // A SELECT decides "a transaction is active, so a pessimistic lock is allowed" before running.
+  wrap(internals.selectQueryBuilder, "getRawAndEntities", inTurnOfOwner);
+  wrap(internals.selectQueryBuilder, "getManyAndCount", inTurnOfOwner);
   patchRunnerPrototypes(takeTurnsOnRunner);
 }
 
