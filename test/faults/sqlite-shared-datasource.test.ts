@@ -6,11 +6,12 @@
  * writes inside it without BEGIN or COMMIT of its own, and returns; when the first transaction
  * rolls back (a conflict, any error), the second caller's write goes with it.
  *
- * Not a hole of the library's checks but of the promise "what returned ok is written", which the
- * library cannot keep on top of this. Marked `failing` until the library refuses (or
- * serializes) a write that joins another caller's transaction: this test then passes, and jest
- * reports the `failing` mark to remove. The history runs use one DataSource per client on
- * SQLite meanwhile (test/faults/targets.ts).
+ * Not a hole of the library's checks but of the promise "what returned ok is written". Fixed by
+ * making the callers of such a DataSource take turns on its runner
+ * (src/typeorm/shared-runner-turns.ts): B waits until A's transaction has ended, then writes in
+ * a transaction of its own. The neighbours (every write shape, reads, the holder's own calls, a
+ * leaked transaction) are in test/shared-connection.test.ts; the history runs have a target with
+ * all clients on one SQLite DataSource (test/faults/targets.ts).
  */
 
 import { installLocking } from "../../src";
