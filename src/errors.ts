@@ -462,8 +462,45 @@ export abstract class PessimisticLockError extends LockingError implements Datab
  * ```
  */
 export class LockTimeoutError extends PessimisticLockError {
-  constructor(failure: DatabaseLockFailure, cause?: unknown) {
-    super("A lock could not be acquired within the lock timeout", failure, cause);
+  /** @param message what happened, for subclasses that know more (a turn on a shared connection) */
+  constructor(
+    failure: DatabaseLockFailure,
+    cause?: unknown,
+    message = "A lock could not be acquired within the lock timeout",
+  ) {
+    super(message, failure, cause);
+  }
+}
+
+/**
+ * SQLite only: a caller waited longer than the bound for another caller's transaction on the same
+ * DataSource to end. A SQLite DataSource has one connection that TypeORM shares with every caller,
+ * so the library lets one transaction use it at a time (docs/reliability.md); this is thrown when
+ * the transaction holding it neither commits nor rolls back within the bound: `lockTimeout`, else
+ * the driver's busy timeout, else 5000 ms. Nothing of the waiting call ran. Usually a query runner
+ * whose transaction was begun by hand and never ended (`startTransaction()` without
+ * `commitTransaction()`/`rollbackTransaction()` in a `finally`), or a transaction that waits for a
+ * concurrent call on the same DataSource (a deadlock the bound breaks).
+ *
+ * @example
+ * ```ts
+ * catch (e) { if (e instanceof SharedConnectionBusyError) logger.error("a SQLite transaction was left open", e); }
+ * ```
+ */
+export class SharedConnectionBusyError extends LockTimeoutError {
+  /** How long the caller waited, in ms. */
+  readonly waitedMs: number;
+
+  constructor(dialect: string, waitedMs: number) {
+    super(
+      { dialect, code: "SHARED_CONNECTION_BUSY", retryable: false, transactionAborted: false },
+      undefined,
+      `Another caller's transaction on this DataSource's one shared connection did not end within ${waitedMs} ms, so ` +
+        "this call did not run. End every transaction begun by hand (queryRunner.startTransaction()) with " +
+        "commitTransaction() or rollbackTransaction() in a finally, don't await another call on the same DataSource " +
+        "from inside a transaction (use the transaction's manager instead), or raise installLocking()'s lockTimeout",
+    );
+    this.waitedMs = waitedMs;
   }
 }
 

@@ -51,6 +51,7 @@ export {
   type RowConflict,
   RowNotFoundError,
   SerializationError,
+  SharedConnectionBusyError,
   StaleVersionError,
   type TranslatedDatabaseError,
   VersionOutOfRangeError,

@@ -192,6 +192,12 @@ export interface LockDialect {
   /** How a bounded wait is expressed. */
   readonly timeoutStyle: TimeoutStyle;
   /**
+   * Whether TypeORM gives every caller of a DataSource the same query runner (one connection),
+   * as it does for SQLite: the library then lets one transaction use it at a time, so that one
+   * caller's work never lands inside another's transaction. Absent: a runner per caller.
+   */
+  readonly sharesOneRunner?: boolean;
+  /**
    * An SQL expression for the database's clock, in ms since 1970 (UTC), as an integer: offline
    * locks expire by the database's clock, the one clock all application servers share.
    */

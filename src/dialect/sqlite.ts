@@ -20,6 +20,8 @@ export const sqliteDialect: LockDialect = {
   supportsNoWait: true,
   supportsSkipLocked: false,
   timeoutStyle: "connection",
+  // TypeORM's SQLite drivers hand the one connection's runner to everybody (createQueryRunner).
+  sharesOneRunner: true,
   timeoutGranularityMs: 1,
   nowMillis: "CAST(ROUND((julianday('now') - 2440587.5) * 86400000) AS INTEGER)",
   render: () => ({ tableHint: "", clause: "" }),

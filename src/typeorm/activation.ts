@@ -26,6 +26,7 @@ import { installPersistenceHooks } from "./persistence-hooks";
 import { installPreWriteChecks } from "./pre-write-checks";
 import { watchRunners } from "./runner-prototypes";
 import { installSelectHooks } from "./select-hooks";
+import { installSharedRunnerTurns, takeTurnsIfShared } from "./shared-runner-turns";
 import { installTransactionHooks, numberOpenTransaction } from "./transaction-hooks";
 import { installUncheckedWriteChecks } from "./unchecked-writes";
 
@@ -49,6 +50,7 @@ export function installHooks(): TypeormInternals {
   installTransactionHooks();
   installErrorTranslation();
   installCommitChecks();
+  installSharedRunnerTurns(internals);
   installActivationHooks(internals);
   return internals;
 }
@@ -56,6 +58,7 @@ export function installHooks(): TypeormInternals {
 /** Attaches the library to an initialized DataSource under `installation`. @internal */
 export function activate(dataSource: DataSource, installation: Installation, runner?: QueryRunner): void {
   watchRunners(dataSource, runner);
+  takeTurnsIfShared(dataSource, installation);
   installation.policies.resolveAll(dataSource.entityMetadatas);
   prepareAggregates(dataSource, installation);
 }

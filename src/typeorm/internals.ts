@@ -112,7 +112,10 @@ const REQUIRED: Array<[keyof Omit<TypeormInternals, "dataSourceClass">, string[]
   ["deleteQueryBuilder", ["where", "execute"]],
   ["insertQueryBuilder", ["execute"]],
   ["returningUpdator", ["update"]],
-  ["selectQueryBuilder", ["executeEntitiesAndRawResults", "createLockExpression", "getQuery"]],
+  [
+    "selectQueryBuilder",
+    ["executeEntitiesAndRawResults", "createLockExpression", "getQuery", "getRawAndEntities", "getManyAndCount"],
+  ],
   ["entityPersistExecutor", ["execute"]],
   ["subjectDatabaseEntityLoader", ["load"]],
   ["queryExpressionMap", ["clone"]],

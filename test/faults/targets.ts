@@ -22,15 +22,17 @@ const POOL_SIZE = 10;
 /**
  * `openDataSource`, `dataSources` and `closeDataSource` of a run of `clients` clients on `db`.
  *
- * SQLite: one DataSource (one connection) per client. TypeORM gives a SQLite DataSource a single
- * query runner that every caller shares, so two clients' transactions on one DataSource are one
- * transaction: a save that starts while another's transaction is open joins it, and is rolled back
- * with it when that one fails (see docs/reliability.md).
+ * SQLite, by `sqlite`: `"per-client"` (default), one DataSource (one connection) per client, the
+ * clients contending through the database file's lock; `"shared"`, one DataSource for all clients:
+ * TypeORM gives it a single query runner that every caller shares, and the library makes the
+ * clients take turns on it, so that a save never joins another client's transaction and is
+ * rolled back with it (issue 18, docs/reliability.md).
  */
 export function historyTarget(
   db: TestDatabase,
   model: HistoryModel,
   clients = 16,
+  sqliteConnections: "per-client" | "shared" = "per-client",
 ): Pick<HistoryRunOptions, "openDataSource" | "dataSources" | "closeDataSource"> {
   let first: DataSource | undefined;
   const sqlite = db.family === "sqlite";
@@ -42,7 +44,7 @@ export function historyTarget(
     if (model.library) installLocking(source);
   };
   return {
-    dataSources: sqlite ? clients : 1,
+    dataSources: sqlite && sqliteConnections === "per-client" ? clients : 1,
     openDataSource: async (index) => {
       if (index === 0 || !first) {
         [first] = await openDataSources(db, model.entities, { extra, beforeInitialize: install });
