@@ -352,31 +352,30 @@ function failure() {
 }
 
 /**
- * T1 (under retryOnConflict) locks A, T2 locks B; T1 asks for B and waits; T2 asks for A. The
- * database breaks the cycle; T1 is made the victim (it waits first, so PostgreSQL's detector runs
- * in T1; T2 has written more, so InnoDB rolls back the lighter T1), is retried, and commits.
+ * T1 (under retryOnConflict) locks A; T2 locks B, asks for A and waits; then T1 asks for B and
+ * closes the cycle. T1 is made the victim whatever the machine's load: PostgreSQL checks a waiting
+ * session for a deadlock once, deadlock_timeout after its wait began, so T2, which waits first,
+ * gets a deadlock_timeout longer than the test and T1's check (a second after the cycle closed)
+ * is the one that finds it; InnoDB checks at once, when T1's request closes the cycle, and rolls
+ * back the lighter transaction, T1 (T2 has written more). T1 is retried and commits.
  */
 async function deadlockRetried(db: TestDatabase, t1Source: DataSource, t2Source: DataSource): Promise<void> {
   const t1HoldsA = deferred();
-  const t2HoldsB = deferred();
+  const t2WaitsForA = deferred();
   let t1Attempts = 0;
   const retriedWith: unknown[] = [];
+  const lockAccount = (manager: EntityManager, id: number) =>
+    manager.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE) });
   const t1 = retryOnConflict(
     t1Source,
     async (manager, attempt) => {
       t1Attempts = attempt;
-      const a = await manager.findOneOrFail(Account, {
-        where: { id: 9001 },
-        ...withLockMode(LockMode.PESSIMISTIC_WRITE),
-      });
+      const a = await lockAccount(manager, 9001);
       if (attempt === 1) {
         t1HoldsA.resolve();
-        await t2HoldsB.promise;
+        await t2WaitsForA.promise;
       }
-      const b = await manager.findOneOrFail(Account, {
-        where: { id: 9002 },
-        ...withLockMode(LockMode.PESSIMISTIC_WRITE),
-      });
+      const b = await lockAccount(manager, 9002);
       a.balance -= 1;
       b.balance += 1;
       await manager.save([a, b]);
@@ -385,18 +384,14 @@ async function deadlockRetried(db: TestDatabase, t1Source: DataSource, t2Source:
   );
   const t2 = t2Source.transaction(async (manager) => {
     await t1HoldsA.promise;
-    const b = await manager.findOneOrFail(Account, {
-      where: { id: 9002 },
-      ...withLockMode(LockMode.PESSIMISTIC_WRITE),
-    });
+    if (db.family === "postgres") await manager.query("SET LOCAL deadlock_timeout = '60s'");
+    const b = await lockAccount(manager, 9002);
     b.balance += 10;
     await manager.save(b); // the heavier transaction: InnoDB picks the other one as the victim
-    t2HoldsB.resolve();
+    const waitingForA = lockAccount(manager, 9001);
     await waitUntilBlocked(db, t2Source);
-    const a = await manager.findOneOrFail(Account, {
-      where: { id: 9001 },
-      ...withLockMode(LockMode.PESSIMISTIC_WRITE),
-    });
+    t2WaitsForA.resolve();
+    const a = await waitingForA;
     a.balance -= 10;
     await manager.save(a);
   });
