@@ -22,7 +22,14 @@ import {
   type UpdateEvent,
   VersionColumn,
 } from "typeorm";
-import { installLocking, LockingConfigurationError, OptimisticLockError, Versioned, VersionedBy } from "../src";
+import {
+  installLocking,
+  LockingConfigurationError,
+  OptimisticLockError,
+  updateVersioned,
+  Versioned,
+  VersionedBy,
+} from "../src";
 import { closeAll, describeEachDatabase, openAlongside, openDataSources, StatementCounter } from "./support/databases";
 
 @Entity({ name: "bw_item" })
@@ -357,6 +364,114 @@ describeEachDatabase((db) => {
     } finally {
       installLocking(alice, { batchWrites: true, versionColumns: "checked" });
     }
+  });
+
+  describe("updateVersioned(repository, rows): the many-row form", () => {
+    const rowsOf = (items: Item[], quantity: (item: Item) => number) =>
+      items.map((i) => ({ id: i.id, version: i.version, patch: { quantity: quantity(i) } }));
+
+    it("100 rows held at their versions: one UPDATE, the new versions in the order given", async () => {
+      const items = await seedItems(100);
+      counter.reset();
+      const versions = await updateVersioned(
+        alice.getRepository(Item),
+        rowsOf(items, (i) => i.quantity + 500),
+      );
+      expect(updates()).toHaveLength(1);
+      expect(versions).toEqual(items.map(() => 2));
+      const stored = await bob.getRepository(Item).findBy(items.map((i) => ({ id: i.id })));
+      expect(stored.map((s) => [s.quantity, s.version]).sort((a, b) => a[0] - b[0])).toEqual(
+        items.map((i) => [i.quantity + 500, 2]),
+      );
+      // Ids as id maps and strings, versions as strings (a form, a header) name the same rows.
+      const again = await updateVersioned(
+        alice.getRepository(Item),
+        items.map((i, n) => ({ id: n % 2 ? { id: i.id } : String(i.id), version: "2", patch: { name: "m" } })),
+      );
+      expect(again).toEqual(items.map(() => 3));
+    });
+
+    it("3 stale of 100 (a second connection changed two, deleted one): all named, nothing kept", async () => {
+      const items = await seedItems(100);
+      await bobChanges(items);
+      counter.reset();
+      const error = await updateVersioned(
+        alice.getRepository(Item),
+        rowsOf(items, () => 7777),
+      ).catch((e: unknown) => e);
+      await expectThreeNamed(items, error);
+      expect((error as Error).message).toMatch(/3 rows of 100 rows of updateVersioned\(\)/);
+      expect(updates()).toHaveLength(1);
+      const afterUpdate = counter.statements.slice(counter.statements.findIndex((s) => /^\s*UPDATE/i.test(s)) + 1);
+      expect(afterUpdate.filter((s) => /^\s*SELECT/i.test(s))).toHaveLength(1);
+    });
+
+    it("one statement per chunk and per set of patched columns; composite keys and embedded columns", async () => {
+      const items = await seedItems(10);
+      installLocking(alice, { batchWrites: { maxRowsPerStatement: 4 }, versionColumns: "checked" });
+      try {
+        counter.reset();
+        await updateVersioned(
+          alice.getRepository(Item),
+          rowsOf(items, () => 1),
+        );
+        expect(updates()).toHaveLength(3);
+      } finally {
+        installLocking(alice, { batchWrites: true, versionColumns: "checked" });
+      }
+      counter.reset();
+      const versions = await updateVersioned(alice.getRepository(Item), [
+        { id: items[0].id, version: 2, patch: { name: "a" } },
+        { id: items[1].id, version: 2, patch: { quantity: 9 } },
+        { id: items[2].id, version: 2, patch: { name: "b" } },
+      ]);
+      expect(updates()).toHaveLength(2);
+      expect(versions).toEqual([3, 3, 3]);
+      const slots = alice.getRepository(Slot);
+      await slots.save([7, 8].map((day) => slots.create({ day, room: "m", price: { amount: 1, currency: "EUR" } })));
+      counter.reset();
+      await updateVersioned(slots, [
+        { id: { day: 7, room: "m" }, version: 1, patch: { price: { amount: 70 } } },
+        { id: { day: 8, room: "m" }, version: 1, patch: { price: { amount: 80 } } },
+      ]);
+      expect(updates()).toHaveLength(1);
+      const stored = await bob.getRepository(Slot).findBy([7, 8].map((day) => ({ day, room: "m" })));
+      expect(stored.map((s) => [s.day, s.price.amount, s.price.currency, s.version]).sort()).toEqual([
+        [7, 70, "EUR", 2],
+        [8, 80, "EUR", 2],
+      ]);
+    });
+
+    it("refuses bad input with a typed error before any statement", async () => {
+      const [a, b] = await seedItems(2);
+      const items = alice.getRepository(Item);
+      const refused = async (rows: unknown, message: RegExp) => {
+        counter.reset();
+        const error = await updateVersioned(items, rows as never).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(LockingConfigurationError);
+        expect((error as Error).message).toMatch(/Item/);
+        expect((error as Error).message).toMatch(message);
+        expect(updates()).toHaveLength(0);
+      };
+      await refused([], /non-empty list/);
+      await refused(
+        [
+          { id: a.id, version: 1, patch: { name: "x" } },
+          { id: { id: a.id }, version: 1, patch: { name: "y" } },
+        ],
+        /rows 0 and 1 both name/,
+      );
+      await refused([{ id: a.id, version: 1.5, patch: { name: "x" } }], /integer version/);
+      await refused([{ id: a.id, version: "v1", patch: { name: "x" } }], /integer version/);
+      await refused([{ id: a.id, patch: { name: "x" } }], /no version/);
+      await refused([{ id: a.id, version: 1, patch: alice.getRepository(Label).create({ text: "x" }) }], /holds a Label/);
+      await refused([{ id: a.id, version: 1, patch: { version: 9 } }], /the version/);
+      await refused([{ id: a.id, version: 1, patch: { colour: "red" } }], /"colour", which is not a column/);
+      await refused([{ id: [a.id, b.id], version: 1, patch: { name: "x" } }], /must name one Item/);
+      expect((await bob.getRepository(Item).findBy([{ id: a.id }, { id: b.id }])).map((i) => i.version)).toEqual([
+        1, 1,
+      ]);
+    });
   });
 
   it("refuses a malformed batchWrites option", () => {
