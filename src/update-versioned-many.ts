@@ -8,7 +8,7 @@
  */
 import type { DataSource, EntityManager, EntityMetadata, ObjectLiteral, QueryRunner, Repository } from "typeorm";
 import { type BatchedUpdateShape, type BatchedUpdateSql, dialectForType, type LockDialect } from "./dialect";
-import { describeValue, LockingConfigurationError, type RowConflict } from "./errors";
+import { describeValue, LockingConfigurationError, type OptimisticLockError, type RowConflict } from "./errors";
 import { installationOf } from "./installation";
 import { idCanExist, idMapOf } from "./row-ids";
 import { columnOf, type DriverLike, flushConflict } from "./typeorm/batched-writes";
@@ -104,28 +104,44 @@ export async function updateVersionedRows<T extends ObjectLiteral>(
     const values = columns.map((c) => driver.preparePersistentValue(c.getEntityValue(row.patch as ObjectLiteral), c));
     const groupKey = columns.map((c) => c.databaseName).join("\u0000");
     let group = groups.get(groupKey);
-    if (!group) groups.set(groupKey, (group = { columns, rows: [] }));
+    if (!group) {
+      group = { columns, rows: [] };
+      groups.set(groupKey, group);
+    }
     group.rows.push({ index, id, expected, keys, keyString, values });
   });
-  if (unknownIds.length > 0) throw flushConflict(manager.queryRunner, unknownIds, "write", among(rows.length));
+  if (unknownIds.length > 0)
+    throw notRetryable(flushConflict(manager.queryRunner, unknownIds, "write", among(rows.length)));
   const write = async (runner: QueryRunner) => {
     const conflicts: RowConflict[] = [];
     for (const group of groups.values()) {
       const width = metadata.primaryColumns.length + 1 + group.columns.length;
       const byParameters = Math.floor((dialect.maxParameters ?? 65_535) / width);
-      const perStatement = Math.max(1, Math.min(byParameters, installationOf(dataSource)?.batching?.maxRows ?? byParameters));
+      const perStatement = Math.max(
+        1,
+        Math.min(byParameters, installationOf(dataSource)?.batching?.maxRows ?? byParameters),
+      );
       for (let at = 0; at < group.rows.length; at += perStatement) {
         const chunk = group.rows.slice(at, at + perStatement);
         conflicts.push(...(await writeChunk(runner, driver, dialect, metadata, version, group.columns, chunk)));
       }
     }
     // Every chunk ran, so every stale row is named; throwing rolls the transaction back.
-    if (conflicts.length > 0) throw flushConflict(runner, conflicts, "write", among(rows.length));
+    if (conflicts.length > 0) throw notRetryable(flushConflict(runner, conflicts, "write", among(rows.length)));
   };
   const active = manager.queryRunner?.isTransactionActive ? manager.queryRunner : undefined;
   if (active) await write(active);
   else await manager.transaction((m: EntityManager) => write(m.queryRunner!));
   return expectedOf.map((expected) => expected + 1);
+}
+
+/**
+ * The versions were the caller's, not read by this call: running it again with them fails the
+ * same way (as the one-row form's StaleVersionError), so retryOnConflict rethrows at once.
+ */
+function notRetryable(error: OptimisticLockError): OptimisticLockError {
+  Object.defineProperty(error, "retryable", { value: false });
+  return error;
 }
 
 function among(rows: number): string {
@@ -161,7 +177,9 @@ function patchedColumns(
   if (patch === null || typeof patch !== "object" || Array.isArray(patch)) {
     throw refuse(`the patch of row ${index} is an object of the columns to set, got ${describeValue(patch)}.`);
   }
-  const columns = metadata.columns.filter((c) => !c.isVirtual && c.getEntityValue(patch as ObjectLiteral) !== undefined);
+  const columns = metadata.columns.filter(
+    (c) => !c.isVirtual && c.getEntityValue(patch as ObjectLiteral) !== undefined,
+  );
   const covered = new Set(columns.map((c) => c.embeddedMetadata?.parentPropertyNames[0] ?? c.propertyName));
   const unknown = Object.keys(patch).filter((key) => !covered.has(key) && (patch as ObjectLiteral)[key] !== undefined);
   if (unknown.length > 0) {
@@ -184,7 +202,8 @@ function patchedColumns(
             : typeof value === "function"
               ? "is an SQL expression, which the one-row form updateVersioned(repository, id, version, patch) takes"
               : undefined;
-    if (why) throw refuse(`the patch of row ${index} sets "${column.propertyPath}", which ${why}. Nothing was written.`);
+    if (why)
+      throw refuse(`the patch of row ${index} sets "${column.propertyPath}", which ${why}. Nothing was written.`);
   }
   return columns.sort((a, b) => (a.databaseName < b.databaseName ? -1 : 1));
 }
@@ -212,7 +231,13 @@ async function writeChunk(
       (result.records ?? []).map((r) => metadata.primaryColumns.map((k) => String(r[k.databaseName])).join("\u0000")),
     );
     if (returned.size === rows.length) return [];
-    return readStale(runner, driver, metadata, version, rows.filter((row) => !returned.has(row.keyString)));
+    return readStale(
+      runner,
+      driver,
+      metadata,
+      version,
+      rows.filter((row) => !returned.has(row.keyString)),
+    );
   }
   if (result.affected === rows.length) return [];
   const probed = (await runner.query(rendered.probe!, parameters)) as ObjectLiteral[];
@@ -281,7 +306,10 @@ async function readStale(
     .map((part) => driver.escape(part))
     .join(".");
   const selected = [...keys, version].map((c) => driver.escape(c.databaseName)).join(", ");
-  const records = (await runner.query(`SELECT ${selected} FROM ${table} WHERE ${where}`, parameters)) as ObjectLiteral[];
+  const records = (await runner.query(
+    `SELECT ${selected} FROM ${table} WHERE ${where}`,
+    parameters,
+  )) as ObjectLiteral[];
   const found = new Map(records.map((r) => [keys.map((k) => String(r[k.databaseName])).join("\u0000"), r]));
   return stale.map((row) => conflictOf(metadata, version, row, found.get(row.keyString)?.[version.databaseName]));
 }

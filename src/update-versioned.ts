@@ -8,8 +8,8 @@ import {
 } from "./errors";
 import { beyondInt32, idCanExist, idMapOf } from "./row-ids";
 import { raisedIn } from "./transaction-numbers";
-import { updateVersionedRows, type VersionedRowUpdate } from "./update-versioned-many";
 import { knownDialectOf } from "./typeorm/error-translation";
+import { updateVersionedRows, type VersionedRowUpdate } from "./update-versioned-many";
 import { versionCodecOf } from "./version-codec";
 import { toVersionNumber } from "./version-value";
 
@@ -64,7 +64,8 @@ export async function updateVersioned<T extends ObjectLiteral>(
  * If any row is not at its held version (or is gone), nothing is kept and one
  * {@link OptimisticLockError} names every such row in `conflicts` (entity, id, version held,
  * version found or `deleted: true`), found by one SELECT on that failure path only. The versions
- * are the caller's, so running the same call again fails the same way: reload, or ask the user.
+ * are the caller's, so running the same call again fails the same way: the error is not
+ * `retryable` and `retryOnConflict` rethrows it at once; show the user the rows named.
  *
  * Refused before anything runs ({@link LockingConfigurationError}): an empty list, a row given
  * twice, a version that is no integer, a row holding another entity, a patch that sets the

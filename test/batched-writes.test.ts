@@ -24,6 +24,7 @@ import {
 } from "typeorm";
 import {
   installLocking,
+  isRetryableConflict,
   LockingConfigurationError,
   OptimisticLockError,
   updateVersioned,
@@ -129,6 +130,9 @@ class UpdateWatcher implements EntitySubscriberInterface {
     const race = UpdateWatcher.race;
     UpdateWatcher.race = undefined;
     await race?.();
+  }
+  async beforeRemove(): Promise<void> {
+    await this.beforeUpdate();
   }
   afterUpdate(event: UpdateEvent<unknown>): void {
     UpdateWatcher.seen.push(event.entity);
@@ -329,11 +333,72 @@ describeEachDatabase((db) => {
     expect(await bob.getRepository(Item).countBy(items.map((i) => ({ id: i.id })))).toBe(10);
   });
 
-  it("remove() of 10 rows stays one guarded DELETE", async () => {
-    const items = await seedItems(10);
-    counter.reset();
-    await alice.getRepository(Item).remove(items);
-    expect(counter.statements.filter((s) => /^\s*DELETE/i.test(s))).toHaveLength(1);
+  describe("remove() of many rows", () => {
+    const deletes = () => counter.statements.filter((s) => /^\s*DELETE/i.test(s));
+
+    it("10 rows: one guarded DELETE; split at maxRowsPerStatement, one statement per chunk", async () => {
+      const items = await seedItems(10);
+      counter.reset();
+      await alice.getRepository(Item).remove(items);
+      expect(deletes()).toHaveLength(1);
+      expect(await bob.getRepository(Item).countBy(items.map((i) => ({ id: i.id })))).toBe(0);
+      installLocking(alice, { batchWrites: { maxRowsPerStatement: 4 }, versionColumns: "checked" });
+      try {
+        const more = await seedItems(10);
+        counter.reset();
+        await alice.getRepository(Item).remove(more);
+        expect(deletes()).toHaveLength(3);
+        expect(await bob.getRepository(Item).countBy(more.map((i) => ({ id: i.id })))).toBe(0);
+      } finally {
+        installLocking(alice, { batchWrites: true, versionColumns: "checked" });
+      }
+    });
+
+    it("beyond the parameter limit (2 per row): split in two statements, every row gone", async () => {
+      // 65,535 parameters (PostgreSQL, MySQL, MariaDB) or 32,766 (SQLite): one statement holds half as many rows.
+      const count = db.family === "sqlite" ? 17_000 : 33_000;
+      const repo = alice.getRepository(Item);
+      await repo.save(
+        Array.from({ length: count }, () => repo.create({ name: "bulk", quantity: 1 })),
+        { chunk: 2000 },
+      );
+      const items = await repo.findBy({ name: "bulk" });
+      expect(items).toHaveLength(count);
+      counter.reset();
+      await repo.remove(items);
+      expect(deletes()).toHaveLength(2);
+      expect(await bob.getRepository(Item).countBy({ name: "bulk" })).toBe(0);
+    }, 180_000);
+
+    it("conflicts seen before deleting: every stale row of 100 named, nothing deleted", async () => {
+      const items = await seedItems(100);
+      await bobChanges(items);
+      counter.reset();
+      const error = await alice
+        .getRepository(Item)
+        .remove(items)
+        .catch((e: unknown) => e);
+      await expectThreeNamed(items, error);
+      expect((error as OptimisticLockError).operation).toBe("remove");
+    });
+
+    if (db.family !== "sqlite") {
+      it("conflicts met by the DELETE: every stale row of 100 named by one SELECT, nothing deleted", async () => {
+        const items = await seedItems(100);
+        UpdateWatcher.race = () => bobChanges(items);
+        counter.reset();
+        const error = await alice
+          .getRepository(Item)
+          .remove(items)
+          .catch((e: unknown) => e);
+        UpdateWatcher.race = undefined;
+        await expectThreeNamed(items, error);
+        expect((error as Error).message).toMatch(/3 rows of 100 rows of one batched DELETE/);
+        expect(deletes()).toHaveLength(1);
+        const afterDelete = counter.statements.slice(counter.statements.findIndex((s) => /^\s*DELETE/i.test(s)) + 1);
+        expect(afterDelete.filter((s) => /^\s*SELECT/i.test(s))).toHaveLength(1);
+      });
+    }
   });
 
   it("falls back to one UPDATE per row for a shape that cannot batch (a relation change)", async () => {
@@ -401,6 +466,9 @@ describeEachDatabase((db) => {
       ).catch((e: unknown) => e);
       await expectThreeNamed(items, error);
       expect((error as Error).message).toMatch(/3 rows of 100 rows of updateVersioned\(\)/);
+      // The versions were the caller's: the same call fails again, so it is not retried.
+      expect((error as OptimisticLockError).retryable).toBe(false);
+      expect(isRetryableConflict(error)).toBe(false);
       expect(updates()).toHaveLength(1);
       const afterUpdate = counter.statements.slice(counter.statements.findIndex((s) => /^\s*UPDATE/i.test(s)) + 1);
       expect(afterUpdate.filter((s) => /^\s*SELECT/i.test(s))).toHaveLength(1);
@@ -464,7 +532,10 @@ describeEachDatabase((db) => {
       await refused([{ id: a.id, version: 1.5, patch: { name: "x" } }], /integer version/);
       await refused([{ id: a.id, version: "v1", patch: { name: "x" } }], /integer version/);
       await refused([{ id: a.id, patch: { name: "x" } }], /no version/);
-      await refused([{ id: a.id, version: 1, patch: alice.getRepository(Label).create({ text: "x" }) }], /holds a Label/);
+      await refused(
+        [{ id: a.id, version: 1, patch: alice.getRepository(Label).create({ text: "x" }) }],
+        /holds a Label/,
+      );
       await refused([{ id: a.id, version: 1, patch: { version: 9 } }], /the version/);
       await refused([{ id: a.id, version: 1, patch: { colour: "red" } }], /"colour", which is not a column/);
       await refused([{ id: [a.id, b.id], version: 1, patch: { name: "x" } }], /must name one Item/);

@@ -1,4 +1,5 @@
 import { LockTimeoutError, SerializationError } from "../errors";
+import { renderReturningBatchedDelete } from "./batched-delete";
 import { renderSqliteBatchedUpdate } from "./batched-update";
 import { driverErrorOf, type LockDialect } from "./lock-dialect";
 
@@ -53,6 +54,7 @@ export const sqliteDialect: LockDialect = {
     return undefined;
   },
   batchedUpdate: renderSqliteBatchedUpdate,
+  batchedDelete: (shape) => renderReturningBatchedDelete(shape, "values"),
   // SQLITE_MAX_VARIABLE_NUMBER's default since 3.32.
   maxParameters: 32_766,
 };

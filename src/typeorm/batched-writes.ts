@@ -197,8 +197,8 @@ function batchableChanges(
   return changes.sort((a, b) => (a.column.databaseName < b.column.databaseName ? -1 : 1));
 }
 
-/** The subject's key values as bound, or `undefined` for keys that do not compare as text (dates, binary). */
-function batchableKeys(subject: SubjectLike, driver: DriverLike): unknown[] | undefined {
+/** The subject's key values as bound, or `undefined` for keys that do not compare as text (dates, binary). @internal */
+export function batchableKeys(subject: SubjectLike, driver: DriverLike): unknown[] | undefined {
   const keys: unknown[] = [];
   for (const key of subject.metadata.primaryColumns) {
     const value = driver.preparePersistentValue(key.getEntityValue(subject.identifier!), key);
