@@ -133,6 +133,18 @@ export function installPersistenceHooks(internals: TypeormInternals): void {
         // As a batched UPDATE: every row the pre-load shows stale is named before anything is deleted.
         const conflicts: RowConflict[] = [];
         guardSubjects(this, subjects, "remove", conflicts);
+        for (const subject of subjects) {
+          // The pre-load looked for the row and found none: deleted meanwhile.
+          const guard = guardOf(subject.identifier);
+          if (guard && subject.databaseEntityLoaded && !subject.databaseEntity) {
+            conflicts.push({
+              entityName: guard.metadata.name,
+              id: plainId(guard.id),
+              expectedVersion: guard.expected,
+              deleted: true,
+            });
+          }
+        }
         if (conflicts.length > 0) throw flushConflict(this.queryRunner, conflicts, undefined, "", "remove");
         const guardOfSubject = (subject: SubjectLike) => guardOf(subject.identifier);
         return removeInBatches(this, installation, guardOfSubject, () => original.apply(this, args));
