@@ -301,7 +301,7 @@ export interface LockDialect {
     probe: ProbeQuery,
   ): Promise<TranslatedDatabaseError>;
   /**
-   * One guarded UPDATE of many rows (`installLocking(ds, { batchWrites: true })`), or `undefined`
+   * One guarded UPDATE of many rows (`batchWrites`, on by default), or `undefined`
    * when the dialect cannot write this shape in one statement (the rows are then written one by
    * one). Absent: the dialect never batches.
    */

@@ -1,5 +1,5 @@
 /**
- * Batched versioned writes (`installLocking(ds, { batchWrites: true })`): the guarded UPDATEs a
+ * Batched versioned writes (`batchWrites`, on by default): the guarded UPDATEs a
  * flush would send one per row become one statement per group of rows of one entity with the
  * same changed columns (split below the parameter limit). The statement matches a row only at
  * its held version, so the check is the same as the per-row one; the row count it reports (or

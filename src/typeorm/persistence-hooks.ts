@@ -84,7 +84,7 @@ export function installPersistenceHooks(internals: TypeormInternals): void {
   if (patched.has(internals.subjectExecutor)) return;
   patched.add(internals.subjectExecutor);
 
-  // Batching is opt-in and needs two rows at least: otherwise TypeORM's step, untouched.
+  // Batching (on unless batchWrites: false) needs two rows at least: otherwise TypeORM's step, untouched.
   const guardAndBatch =
     (operation: BatchedOperation, subjectsOf: (e: SubjectExecutorLike) => SubjectLike[]) =>
     (original: Method): Method =>
