@@ -364,7 +364,11 @@ describeEachDatabase((db) => {
       // remove() takes minutes to prepare; the same split, at a dialect's limit of 41 parameters (20 rows).
       const server =
         db.family === "sqlite" ? sqliteDialect : db.family === "postgres" ? postgresDialect : mariadbDialect;
-      installLocking(alice, { dialect: { ...server, maxParameters: 41 }, versionColumns: "checked" });
+      installLocking(alice, {
+        batchWrites: true,
+        dialect: { ...server, maxParameters: 41 },
+        versionColumns: "checked",
+      });
       try {
         const items = await seedItems(45);
         const ids = items.map((i) => ({ id: i.id }));
