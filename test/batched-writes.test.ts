@@ -27,6 +27,7 @@ import {
   isRetryableConflict,
   LockingConfigurationError,
   mariadbDialect,
+  mysqlDialect,
   OptimisticLockError,
   postgresDialect,
   sqliteDialect,
@@ -409,6 +410,40 @@ describeEachDatabase((db) => {
         const afterDelete = counter.statements.slice(counter.statements.findIndex((s) => /^\s*DELETE/i.test(s)) + 1);
         expect(afterDelete.filter((s) => /^\s*SELECT/i.test(s))).toHaveLength(1);
       });
+
+      if (db.family === "mysql") {
+        it("MySQL's DELETE (no RETURNING): the row count and one locking SELECT name the stale rows", async () => {
+          // The test server is MariaDB, which returns the keys; MySQL's statement, forced, runs there as on MySQL.
+          installLocking(alice, { batchWrites: true, dialect: mysqlDialect, versionColumns: "checked" });
+          try {
+            const items = await seedItems(100);
+            const ids = items.map((i) => ({ id: i.id }));
+            UpdateWatcher.race = async () => {
+              await bob.getRepository(Item).update({ id: items[3].id }, { name: "bob", version: 2 });
+              await bob.getRepository(Item).update({ id: items[50].id }, { name: "bob", version: 3 });
+            };
+            counter.reset();
+            const error = await alice
+              .getRepository(Item)
+              .remove(items)
+              .catch((e: unknown) => e);
+            UpdateWatcher.race = undefined;
+            expect(error).toBeInstanceOf(OptimisticLockError);
+            expect(deletes()[0]).not.toMatch(/RETURNING/i);
+            const conflicts = [...(error as OptimisticLockError).conflicts].sort(
+              (x, y) => (x.id as { id: number }).id - (y.id as { id: number }).id,
+            );
+            expect(conflicts).toEqual([
+              { entityName: "Item", id: ids[3], expectedVersion: 1, actualVersion: 2 },
+              { entityName: "Item", id: ids[50], expectedVersion: 1, actualVersion: 3 },
+            ]);
+            expect(await bob.getRepository(Item).countBy(ids)).toBe(100);
+          } finally {
+            UpdateWatcher.race = undefined;
+            installLocking(alice, { batchWrites: true, versionColumns: "checked" });
+          }
+        });
+      }
     }
   });
 
