@@ -13,7 +13,7 @@ function project(displayName, aliasFolder) {
     // The Galera suite needs its own cluster: `npm run test:galera` (jest.galera.config.js); the
     // fault runs are long: `npm run test:faults` (jest.faults.config.js).
     testPathIgnorePatterns: ["/node_modules/", "<rootDir>/test/galera/", "<rootDir>/test/faults/"],
-    // LOCKING_TEST_BATCH_WRITES=1: every installation with batchWrites on (test/support/batch-writes-setup.ts).
+    // LOCKING_TEST_BATCH_WRITES=0 (=1): every installation with batchWrites off (on) (test/support/batch-writes-setup.ts).
     setupFiles: ["<rootDir>/test/support/batch-writes-setup.ts"],
     // A mutation run's sandboxes (a copy of the project) must not be seen as a second package.
     modulePathIgnorePatterns: ["<rootDir>/.stryker-tmp/"],

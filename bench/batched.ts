@@ -1,7 +1,7 @@
 /**
  * Batched writes (`installLocking(ds, { batchWrites: true })`): statements and ms per `save()` of
  * 1, 10, 100 and 1,000 changed rows of one table and of an aggregate with 100 changed lines, for
- * plain TypeORM, ours row by row (the default) and ours batched, in one run, rounds interleaved
+ * plain TypeORM, ours row by row (`batchWrites: false`) and ours batched (the default), in one run, rounds interleaved
  * so that the three sides share the machine's drift.
  */
 import { type DataSource, In } from "typeorm";

@@ -155,7 +155,7 @@ async function batchedSection(
   };
   const sides = [
     await side("plain", false),
-    await side("ours per row", true),
+    await side("ours per row", { batchWrites: false }),
     await side("ours batched", { batchWrites: true }),
   ];
   return batchedSaves(sides, options.batchRounds, db.name);

@@ -256,7 +256,7 @@ export class RowNotFoundError extends ConcurrencyError {
 export class OptimisticLockError extends ConcurrencyError {
   /**
    * Every row of the failed write found changed or gone: one entry for a single-row write; for a
-   * batched write (`installLocking(ds, { batchWrites: true })`) every stale row of the statement,
+   * batched write (`batchWrites`, on by default, and the many-row `updateVersioned()`) every stale row of the statement,
    * not only the first. The error's own `id`/`actualVersion` are those of the first entry.
    */
   readonly conflicts: readonly RowConflict[];

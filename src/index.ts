@@ -131,6 +131,7 @@ export {
 } from "./offline";
 export { isRetryableConflict, Retryable, type RetryEvent, type RetryOptions, retryOnConflict } from "./retry";
 export { type UpdatePatch, updateVersioned } from "./update-versioned";
+export type { VersionedRowUpdate } from "./update-versioned-many";
 export type { VersionPropertyType } from "./version-codec";
 export type { VersionColumnMode } from "./version-policy";
 export { type VersionColumnType, Versioned, type VersionedOptions } from "./versioned";

@@ -52,8 +52,9 @@ export interface LockingOptions {
    * (split below the database's parameter limit, or every `maxRowsPerStatement` rows) instead of
    * one per row. Same guarantees: all or nothing, listeners see each entity, each entity gets its
    * new version; a conflict throws OptimisticLockError listing every stale row of the statement
-   * (`conflicts`). Shapes it cannot batch are written row by row (docs/optimistic-locking.md).
-   * Off by default.
+   * (`conflicts`). A `remove()` of many rows is one guarded DELETE per table and chunk, naming every
+   * stale row too. Shapes it cannot batch are written row by row (docs/optimistic-locking.md).
+   * On by default; `batchWrites: false` writes every row with its own statement, as TypeORM does.
    */
   batchWrites?: boolean | BatchWritesOptions;
 }
@@ -162,7 +163,8 @@ export function recordInstallation(dataSource: DataSource, given: LockingOptions
     options: { ...options, versionColumns },
     policies: new VersionPolicies(versionColumns, [...exclude]),
     defaultWait,
-    batching: options.batchWrites ? { maxRows } : undefined,
+    // On unless turned off: `undefined` (not given) batches.
+    batching: options.batchWrites === false ? undefined : { maxRows },
     serverDialect: options.dialect ?? (previous?.options.dialect ? undefined : previous?.serverDialect),
   };
   installations.set(dataSource, installation);

@@ -120,7 +120,8 @@ export interface RetryEvent {
  * ```
  */
 export function isRetryableConflict(error: unknown, options: Pick<RetryOptions, "retryLockTimeouts"> = {}): boolean {
-  if (error instanceof OptimisticLockError) return true;
+  // Not when the versions were the caller's (the many-row updateVersioned()): they fail again.
+  if (error instanceof OptimisticLockError) return error.retryable;
   if (error instanceof DeadlockError || error instanceof SerializationError) return true;
   if (error instanceof ClusterNodeNotReadyError) return true;
   return error instanceof LockTimeoutError && options.retryLockTimeouts === true;

@@ -1,4 +1,4 @@
-import type { EntityMetadata, ObjectLiteral, Repository } from "typeorm";
+import type { ObjectLiteral, Repository } from "typeorm";
 import {
   describeValue,
   LockingConfigurationError,
@@ -6,8 +6,10 @@ import {
   RowNotFoundError,
   StaleVersionError,
 } from "./errors";
+import { beyondInt32, idCanExist, idMapOf } from "./row-ids";
 import { raisedIn } from "./transaction-numbers";
 import { knownDialectOf } from "./typeorm/error-translation";
+import { updateVersionedRows, type VersionedRowUpdate } from "./update-versioned-many";
 import { versionCodecOf } from "./version-codec";
 import { toVersionNumber } from "./version-value";
 
@@ -50,7 +52,47 @@ export async function updateVersioned<T extends ObjectLiteral>(
   id: string | number | ObjectLiteral,
   expectedVersion: number | string,
   patch: UpdatePatch<T>,
-): Promise<number> {
+): Promise<number>;
+/**
+ * The many-row form: updates each row `{ id, version, patch }` checked against the version the
+ * caller holds for it, without loading them, and returns their new versions in the order given.
+ * Rows with the same patched columns are written by one guarded statement (per chunk below the
+ * database's parameter limit: PostgreSQL, MySQL, MariaDB 65,535 parameters, SQLite 32,766, or
+ * `batchWrites: { maxRowsPerStatement }`), the statement of a batched `save()`; all of it runs in
+ * one transaction (the caller's, if one is active).
+ *
+ * If any row is not at its held version (or is gone), nothing is kept and one
+ * {@link OptimisticLockError} names every such row in `conflicts` (entity, id, version held,
+ * version found or `deleted: true`), found by one SELECT on that failure path only. The versions
+ * are the caller's, so running the same call again fails the same way: the error is not
+ * `retryable` and `retryOnConflict` rethrows it at once; show the user the rows named.
+ *
+ * Refused before anything runs ({@link LockingConfigurationError}): an empty list, a row given
+ * twice, a version that is no integer, a row holding another entity, a patch that sets the
+ * version, a key, a relation or an SQL expression (use the one-row form for those).
+ *
+ * @example
+ * ```ts
+ * const versions = await updateVersioned(orders, [
+ *   { id: 41, version: 3, patch: { status: "SHIPPED" } },
+ *   { id: 42, version: 7, patch: { status: "SHIPPED" } },
+ * ]); // one UPDATE; [4, 8]
+ * ```
+ */
+export async function updateVersioned<T extends ObjectLiteral>(
+  repository: Repository<T>,
+  rows: readonly VersionedRowUpdate<T>[],
+): Promise<number[]>;
+export async function updateVersioned<T extends ObjectLiteral>(
+  repository: Repository<T>,
+  id: string | number | ObjectLiteral | readonly VersionedRowUpdate<T>[],
+  expectedVersion?: number | string,
+  patch?: UpdatePatch<T>,
+): Promise<number | number[]> {
+  // A list with no version after it is the many-row form; a list with one is refused below (an id names one row).
+  if (Array.isArray(id) && expectedVersion === undefined && patch === undefined) {
+    return updateVersionedRows(repository, id as readonly VersionedRowUpdate<T>[]);
+  }
   const { metadata, manager } = repository;
   const column = metadata.versionColumn;
   if (!column) {
@@ -116,60 +158,4 @@ export async function updateVersioned<T extends ObjectLiteral>(
   if (actual !== expected)
     throw raisedIn(manager, new StaleVersionError({ ...details, actualVersion: actual }), "client");
   throw raisedIn(manager, new OptimisticLockError(details), "write");
-}
-
-/** A primary key value that names one row: a string, a finite number, a bigint. */
-function isKeyValue(value: unknown): value is string | number | bigint {
-  return (
-    typeof value === "string" || typeof value === "bigint" || (typeof value === "number" && Number.isFinite(value))
-  );
-}
-
-/**
- * The id map of `id`, refusing what does not name exactly one row: TypeORM's `whereInIds` takes a
- * list (or a map with a list in it) as many ids, and the update would write every row of it.
- */
-function idMapOf(metadata: EntityMetadata, id: unknown): Record<string, unknown> {
-  const primary = metadata.primaryColumns;
-  const refuse = () =>
-    new LockingConfigurationError(
-      `updateVersioned(): the id must name one ${metadata.name}: its primary key value ` +
-        `(e.g. 42) or a map of its primary columns (e.g. { ${primary.map((c) => `${c.propertyPath}: 42`).join(", ")} }); ` +
-        `got ${describeValue(id)}. Nothing was written.`,
-    );
-  if (isKeyValue(id)) {
-    if (primary.length !== 1) throw refuse();
-    return { [primary[0].propertyPath]: id };
-  }
-  if (id === null || typeof id !== "object" || Array.isArray(id)) throw refuse();
-  const map: Record<string, unknown> = {};
-  for (const column of primary) {
-    const value = column.getEntityValue(id as ObjectLiteral);
-    if (!isKeyValue(value)) throw refuse();
-    map[column.propertyPath] = value;
-  }
-  return map;
-}
-
-const INTEGER_TYPES = /^(int|integer|int[248]|smallint|mediumint|bigint|tinyint|(small|big)?serial|increment)$/i;
-
-/** False when a key value cannot be any row's: a fraction or non-digits for an integer column. */
-function idCanExist(metadata: EntityMetadata, id: unknown): boolean {
-  return metadata.primaryColumns.every((column) => {
-    const type = column.type === Number ? "integer" : String(column.type);
-    if (!INTEGER_TYPES.test(type) && column.generationStrategy !== "increment") return true;
-    const value = isKeyValue(id) ? id : column.getEntityValue(id as ObjectLiteral);
-    if (typeof value === "number") return Number.isSafeInteger(value);
-    return typeof value === "bigint" || /^-?\d{1,19}$/.test(String(value).trim());
-  });
-}
-
-/** Whether an id map holds an integer key value outside 32 bits, which an `integer` column cannot hold. */
-function beyondInt32(id: Record<string, unknown>): boolean {
-  return Object.values(id).some((value) => {
-    const digits = typeof value === "bigint" || typeof value === "number" ? String(value) : String(value).trim();
-    if (!/^-?\d+$/.test(digits)) return false;
-    const n = BigInt(digits);
-    return n > 2147483647n || n < -2147483648n;
-  });
 }

@@ -1,5 +1,5 @@
 /**
- * `remove([a, b, c])` deletes the three rows with one DELETE, each row guarded by the version its
+ * With `batchWrites: false`, `remove([a, b, c])` deletes the three rows with TypeORM's one DELETE, each row guarded by the version its
  * entity holds. A change that lands after TypeORM's pre-load (which would have refused a stale
  * copy before writing) and before that DELETE is caught by the DELETE's row count: the whole
  * remove fails with OptimisticLockError naming every entity of the statement and how many rows
@@ -31,7 +31,9 @@ describeEachDatabase((db) => {
 
   beforeAll(async () => {
     [writer, other] = await openDataSources(db, [Counter], { count: 2 });
-    installLocking(writer);
+    // TypeORM's own one DELETE, row-count checked: batchWrites (the default) deletes with its own
+    // statement and names each stale row (test/batched-writes.test.ts).
+    installLocking(writer, { batchWrites: false });
     installLocking(other);
   });
   afterAll(() => closeAll(writer, other));

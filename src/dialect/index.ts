@@ -9,6 +9,8 @@ import { sqlserverDialect } from "./sqlserver";
 
 export type {
   BatchedColumn,
+  BatchedDeleteShape,
+  BatchedDeleteSql,
   BatchedUpdateShape,
   BatchedUpdateSql,
   LockDialect,

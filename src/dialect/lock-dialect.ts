@@ -170,6 +170,51 @@ export interface BatchedUpdateSql {
 }
 
 /**
+ * A guarded DELETE of many rows of one table: each row's keys and held version. Parameters come
+ * row by row: the keys, then the held version.
+ *
+ * @example
+ * ```ts
+ * const shape: BatchedDeleteShape = {
+ *   table: '"order"',
+ *   keys: [{ name: '"id"', key: "id", type: "integer" }],
+ *   version: { name: '"version"', key: "version", type: "integer" },
+ *   rows: 2, placeholder: (i) => `$${i + 1}`,
+ * };
+ * postgresDialect.batchedDelete?.(shape)?.sql; // DELETE FROM "order" WHERE ("id", "version") IN (($1, $2), ($3, $4)) RETURNING "id"
+ * ```
+ */
+export interface BatchedDeleteShape {
+  /** The escaped table path. */
+  table: string;
+  keys: readonly BatchedColumn[];
+  version: BatchedColumn;
+  rows: number;
+  /** The driver's placeholder of the parameter at this index (0-based). */
+  placeholder(index: number): string;
+}
+
+/**
+ * The SQL of one batched DELETE, and of the failure path's read.
+ *
+ * @example
+ * ```ts
+ * const rendered: BatchedDeleteSql | undefined = mysqlDialect.batchedDelete?.(shape);
+ * rendered?.reports; // "count": no RETURNING on DELETE in MySQL
+ * ```
+ */
+export interface BatchedDeleteSql {
+  sql: string;
+  /** `"rows"`: the statement returns the keys of each row it deleted. `"count"`: the affected-row count only. */
+  reports: "rows" | "count";
+  /**
+   * A SELECT of the keys and the version of the shape's rows as they are now (a current read,
+   * not a snapshot's), with the keys alone as parameters, row by row: run on the failure path only.
+   */
+  probe: string;
+}
+
+/**
  * Everything that differs between databases for locking, in one object per database.
  * No other module branches on the database: it asks its dialect.
  *
@@ -270,11 +315,16 @@ export interface LockDialect {
     probe: ProbeQuery,
   ): Promise<TranslatedDatabaseError>;
   /**
-   * One guarded UPDATE of many rows (`installLocking(ds, { batchWrites: true })`), or `undefined`
+   * One guarded UPDATE of many rows (`batchWrites`, on by default), or `undefined`
    * when the dialect cannot write this shape in one statement (the rows are then written one by
    * one). Absent: the dialect never batches.
    */
   batchedUpdate?(shape: BatchedUpdateShape): BatchedUpdateSql | undefined;
+  /**
+   * One guarded DELETE of many rows (`batchWrites`), or `undefined` when the dialect cannot write
+   * this shape in one statement. Absent: the dialect leaves removes to TypeORM's own DELETE.
+   */
+  batchedDelete?(shape: BatchedDeleteShape): BatchedDeleteSql | undefined;
   /** The most bound parameters one statement may carry (a batch is split into statements below it). */
   readonly maxParameters?: number;
   /**

@@ -1,3 +1,4 @@
+import { renderReturningBatchedDelete } from "./batched-delete";
 import { renderMysqlBatchedUpdate } from "./batched-update";
 import { type LockDialect, roundWait } from "./lock-dialect";
 import { classifyMysqlFamily, isMissingMysqlFamilyTable, isMysqlFamilyConnectionLoss } from "./mysql";
@@ -38,5 +39,7 @@ export const mariadbDialect: LockDialect = {
   classifyError: (error) => classifyMysqlFamily("mariadb", error),
   // MariaDB's JSON is LONGTEXT: compared as text, it has no CAST(.. AS JSON).
   batchedUpdate: (shape) => renderMysqlBatchedUpdate(shape, false),
+  // MariaDB has DELETE .. RETURNING (10.0.5+); its probe is a current read, as MySQL's.
+  batchedDelete: (shape) => renderReturningBatchedDelete(shape, "list", " LOCK IN SHARE MODE"),
   maxParameters: 65_535,
 };

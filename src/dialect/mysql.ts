@@ -1,4 +1,5 @@
 import { DeadlockError, LockTimeoutError, SerializationError, type TranslatedDatabaseError } from "../errors";
+import { renderCountingBatchedDelete } from "./batched-delete";
 import { renderMysqlBatchedUpdate } from "./batched-update";
 import { driverErrorOf, isSocketLoss, type LockDialect, roundWait } from "./lock-dialect";
 import { classifyWsrepRefusal, isWsrepReplicationLoss } from "./wsrep";
@@ -44,6 +45,7 @@ export const mysqlDialect: LockDialect = {
   isReplicationLoss: isWsrepReplicationLoss,
   classifyError: (error) => classifyMysqlFamily("mysql", error),
   batchedUpdate: (shape) => renderMysqlBatchedUpdate(shape, true),
+  batchedDelete: renderCountingBatchedDelete,
   // The prepared-statement limit; the driver interpolates, but a statement stays below it.
   maxParameters: 65_535,
 };

@@ -1,4 +1,5 @@
 import { DeadlockError, LockTimeoutError, SerializationError } from "../errors";
+import { renderReturningBatchedDelete } from "./batched-delete";
 import { renderPostgresBatchedUpdate } from "./batched-update";
 import { driverErrorOf, isSocketLoss, type LockDialect } from "./lock-dialect";
 
@@ -57,6 +58,7 @@ export const postgresDialect: LockDialect = {
     return undefined;
   },
   batchedUpdate: renderPostgresBatchedUpdate,
+  batchedDelete: (shape) => renderReturningBatchedDelete(shape, "list"),
   // The wire protocol numbers parameters with 16 bits.
   maxParameters: 65_535,
 };

@@ -1,4 +1,5 @@
 import { LockTimeoutError, SerializationError } from "../errors";
+import { renderReturningBatchedDelete } from "./batched-delete";
 import { renderSqliteBatchedUpdate } from "./batched-update";
 import { driverErrorOf, type LockDialect } from "./lock-dialect";
 
@@ -61,6 +62,7 @@ export const sqliteDialect: LockDialect = {
     return undefined;
   },
   batchedUpdate: renderSqliteBatchedUpdate,
+  batchedDelete: (shape) => renderReturningBatchedDelete(shape, "values"),
   // SQLITE_MAX_VARIABLE_NUMBER's default since 3.32.
   maxParameters: 32_766,
   // What TypeORM's SQLite query runner starts (PRAGMA read_uncommitted); it throws a plain

@@ -1,5 +1,5 @@
 /**
- * Batched versioned writes (`installLocking(ds, { batchWrites: true })`): the guarded UPDATEs a
+ * Batched versioned writes (`batchWrites`, on by default): the guarded UPDATEs a
  * flush would send one per row become one statement per group of rows of one entity with the
  * same changed columns (split below the parameter limit). The statement matches a row only at
  * its held version, so the check is the same as the per-row one; the row count it reports (or
@@ -20,8 +20,8 @@ import { versionCodecOf } from "../version-codec";
 import { dataSourceOf, type SubjectExecutorLike, type SubjectLike } from "./internals";
 import { deepMerge, type WriteGuard } from "./write-guards";
 
-/** The driver methods a batch uses (TypeORM's `Driver`, both lines). */
-interface DriverLike {
+/** The driver methods a batch uses (TypeORM's `Driver`, both lines). @internal */
+export interface DriverLike {
   escape(name: string): string;
   createParameter(name: string, index: number): string;
   preparePersistentValue(value: unknown, column: ColumnMetadata): unknown;
@@ -197,8 +197,8 @@ function batchableChanges(
   return changes.sort((a, b) => (a.column.databaseName < b.column.databaseName ? -1 : 1));
 }
 
-/** The subject's key values as bound, or `undefined` for keys that do not compare as text (dates, binary). */
-function batchableKeys(subject: SubjectLike, driver: DriverLike): unknown[] | undefined {
+/** The subject's key values as bound, or `undefined` for keys that do not compare as text (dates, binary). @internal */
+export function batchableKeys(subject: SubjectLike, driver: DriverLike): unknown[] | undefined {
   const keys: unknown[] = [];
   for (const key of subject.metadata.primaryColumns) {
     const value = driver.preparePersistentValue(key.getEntityValue(subject.identifier!), key);
@@ -208,7 +208,8 @@ function batchableKeys(subject: SubjectLike, driver: DriverLike): unknown[] | un
   return keys;
 }
 
-function columnOf(column: ColumnMetadata, driver: DriverLike): BatchedColumn {
+/** A column as a batched statement names, types and compares it. @internal */
+export function columnOf(column: ColumnMetadata, driver: DriverLike): BatchedColumn {
   let type: string | undefined = driver.normalizeType(column);
   // An enum's database type is one TypeORM names per table and column: the dialect takes it from
   // the table's row type (PostgreSQL), which an array of enums cannot be typed by.
@@ -441,7 +442,7 @@ function conflictError(runner: QueryRunner, group: Group, rows: number, conflict
  * @internal
  */
 export function flushConflict(
-  runner: QueryRunner,
+  runner: QueryRunner | undefined,
   conflicts: RowConflict[],
   kind: "write" | undefined,
   among = "",

@@ -15,6 +15,7 @@ import { type Installation, installationOf } from "../installation";
 import { rememberLoadedVersion } from "../loaded-versions";
 import { settleVersion, versionCodecOf } from "../version-codec";
 import { onlyExcludedChanges, settleMemberRoots } from "./aggregate-versions";
+import { removeInBatches } from "./batched-removes";
 import { type BatchedOperation, flushConflict, plainId, updateInBatches } from "./batched-writes";
 import {
   dataSourceOf,
@@ -83,14 +84,7 @@ export function installPersistenceHooks(internals: TypeormInternals): void {
   if (patched.has(internals.subjectExecutor)) return;
   patched.add(internals.subjectExecutor);
 
-  const guardBefore =
-    (operation: GuardedOperation, subjectsOf: (e: SubjectExecutorLike) => SubjectLike[]) =>
-    (original: Method): Method =>
-      function (this: SubjectExecutorLike, ...args: unknown[]) {
-        guardSubjects(this, subjectsOf(this), operation);
-        return original.apply(this, args);
-      };
-  // Batching is opt-in and needs two rows at least: otherwise TypeORM's step, untouched.
+  // Batching (on unless batchWrites: false) needs two rows at least: otherwise TypeORM's step, untouched.
   const guardAndBatch =
     (operation: BatchedOperation, subjectsOf: (e: SubjectExecutorLike) => SubjectLike[]) =>
     (original: Method): Method =>
@@ -109,7 +103,9 @@ export function installPersistenceHooks(internals: TypeormInternals): void {
     (original) =>
       function (this: SubjectExecutorLike, ...args: unknown[]) {
         const installation = installationOf(dataSourceOf(this.queryRunner));
-        if (installation?.batching) {
+        // One subject has one conflict to name: the per-row checks below (and the update step's)
+        // do it, without checking the row twice, so a one-row save costs what it did unbatched.
+        if (installation?.batching && this.insertSubjects.length + this.updateSubjects.length > 1) {
           refuseAllConflictsSeenBeforeWriting(this, installation);
           return original.apply(this, args);
         }
@@ -128,7 +124,33 @@ export function installPersistenceHooks(internals: TypeormInternals): void {
   wrap(
     executor,
     "executeRemoveOperations",
-    guardBefore("remove", (e) => e.removeSubjects),
+    (original) =>
+      function (this: SubjectExecutorLike, ...args: unknown[]) {
+        const subjects = this.removeSubjects;
+        const installation = subjects.length > 1 ? installationOf(dataSourceOf(this.queryRunner)) : undefined;
+        if (!installation?.batching) {
+          guardSubjects(this, subjects, "remove");
+          return original.apply(this, args);
+        }
+        // As a batched UPDATE: every row the pre-load shows stale is named before anything is deleted.
+        const conflicts: RowConflict[] = [];
+        guardSubjects(this, subjects, "remove", conflicts);
+        for (const subject of subjects) {
+          // The pre-load looked for the row and found none: deleted meanwhile.
+          const guard = guardOf(subject.identifier);
+          if (guard && subject.databaseEntityLoaded && !subject.databaseEntity) {
+            conflicts.push({
+              entityName: guard.metadata.name,
+              id: plainId(guard.id),
+              expectedVersion: guard.expected,
+              deleted: true,
+            });
+          }
+        }
+        if (conflicts.length > 0) throw flushConflict(this.queryRunner, conflicts, undefined, "", "remove");
+        const guardOfSubject = (subject: SubjectLike) => guardOf(subject.identifier);
+        return removeInBatches(this, installation, guardOfSubject, () => original.apply(this, args));
+      },
   );
   wrap(
     executor,
@@ -305,7 +327,13 @@ async function updateGuarded(
   result.generatedMaps?.push(generated);
 }
 
-function guardSubjects(executor: SubjectExecutorLike, subjects: SubjectLike[], operation: GuardedOperation): void {
+/** Guards each versioned subject; with `conflicts`, collects the stale ones the pre-load shows there instead of throwing at the first. */
+function guardSubjects(
+  executor: SubjectExecutorLike,
+  subjects: SubjectLike[],
+  operation: GuardedOperation,
+  conflicts?: RowConflict[],
+): void {
   if (subjects.length === 0) return;
   const installation = installationOf(dataSourceOf(executor.queryRunner));
   if (!installation) return;
@@ -321,7 +349,14 @@ function guardSubjects(executor: SubjectExecutorLike, subjects: SubjectLike[], o
       subject.changeMaps.push({ column: policy.column, value: () => escaped });
       continue;
     }
-    const guard = guardSubject(subject, policy, operation, executor.queryRunner);
+    let guard: WriteGuard | undefined;
+    try {
+      guard = guardSubject(subject, policy, operation, executor.queryRunner);
+    } catch (error) {
+      if (!conflicts || !(error instanceof OptimisticLockError)) throw error;
+      conflicts.push(conflictOfError(error));
+      continue;
+    }
     if (guard && subject.identifier) (subject.identifier as Carrying<typeof GUARD, WriteGuard>)[GUARD] = guard;
   }
 }
@@ -340,11 +375,8 @@ function refuseAllConflictsSeenBeforeWriting(executor: SubjectExecutorLike, inst
       check();
     } catch (error) {
       if (!(error instanceof OptimisticLockError)) throw error;
-      const { entityName, expectedVersion, actualVersion } = error;
-      const id = plainId(error.id as ObjectLiteral);
-      conflicts.push(
-        gone ? { entityName, id, expectedVersion, deleted: true } : { entityName, id, expectedVersion, actualVersion },
-      );
+      const { actualVersion: _found, ...conflict } = conflictOfError(error);
+      conflicts.push(gone ? { ...conflict, deleted: true } : { ...conflict, actualVersion: _found });
     }
   };
   for (const subject of executor.insertSubjects) {
@@ -357,6 +389,12 @@ function refuseAllConflictsSeenBeforeWriting(executor: SubjectExecutorLike, inst
     if (policy && !onlyExcludedChanges(subject)) attempt(() => guardSubject(subject, policy, "update", runner), false);
   }
   if (conflicts.length > 0) throw flushConflict(runner, conflicts, undefined);
+}
+
+/** The conflict entry of a per-row check's error (a copy of its id, without the guard TypeORM's carries). */
+function conflictOfError(error: OptimisticLockError): RowConflict {
+  const { entityName, expectedVersion, actualVersion } = error;
+  return { entityName, id: plainId(error.id as ObjectLiteral), expectedVersion, actualVersion };
 }
 
 function rememberSavedVersions(executor: SubjectExecutorLike): void {
