@@ -103,11 +103,49 @@ export function refuseResurrection(subject: SubjectLike, policy: VersionPolicy, 
   if (!entity || !subject.identifier || subject.databaseEntityLoaded !== true || subject.databaseEntity) return;
   const expected = versionCodecOf(policy.column).parse(policy.column.getEntityValue(entity));
   if (expected === undefined) return;
-  const details = { entityName: metadata.name, id: subject.identifier, expectedVersion: expected, operation: "update" };
-  // Loaded by this process: the row was deleted after that load (a race). A version the
-  // application set (from a client) names a row that is not there: no retry can bring it back.
-  if (loadedVersionOf(entity) !== expected) throw raisedIn(runner, new RowNotFoundError(details), "client", true);
-  throw raisedIn(runner, new OptimisticLockError({ ...details, detail: "the row no longer exists" }), "load", true);
+  throw rowGone(
+    entity,
+    { entityName: metadata.name, id: subject.identifier, expectedVersion: expected, operation: "update" },
+    runner,
+  );
+}
+
+/**
+ * Refuses the soft remove or recover of a row that is gone. TypeORM skips a subject whose row its
+ * pre-load did not find (`Subject.mustBeSoftRemoved`), so `softRemove()` of a copy whose row
+ * someone deleted returned as if it had soft-removed it, where the same stale copy's `save()` or
+ * `remove()` fails. The same errors as a re-insert refused (refuseResurrection), and
+ * MissingVersionError when the entity holds no version, as for a row that is there.
+ *
+ * @internal
+ */
+export function refuseChangeOfGoneRow(
+  subject: SubjectLike,
+  policy: VersionPolicy,
+  operation: "soft-remove" | "recover",
+  runner: QueryRunner,
+): void {
+  const { entity, metadata } = subject;
+  if (!entity || !subject.identifier || subject.databaseEntityLoaded !== true || subject.databaseEntity) return;
+  const id = subject.identifier;
+  const expected = versionToCheck(metadata, policy.column, entity, id, operation);
+  throw rowGone(entity, { entityName: metadata.name, id, expectedVersion: expected, operation }, runner);
+}
+
+/**
+ * The error for a write to a row that is gone. Loaded by this process: the row was deleted after
+ * that load (a race), OptimisticLockError. A version the application set (from a client) names a
+ * row that is not there: no retry can bring it back, RowNotFoundError.
+ */
+function rowGone(
+  entity: object,
+  details: ConflictDetails,
+  runner: QueryRunner,
+): OptimisticLockError | RowNotFoundError {
+  if (loadedVersionOf(entity) !== details.expectedVersion) {
+    return raisedIn(runner, new RowNotFoundError(details), "client", true);
+  }
+  return raisedIn(runner, new OptimisticLockError({ ...details, detail: "the row no longer exists" }), "load", true);
 }
 
 /**
