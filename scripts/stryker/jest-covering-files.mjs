@@ -9,7 +9,9 @@
 //    (scripts/stryker/covering-files-sequencer.js) through LOCKING_MUTATION_TEST_FILES, which drops
 //    the others. A test name it does not know, or a mutant without per-test coverage, runs every
 //    file, as before.
-// 2. Each test runner process gets its own databases (see worker-databases.mjs): Stryker adds a
+// 2. A mutant's run stops at its first failed test (scripts/stryker/bail-environment.js): one
+//    failure kills it, and the covering tests left would only cost time.
+// 3. Each test runner process gets its own databases (see worker-databases.mjs): Stryker adds a
 //    second test runner once its TypeScript checker is done, and two runners sharing one database
 //    drop each other's tables mid-test, which kills mutants that no test would have killed.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -20,6 +22,8 @@ import { useWorkerDatabases } from "./worker-databases.mjs";
 
 /** The variable covering-files-sequencer.js reads: a JSON array of test file paths. */
 export const TEST_FILES_ENV = "LOCKING_MUTATION_TEST_FILES";
+/** The variable bail-environment.js reads: which mutant run this is. */
+const RUN_ENV = "LOCKING_MUTATION_RUN";
 // In the sandbox (every runner's working directory), so a runner started after the dry run (a
 // second runner, or one restarted after a timeout) knows the files too.
 const TEST_FILES_OF_TESTS = ".locking-test-files.json";
@@ -29,6 +33,7 @@ const jestFactory = jestPlugins.find((plugin) => plugin.name === "jest").factory
 class CoveringFilesRunner {
   /** @type {Map<string, string[]> | undefined} test id -> the files holding a test of that name */
   filesOfTest;
+  runs = 0;
 
   constructor(jest, log) {
     this.jest = jest;
@@ -62,10 +67,13 @@ class CoveringFilesRunner {
   async mutantRun(options) {
     const files = this.coveringFiles(options.testFilter);
     if (files) process.env[TEST_FILES_ENV] = JSON.stringify(files);
+    // Names this run for bail-environment.js, which skips the tests left after a failure.
+    process.env[RUN_ENV] = String(++this.runs);
     try {
       return await this.jest.mutantRun(options);
     } finally {
       delete process.env[TEST_FILES_ENV];
+      delete process.env[RUN_ENV];
     }
   }
 
