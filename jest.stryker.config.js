@@ -33,7 +33,8 @@ module.exports = {
   // A mutant's run loads only the test files its covering tests are in, and stops at its first
   // failed test (scripts/stryker/).
   testSequencer: "<rootDir>/scripts/stryker/covering-files-sequencer.js",
-  testEnvironment: "<rootDir>/scripts/stryker/bail-environment.js",
+  // An absolute path: Stryker loads the environment itself, without resolving <rootDir>.
+  testEnvironment: `${__dirname}/scripts/stryker/bail-environment.js`,
   maxWorkers: 1,
   testTimeout: base.testTimeout,
   globalSetup: base.globalSetup,

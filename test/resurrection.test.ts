@@ -58,6 +58,7 @@ describeEachDatabase((db) => {
     const error = await caught(mine.getRepository(Order).save(stale));
     expect(error).toBeInstanceOf(OptimisticLockError);
     expect(error).toMatchObject({ entityName: "Order", id: { id }, expectedVersion: 1, retryable: true });
+    expect(error).toMatchObject({ operation: "update" });
     expect(error).not.toBeInstanceOf(RowNotFoundError);
     expect((await rowsOf(id)).order).toBeNull();
   });
