@@ -161,7 +161,12 @@ describeEachDatabase((db) => {
       expect(await failure(one.getRepository(Order).save(fromClient))).toBeInstanceOf(RowNotFoundError);
       expect(seen[2]).toMatchObject({ kind: "client", operation: "update", versionFound: "deleted" });
       expect(await failure(one.getRepository(Order).softRemove(gone))).toBeInstanceOf(OptimisticLockError);
-      expect(seen[3]).toMatchObject({ kind: "load", operation: "soft-remove", versionHeld: 1, versionFound: "deleted" });
+      expect(seen[3]).toMatchObject({
+        kind: "load",
+        operation: "soft-remove",
+        versionHeld: 1,
+        versionFound: "deleted",
+      });
     });
 
     it("updateVersioned with a version the row no longer has, or no row, and assertVersion: client conflicts", async () => {
