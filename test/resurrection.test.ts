@@ -144,6 +144,16 @@ describeEachDatabase((db) => {
     expect(await counters.findOneByOrFail({ id: 7003 })).toMatchObject({ value: 3, version: 2 });
   });
 
+  it("remove() of a client's copy of a deleted row: RowNotFoundError (not retryable), as its save()", async () => {
+    const id = await newOrder();
+    await theirs.getRepository(Order).delete({ id });
+    const fromClient = mine.getRepository(Order).create({ id, address: "A", status: "NEW", version: 1 });
+    const error = await caught(mine.getRepository(Order).remove(fromClient));
+    expect(error).toBeInstanceOf(RowNotFoundError);
+    expect(error).toMatchObject({ entityName: "Order", id: { id }, expectedVersion: 1, operation: "remove" });
+    expect(error).toMatchObject({ retryable: false });
+  });
+
   it("remove() of a loaded copy whose row was deleted: OptimisticLockError, nothing else deleted", async () => {
     const id = await newOrder();
     const stale = await loadOrder(id);

@@ -34,8 +34,9 @@ export interface WriteGuard {
 
 /**
  * Makes the guard of one subject, or throws when the write must not happen at all: the entity
- * holds no version (MissingVersionError) or holds one the row (as TypeORM just read it) does not
- * have (StaleVersionError / OptimisticLockError, before anything is written).
+ * holds no version (MissingVersionError), its row is gone (OptimisticLockError / RowNotFoundError)
+ * or holds another version than the entity (StaleVersionError / OptimisticLockError), as TypeORM
+ * just read it, before anything is written.
  *
  * Subjects without an entity object are TypeORM's own relation upkeep (e.g. nulling the foreign
  * key of a child dropped from a parent's collection): they carry no version to check.
@@ -53,6 +54,11 @@ export function guardSubject(
   const { column } = policy;
   const id = subject.identifier;
   const expected = versionToCheck(metadata, column, entity, id, operation);
+  // A remove() of a row TypeORM's pre-load did not find: refused as the save of a gone row is
+  // (a client's version names no row: RowNotFoundError, not a retryable race).
+  if (subject.databaseEntityLoaded === true && !subject.databaseEntity) {
+    throw rowGone(entity, { entityName: metadata.name, id, expectedVersion: expected, operation }, runner);
+  }
   const actual = subject.databaseEntity
     ? versionCodecOf(column).parse(column.getEntityValue(subject.databaseEntity))
     : undefined;
