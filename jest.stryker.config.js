@@ -30,6 +30,11 @@ module.exports = {
     // compile, and a full type-check of the program per jest run would cost more than the tests.
     "^.+\\.ts$": ["ts-jest", { tsconfig: "<rootDir>/tsconfig.json", isolatedModules: true }],
   },
+  // A mutant's run loads only the test files its covering tests are in, and stops at its first
+  // failed test (scripts/stryker/).
+  testSequencer: "<rootDir>/scripts/stryker/covering-files-sequencer.js",
+  // An absolute path: Stryker loads the environment itself, without resolving <rootDir>.
+  testEnvironment: `${__dirname}/scripts/stryker/bail-environment.js`,
   maxWorkers: 1,
   testTimeout: base.testTimeout,
   globalSetup: base.globalSetup,

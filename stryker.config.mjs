@@ -7,7 +7,9 @@ const report = `reports/mutation/${process.env.LOCKING_MUTATION_REPORT ?? "mutat
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
   packageManager: "npm",
-  testRunner: "jest",
+  // Stryker's jest runner, loading only the test files that hold a mutant's covering tests, with
+  // databases of its own per runner process: see scripts/stryker/jest-covering-files.mjs.
+  testRunner: "jest-covering-files",
   // One TypeORM line, the databases LOCKING_DATABASES selects: see jest.stryker.config.js.
   jest: { configFile: "jest.stryker.config.js", enableFindRelatedTests: false },
   // Mutants that do not compile are discarded before any test runs.
@@ -18,7 +20,7 @@ export default {
   coverageAnalysis: "perTest",
   mutate: ["src/**/*.ts"],
   // No mutants in the wording of error messages: see scripts/stryker/message-strings.mjs.
-  plugins: ["@stryker-mutator/*", "./scripts/stryker/message-strings.mjs"],
+  plugins: ["@stryker-mutator/*", "./scripts/stryker/message-strings.mjs", "./scripts/stryker/jest-covering-files.mjs"],
   ignorers: ["message-strings"],
   // Module-level code runs once at import: its mutants would need the whole suite each.
   ignoreStatic: true,

@@ -12,6 +12,7 @@
 import { spawn } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { dropWorkerDatabases } from "./stryker/worker-databases.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 process.chdir(root);
@@ -34,6 +35,10 @@ try {
   process.on("SIGTERM", forward);
   code = await new Promise((resolve) => stryker.on("exit", (status, signal) => resolve(status ?? (signal ? 1 : 0))));
 } finally {
+  // Each Stryker test runner made databases of its own (scripts/stryker/worker-databases.mjs).
+  await dropWorkerDatabases(process.env.LOCKING_DB_PROBE_FILE).catch((error) =>
+    console.error(`test:mutation: could not drop the test runners' databases: ${error.message}`),
+  );
   await globalTeardown();
   console.log(`test:mutation: ${Math.round((Date.now() - started) / 1000)} s`);
 }

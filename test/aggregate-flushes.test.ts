@@ -162,6 +162,28 @@ describeEachDatabase((db) => {
       expect(again).toMatchObject({ label: "S, renamed", stats: { likes: 3 } });
     });
 
+    it("an excluded-only change to the root with a member change: the root moves once, guarded", async () => {
+      const id = await newShelf("S");
+      const stale = await load(alice, id);
+      const fresh = await load(bob, id);
+      fresh.books![1].title = "by Bob";
+      await bob.getRepository(Shelf).save(fresh);
+      expect(await versionOf(id)).toBe(2);
+      // The root's own UPDATE sets only excluded columns and moves nothing: the member's change
+      // must still move the root, guarded by the version this copy was loaded with.
+      stale.stats.likes = 5;
+      stale.books![0].title = "by Alice";
+      expect(await failure(alice.getRepository(Shelf).save(stale))).toBeInstanceOf(OptimisticLockError);
+      const after = await load(bob, id);
+      expect(after.books!.map((b) => b.title)).toEqual(["S 1", "by Bob"]);
+      const current = await load(alice, id);
+      current.stats.likes = 6;
+      current.books![0].title = "by Alice";
+      await alice.getRepository(Shelf).save(current);
+      expect(current.version).toBe(3);
+      expect(await versionOf(id)).toBe(3);
+    });
+
     it("an excluded and a checked root change, nothing else: checked (a stale copy conflicts) and moved once", async () => {
       const id = await newShelf("S");
       const stale = await load(alice, id);

@@ -447,6 +447,34 @@ describeEachDatabase((db) => {
     }
   });
 
+  it("soft remove and recover of rows someone deleted meanwhile: one error naming each, nothing written", async () => {
+    const repo = alice.getRepository(Item);
+    const items = await seedItems(4);
+    await bob.getRepository(Item).delete([items[1].id, items[3].id]);
+    const gone = [items[1], items[3]].map((i) => ({
+      entityName: "Item",
+      id: { id: i.id },
+      expectedVersion: 1,
+      deleted: true,
+    }));
+    const error = await repo.softRemove(items).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OptimisticLockError);
+    expect((error as OptimisticLockError).conflicts).toEqual(gone);
+    const left = await bob
+      .getRepository(Item)
+      .find({ where: [{ id: items[0].id }, { id: items[2].id }], withDeleted: true });
+    expect(left.map((i) => [i.deletedAt, i.version])).toEqual([
+      [null, 1],
+      [null, 1],
+    ]);
+    // recover() likewise: the two rows still there are soft-removed first.
+    const there = await repo.softRemove([items[0], items[2]]);
+    const again = await repo.recover([there[0], items[1], there[1], items[3]]).catch((e: unknown) => e);
+    expect(again).toBeInstanceOf(OptimisticLockError);
+    expect((again as OptimisticLockError).conflicts).toEqual(gone);
+    expect(await bob.getRepository(Item).countBy([{ id: items[0].id }, { id: items[2].id }])).toBe(0);
+  });
+
   it("falls back to one UPDATE per row for a shape that cannot batch (a relation change)", async () => {
     const [item] = await seedItems(1);
     const labels = alice.getRepository(Label);

@@ -155,6 +155,18 @@ describeEachDatabase((db) => {
       gone.status = "CANCELLED";
       expect(await failure(one.getRepository(Order).save(gone))).toBeInstanceOf(OptimisticLockError);
       expect(seen[1]).toMatchObject({ kind: "load", id: { id: gone.id }, versionHeld: 1, versionFound: "deleted" });
+
+      // A client's copy of the deleted row, and a soft remove of it: the row is gone, each says so.
+      const fromClient = one.getRepository(Order).create({ ...gone, version: 1 });
+      expect(await failure(one.getRepository(Order).save(fromClient))).toBeInstanceOf(RowNotFoundError);
+      expect(seen[2]).toMatchObject({ kind: "client", operation: "update", versionFound: "deleted" });
+      expect(await failure(one.getRepository(Order).softRemove(gone))).toBeInstanceOf(OptimisticLockError);
+      expect(seen[3]).toMatchObject({
+        kind: "load",
+        operation: "soft-remove",
+        versionHeld: 1,
+        versionFound: "deleted",
+      });
     });
 
     it("updateVersioned with a version the row no longer has, or no row, and assertVersion: client conflicts", async () => {

@@ -4,11 +4,12 @@
  * OptimisticLockError when this process loaded it (a race: retryable), RowNotFoundError when the
  * application gave it the version (a client's stale copy: not retryable). On every write path
  * that can reach a deleted row: a direct save, a child saved by its parent's cascade, a save with
- * nothing changed, and remove/softRemove/recover of the stale copy. An entity that holds no
+ * nothing changed, and remove/softRemove/recover of the stale copy (TypeORM alone skips the soft
+ * remove or recover of a row its pre-load did not find, without an error). An entity that holds no
  * version is new and is inserted as TypeORM would.
  */
 import type { DataSource } from "typeorm";
-import { installLocking, OptimisticLockError, RowNotFoundError } from "../src";
+import { installLocking, MissingVersionError, OptimisticLockError, RowNotFoundError } from "../src";
 import { Counter } from "./fixtures/counter";
 import { Order, OrderLine } from "./fixtures/entities";
 import { closeAll, describeEachDatabase, openDataSources } from "./support/databases";
@@ -57,6 +58,7 @@ describeEachDatabase((db) => {
     const error = await caught(mine.getRepository(Order).save(stale));
     expect(error).toBeInstanceOf(OptimisticLockError);
     expect(error).toMatchObject({ entityName: "Order", id: { id }, expectedVersion: 1, retryable: true });
+    expect(error).toMatchObject({ operation: "update" });
     expect(error).not.toBeInstanceOf(RowNotFoundError);
     expect((await rowsOf(id)).order).toBeNull();
   });
@@ -142,6 +144,16 @@ describeEachDatabase((db) => {
     expect(await counters.findOneByOrFail({ id: 7003 })).toMatchObject({ value: 3, version: 2 });
   });
 
+  it("remove() of a client's copy of a deleted row: RowNotFoundError (not retryable), as its save()", async () => {
+    const id = await newOrder();
+    await theirs.getRepository(Order).delete({ id });
+    const fromClient = mine.getRepository(Order).create({ id, address: "A", status: "NEW", version: 1 });
+    const error = await caught(mine.getRepository(Order).remove(fromClient));
+    expect(error).toBeInstanceOf(RowNotFoundError);
+    expect(error).toMatchObject({ entityName: "Order", id: { id }, expectedVersion: 1, operation: "remove" });
+    expect(error).toMatchObject({ retryable: false });
+  });
+
   it("remove() of a loaded copy whose row was deleted: OptimisticLockError, nothing else deleted", async () => {
     const id = await newOrder();
     const stale = await loadOrder(id);
@@ -151,20 +163,70 @@ describeEachDatabase((db) => {
     expect((await rowsOf(id)).lines.map((l) => l.product)).toEqual(["ink"]);
   });
 
-  it("softRemove() and recover() of a loaded copy whose row was deleted re-create nothing", async () => {
+  it("softRemove() of a loaded copy whose row was deleted: OptimisticLockError (retryable), as a stale save", async () => {
     const id = await newOrder();
-    const stale = await loadOrder(id);
-    const orders = mine.getRepository(Order);
+    const stale = await mine.getRepository(Order).findOneByOrFail({ id });
     await theirs.getRepository(Order).delete({ id });
-    // TypeORM skips a soft-remove or recover of an entity whose row its pre-load did not find
-    // (Subject.mustBeSoftRemoved/mustBeRecovered); whether it ends in an error is not pinned here
-    // (see the report of issue 23): what must hold is that the row stays gone.
-    await caught(orders.softRemove(stale));
+    // TypeORM alone skips an entity whose row its pre-load did not find, and returns as if done.
+    const error = await caught(mine.getRepository(Order).softRemove(stale));
+    expect(error).toBeInstanceOf(OptimisticLockError);
+    expect(error).toMatchObject({ entityName: "Order", id: { id }, expectedVersion: 1, operation: "soft-remove" });
+    expect(error).toMatchObject({ retryable: true });
+    expect(error).not.toBeInstanceOf(RowNotFoundError);
+    expect(stale.deletedAt ?? null).toBeNull();
     expect((await rowsOf(id)).order).toBeNull();
-    await caught(orders.recover(stale));
+    // And the save the same copy would make next is refused as well: nothing re-created.
+    expect(await caught(mine.getRepository(Order).save(stale))).toBeInstanceOf(OptimisticLockError);
     expect((await rowsOf(id)).order).toBeNull();
-    expect(await caught(orders.save(stale))).toBeInstanceOf(OptimisticLockError);
+  });
+
+  it("recover() of a soft-removed copy whose row was then deleted: OptimisticLockError, nothing re-created", async () => {
+    const id = await newOrder();
+    const orders = mine.getRepository(Order);
+    const copy = await orders.softRemove(await orders.findOneByOrFail({ id }));
+    expect(copy.version).toBe(2);
+    await theirs.getRepository(Order).delete({ id });
+    const error = await caught(orders.recover(copy));
+    expect(error).toBeInstanceOf(OptimisticLockError);
+    expect(error).toMatchObject({ entityName: "Order", id: { id }, expectedVersion: 2, operation: "recover" });
+    expect(error).not.toBeInstanceOf(RowNotFoundError);
+    expect(copy.deletedAt).toBeInstanceOf(Date);
     expect((await rowsOf(id)).order).toBeNull();
+  });
+
+  it("softRemove() and recover() of a client's copy of a deleted row: RowNotFoundError, not retryable", async () => {
+    const id = await newOrder();
+    await theirs.getRepository(Order).delete({ id });
+    const orders = mine.getRepository(Order);
+    for (const change of [(o: Order) => orders.softRemove(o), (o: Order) => orders.recover(o)]) {
+      const error = await caught(change(orders.create({ id, address: "A", status: "NEW", version: 1 })));
+      expect(error).toBeInstanceOf(RowNotFoundError);
+      expect(error).toMatchObject({ entityName: "Order", id: { id }, expectedVersion: 1, retryable: false });
+      expect((await rowsOf(id)).order).toBeNull();
+    }
+  });
+
+  it("softRemove() of a deleted row by a copy that holds no version: MissingVersionError, as for a row that is there", async () => {
+    const id = await newOrder();
+    const orders = mine.getRepository(Order);
+    expect(await caught(orders.softRemove(orders.create({ id, address: "A", status: "NEW" })))).toBeInstanceOf(
+      MissingVersionError,
+    );
+    await theirs.getRepository(Order).delete({ id });
+    expect(await caught(orders.softRemove(orders.create({ id, address: "A", status: "NEW" })))).toBeInstanceOf(
+      MissingVersionError,
+    );
+    expect((await rowsOf(id)).order).toBeNull();
+  });
+
+  it("a soft remove refused for a deleted row writes nothing else: the other rows of the same call stay", async () => {
+    const [gone, kept] = [await newOrder(), await newOrder()];
+    const orders = mine.getRepository(Order);
+    const copies = await orders.find({ where: [{ id: gone }, { id: kept }], order: { id: "ASC" } });
+    await theirs.getRepository(Order).delete({ id: gone });
+    expect(await caught(orders.softRemove(copies))).toBeInstanceOf(OptimisticLockError);
+    const still = (await rowsOf(kept)).order!;
+    expect(still).toMatchObject({ version: 1, deletedAt: null });
   });
 
   it("save() of a copy loaded before someone soft-removed the row: OptimisticLockError, the row stays soft-removed", async () => {

@@ -2,8 +2,9 @@
 // changes no behaviour a user relies on (they `instanceof` the error class and read its typed
 // fields), and a test that kills such a mutant would only pin the wording. Ignored: string and
 // template literals (and their concatenations) that are an argument of `new SomethingError(...)`
-// or of `bad(...)` (retry.ts's option-error helper), or the value of a `detail:` or `message:`
-// property. Operation names, reasons and other strings that code compares stay mutated.
+// or of `bad(...)` (retry.ts's option-error helper), and the whole value of a `detail:` or
+// `message:` property (its strings and the conditions that choose between them). Operation
+// names, reasons and other strings that code compares stay mutated.
 import { declareValuePlugin, PluginKind } from "@stryker-mutator/api/plugin";
 
 const MESSAGE_HELPERS = new Set(["bad"]);
@@ -15,7 +16,26 @@ function buildsMessage(callee) {
   return /Error$/.test(callee.name) || MESSAGE_HELPERS.has(callee.name);
 }
 
+/**
+ * Anything inside the value of a `detail:` or `message:` property (`detail: n === 1 ? undefined :
+ * \`${n} rows\``): that value only ever becomes the text of a message, so neither its strings nor
+ * the conditions choosing between them are behaviour.
+ */
+function insideMessageProperty(path) {
+  let child = path;
+  for (let parent = path.parentPath; parent; parent = parent.parentPath) {
+    if (parent.isObjectProperty() && child.key === "value") {
+      const key = parent.node.key;
+      return key.type === "Identifier" && MESSAGE_PROPERTIES.has(key.name);
+    }
+    if (parent.isStatement() || parent.isFunction()) return false;
+    child = parent;
+  }
+  return false;
+}
+
 function isMessageText(path) {
+  if (insideMessageProperty(path)) return true;
   if (!path.isStringLiteral() && !path.isTemplateLiteral()) return false;
   let child = path;
   let parent = path.parentPath;

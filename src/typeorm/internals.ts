@@ -19,6 +19,9 @@ export interface SubjectLike {
   changeMaps: Array<{ column?: ColumnMetadata; relation?: { propertyPath: string }; value?: unknown }>;
   /** Whether TypeORM looked the row up (true even when it found none). */
   databaseEntityLoaded?: boolean;
+  /** Set by `softRemove()` (`recover()`) on the entities it was given and their cascades. */
+  canBeSoftRemoved?: boolean;
+  canBeRecovered?: boolean;
   /** The subject whose save made this one (cascades, orphan fix-ups, junction rows). */
   parentSubject?: SubjectLike;
   /** TypeORM's shallow copy of `entity` that its pre-load reads the relations to load from. */

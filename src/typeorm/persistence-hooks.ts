@@ -18,6 +18,7 @@ import { onlyExcludedChanges, settleMemberRoots } from "./aggregate-versions";
 import { removeInBatches } from "./batched-removes";
 import { type BatchedOperation, flushConflict, plainId, updateInBatches } from "./batched-writes";
 import {
+  type DatabaseEntityLoaderLike,
   dataSourceOf,
   type ExpressionMapLike,
   type Method,
@@ -34,6 +35,7 @@ import {
   type GuardedOperation,
   guardSubject,
   idWithVersion,
+  refuseChangeOfGoneRow,
   refuseResurrection,
   verifyRowCount,
   type WriteGuard,
@@ -96,6 +98,21 @@ export function installPersistenceHooks(internals: TypeormInternals): void {
         const guardOfSubject = (subject: SubjectLike) => guardOf(subject.identifier);
         return updateInBatches(this, installation, guardOfSubject, () => original.apply(this, args), operation);
       };
+  // TypeORM's pre-load finds no row for a soft remove (recover) of a row someone deleted, and then
+  // skips that entity without a word: refused here, right after the pre-load, before any write.
+  wrap(
+    internals.subjectDatabaseEntityLoader,
+    "load",
+    (original) =>
+      function (this: DatabaseEntityLoaderLike, mode: unknown, ...rest: unknown[]) {
+        const loaded: Promise<unknown> = original.call(this, mode, ...rest);
+        if (mode !== "soft-remove" && mode !== "recover") return loaded;
+        return loaded.then((result) => {
+          refuseChangesOfGoneRows(this, mode);
+          return result;
+        });
+      },
+  );
   const executor = internals.subjectExecutor;
   wrap(
     executor,
@@ -395,6 +412,31 @@ function refuseAllConflictsSeenBeforeWriting(executor: SubjectExecutorLike, inst
 function conflictOfError(error: OptimisticLockError): RowConflict {
   const { entityName, expectedVersion, actualVersion } = error;
   return { entityName, id: plainId(error.id as ObjectLiteral), expectedVersion, actualVersion };
+}
+
+/**
+ * The soft remove (recover) subjects whose rows the pre-load did not find are refused
+ * (refuseChangeOfGoneRow); with batchWrites, every such row is named in one error, as for the
+ * conflicts a save's pre-load sees (refuseAllConflictsSeenBeforeWriting).
+ */
+function refuseChangesOfGoneRows(loader: DatabaseEntityLoaderLike, operation: "soft-remove" | "recover"): void {
+  const runner = loader.queryRunner;
+  const installation = installationOf(dataSourceOf(runner));
+  if (!installation) return;
+  const conflicts: RowConflict[] = [];
+  for (const subject of loader.subjects) {
+    const changed = operation === "soft-remove" ? subject.canBeSoftRemoved : subject.canBeRecovered;
+    const policy = changed ? installation.policies.of(subject.metadata) : undefined;
+    if (!policy) continue;
+    try {
+      refuseChangeOfGoneRow(subject, policy, operation, runner);
+    } catch (error) {
+      if (!installation.batching || !(error instanceof OptimisticLockError)) throw error;
+      const { entityName, expectedVersion } = error;
+      conflicts.push({ entityName, id: plainId(error.id as ObjectLiteral), expectedVersion, deleted: true });
+    }
+  }
+  if (conflicts.length > 0) throw flushConflict(runner, conflicts, undefined, "", operation);
 }
 
 function rememberSavedVersions(executor: SubjectExecutorLike): void {

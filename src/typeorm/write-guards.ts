@@ -34,8 +34,9 @@ export interface WriteGuard {
 
 /**
  * Makes the guard of one subject, or throws when the write must not happen at all: the entity
- * holds no version (MissingVersionError) or holds one the row (as TypeORM just read it) does not
- * have (StaleVersionError / OptimisticLockError, before anything is written).
+ * holds no version (MissingVersionError), its row is gone (OptimisticLockError / RowNotFoundError)
+ * or holds another version than the entity (StaleVersionError / OptimisticLockError), as TypeORM
+ * just read it, before anything is written.
  *
  * Subjects without an entity object are TypeORM's own relation upkeep (e.g. nulling the foreign
  * key of a child dropped from a parent's collection): they carry no version to check.
@@ -53,6 +54,11 @@ export function guardSubject(
   const { column } = policy;
   const id = subject.identifier;
   const expected = versionToCheck(metadata, column, entity, id, operation);
+  // A remove() of a row TypeORM's pre-load did not find: refused as the save of a gone row is
+  // (a client's version names no row: RowNotFoundError, not a retryable race).
+  if (subject.databaseEntityLoaded === true && !subject.databaseEntity) {
+    throw rowGone(entity, { entityName: metadata.name, id, expectedVersion: expected, operation }, runner);
+  }
   const actual = subject.databaseEntity
     ? versionCodecOf(column).parse(column.getEntityValue(subject.databaseEntity))
     : undefined;
@@ -103,11 +109,49 @@ export function refuseResurrection(subject: SubjectLike, policy: VersionPolicy, 
   if (!entity || !subject.identifier || subject.databaseEntityLoaded !== true || subject.databaseEntity) return;
   const expected = versionCodecOf(policy.column).parse(policy.column.getEntityValue(entity));
   if (expected === undefined) return;
-  const details = { entityName: metadata.name, id: subject.identifier, expectedVersion: expected, operation: "update" };
-  // Loaded by this process: the row was deleted after that load (a race). A version the
-  // application set (from a client) names a row that is not there: no retry can bring it back.
-  if (loadedVersionOf(entity) !== expected) throw raisedIn(runner, new RowNotFoundError(details), "client", true);
-  throw raisedIn(runner, new OptimisticLockError({ ...details, detail: "the row no longer exists" }), "load", true);
+  throw rowGone(
+    entity,
+    { entityName: metadata.name, id: subject.identifier, expectedVersion: expected, operation: "update" },
+    runner,
+  );
+}
+
+/**
+ * Refuses the soft remove or recover of a row that is gone. TypeORM skips a subject whose row its
+ * pre-load did not find (`Subject.mustBeSoftRemoved`), so `softRemove()` of a copy whose row
+ * someone deleted returned as if it had soft-removed it, where the same stale copy's `save()` or
+ * `remove()` fails. The same errors as a re-insert refused (refuseResurrection), and
+ * MissingVersionError when the entity holds no version, as for a row that is there.
+ *
+ * @internal
+ */
+export function refuseChangeOfGoneRow(
+  subject: SubjectLike,
+  policy: VersionPolicy,
+  operation: "soft-remove" | "recover",
+  runner: QueryRunner,
+): void {
+  const { entity, metadata } = subject;
+  if (!entity || !subject.identifier || subject.databaseEntityLoaded !== true || subject.databaseEntity) return;
+  const id = subject.identifier;
+  const expected = versionToCheck(metadata, policy.column, entity, id, operation);
+  throw rowGone(entity, { entityName: metadata.name, id, expectedVersion: expected, operation }, runner);
+}
+
+/**
+ * The error for a write to a row that is gone. Loaded by this process: the row was deleted after
+ * that load (a race), OptimisticLockError. A version the application set (from a client) names a
+ * row that is not there: no retry can bring it back, RowNotFoundError.
+ */
+function rowGone(
+  entity: object,
+  details: ConflictDetails,
+  runner: QueryRunner,
+): OptimisticLockError | RowNotFoundError {
+  if (loadedVersionOf(entity) !== details.expectedVersion) {
+    return raisedIn(runner, new RowNotFoundError(details), "client", true);
+  }
+  return raisedIn(runner, new OptimisticLockError({ ...details, detail: "the row no longer exists" }), "load", true);
 }
 
 /**
