@@ -35,6 +35,7 @@ import {
   type GuardedOperation,
   guardSubject,
   idWithVersion,
+  isGoneRowConflict,
   refuseChangeOfGoneRow,
   refuseResurrection,
   verifyRowCount,
@@ -411,7 +412,10 @@ function refuseAllConflictsSeenBeforeWriting(executor: SubjectExecutorLike, inst
 /** The conflict entry of a per-row check's error (a copy of its id, without the guard TypeORM's carries). */
 function conflictOfError(error: OptimisticLockError): RowConflict {
   const { entityName, expectedVersion, actualVersion } = error;
-  return { entityName, id: plainId(error.id as ObjectLiteral), expectedVersion, actualVersion };
+  const id = plainId(error.id as ObjectLiteral);
+  return isGoneRowConflict(error)
+    ? { entityName, id, expectedVersion, deleted: true }
+    : { entityName, id, expectedVersion, actualVersion };
 }
 
 /**

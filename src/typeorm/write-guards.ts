@@ -151,7 +151,16 @@ function rowGone(
   if (loadedVersionOf(entity) !== details.expectedVersion) {
     return raisedIn(runner, new RowNotFoundError(details), "client", true);
   }
-  return raisedIn(runner, new OptimisticLockError({ ...details, detail: "the row no longer exists" }), "load", true);
+  const error = new OptimisticLockError({ ...details, detail: "the row no longer exists" });
+  goneRowErrors.add(error);
+  return raisedIn(runner, error, "load", true);
+}
+
+const goneRowErrors = new WeakSet<object>();
+
+/** Whether a conflict was raised because its row is gone (a flush naming every conflict says `deleted`). @internal */
+export function isGoneRowConflict(error: unknown): boolean {
+  return typeof error === "object" && error !== null && goneRowErrors.has(error);
 }
 
 /**
