@@ -88,7 +88,7 @@ export class VersionPolicies {
     if (refused.length === 1) throw refused[0].error;
     if (refused.length === 0) return;
     const excludable = refused
-      .filter(({ metadata }) => typeof metadata.target !== "function" || !versionedPropertyOf(metadata.target))
+      .filter(({ metadata }) => !declaresVersioned(metadata))
       .map(({ metadata }) => metadata.name);
     throw new LockingConfigurationError(
       `${refused.length} entities cannot be version-checked:\n${refused.map(({ error }) => `- ${error.message}`).join("\n")}` +
@@ -137,7 +137,7 @@ function resolve(
   exclusion: Exclusion | undefined,
 ): VersionPolicy | null {
   const versionColumns = metadata.columns.filter((c) => c.isVersion);
-  const versioned = typeof metadata.target === "function" ? versionedPropertyOf(metadata.target) : undefined;
+  const versioned = versionedPathOf(metadata, versionColumns);
   if (versioned !== undefined) {
     if (exclusion === "decorator") {
       throw new LockingConfigurationError(
@@ -176,6 +176,34 @@ function resolve(
   if (column === undefined || (versioned === undefined && mode !== "checked")) return null;
   assertIntegerColumn(metadata, column, how);
   return { column, declaredBy: versioned !== undefined ? "versioned" : "version-column" };
+}
+
+/**
+ * Whether `@Versioned()` declares the entity's version, on the entity or inside an embedded value.
+ *
+ * @internal
+ */
+export function declaresVersioned(metadata: EntityMetadata): boolean {
+  return (
+    versionedPathOf(
+      metadata,
+      metadata.columns.filter((c) => c.isVersion),
+    ) !== undefined
+  );
+}
+
+/**
+ * The path of the property `@Versioned()` declares the entity's version on: on the entity (or a
+ * parent class), or inside an embedded value (`audit.version`), whose class the decorator marked.
+ */
+function versionedPathOf(metadata: EntityMetadata, versionColumns: readonly ColumnMetadata[]): string | undefined {
+  const own = typeof metadata.target === "function" ? versionedPropertyOf(metadata.target) : undefined;
+  if (own !== undefined) return own;
+  const embedded = versionColumns.find((column) => {
+    const type = column.embeddedMetadata?.type;
+    return typeof type === "function" && versionedPropertyOf(type) === column.propertyName;
+  });
+  return embedded?.propertyPath;
 }
 
 /** The end of a refusal in checked mode: how to leave the one entity unchecked. */

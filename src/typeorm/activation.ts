@@ -10,7 +10,7 @@ import type { DataSource, QueryRunner } from "typeorm";
 import { aggregateLinkOf } from "../aggregate";
 import { forgetInstallation, type Installation, installationOf, recordInstallation } from "../installation";
 import { lockRequestOf } from "../lock-request";
-import { versionedPropertyOf } from "../versioned";
+import { declaresVersioned } from "../version-policy";
 import { installAggregateHooks, prepareAggregates } from "./aggregate-versions";
 import { installCommitChecks } from "./commit-checks";
 import { installErrorTranslation } from "./error-translation";
@@ -99,10 +99,7 @@ function usesLibraryDecorators(dataSource: DataSource): boolean {
   const metadatas = dataSource.entityMetadatas;
   const uses = metadatas.some((metadata) => {
     const target = metadata.target;
-    return (
-      typeof target === "function" &&
-      (versionedPropertyOf(target) !== undefined || aggregateLinkOf(target) !== undefined)
-    );
+    return typeof target === "function" && (declaresVersioned(metadata) || aggregateLinkOf(target) !== undefined);
   });
   // Metadata is built during initialize(); an answer from before that would be wrong for good.
   if (metadatas.length > 0) decoratorUse.set(dataSource, uses);
