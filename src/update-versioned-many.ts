@@ -11,7 +11,7 @@ import { type BatchedUpdateShape, type BatchedUpdateSql, dialectForType, type Lo
 import { describeValue, LockingConfigurationError, type OptimisticLockError, type RowConflict } from "./errors";
 import { installationOf } from "./installation";
 import { idCanExist, idMapOf } from "./row-ids";
-import { columnOf, type DriverLike, flushConflict } from "./typeorm/batched-writes";
+import { columnOf, type DriverLike, escapedTable, flushConflict } from "./typeorm/batched-writes";
 import type { ColumnMetadata } from "./typeorm-types";
 import type { UpdatePatch } from "./update-versioned";
 import { versionCodecOf } from "./version-codec";
@@ -261,10 +261,7 @@ function render(
   const updated = metadata.updateDateColumn;
   const stamps = updated && !columns.includes(updated) ? [updated] : [];
   const shape: BatchedUpdateShape = {
-    table: metadata.tablePath
-      .split(".")
-      .map((part) => driver.escape(part))
-      .join("."),
+    table: escapedTable(metadata, driver),
     keys: metadata.primaryColumns.map((k) => columnOf(k, driver)),
     version: columnOf(version, driver),
     values: columns.map((c) => columnOf(c, driver)),
@@ -301,10 +298,7 @@ async function readStale(
   const where = stale
     .map((row) => `(${keys.map((k, i) => `${driver.escape(k.databaseName)} = ${bind(row.keys[i])}`).join(" AND ")})`)
     .join(" OR ");
-  const table = metadata.tablePath
-    .split(".")
-    .map((part) => driver.escape(part))
-    .join(".");
+  const table = escapedTable(metadata, driver);
   const selected = [...keys, version].map((c) => driver.escape(c.databaseName)).join(", ");
   const records = (await runner.query(
     `SELECT ${selected} FROM ${table} WHERE ${where}`,

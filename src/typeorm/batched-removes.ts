@@ -13,8 +13,15 @@ import type { EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
 import { type BatchedDeleteSql, dialectForType, type LockDialect, serverFactsQuery } from "../dialect";
 import type { RowConflict } from "../errors";
 import type { Installation } from "../installation";
-import { versionCodecOf } from "../version-codec";
-import { batchableKeys, columnOf, type DriverLike, flushConflict, plainId } from "./batched-writes";
+import {
+  batchableKeys,
+  columnOf,
+  type DriverLike,
+  escapedTable,
+  flushConflict,
+  plainId,
+  rowConflict,
+} from "./batched-writes";
 import { dataSourceOf, type SubjectExecutorLike, type SubjectLike } from "./internals";
 import { serverDialectOf } from "./locking-reads";
 import type { WriteGuard } from "./write-guards";
@@ -112,10 +119,7 @@ function render(
   rows: number,
 ) {
   return dialect.batchedDelete!({
-    table: metadata.tablePath
-      .split(".")
-      .map((part) => driver.escape(part))
-      .join("."),
+    table: escapedTable(metadata, driver),
     keys: metadata.primaryColumns.map((k) => columnOf(k, driver)),
     version: columnOf(version, driver),
     rows,
@@ -161,11 +165,11 @@ async function deleteChunk(
   const missing: RemoveRow[] = [];
   for (const row of suspects) {
     const record = found.get(row.keyString);
-    if (record) conflicts.push(conflictOf(row, record[version.databaseName]));
+    if (record) conflicts.push(rowConflict(row, record[version.databaseName]));
     else missing.push(row);
   }
   if (rendered.reports === "rows") {
-    conflicts.push(...missing.map((row) => conflictOf(row, undefined)));
+    conflicts.push(...missing.map((row) => rowConflict(row, undefined)));
   } else if (missing.length > (result.affected ?? 0)) {
     // MySQL: of the rows gone, this DELETE removed `affected`; the others were deleted meanwhile,
     // and which is which cannot be told without RETURNING: named, their state unknown.
@@ -178,16 +182,4 @@ async function deleteChunk(
     );
   }
   throw flushConflict(runner, conflicts, "write", `of ${rows.length} rows of one batched DELETE `, "remove");
-}
-
-function conflictOf(row: RemoveRow, found: unknown): RowConflict {
-  const { guard } = row;
-  const conflict: RowConflict = {
-    entityName: guard.metadata.name,
-    id: plainId(guard.id),
-    expectedVersion: guard.expected,
-  };
-  if (found === null || found === undefined) conflict.deleted = true;
-  else conflict.actualVersion = versionCodecOf(guard.column).parse(found);
-  return conflict;
 }

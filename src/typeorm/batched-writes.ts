@@ -208,6 +208,14 @@ export function batchableKeys(subject: SubjectLike, driver: DriverLike): unknown
   return keys;
 }
 
+/** A table's name as a statement writes it: each part of its path (schema, table) escaped. @internal */
+export function escapedTable(metadata: EntityMetadata, driver: DriverLike): string {
+  return metadata.tablePath
+    .split(".")
+    .map((part) => driver.escape(part))
+    .join(".");
+}
+
 /** A column as a batched statement names, types and compares it. @internal */
 export function columnOf(column: ColumnMetadata, driver: DriverLike): BatchedColumn {
   let type: string | undefined = driver.normalizeType(column);
@@ -242,10 +250,7 @@ function stampsOf(group: Group): Array<{ column: ColumnMetadata; sql: string }> 
 function shapeOf(group: Group, driver: DriverLike, dialect: LockDialect, rows: number) {
   const stamped = stampsOf(group);
   const shape: BatchedUpdateShape = {
-    table: group.metadata.tablePath
-      .split(".")
-      .map((part) => driver.escape(part))
-      .join("."),
+    table: escapedTable(group.metadata, driver),
     keys: group.metadata.primaryColumns.map((k) => columnOf(k, driver)),
     version: columnOf(group.rows[0].guard.column, driver),
     values: group.columns.map((c) => columnOf(c, driver)),
@@ -374,10 +379,7 @@ async function selectByKeys(
             (row) => `(${keys.map((k, i) => `${driver.escape(k.databaseName)} = ${bind(row.keys[i])}`).join(" AND ")})`,
           )
           .join(" OR ");
-  const table = group.metadata.tablePath
-    .split(".")
-    .map((part) => driver.escape(part))
-    .join(".");
+  const table = escapedTable(group.metadata, driver);
   const selected = [...keys, ...columns].map((c) => driver.escape(c.databaseName)).join(", ");
   const records = (await runner.query(
     `SELECT ${selected} FROM ${table} WHERE ${where}`,
@@ -402,7 +404,8 @@ async function readStale(
   });
 }
 
-function rowConflict(row: BatchRow, found: unknown): RowConflict {
+/** The conflict of a guarded row given the version found for it (none: the row is gone). @internal */
+export function rowConflict(row: { guard: WriteGuard }, found: unknown): RowConflict {
   const { guard } = row;
   const conflict: RowConflict = {
     entityName: guard.metadata.name,
