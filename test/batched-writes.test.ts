@@ -26,6 +26,7 @@ import {
   installLocking,
   isRetryableConflict,
   LockingConfigurationError,
+  type LockingOptions,
   LockMode,
   mariadbDialect,
   mysqlDialect,
@@ -130,6 +131,9 @@ class Few {
   @Versioned() version!: number;
 }
 
+/** How alice's DataSource is installed in this file. */
+const ALICE: LockingOptions = { batchWrites: true, versionColumns: "checked" };
+
 const ENTITIES = [Item, Slot, Shape, Circle, Legacy, Basket, BasketLine, Label, Few];
 
 /**
@@ -161,12 +165,22 @@ describeEachDatabase((db) => {
   beforeAll(async () => {
     [alice] = await openDataSources(db, ENTITIES, {
       extra: { logger: counter, logging: true, subscribers: [UpdateWatcher] },
-      beforeInitialize: (source) => installLocking(source, { batchWrites: true, versionColumns: "checked" }),
+      beforeInitialize: (source) => installLocking(source, ALICE),
     });
     bob = await openAlongside(alice, { logger: undefined, logging: false, subscribers: [] });
     installLocking(bob, { versionColumns: "checked" });
   });
   afterAll(() => closeAll(alice, bob));
+
+  /** Runs `work` with alice installed with `options` over this file's own, then puts this file's back. */
+  async function installedOnAlice(options: LockingOptions, work: () => Promise<void>): Promise<void> {
+    installLocking(alice, { ...ALICE, ...options });
+    try {
+      await work();
+    } finally {
+      installLocking(alice, ALICE);
+    }
+  }
 
   const updates = () => counter.statements.filter((s) => /^\s*UPDATE/i.test(s));
 
@@ -381,17 +395,14 @@ describeEachDatabase((db) => {
       await alice.getRepository(Item).remove(items);
       expect(deletes()).toHaveLength(1);
       expect(await bob.getRepository(Item).countBy(ids)).toBe(0);
-      installLocking(alice, { batchWrites: { maxRowsPerStatement: 4 }, versionColumns: "checked" });
-      try {
+      await installedOnAlice({ batchWrites: { maxRowsPerStatement: 4 } }, async () => {
         const more = await seedItems(10);
         const moreIds = more.map((i) => ({ id: i.id }));
         counter.reset();
         await alice.getRepository(Item).remove(more);
         expect(deletes()).toHaveLength(3);
         expect(await bob.getRepository(Item).countBy(moreIds)).toBe(0);
-      } finally {
-        installLocking(alice, { batchWrites: true, versionColumns: "checked" });
-      }
+      });
     });
 
     it("at the dialect's parameter limit (2 per row): one DELETE per chunk below it, every row gone", async () => {
@@ -399,21 +410,14 @@ describeEachDatabase((db) => {
       // remove() takes minutes to prepare; the same split, at a dialect's limit of 41 parameters (20 rows).
       const server =
         db.family === "sqlite" ? sqliteDialect : db.family === "postgres" ? postgresDialect : mariadbDialect;
-      installLocking(alice, {
-        batchWrites: true,
-        dialect: { ...server, maxParameters: 41 },
-        versionColumns: "checked",
-      });
-      try {
+      await installedOnAlice({ dialect: { ...server, maxParameters: 41 } }, async () => {
         const items = await seedItems(45);
         const ids = items.map((i) => ({ id: i.id }));
         counter.reset();
         await alice.getRepository(Item).remove(items);
         expect(deletes()).toHaveLength(3);
         expect(await bob.getRepository(Item).countBy(ids)).toBe(0);
-      } finally {
-        installLocking(alice, { batchWrites: true, versionColumns: "checked" });
-      }
+      });
     });
 
     it("conflicts seen before deleting: every stale row of 100 named, nothing deleted", async () => {
@@ -448,34 +452,34 @@ describeEachDatabase((db) => {
       if (db.family === "mysql") {
         it("MySQL's DELETE (no RETURNING): the row count and one locking SELECT name the stale rows", async () => {
           // The test server is MariaDB, which returns the keys; MySQL's statement, forced, runs there as on MySQL.
-          installLocking(alice, { batchWrites: true, dialect: mysqlDialect, versionColumns: "checked" });
-          try {
-            const items = await seedItems(100);
-            const ids = items.map((i) => ({ id: i.id }));
-            UpdateWatcher.race = async () => {
-              await bob.getRepository(Item).update({ id: items[3].id }, { name: "bob", version: 2 });
-              await bob.getRepository(Item).update({ id: items[50].id }, { name: "bob", version: 3 });
-            };
-            counter.reset();
-            const error = await alice
-              .getRepository(Item)
-              .remove(items)
-              .catch((e: unknown) => e);
-            UpdateWatcher.race = undefined;
-            expect(error).toBeInstanceOf(OptimisticLockError);
-            expect(deletes()[0]).not.toMatch(/RETURNING/i);
-            const conflicts = [...(error as OptimisticLockError).conflicts].sort(
-              (x, y) => (x.id as { id: number }).id - (y.id as { id: number }).id,
-            );
-            expect(conflicts).toEqual([
-              { entityName: "Item", id: ids[3], expectedVersion: 1, actualVersion: 2 },
-              { entityName: "Item", id: ids[50], expectedVersion: 1, actualVersion: 3 },
-            ]);
-            expect(await bob.getRepository(Item).countBy(ids)).toBe(100);
-          } finally {
-            UpdateWatcher.race = undefined;
-            installLocking(alice, { batchWrites: true, versionColumns: "checked" });
-          }
+          await installedOnAlice({ dialect: mysqlDialect }, async () => {
+            try {
+              const items = await seedItems(100);
+              const ids = items.map((i) => ({ id: i.id }));
+              UpdateWatcher.race = async () => {
+                await bob.getRepository(Item).update({ id: items[3].id }, { name: "bob", version: 2 });
+                await bob.getRepository(Item).update({ id: items[50].id }, { name: "bob", version: 3 });
+              };
+              counter.reset();
+              const error = await alice
+                .getRepository(Item)
+                .remove(items)
+                .catch((e: unknown) => e);
+              UpdateWatcher.race = undefined;
+              expect(error).toBeInstanceOf(OptimisticLockError);
+              expect(deletes()[0]).not.toMatch(/RETURNING/i);
+              const conflicts = [...(error as OptimisticLockError).conflicts].sort(
+                (x, y) => (x.id as { id: number }).id - (y.id as { id: number }).id,
+              );
+              expect(conflicts).toEqual([
+                { entityName: "Item", id: ids[3], expectedVersion: 1, actualVersion: 2 },
+                { entityName: "Item", id: ids[50], expectedVersion: 1, actualVersion: 3 },
+              ]);
+              expect(await bob.getRepository(Item).countBy(ids)).toBe(100);
+            } finally {
+              UpdateWatcher.race = undefined;
+            }
+          });
         });
       }
     }
@@ -526,17 +530,14 @@ describeEachDatabase((db) => {
   });
 
   it("splits a group at maxRowsPerStatement, one statement per chunk", async () => {
-    installLocking(alice, { batchWrites: { maxRowsPerStatement: 4 }, versionColumns: "checked" });
-    try {
+    await installedOnAlice({ batchWrites: { maxRowsPerStatement: 4 } }, async () => {
       const items = await seedItems(10);
       for (const item of items) item.quantity = -5;
       counter.reset();
       await alice.getRepository(Item).save(items);
       expect(updates()).toHaveLength(3);
       expect(items.every((i) => i.version === 2)).toBe(true);
-    } finally {
-      installLocking(alice, { batchWrites: true, versionColumns: "checked" });
-    }
+    });
   });
 
   describe("updateVersioned(repository, rows): the many-row form", () => {
@@ -584,17 +585,14 @@ describeEachDatabase((db) => {
 
     it("one statement per chunk and per set of patched columns; composite keys and embedded columns", async () => {
       const items = await seedItems(10);
-      installLocking(alice, { batchWrites: { maxRowsPerStatement: 4 }, versionColumns: "checked" });
-      try {
+      await installedOnAlice({ batchWrites: { maxRowsPerStatement: 4 } }, async () => {
         counter.reset();
         await updateVersioned(
           alice.getRepository(Item),
           rowsOf(items, () => 1),
         );
         expect(updates()).toHaveLength(3);
-      } finally {
-        installLocking(alice, { batchWrites: true, versionColumns: "checked" });
-      }
+      });
       counter.reset();
       const versions = await updateVersioned(alice.getRepository(Item), [
         { id: items[0].id, version: 2, patch: { name: "a" } },
