@@ -35,6 +35,8 @@ module.exports = {
   testSequencer: "<rootDir>/scripts/stryker/covering-files-sequencer.js",
   // An absolute path: Stryker loads the environment itself, without resolving <rootDir>.
   testEnvironment: `${__dirname}/scripts/stryker/bail-environment.js`,
+  // ... and loads no test file after that failure.
+  runner: `${__dirname}/scripts/stryker/bail-runner.js`,
   maxWorkers: 1,
   testTimeout: base.testTimeout,
   globalSetup: base.globalSetup,

@@ -210,14 +210,15 @@ describe("a malformed If-Match", () => {
     for (const header of hostile) {
       const started = performance.now();
       const error = errorOf(header as string);
-      // Linear (milliseconds) vs super-linear on 1 MB (minutes); wide for a loaded CI machine.
-      expect(performance.now() - started).toBeLessThan(2000);
+      // Linear is milliseconds on 1 MB, and seconds under Stryker's coverage instrumentation on a
+      // loaded 2-core machine (2.4 s seen); super-linear is minutes to hours. The bound sits between.
+      expect(performance.now() - started).toBeLessThan(10_000);
       expect(error instanceof MalformedIfMatchError || error instanceof StaleVersionError).toBe(true);
       if (error instanceof MalformedIfMatchError) expect(error.message.length).toBeLessThan(1000);
     }
     // A 1,000-tag list naming the current version holds.
     expect(errorOf(`${Array.from({ length: 999 }, (_, i) => `"${i + 10}"`).join(", ")}, "3"`)).toBeUndefined();
-  });
+  }, 180_000);
 });
 
 describe("conflictResponse for a lookup that found nothing", () => {

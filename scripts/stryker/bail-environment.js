@@ -31,3 +31,5 @@ function skipAll(block) {
 }
 
 module.exports = BailEnvironment;
+/** The mutant run in which a test failed last (bail-runner.js then starts no more test files). */
+module.exports.failedRun = () => failedRun;
