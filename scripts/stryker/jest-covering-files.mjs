@@ -9,8 +9,9 @@
 //    (scripts/stryker/covering-files-sequencer.js) through LOCKING_MUTATION_TEST_FILES, which drops
 //    the others. A test name it does not know, or a mutant without per-test coverage, runs every
 //    file, as before.
-// 2. A mutant's run stops at its first failed test (scripts/stryker/bail-environment.js): one
-//    failure kills it, and the covering tests left would only cost time.
+// 2. A mutant's run stops at its first failed test (scripts/stryker/bail-environment.js skips the
+//    tests left, scripts/stryker/bail-runner.js loads no test file after it): one failure kills
+//    it, and the covering tests left would only cost time.
 // 3. Each test runner process gets its own databases (see worker-databases.mjs): Stryker adds a
 //    second test runner once its TypeScript checker is done, and two runners sharing one database
 //    drop each other's tables mid-test, which kills mutants that no test would have killed.
