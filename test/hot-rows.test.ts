@@ -24,6 +24,7 @@ import {
 import { Counter } from "./fixtures/counter";
 import {
   closeAll,
+  deferred,
   describeEachDatabase,
   openAlongside,
   openDataSources,
@@ -362,7 +363,86 @@ describeEachDatabase((db: TestDatabase) => {
     });
   });
 
+  it("an attempt after a conflict that fails on its own error past budgetMs ends in that error", async () => {
+    const [hotId] = await newCounters(1);
+    const own = new Error("the work's own failure");
+    const error = await retryOnConflict(
+      worker,
+      async (manager, attempt) => {
+        const hot = await manager.findOneByOrFail(Counter, { id: hotId });
+        if (attempt === 1) await conflictOn(manager, hot);
+        await new Promise((resolve) => setTimeout(resolve, 300)); // past the budget
+        throw own;
+      },
+      { attempts: 5, budgetMs: 200 },
+    ).catch((e: unknown) => e);
+    expect(error).toBe(own);
+  });
+
   if (sqlite) return;
+
+  /**
+   * A retry loop on a row another connection has changed and now holds locked: its first
+   * attempt saves a copy read before that change (a conflict, found before writing), its next
+   * attempt reads the row, now hot, with a lock. The other connection lets go when `release` is
+   * called, or `releaseAfterMs` after it took the lock.
+   */
+  async function loopOnLockedRow(options: Parameters<typeof retryOnConflict>[2], releaseAfterMs?: number) {
+    const [id] = await newCounters(1);
+    const stale = await worker.getRepository(Counter).findOneByOrFail({ id });
+    await other.transaction(async (m) => {
+      const row = await m.findOneByOrFail(Counter, { id });
+      row.value += 1;
+      await m.save(row);
+    });
+    const taken = deferred();
+    const released = deferred();
+    const holding = other.transaction(async (m) => {
+      await m.findOne(Counter, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE) });
+      taken.resolve();
+      if (releaseAfterMs !== undefined) setTimeout(released.resolve, releaseAfterMs);
+      await released.promise;
+    });
+    await taken.promise;
+    const started = performance.now();
+    const attempts: number[] = [];
+    const outcome = await retryOnConflict(
+      worker,
+      async (manager, attempt) => {
+        attempts.push(attempt);
+        const counter = attempt === 1 ? stale : await manager.findOneByOrFail(Counter, { id });
+        counter.value += 1;
+        await manager.save(counter);
+      },
+      options,
+    ).catch((e: unknown) => e);
+    const elapsedMs = performance.now() - started;
+    released.resolve();
+    await holding;
+    return { id, outcome, attempts, elapsedMs };
+  }
+
+  it("the hot row's lock is waited for while the budget lasts: the attempt gets the row once it is let go", async () => {
+    // Released after more than a second: MariaDB bounds lock waits in whole seconds.
+    const { id, outcome, attempts, elapsedMs } = await loopOnLockedRow({ attempts: 3, budgetMs: 10_000 }, 1200);
+    expect(outcome).toBeUndefined();
+    expect(attempts).toEqual([1, 2]);
+    expect(elapsedMs).toBeGreaterThanOrEqual(1000);
+    // No lost update: the other connection's increment and the worker's are both there.
+    expect(await schema.getRepository(Counter).findOneByOrFail({ id })).toMatchObject({ value: 2, version: 3 });
+  });
+
+  it("lockHotRows: { timeout } ends the wait before the budget: the LockTimeoutError itself, nothing written", async () => {
+    const { id, outcome, attempts, elapsedMs } = await loopOnLockedRow({
+      attempts: 3,
+      budgetMs: 20_000,
+      lockHotRows: { timeout: 300 },
+    });
+    expect(outcome).toBeInstanceOf(LockTimeoutError);
+    expect(attempts).toEqual([1, 2]);
+    expect(elapsedMs).toBeLessThan(10_000);
+    expect(await schema.getRepository(Counter).findOneByOrFail({ id })).toMatchObject({ value: 1, version: 2 });
+  });
 
   it("the hot row's lock is waited for no longer than budgetMs: then RetryExhaustedError (budget)", async () => {
     const [hotId] = await newCounters(1);

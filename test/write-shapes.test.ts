@@ -3,7 +3,8 @@
  * `id = ?`: a composite primary key (a bracketed AND of columns) and single-table inheritance
  * (a discriminator condition beside the key). Each is saved once as it should be, and once with
  * a change committed on a second connection after TypeORM's pre-load, which only the UPDATE's
- * own `AND version = ?` can catch.
+ * own `AND version = ?` can catch. And a key holding a Date (an object, not a plain value): a
+ * remove's version condition keeps it as it is.
  */
 import {
   ChildEntity,
@@ -26,6 +27,14 @@ class TenantItem {
   @Versioned() version!: number;
 }
 
+@Entity("shape_reading")
+class Reading {
+  @PrimaryColumn({ type: "int" }) sensor!: number;
+  @PrimaryColumn() at!: Date;
+  @Column({ type: "int" }) value!: number;
+  @Versioned() version!: number;
+}
+
 @Entity("shape_vehicle")
 @TableInheritance({ column: { type: "varchar", name: "kind", length: 20 } })
 class Vehicle {
@@ -44,7 +53,7 @@ describeEachDatabase((db) => {
   let other: DataSource;
 
   beforeAll(async () => {
-    [writer, other] = await openDataSources(db, [TenantItem, Vehicle, Car], { count: 2 });
+    [writer, other] = await openDataSources(db, [TenantItem, Reading, Vehicle, Car], { count: 2 });
     installLocking(writer);
   });
   afterAll(() => closeAll(writer, other));
@@ -109,5 +118,23 @@ describeEachDatabase((db) => {
         expect(await cars.findOneByOrFail({ id })).toMatchObject({ name: "OTHER", doors: 4, version: 2 });
       });
     }
+  });
+
+  describe("a primary key holding a Date", () => {
+    // Whole seconds: MySQL's DATETIME keeps no milliseconds.
+    const key = (sensor: number) => ({ sensor, at: new Date("2026-03-01T10:00:00Z") });
+
+    it("a remove deletes that row and no other", async () => {
+      const readings = writer.getRepository(Reading);
+      const [gone, kept] = await readings.save([
+        readings.create({ ...key(1), value: 1 }),
+        readings.create({ ...key(2), value: 2 }),
+      ]);
+      gone.value = 10;
+      await readings.save(gone);
+      await readings.remove(gone);
+      expect(await readings.findOneBy(key(1))).toBeNull();
+      expect(await readings.findOneByOrFail(key(kept.sensor))).toMatchObject({ value: 2, version: 1 });
+    });
   });
 });
