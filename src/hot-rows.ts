@@ -239,6 +239,20 @@ export function rememberHotRows(dataSource: object | undefined, conflict: unknow
   rememberedUntil = Math.max(rememberedUntil, until);
 }
 
+// The lock timeouts of hot rows' locked reads: only those mean the retry's budget ran out (the
+// read waited at most what was left of it); a lock the work itself asked for keeps its own error.
+const hotRowLockTimeouts = new WeakSet<object>();
+
+/** Notes that `error` ended a hot row's locked read. @internal */
+export function noteHotRowLockTimeout(error: object): void {
+  hotRowLockTimeouts.add(error);
+}
+
+/** Whether `error` ended a hot row's locked read (see `noteHotRowLockTimeout`). @internal */
+export function endedHotRowRead(error: unknown): boolean {
+  return typeof error === "object" && error !== null && hotRowLockTimeouts.has(error);
+}
+
 /** Forgets every row remembered on `dataSource` (a benchmark's cells must not inherit each other's). @internal */
 export function forgetHotRows(dataSource: object): void {
   memories.delete(dataSource);

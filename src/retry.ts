@@ -13,6 +13,7 @@ import {
 } from "./errors";
 import {
   anyRememberedHotRows,
+  endedHotRowRead,
   assertHotRowOption,
   type HotRowOptions,
   type HotRows,
@@ -268,8 +269,9 @@ async function retrying<T>(
       return await attemptOnce(attempt, hot);
     } catch (error) {
       if (!isRetryableConflict(error, options) && !retriesUnknownOutcome(error, options)) {
-        // A hot row's lock waited for until the budget ran out: the budget is what ran out.
-        if (hot && error instanceof LockTimeoutError && options.budgetMs !== undefined) {
+        // A hot row's lock waited for until the budget ran out: the budget is what ran out. A
+        // lock the work asked for itself keeps its own error, hot rows in the loop or not.
+        if (endedHotRowRead(error) && options.budgetMs !== undefined) {
           const elapsedMs = performance.now() - started;
           if (elapsedMs + 1 >= options.budgetMs) {
             const exhausted = new RetryExhaustedError({ attempts: attempt, elapsedMs, reason: "budget", cause: error });

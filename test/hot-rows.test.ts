@@ -489,6 +489,37 @@ describeEachDatabase((db: TestDatabase) => {
     expect(performance.now() - started).toBeLessThan(db.family === "postgres" ? 3000 : 4000);
   });
 
+  it("a lock the work asks for itself that times out past budgetMs is its own LockTimeoutError, hot row or not", async () => {
+    // The loop has a hot row (attempt 1 conflicts on it); attempt 2 also locks another row, held
+    // by another connection, with a wait longer than the whole budget. That wait is the work's
+    // own: its LockTimeoutError is the answer, as in a loop without hot rows, not "budget".
+    const [hotId, heldId] = await newCounters(2);
+    const taken = deferred();
+    const released = deferred();
+    const holding = other.transaction(async (m) => {
+      await m.findOne(Counter, { where: { id: heldId }, ...withLockMode(LockMode.PESSIMISTIC_WRITE) });
+      taken.resolve();
+      await released.promise;
+    });
+    await taken.promise;
+    const error = await retryOnConflict(
+      worker,
+      async (manager, attempt) => {
+        const hot = await manager.findOneByOrFail(Counter, { id: hotId });
+        if (attempt === 1) await conflictOn(manager, hot);
+        await manager.findOne(Counter, {
+          where: { id: heldId },
+          ...withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout: 1000 }),
+        });
+      },
+      { attempts: 5, budgetMs: 300 },
+    ).catch((e: unknown) => e);
+    released.resolve();
+    await holding;
+    expect(error).toBeInstanceOf(LockTimeoutError);
+    expect(error).not.toBeInstanceOf(RetryExhaustedError);
+  });
+
   it("8 workers x 15 increments of one row: exact total, and no call needs more than two attempts", async () => {
     const [id] = await newCounters(1);
     const workers = [worker, await openAlongside(schema), await openAlongside(schema)].map((s) =>

@@ -6,7 +6,8 @@
  */
 import type { EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
 import type { WaitPolicy } from "../dialect/lock-dialect";
-import type { HotRows } from "../hot-rows";
+import { LockTimeoutError } from "../errors";
+import { type HotRows, noteHotRowLockTimeout } from "../hot-rows";
 import type { Installation } from "../installation";
 import { LockMode } from "../lock-mode";
 import type { LockRequest } from "../lock-request";
@@ -54,7 +55,10 @@ export async function readWithHotRows(
     const probe = await read.plain();
     if (!probe.entities.some((entity) => pending.has(rowKey(metadata, entity)))) return probe;
   }
-  const result = await read.locked(request);
+  const result = await read.locked(request).catch((error: unknown) => {
+    if (error instanceof LockTimeoutError) noteHotRowLockTimeout(error);
+    throw error;
+  });
   for (const entity of result.entities) locked.add(rowKey(metadata, entity));
   return result;
 }
