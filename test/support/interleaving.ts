@@ -78,10 +78,11 @@ export function changeBeforeNextWrite(
 }
 
 /**
- * Pauses `source`'s next statement matching `statement` just after the database ran it (its row
- * locks are held) and before TypeORM hands its result back (TypeORM awaits `afterQuery`
- * subscribers inside `query()`): `paused` resolves then, and the statement's caller goes on once
- * `resume` settles. `dispose()` drops the pause if it was never reached.
+ * Pauses `source` just after its next statement matching `statement` ran (its row locks are held),
+ * before it sends the statement after it: `paused` resolves then, and that statement goes once
+ * `resume` settles. TypeORM awaits `beforeQuery` subscribers before it sends a statement, on every
+ * driver and both TypeORM lines (`afterQuery` is not awaited by 0.3's MySQL driver).
+ * `dispose()` drops the pause if it was never reached.
  */
 export function pauseAfterNextQuery(
   source: DataSource,
@@ -89,13 +90,17 @@ export function pauseAfterNextQuery(
   resume: Promise<unknown>,
 ): { paused: Promise<void>; dispose: () => void } {
   const paused = deferred();
+  let ran = false;
   const dispose = () => {
     const index = source.subscribers.indexOf(subscriber as never);
     if (index >= 0) source.subscribers.splice(index, 1);
   };
   const subscriber = {
-    afterQuery: async (event: { query: string }) => {
-      if (!statement.test(event.query)) return;
+    afterQuery: (event: { query: string }) => {
+      if (statement.test(event.query)) ran = true;
+    },
+    beforeQuery: async () => {
+      if (!ran) return;
       dispose();
       paused.resolve();
       await resume.catch(() => undefined);
