@@ -63,11 +63,11 @@ describeEachDatabase((db) => {
   });
   afterAll(() => closeAll(alice, bob));
 
-  async function newShelf(label: string): Promise<number> {
+  async function newShelf(label: string, books = 2): Promise<number> {
     const shelf = await alice.getRepository(Shelf).save({
       label,
       stats: { views: 0, likes: 0 },
-      books: [{ title: `${label} 1` }, { title: `${label} 2` }],
+      books: Array.from({ length: books }, (_, i) => ({ title: `${label} ${i + 1}` })),
     } as Shelf);
     return shelf.id;
   }
@@ -132,6 +132,50 @@ describeEachDatabase((db) => {
       shelves[1].books![0].title = "B 1 by Alice";
       expect(await failure(alice.getRepository(Shelf).save(shelves))).toBeInstanceOf(OptimisticLockError);
       expect([await versionOf(a), await versionOf(b)]).toEqual([2, 1]);
+    });
+  });
+
+  describe("two copies of one root in one flush (books saved together, each loaded with its own copy of the shelf)", () => {
+    const loadBook = (id: number) =>
+      alice.getRepository(Book).findOneOrFail({ where: { id }, relations: { shelf: true } });
+
+    it.each([
+      [["older", "newer"]],
+      [["newer", "older"]],
+      [["newer", "older", "newer"]],
+    ])("at different versions (copies %j): OptimisticLockError at the older version, nothing written", async (copies) => {
+      const id = await newShelf("S", copies.length);
+      const ids = (await load(bob, id)).books!.map((book) => book.id);
+      const books: Book[] = [];
+      for (const [i, copy] of copies.entries()) if (copy === "older") books[i] = await loadBook(ids[i]); // shelf at 1
+      const theirs = await load(bob, id);
+      theirs.label = "S, renamed by Bob";
+      await bob.getRepository(Shelf).save(theirs); // at 2
+      for (const [i, copy] of copies.entries()) if (copy === "newer") books[i] = await loadBook(ids[i]); // shelf at 2
+      for (const book of books) book.title += " by Alice";
+      const error = await failure(alice.getRepository(Book).save(books));
+      expect(error).toBeInstanceOf(OptimisticLockError);
+      expect(error).toMatchObject({
+        entityName: "Shelf",
+        id: { id },
+        expectedVersion: 1,
+        operation: "aggregate change",
+      });
+      expect(await versionOf(id)).toBe(2);
+      expect((await load(bob, id)).books!.map((book) => book.title)).toEqual(copies.map((_, i) => `S ${i + 1}`));
+      expect(books.map((book) => book.shelf.version)).toEqual(copies.map((copy) => (copy === "older" ? 1 : 2)));
+    });
+
+    it("at the same version: the shelf moves once, and both copies hold the new version", async () => {
+      const id = await newShelf("S");
+      const [first, second] = (await load(bob, id)).books!.map((book) => book.id);
+      const books = [await loadBook(first), await loadBook(second)];
+      books[0].title = "S 1*";
+      books[1].title = "S 2*";
+      await alice.getRepository(Book).save(books);
+      expect(await versionOf(id)).toBe(2);
+      expect(books.map((book) => book.shelf.version)).toEqual([2, 2]);
+      expect((await load(bob, id)).books!.map((book) => book.title)).toEqual(["S 1*", "S 2*"]);
     });
   });
 

@@ -10,6 +10,7 @@ import { Column, type DataSource, Entity, ManyToOne, PrimaryGeneratedColumn, Ver
 import { installLocking, LockMode, lock, OptimisticLockError } from "../src";
 import { AGGREGATE_ENTITIES, AggLabel, AggLine, AggNote, AggOrder } from "./fixtures/aggregate-entities";
 import { closeAll, describeEachDatabase, openAlongside, openDataSources, StatementCounter } from "./support/databases";
+import { deferred, pauseAfterNextQuery, waitUntilBlocked } from "./support/interleaving";
 
 describeEachDatabase((db) => {
   let user1: DataSource;
@@ -207,6 +208,43 @@ describeEachDatabase((db) => {
       expect(await state(ids)).toEqual(before);
     });
   });
+
+  if (db.family !== "sqlite") {
+    it("two moves in opposite directions at once (A to B, B to A) take the orders in one order: one wins, the other conflicts, no deadlock", async () => {
+      const ids = await seed();
+      const withOrder = (source: DataSource, id: number) =>
+        source.getRepository(AggLine).findOneOrFail({ where: { id }, relations: { order: true } });
+      const apple = await withOrder(user1, await lineId(ids.a, "apple"));
+      apple.order = await user1.getRepository(AggOrder).findOneByOrFail({ id: ids.b });
+      const kiwi = await withOrder(user2, await lineId(ids.b, "kiwi"));
+      kiwi.order = await user2.getRepository(AggOrder).findOneByOrFail({ id: ids.a });
+      // Each move stops just after the first order it bumps (its row lock held) until both have
+      // got that far or the second waits for the first's order. Taken in opposite orders, each
+      // would then hold the order the other asks for next.
+      const orderUpdate = /^UPDATE\s+["`]?tl_agg_order["`]?/i;
+      const resume = deferred();
+      const pauses = [user1, user2].map((source) => pauseAfterNextQuery(source, orderUpdate, resume.promise));
+      try {
+        const moves = [user1.getRepository(AggLine).save(apple)];
+        await pauses[0].paused;
+        moves.push(user2.getRepository(AggLine).save(kiwi));
+        await waitUntilBlocked(db, plain, { orUntil: pauses[1].paused });
+        resume.resolve();
+        const errors = (await Promise.allSettled(moves)).flatMap((r) => (r.status === "rejected" ? [r.reason] : []));
+        expect(errors.map((e) => e?.constructor?.name)).toEqual(["OptimisticLockError"]);
+      } finally {
+        resume.resolve();
+        for (const pause of pauses) pause.dispose();
+      }
+      const after = await state(ids);
+      expect([after.a.version, after.b.version]).toEqual([2, 2]);
+      // Either move, whole: the other wrote nothing.
+      expect([
+        { a: ["pear:1"], b: ["apple:1", "kiwi:1"] },
+        { a: ["apple:1", "kiwi:1", "pear:1"], b: [] },
+      ]).toContainEqual({ a: after.a.lines, b: after.b.lines });
+    });
+  }
 
   describe("a line moved by cascade", () => {
     it("from A's collection to B's, B saved alone: A moves too (guarded by the A it was loaded in)", async () => {

@@ -18,6 +18,7 @@ import {
   installLocking,
   LockingConfigurationError,
   LockMode,
+  MissingVersionError,
   OptimisticLockError,
   Versioned,
   VersionedBy,
@@ -341,6 +342,24 @@ describeEachDatabase((db) => {
       /AggOrder it belongs to is not loaded.*relations: \{ order: true \}/,
     );
     expect((await load(alice, id)).version).toBe(1);
+  });
+
+  it("a member saved with its root given by id only (no version to check) is refused with MissingVersionError, nothing written", async () => {
+    const id = await seed();
+    const before = await load(alice, id);
+    const pen = await alice.getRepository(AggLine).findOneOrFail({ where: { order: { id } }, order: { id: "ASC" } });
+    pen.quantity = 2;
+    pen.order = { id } as AggOrder;
+    const added = { product: "paper", quantity: 1, order: { id } } as AggLine;
+    for (const write of [
+      () => alice.getRepository(AggLine).save(pen),
+      () => alice.getRepository(AggLine).save(added),
+    ]) {
+      const error = await failure(write());
+      expect(error).toBeInstanceOf(MissingVersionError);
+      expect(error).toMatchObject({ entityName: "AggOrder", id: { id }, versionProperty: "version" });
+    }
+    expect(await load(alice, id)).toEqual(before);
   });
 });
 

@@ -393,6 +393,30 @@ describeEachDatabase((db) => {
     }
   });
 
+  it("a root protected by a lock id read from another column (one lock per city) is saved directly, and through its lines, under that lock", async () => {
+    const dave = await openAlongside(alice);
+    try {
+      installLocking(dave);
+      const daveLocks = new OfflineLockManager(dave).protect(AggOrder, {
+        lockType: "City",
+        lockIdOf: (order: AggOrder) => order.address?.city,
+      });
+      const id = await seed(); // in Seoul
+      const order = await load(dave, id);
+      order.status = "PAID";
+      await expect(saveOrder(dave, order)).rejects.toThrow(OfflineLockRequiredError);
+      const lock = await daveLocks.tryLock("City", "Seoul", { owner: "dispatcher", ttlMs: 60_000 });
+      await daveLocks.runHolding(lock, () => saveOrder(dave, order));
+      lineOf(order, "pen").quantity = 4;
+      await daveLocks.runHolding(lock, () => saveOrder(dave, order));
+      await daveLocks.releaseLock(lock);
+      expect(await load(dave, id)).toMatchObject({ status: "PAID", version: 3 });
+      expect(lineOf(await load(dave, id), "pen").quantity).toBe(4);
+    } finally {
+      await closeAll(dave);
+    }
+  });
+
   describe("runHolding() takes the handle object or its string, and refuses anything else", () => {
     it("the handle string (as kept in a session) lets a protected save through", async () => {
       const id = await seed();

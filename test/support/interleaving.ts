@@ -21,9 +21,20 @@ export function deferred<T = void>(): Deferred<T> {
 
 /**
  * Waits until some session of the database is waiting for a row lock: the proof that the
- * other actor's statement is really blocked, instead of a sleep that hopes so.
+ * other actor's statement is really blocked, instead of a sleep that hopes so. With `orUntil`,
+ * returns as soon as that promise settles instead (an actor that was not blocked and got on).
  */
-export async function waitUntilBlocked(db: TestDatabase, observer: DataSource, timeoutMs = 10_000): Promise<void> {
+export async function waitUntilBlocked(
+  db: TestDatabase,
+  observer: DataSource,
+  options: { timeoutMs?: number; orUntil?: Promise<unknown> } = {},
+): Promise<void> {
+  const { timeoutMs = 10_000, orUntil } = options;
+  let settled = false;
+  const stop = () => {
+    settled = true;
+  };
+  orUntil?.then(stop, stop);
   // Only sessions of this test's own database count: other runs (another checkout, a benchmark)
   // may share the server, and their waits must not pass for ours.
   const sql =
@@ -36,6 +47,7 @@ export async function waitUntilBlocked(db: TestDatabase, observer: DataSource, t
   const pollMs = db.family === "postgres" ? 10 : 150;
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
+    if (settled) return;
     const [row] = await observer.query(sql);
     if (Number(row.n) > 0) return;
     await new Promise((r) => setTimeout(r, pollMs));
@@ -63,4 +75,37 @@ export function changeBeforeNextWrite(
     },
   };
   writer.subscribers.push(subscriber as never);
+}
+
+/**
+ * Pauses `source` just after its next statement matching `statement` ran (its row locks are held),
+ * before it sends the statement after it: `paused` resolves then, and that statement goes once
+ * `resume` settles. TypeORM awaits `beforeQuery` subscribers before it sends a statement, on every
+ * driver and both TypeORM lines (`afterQuery` is not awaited by 0.3's MySQL driver).
+ * `dispose()` drops the pause if it was never reached.
+ */
+export function pauseAfterNextQuery(
+  source: DataSource,
+  statement: RegExp,
+  resume: Promise<unknown>,
+): { paused: Promise<void>; dispose: () => void } {
+  const paused = deferred();
+  let ran = false;
+  const dispose = () => {
+    const index = source.subscribers.indexOf(subscriber as never);
+    if (index >= 0) source.subscribers.splice(index, 1);
+  };
+  const subscriber = {
+    afterQuery: (event: { query: string }) => {
+      if (statement.test(event.query)) ran = true;
+    },
+    beforeQuery: async () => {
+      if (!ran) return;
+      dispose();
+      paused.resolve();
+      await resume.catch(() => undefined);
+    },
+  };
+  source.subscribers.push(subscriber as never);
+  return { paused: paused.promise, dispose };
 }
