@@ -13,8 +13,8 @@ import {
 } from "./errors";
 import {
   anyRememberedHotRows,
-  endedHotRowRead,
   assertHotRowOption,
+  endedHotRowRead,
   type HotRowOptions,
   type HotRows,
   markHotRows,
