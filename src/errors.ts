@@ -810,6 +810,8 @@ export class OfflineLockLostError extends LockingError {
  */
 export class OfflineLockRequiredError extends LockingError {
   readonly entityName: string;
+  /** The lock's type, as given to `protect()` (the entity's name by default). */
+  readonly lockType: string;
   readonly lockId: string;
   constructor(init: { entityName: string; lockType: string; lockId: string; reason: string }) {
     super(
@@ -817,6 +819,7 @@ export class OfflineLockRequiredError extends LockingError {
         `and ${init.reason}. Take it with tryLock() and write inside runHolding(handle, ...). Nothing was written.`,
     );
     this.entityName = init.entityName;
+    this.lockType = init.lockType;
     this.lockId = init.lockId;
   }
 }

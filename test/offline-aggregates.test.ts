@@ -49,10 +49,10 @@ describeEachDatabase((db) => {
   });
   afterAll(() => closeAll(alice, bob));
 
-  async function seed(): Promise<number> {
+  async function seed(city = "Seoul"): Promise<number> {
     const order = await alice.getRepository(AggOrder).save({
       status: "NEW",
-      address: { street: "Old Street 1", city: "Seoul" },
+      address: { street: "Old Street 1", city },
       lines: [
         { product: "pen", quantity: 1, notes: [{ text: "blue" }] },
         { product: "ink", quantity: 2, notes: [] },
@@ -412,6 +412,39 @@ describeEachDatabase((db) => {
       await daveLocks.releaseLock(lock);
       expect(await load(dave, id)).toMatchObject({ status: "PAID", version: 3 });
       expect(lineOf(await load(dave, id), "pen").quantity).toBe(4);
+    } finally {
+      await closeAll(dave);
+    }
+  });
+
+  it("one lock per city: a line loaded without its order moves to an order in another city only under both cities' locks", async () => {
+    const dave = await openAlongside(alice);
+    try {
+      installLocking(dave);
+      const daveLocks = new OfflineLockManager(dave).protect(AggOrder, {
+        lockType: "City",
+        lockIdOf: (order: AggOrder) => order.address?.city,
+      });
+      const a = await seed("Seoul");
+      const b = await seed("Busan");
+      const busan = await daveLocks.tryLock("City", "Busan", { owner: "dispatcher", ttlMs: 60_000 });
+      const seoul = await daveLocks.tryLock("City", "Seoul", { owner: "dispatcher", ttlMs: 60_000 });
+      // The line is loaded alone: the order it leaves is known by its id only, and its city is
+      // read from its row.
+      const move = async () => {
+        const line = await dave.getRepository(AggLine).findOneByOrFail({ id: lineOf(await load(dave, a), "pen").id });
+        line.order = await load(dave, b);
+        return dave.getRepository(AggLine).save(line);
+      };
+      const refused = await failure(daveLocks.runHolding(busan, move));
+      expect(refused).toBeInstanceOf(OfflineLockRequiredError);
+      expect(refused).toMatchObject({ lockType: "City", lockId: "Seoul" });
+      expect(lineOf(await load(dave, a), "pen")).toBeDefined();
+      await daveLocks.runHolding(busan, () => daveLocks.runHolding(seoul, move));
+      expect((await load(dave, b)).lines!.map((l) => l.product)).toContain("pen");
+      expect((await load(dave, a)).lines!.map((l) => l.product)).toEqual(["ink"]);
+      await daveLocks.releaseLock(busan);
+      await daveLocks.releaseLock(seoul);
     } finally {
       await closeAll(dave);
     }

@@ -14,7 +14,7 @@ import { installationOf } from "../installation";
 import { LockMode } from "../lock-mode";
 import { lockQuery } from "../lock-request";
 import { installationForLockRequest } from "../typeorm/activation";
-import { aggregateRootOf, existingRootsChangedBy } from "../typeorm/aggregate-versions";
+import { aggregateRootOf, type ChangedRoot, existingRootsChangedBy } from "../typeorm/aggregate-versions";
 import { knownDialectOf } from "../typeorm/error-translation";
 import { dataSourceOf, type SubjectExecutorLike, type SubjectLike } from "../typeorm/internals";
 import { addPreWriteCheck } from "../typeorm/pre-write-checks";
@@ -401,7 +401,7 @@ async function requireHeldLocks(executor: SubjectExecutorLike): Promise<void> {
   for (const root of await existingRootsChangedBy(executor)) {
     const protection = map.get(root.metadata.target as Function);
     if (!protection) continue;
-    const lockId = lockIdOf(protection, root.entity);
+    const lockId = lockIdOf(protection, root.entity) ?? (await lockIdOfStoredRoot(executor, protection, root));
     if (lockId === undefined) throw noLockId({ metadata: root.metadata }, protection);
     need(protection, root.metadata.name, lockId);
   }
@@ -482,6 +482,27 @@ function refuseUncheckedWrites({ dataSource, metadata, kind }: UncheckedWrite): 
 function lockIdOf(protection: Protection, entity: ObjectLiteral): string | undefined {
   const id = protection.lockIdOf(entity);
   return id === undefined || id === null || String(id) === "" ? undefined : String(id);
+}
+
+/**
+ * The lock id of a root as its row holds it, for a root the flush knows by id only (a member
+ * moving out of it was loaded without it) whose `lockIdOf` reads another column than the key.
+ * Read inside the flush's transaction; `undefined` when the row has no id to give either.
+ */
+async function lockIdOfStoredRoot(
+  executor: SubjectExecutorLike,
+  protection: Protection,
+  root: ChangedRoot,
+): Promise<string | undefined> {
+  const id = root.metadata.getEntityIdMap(root.entity);
+  if (!id) return undefined;
+  const row = await executor.queryRunner.manager
+    .getRepository(root.metadata.target)
+    .createQueryBuilder()
+    .setFindOptions({ loadEagerRelations: false, withDeleted: true })
+    .whereInIds(id)
+    .getOne();
+  return row ? lockIdOf(protection, row) : undefined;
 }
 
 /**
