@@ -69,6 +69,11 @@ export class MissingVersionError extends LockingError {
   readonly id: unknown;
   /** The version property, e.g. `"version"`. */
   readonly versionProperty: string;
+  /**
+   * The write that could not be checked: `"update"`, `"remove"`, ... or `"aggregate change"` (a
+   * member's save that moves its root, whose copy holds no version), as in `OptimisticLockError`.
+   */
+  readonly operation: string;
 
   constructor(init: { entityName: string; id: unknown; versionProperty: string; operation: string }) {
     super(
@@ -80,6 +85,7 @@ export class MissingVersionError extends LockingError {
     this.entityName = init.entityName;
     this.id = init.id;
     this.versionProperty = init.versionProperty;
+    this.operation = init.operation;
   }
 }
 

@@ -357,7 +357,12 @@ describeEachDatabase((db) => {
     ]) {
       const error = await failure(write());
       expect(error).toBeInstanceOf(MissingVersionError);
-      expect(error).toMatchObject({ entityName: "AggOrder", id: { id }, versionProperty: "version" });
+      expect(error).toMatchObject({
+        entityName: "AggOrder",
+        id: { id },
+        versionProperty: "version",
+        operation: "aggregate change",
+      });
     }
     expect(await load(alice, id)).toEqual(before);
   });
