@@ -1,7 +1,8 @@
 import type { EntityManager, EntityTarget, ObjectLiteral } from "typeorm";
-import { describeValue, jsonOf, LockingConfigurationError } from "./errors";
+import { describeValue, LockingConfigurationError } from "./errors";
 import { assertLockMode, type LockMode, type LockOptions, waitPolicyOf } from "./lock-mode";
 import { lockQuery } from "./lock-request";
+import { compareRows } from "./row-ids";
 
 /**
  * One row to lock: its entity class (or name) and primary key.
@@ -18,7 +19,7 @@ export interface LockTarget<T extends ObjectLiteral = ObjectLiteral> {
 
 /**
  * Locks several rows (aggregates) in one deterministic order, table name first, then primary
- * key, one row per statement, so two transactions locking overlapping sets can never hold each
+ * key (numbers by value), one row per statement, so two transactions locking overlapping sets can never hold each
  * other's next row: the A,B / B,A deadlock cannot happen between them. Needs a transaction.
  * Returns the loaded entities in the order they were asked for (`null` for a missing row).
  *
@@ -46,34 +47,17 @@ export async function lockInOrder(
       `lockInOrder(): targets must be a list of { entity, id }, got ${describeValue(targets)}.`,
     );
   }
-  const keyed = targets.map((target, index) => {
-    const metadata = manager.getRepository(target.entity).metadata;
-    return { target, index, metadata, table: metadata.tablePath };
-  });
-  keyed.sort((a, b) => compare(a.table, b.table) || compareIds(a.target.id, b.target.id));
+  const keyed = targets.map((target, index) => ({
+    target,
+    index,
+    metadata: manager.getRepository(target.entity).metadata,
+    id: target.id,
+  }));
+  keyed.sort(compareRows);
   const results: Array<ObjectLiteral | null> = new Array(targets.length).fill(null);
   for (const { target, index, metadata } of keyed) {
     const query = manager.createQueryBuilder(metadata.target, "locked").whereInIds(target.id);
     results[index] = await lockQuery(query, mode, options).getOne();
   }
   return results;
-}
-
-function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function compareIds(a: unknown, b: unknown): number {
-  if (typeof a === "number" && typeof b === "number") return a - b;
-  if (typeof a === "bigint" && typeof b === "bigint") return a < b ? -1 : a > b ? 1 : 0;
-  return compare(keyOf(a), keyOf(b));
-}
-
-/** A total order over ids of mixed kinds (a number beside a string or a bigint), never throwing. */
-function keyOf(id: unknown): string {
-  try {
-    return `${typeof id}:${jsonOf(id)}`;
-  } catch {
-    return `${typeof id}:${String(id)}`;
-  }
 }

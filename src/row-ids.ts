@@ -1,10 +1,10 @@
 /**
- * What names one row for `updateVersioned()`: a primary key value or an id map, refused when it
- * could name many (TypeORM's `whereInIds` takes a list as many ids). Shared by its one-row and
- * many-row forms.
+ * What names one row: for `updateVersioned()`, a primary key value or an id map, refused when it
+ * could name many (TypeORM's `whereInIds` takes a list as many ids), shared by its one-row and
+ * many-row forms; and the one order in which the library takes several rows' locks.
  */
 import type { EntityMetadata, ObjectLiteral } from "typeorm";
-import { describeValue, LockingConfigurationError } from "./errors";
+import { describeValue, jsonOf, LockingConfigurationError } from "./errors";
 
 /** A primary key value that names one row: a string, a finite number, a bigint. @internal */
 export function isKeyValue(value: unknown): value is string | number | bigint {
@@ -62,4 +62,64 @@ export function beyondInt32(id: Record<string, unknown>): boolean {
     const n = BigInt(digits);
     return n > 2147483647n || n < -2147483648n;
   });
+}
+
+/** A row: its entity's metadata and its primary key (a key value, an id map, or the entity). @internal */
+export interface RowRef {
+  metadata: EntityMetadata;
+  id: unknown;
+}
+
+/**
+ * The one order in which the library locks several rows: table path, then primary key (its
+ * columns in metadata order). `lockInOrder()` takes its rows in it and a flush bumps the aggregate
+ * roots it changes in it, so a transaction locking roots with one and a save moving a member
+ * between them cannot each hold the row the other asks for next (the A,B / B,A deadlock). The
+ * order must hang on the row, not on how its key is spelled: `{ id: 9 }` and `9` sort alike, and
+ * 9 before 10 whether the key is a number, a bigint or the string a bigint column reads as.
+ *
+ * @internal
+ */
+export function compareRows(a: RowRef, b: RowRef): number {
+  const [x, y] = [keyValuesOf(a), keyValuesOf(b)];
+  let order = compareText(a.metadata.tablePath, b.metadata.tablePath);
+  for (let i = 0; order === 0 && i < Math.min(x.length, y.length); i++) order = compareValues(x[i], y[i]);
+  return order || x.length - y.length;
+}
+
+/** The primary key's column values, in metadata order; a key value alone is its one column's. */
+function keyValuesOf({ metadata, id }: RowRef): unknown[] {
+  if (id === null || typeof id !== "object") return [id];
+  return metadata.primaryColumns.map((column) => column.getEntityValue(id as ObjectLiteral));
+}
+
+/**
+ * Key values of any kinds in one total order, never throwing: integers (numbers, bigints, digit
+ * strings: a bigint column reads as a string) by value, then everything else by kind and text.
+ * Equal values spelled differently ("09" and "9" of a text key: two rows) are told apart by text.
+ */
+function compareValues(a: unknown, b: unknown): number {
+  const [x, y] = [numericOf(a), numericOf(b)];
+  if (x === undefined || y === undefined) {
+    return x !== undefined ? -1 : y !== undefined ? 1 : compareText(textOf(a), textOf(b));
+  }
+  return x < y ? -1 : x > y ? 1 : compareText(String(a), String(b));
+}
+
+function numericOf(value: unknown): number | bigint | undefined {
+  if (typeof value === "number") return Number.isNaN(value) ? undefined : value;
+  if (typeof value === "bigint") return value;
+  return typeof value === "string" && /^-?\d+$/.test(value) ? BigInt(value) : undefined;
+}
+
+function textOf(value: unknown): string {
+  try {
+    return `${typeof value}:${jsonOf(value)}`;
+  } catch {
+    return `${typeof value}:${String(value)}`;
+  }
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -6,8 +6,17 @@
  * the order. Without the old root's bump user 2's save puts the member back and user 1's move is
  * lost silently; with it, user 2's save fails with OptimisticLockError and writes nothing.
  */
-import { Column, type DataSource, Entity, ManyToOne, PrimaryGeneratedColumn, VersionColumn } from "typeorm";
-import { installLocking, LockMode, lock, OptimisticLockError } from "../src";
+import {
+  Column,
+  type DataSource,
+  Entity,
+  ManyToOne,
+  OneToMany,
+  PrimaryColumn,
+  PrimaryGeneratedColumn,
+  VersionColumn,
+} from "typeorm";
+import { installLocking, LockMode, lock, lockInOrder, OptimisticLockError, Versioned, VersionedBy } from "../src";
 import { AGGREGATE_ENTITIES, AggLabel, AggLine, AggNote, AggOrder } from "./fixtures/aggregate-entities";
 import { closeAll, describeEachDatabase, openAlongside, openDataSources, StatementCounter } from "./support/databases";
 import { deferred, pauseAfterNextQuery, waitUntilBlocked } from "./support/interleaving";
@@ -20,7 +29,9 @@ describeEachDatabase((db) => {
   const plainCounter = new StatementCounter();
 
   beforeAll(async () => {
-    [user1] = await openDataSources(db, AGGREGATE_ENTITIES, { extra: { logger: counter, logging: true } });
+    [user1] = await openDataSources(db, [...AGGREGATE_ENTITIES, KeyedOrder, KeyedLine], {
+      extra: { logger: counter, logging: true },
+    });
     user2 = await openAlongside(user1, { logger: undefined, logging: false });
     plain = await openAlongside(user1, {
       entities: [PlainMoveOrder, PlainMoveLine],
@@ -245,6 +256,117 @@ describeEachDatabase((db) => {
       ]).toContainEqual({ a: after.a.lines, b: after.b.lines });
     });
   }
+
+  describe("orders 9 and 10 (ids that sort one way as text, the other as numbers)", () => {
+    const keyedOrderUpdate = /^UPDATE\s+["`]?tl_agg_keyed_order["`]?/i;
+    const keyedOrderLock = /tl_agg_keyed_order[\s\S]*FOR UPDATE/i;
+
+    /** Orders 9 and 10 at version 1, a line in each; the ids of the lines. */
+    async function seedKeyed(): Promise<{ in9: number; in10: number }> {
+      await user1.getRepository(KeyedLine).createQueryBuilder().delete().execute();
+      await user1.getRepository(KeyedOrder).createQueryBuilder().delete().execute();
+      const orders = user1.getRepository(KeyedOrder);
+      for (const id of [9, 10]) await orders.save({ id, status: "new", lines: [{ product: `p${id}` }] });
+      const lines = await user1.getRepository(KeyedLine).find({ relations: { order: true } });
+      const [in9, in10] = [9, 10].map((id) => lines.find((line) => line.order.id === id)!.id);
+      return { in9, in10 };
+    }
+    const lineWithOrder = (source: DataSource, id: number) =>
+      source.getRepository(KeyedLine).findOneOrFail({ where: { id }, relations: { order: true } });
+    /** The order a statement names: written into it (SQLite), else among its parameters. */
+    const orderIdIn = (q: { query: string; parameters?: unknown[] }) => {
+      const written = /["`]id["`]\s*=\s*(\d+)/.exec(q.query);
+      return written ? Number(written[1]) : q.parameters?.map(Number).find((p) => p === 9 || p === 10);
+    };
+    const keyedVersions = async () =>
+      (await user1.getRepository(KeyedOrder).find({ order: { id: "ASC" } })).map((o) => [o.id, o.version]);
+
+    it("a move bumps order 9 before order 10, in both directions (lockInOrder's order)", async () => {
+      const lines = await seedKeyed();
+      for (const [line, to] of [
+        [lines.in9, 10],
+        [lines.in10, 9],
+      ] as const) {
+        const moving = await lineWithOrder(user1, line);
+        moving.order = await user1.getRepository(KeyedOrder).findOneByOrFail({ id: to });
+        counter.reset();
+        await user1.getRepository(KeyedLine).save(moving);
+        expect(counter.queries.filter((q) => keyedOrderUpdate.test(q.query)).map(orderIdIn)).toEqual([9, 10]);
+        counter.reset();
+        await user1.transaction((manager) =>
+          lockInOrder(
+            manager,
+            [
+              { entity: KeyedOrder, id: 10 },
+              { entity: KeyedOrder, id: { id: 9 } },
+            ],
+            LockMode.PESSIMISTIC_WRITE,
+          ),
+        );
+        const locked = counter.queries.filter((q) => /tl_agg_keyed_order/.test(q.query)).map(orderIdIn);
+        expect(locked.filter((id) => id !== undefined)).toEqual([9, 10]);
+      }
+      expect(await keyedVersions()).toEqual([
+        [9, 3],
+        [10, 3],
+      ]);
+    });
+
+    if (db.family !== "sqlite") {
+      for (const t1Changes of [false, true]) {
+        it(`lockInOrder([9, 10]) holding 9 while a save moves a line from 10 to 9: the save waits for it, no deadlock${
+          t1Changes ? " (T1 changed order 10: the save conflicts)" : ""
+        }`, async () => {
+          const lines = await seedKeyed();
+          const moving = await lineWithOrder(user2, lines.in10);
+          moving.order = await user2.getRepository(KeyedOrder).findOneByOrFail({ id: 9 });
+          const resume = deferred();
+          const pause = pauseAfterNextQuery(user1, keyedOrderLock, resume.promise);
+          try {
+            const t1 = user1.transaction(async (manager) => {
+              const [ten, nine] = (await lockInOrder(
+                manager,
+                [
+                  { entity: KeyedOrder, id: 10 },
+                  { entity: KeyedOrder, id: 9 },
+                ],
+                LockMode.PESSIMISTIC_WRITE,
+                { timeout: 10_000 },
+              )) as KeyedOrder[];
+              expect([ten.id, nine.id]).toEqual([10, 9]);
+              if (t1Changes) {
+                ten.status = "paid";
+                await manager.save(ten);
+              }
+            });
+            await pause.paused;
+            const t2 = user2.getRepository(KeyedLine).save(moving);
+            // T2 bumps order 9 first: it waits for T1 before it holds anything T1 asks for next.
+            await waitUntilBlocked(db, plain, { orUntil: t2 });
+            resume.resolve();
+            const [one, two] = await Promise.allSettled([t1, t2]);
+            expect(one).toEqual({ status: "fulfilled", value: undefined });
+            if (t1Changes) {
+              expect(two.status === "rejected" && two.reason).toBeInstanceOf(OptimisticLockError);
+              expect(await keyedVersions()).toEqual([
+                [9, 1],
+                [10, 2],
+              ]);
+            } else {
+              expect(two.status).toBe("fulfilled");
+              expect(await keyedVersions()).toEqual([
+                [9, 2],
+                [10, 2],
+              ]);
+            }
+          } finally {
+            resume.resolve();
+            pause.dispose();
+          }
+        });
+      }
+    }
+  });
 
   describe("a line moved by cascade", () => {
     it("from A's collection to B's, B saved alone: A moves too (guarded by the A it was loaded in)", async () => {
@@ -488,4 +610,33 @@ class PlainMoveLine {
   @Column() product!: string;
   @Column() quantity!: number;
   @ManyToOne(() => PlainMoveOrder) order!: PlainMoveOrder;
+}
+
+/** A root keyed by hand (9 and 10 sort one way as text, the other as numbers) and its member. */
+@Entity({ name: "tl_agg_keyed_order" })
+class KeyedOrder {
+  @PrimaryColumn() id!: number;
+  @Column() status!: string;
+  @Versioned() version!: number;
+  @OneToMany(
+    () => KeyedLine,
+    (line) => line.order,
+    { cascade: true },
+  )
+  lines?: KeyedLine[];
+}
+
+@Entity({ name: "tl_agg_keyed_line" })
+@VersionedBy(
+  () => KeyedOrder,
+  (line: KeyedLine) => line.order,
+)
+class KeyedLine {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() product!: string;
+  @ManyToOne(
+    () => KeyedOrder,
+    (order) => order.lines,
+  )
+  order!: KeyedOrder;
 }

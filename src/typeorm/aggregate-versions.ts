@@ -14,6 +14,7 @@ import type { DataSource, EntityMetadata, ObjectLiteral, QueryRunner } from "typ
 import { aggregateLinkOf, lockExcludedPropertiesOf } from "../aggregate";
 import { LockingConfigurationError, OptimisticLockError } from "../errors";
 import { type Installation, installationOf } from "../installation";
+import { compareRows } from "../row-ids";
 import { raisedIn } from "../transaction-numbers";
 import {
   type DatabaseEntityLoaderLike,
@@ -207,9 +208,10 @@ async function findRootsTouched(executor: SubjectExecutorLike): Promise<TouchedR
     if (subject.entity && updated.has(subject) && onlyExcludedChanges(subject)) continue;
     for (const ref of await rootsTouchedBy(subject, executor.queryRunner, updated.has(subject))) add(ref, false);
   }
-  // One order for every flush, so two flushes moving members between the same roots in
-  // opposite directions take the rows' locks in the same order instead of deadlocking.
-  return [...touched.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, root]) => root);
+  // The order lockInOrder() locks rows in, for every flush: two flushes moving members between the
+  // same roots in opposite directions, or a flush and a transaction that locked those roots with
+  // lockInOrder(), take the rows' locks in the same order instead of deadlocking.
+  return [...touched.values()].sort(compareRows);
 }
 
 /**
