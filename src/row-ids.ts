@@ -81,22 +81,25 @@ export interface RowRef {
  * @internal
  */
 export function compareRows(a: RowRef, b: RowRef): number {
-  const [x, y] = [keyValuesOf(a), keyValuesOf(b)];
-  let order = compareText(a.metadata.tablePath, b.metadata.tablePath);
-  for (let i = 0; order === 0 && i < Math.min(x.length, y.length); i++) order = compareValues(x[i], y[i]);
-  return order || x.length - y.length;
+  const other = keyValuesOf(b);
+  return (
+    compareText(a.metadata.tablePath, b.metadata.tablePath) ||
+    keyValuesOf(a).reduce<number>((order, value, i) => order || compareValues(value, other[i]), 0)
+  );
 }
 
-/** The primary key's column values, in metadata order; a key value alone is its one column's. */
+/** The primary key's column values, in metadata order; a key value alone stands for every column. */
 function keyValuesOf({ metadata, id }: RowRef): unknown[] {
-  if (id === null || typeof id !== "object") return [id];
-  return metadata.primaryColumns.map((column) => column.getEntityValue(id as ObjectLiteral));
+  // TypeORM reads no value from null (undefined), as it finds no row for it.
+  const map = typeof id === "object";
+  return metadata.primaryColumns.map((column) => (map ? column.getEntityValue(id as ObjectLiteral) : id));
 }
 
 /**
  * Key values of any kinds in one total order, never throwing: integers (numbers, bigints, digit
- * strings: a bigint column reads as a string) by value, then everything else by kind and text.
+ * strings: a bigint column reads as a string) by value, then everything else by its JSON text.
  * Equal values spelled differently ("09" and "9" of a text key: two rows) are told apart by text.
+ * NaN falls in with the numbers, after all of them: its text is "NaN".
  */
 function compareValues(a: unknown, b: unknown): number {
   const [x, y] = [numericOf(a), numericOf(b)];
@@ -107,16 +110,16 @@ function compareValues(a: unknown, b: unknown): number {
 }
 
 function numericOf(value: unknown): number | bigint | undefined {
-  if (typeof value === "number") return Number.isNaN(value) ? undefined : value;
-  if (typeof value === "bigint") return value;
+  if (typeof value === "number" || typeof value === "bigint") return value;
   return typeof value === "string" && /^-?\d+$/.test(value) ? BigInt(value) : undefined;
 }
 
+/** Its JSON text (one column's values are of one kind, so the kind need not be told); never throws. */
 function textOf(value: unknown): string {
   try {
-    return `${typeof value}:${jsonOf(value)}`;
+    return jsonOf(value);
   } catch {
-    return `${typeof value}:${String(value)}`;
+    return String(value);
   }
 }
 

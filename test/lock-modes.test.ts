@@ -1,7 +1,7 @@
 /**
  * Lock modes, timeouts and typed lock errors on real concurrent transactions.
  */
-import type { DataSource, EntityManager } from "typeorm";
+import { Column, type DataSource, Entity, type EntityManager, PrimaryColumn } from "typeorm";
 import {
   ConcurrencyError,
   DeadlockError,
@@ -10,6 +10,7 @@ import {
   LockingError,
   LockMode,
   type LockOptions,
+  type LockTarget,
   LockTimeoutError,
   lock,
   lockInOrder,
@@ -44,7 +45,10 @@ describeEachDatabase((db) => {
   let nextId = 1;
 
   beforeAll(async () => {
-    [one, two] = await openDataSources(db, LOCK_ENTITIES, { count: 2, extra: { logger: counter, logging: true } });
+    [one, two] = await openDataSources(db, [...LOCK_ENTITIES, Shelf], {
+      count: 2,
+      extra: { logger: counter, logging: true },
+    });
     installLocking(one);
     installLocking(two);
   });
@@ -657,6 +661,79 @@ describeEachDatabase((db) => {
       expect(rows.map((r) => r.balance).sort()).toEqual([110, 90].sort());
     });
 
+    /** The rows lockInOrder() locked, in the order it locked them: each lock statement's table and key values. */
+    async function lockOrderOf(targets: LockTarget[]): Promise<string[]> {
+      counter.reset();
+      await one.transaction((m) => lockInOrder(m, targets, LockMode.PESSIMISTIC_WRITE));
+      return counter.queries
+        .filter((q) => /^SELECT|^WITH/i.test(q.query) && /\blocked\b/.test(q.query))
+        .map(({ query, parameters = [] }) => {
+          // SQLite's statements carry integers written in; the others, every value as a parameter.
+          let next = 0;
+          const where = query
+            .slice(query.search(/\bWHERE\b/))
+            .replace(/\$(\d+)|\?/g, (_, n) => String(parameters[n ? Number(n) - 1 : next++]));
+          const table = /tl_(shelf|job|account)/.exec(query)![1];
+          return `${table} ${[...where.matchAll(/=\s*([^\s)]+)/g)].map((m) => m[1]).join(",")}`;
+        });
+    }
+
+    it("lockInOrder locks by table, then by key value (9 before 10 however the key is spelled), in any order asked", async () => {
+      const asked: LockTarget[] = [
+        { entity: Job, id: 1 },
+        { entity: Account, id: 10n },
+        { entity: Account, id: "9" },
+        { entity: Account, id: { id: 11 } },
+        { entity: Account, id: 8 },
+      ];
+      const expected = ["account 8", "account 9", "account 10", "account 11", "job 1"];
+      expect(await lockOrderOf(asked)).toEqual(expected);
+      expect(await lockOrderOf([...asked].reverse())).toEqual(expected);
+    });
+
+    it("lockInOrder with a null id beside others locks the others and gives null for it", async () => {
+      const id = await account();
+      const rows = await one.transaction((m) =>
+        lockInOrder(
+          m,
+          [
+            { entity: Account, id: null },
+            { entity: Account, id },
+          ],
+          LockMode.PESSIMISTIC_WRITE,
+        ),
+      );
+      expect(rows.map((row) => row?.id ?? null)).toEqual([null, id]);
+    });
+
+    it("lockInOrder locks a composite key by its columns in order; digit strings by value, other text after them", async () => {
+      const rows: Array<[string, number]> = [
+        ["b", 1],
+        ["a", 10],
+        ["10", 1],
+        ["a9", 1],
+        ["a", 9],
+        ["9", 1],
+        ["-1", 1],
+        ["9a", 1],
+        ["09", 1],
+      ];
+      const asked = rows.map(([code, slot]) => ({ entity: Shelf, id: { code, slot } }));
+      const expected = [
+        "shelf -1,1",
+        "shelf 09,1",
+        "shelf 9,1",
+        "shelf 10,1",
+        "shelf 9a,1",
+        "shelf a,9",
+        "shelf a,10",
+        "shelf a9,1",
+        "shelf b,1",
+      ];
+      expect(await lockOrderOf(asked)).toEqual(expected);
+      expect(await lockOrderOf([...asked].reverse())).toEqual(expected);
+    });
+
     it("lockInOrder: T2 asking for B,A waits for A without taking B, so T1 gets B and both commit", async () => {
       const a = await account();
       const b = await account();
@@ -713,3 +790,11 @@ describeEachDatabase((db) => {
     }
   });
 });
+
+/** A composite key, text then number, for the order lockInOrder() takes. */
+@Entity({ name: "tl_shelf" })
+class Shelf {
+  @PrimaryColumn() code!: string;
+  @PrimaryColumn() slot!: number;
+  @Column({ default: "" }) label!: string;
+}
