@@ -273,10 +273,12 @@ describeEachDatabase((db) => {
     }
     const lineWithOrder = (source: DataSource, id: number) =>
       source.getRepository(KeyedLine).findOneOrFail({ where: { id }, relations: { order: true } });
-    /** The order a statement names: written into it (SQLite), else among its parameters. */
-    const orderIdIn = (q: { query: string; parameters?: unknown[] }) => {
-      const written = /["`]id["`]\s*=\s*(\d+)/.exec(q.query);
-      return written ? Number(written[1]) : q.parameters?.map(Number).find((p) => p === 9 || p === 10);
+    /** The order a statement names (SQLite writes integers into it; the others pass parameters). */
+    const orderIdIn = ({ query, parameters = [] }: { query: string; parameters?: unknown[] }) => {
+      let next = 0;
+      const filled = query.replace(/\$(\d+)|\?/g, (_, n) => String(parameters[n ? Number(n) - 1 : next++]));
+      const id = /["`]id["`]\s*(?:=|IN\s*\()\s*(\d+)/i.exec(filled);
+      return id ? Number(id[1]) : undefined;
     };
     const keyedVersions = async () =>
       (await user1.getRepository(KeyedOrder).find({ order: { id: "ASC" } })).map((o) => [o.id, o.version]);

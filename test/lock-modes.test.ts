@@ -674,7 +674,7 @@ describeEachDatabase((db) => {
             .slice(query.search(/\bWHERE\b/))
             .replace(/\$(\d+)|\?/g, (_, n) => String(parameters[n ? Number(n) - 1 : next++]));
           const table = /tl_(shelf|job|account)/.exec(query)![1];
-          return `${table} ${[...where.matchAll(/=\s*([^\s)]+)/g)].map((m) => m[1]).join(",")}`;
+          return `${table} ${[...where.matchAll(/(?:=|\bIN\s*\()\s*([^\s)]+)/gi)].map((m) => m[1]).join(",")}`;
         });
     }
 
