@@ -109,7 +109,10 @@ describeEachDatabase((db: TestDatabase) => {
     }
   }
 
-  it("after a conflict on one row, the next attempt reads that row, and not its neighbour, with a lock", async () => {
+  it.each([
+    ["by default", {}],
+    ["with lockHotRows: true", { lockHotRows: true }],
+  ])("after a conflict on one row, the next attempt reads that row, and not its neighbour, with a lock (%s)", async (_, options) => {
     const [hotId, coldId] = await newCounters(2);
     const otherCould: Record<string, boolean> = {};
     const errors: unknown[] = [];
@@ -128,7 +131,7 @@ describeEachDatabase((db: TestDatabase) => {
         cold.value += 1;
         await manager.save([hot, cold]);
       },
-      { attempts: 3, onRetry: ({ error, delayMs }) => errors.push(error, delayMs) },
+      { ...options, attempts: 3, onRetry: ({ error, delayMs }) => errors.push(error, delayMs) },
     );
     expect(errors).toHaveLength(2);
     expect(errors[1]).toBe(0); // no backoff before an attempt that locks the row
@@ -302,10 +305,13 @@ describeEachDatabase((db: TestDatabase) => {
       return { hot: readsOf(ids.hot).some(locked), cold: readsOf(ids.cold).some(locked), could };
     }
 
-    it("the next loop's first attempt reads that row, and not its neighbour, with a lock", async () => {
+    it.each([
+      ["by default", {}],
+      ["with lockHotRows: true", { lockHotRows: true }],
+    ])("the next loop's first attempt reads that row, and not its neighbour, with a lock (%s)", async (_, options) => {
       const [hot, cold] = await newCounters(2);
       await loopThatConflictsOn(hot);
-      const later = await laterLoopOn(worker, { hot, cold });
+      const later = await laterLoopOn(worker, { hot, cold }, options);
       expect(later).toMatchObject({ hot: true, cold: false });
       if (!sqlite) expect(later.could).toEqual({ hot: false, cold: true });
       expect(await schema.getRepository(Counter).findOneByOrFail({ id: hot })).toMatchObject({ value: 3 });

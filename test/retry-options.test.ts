@@ -52,10 +52,22 @@ describe("retry timing (no database needed: the loop is the same for every unit 
     expect(startedAt[2] - startedAt[1]).toBeGreaterThanOrEqual(119);
   });
 
-  it("with zero backoff it retries without waiting for a timer", async () => {
+  it("with zero backoff it retries at once, without going through a timer, however large the multiplier", async () => {
     const delays: number[] = [];
-    const { service } = flaky({ attempts: 4, backoff: { initialMs: 0 }, onRetry: (e) => delays.push(e.delayMs) }, 3);
+    // 1e300 ** 2 overflows to Infinity: the third wait is still 0 ms, not NaN.
+    const { service } = flaky(
+      { attempts: 4, backoff: { initialMs: 0, multiplier: 1e300 }, onRetry: (e) => delays.push(e.delayMs) },
+      3,
+    );
+    // A timer due at once, set before the call: had a retry waited for a timer (even of 0 ms),
+    // this one, set first, would have fired before it.
+    let timerFired = false;
+    const timer = setTimeout(() => {
+      timerFired = true;
+    }, 0);
     expect(await service.run()).toBe(4);
+    expect(timerFired).toBe(false);
+    clearTimeout(timer);
     expect(delays).toEqual([0, 0, 0]);
   });
 
@@ -139,6 +151,14 @@ describe("retry options", () => {
     ["multiplier", { backoff: { multiplier: 0.5 } }],
     ["multiplier", { backoff: { multiplier: "2" as unknown as number } }],
     ["onRetry", { onRetry: "log" as unknown as RetryOptions["onRetry"] }],
+    ["multiplier", { backoff: { multiplier: Number.POSITIVE_INFINITY } }],
+    ["isolation", { isolation: "SNAPSHOT" as RetryOptions["isolation"] }],
+    // Not an object: a number, a string, an array (whose fields would all read as the defaults).
+    ["options", 3 as RetryOptions],
+    ["options", "fast" as RetryOptions],
+    ["options", [{ attempts: 3 }] as RetryOptions],
+    ["backoff", { backoff: 20 as RetryOptions["backoff"] }],
+    ["backoff", { backoff: [20, 1000] as RetryOptions["backoff"] }],
   ];
 
   it.each(invalid)("@Retryable refuses a bad %s when it decorates: %j", (name, options) => {
@@ -179,6 +199,39 @@ describe("retry options", () => {
     expect(() => Retryable(edges)).not.toThrow();
     const { service } = flaky({ ...edges, attempts: 2, budgetMs: undefined }, 1);
     expect(await service.run()).toBe(2);
+  });
+
+  it("accepts every isolation level TypeORM starts a transaction with", () => {
+    for (const isolation of ["READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE"] as const) {
+      expect(() => Retryable({ isolation })).not.toThrow();
+    }
+  });
+
+  it("null options are the defaults", async () => {
+    expect(() => Retryable(null as unknown as RetryOptions)).not.toThrow();
+    const { service } = flaky(null as unknown as RetryOptions, 1);
+    expect(await service.run()).toBe(2);
+  });
+
+  it("retryOnConflict refuses a missing DataSource or unit of work (or the two swapped) in its promise, running nothing", async () => {
+    const dataSource = new DataSource({ type: "better-sqlite3", database: ":memory:" });
+    let ran = false;
+    const work = async () => {
+      ran = true;
+    };
+    const calls = [
+      () => retryOnConflict(undefined as unknown as DataSource, work),
+      () => retryOnConflict(work as unknown as DataSource, dataSource as never),
+      () => retryOnConflict(dataSource, undefined as never),
+    ];
+    for (const call of calls) {
+      let result: Promise<unknown> | undefined;
+      expect(() => {
+        result = call();
+      }).not.toThrow(); // a promise-returning function reports in its promise
+      await expect(result).rejects.toBeInstanceOf(LockingConfigurationError);
+    }
+    expect(ran).toBe(false);
   });
 
   it("@Retryable only decorates methods", () => {
