@@ -151,6 +151,89 @@ describeEachDatabase((db) => {
     }
   });
 
+  it("a lock id must be a string, bigint or finite number: others are refused and store nothing; a number is its digits", async () => {
+    const records = () => source.getRepository(OfflineLockRecord).count();
+    const before = await records();
+    for (const id of [Number.NaN, Number.POSITIVE_INFINITY, null, undefined, { id: 1 }]) {
+      await expect(locks.tryLock("Document", id as never, { owner: "kim", ttlMs: 60_000 })).rejects.toBeInstanceOf(
+        LockingConfigurationError,
+      );
+    }
+    // No options at all: a LockingConfigurationError, not a TypeError.
+    await expect(locks.tryLock("Document", "no-options", undefined as never)).rejects.toBeInstanceOf(
+      LockingConfigurationError,
+    );
+    expect(await records()).toBe(before);
+    const n = 1_000_000 + nextId++;
+    const big = await locks.tryLock("Document", BigInt(n) as never, { owner: "kim", ttlMs: 60_000 });
+    expect(big.lockId).toBe(String(n));
+    await expect(locks.tryLock("Document", n, { owner: "lee", ttlMs: 60_000 })).rejects.toBeInstanceOf(
+      AlreadyLockedError,
+    );
+    await locks.releaseLock(big);
+  });
+
+  it("extendLock() moves the expiry of its own lock only", async () => {
+    const mine = await locks.tryLock("Document", resource(), { owner: "kim", ttlMs: 60_000 });
+    const theirs = await locks.tryLock("Document", resource(), { owner: "lee", ttlMs: 60_000 });
+    const extended = await locks.extendLock(mine, 600_000);
+    expect(extended.expiresAt.getTime()).toBeGreaterThan(mine.expiresAt.getTime());
+    expect(await locks.checkLock(theirs)).toEqual(theirs);
+    await locks.releaseLock(mine);
+    await locks.releaseLock(theirs);
+  });
+
+  describe("protect() with a lockIdOf of its own", () => {
+    let plain: DataSource;
+    beforeAll(async () => {
+      plain = await openAlongside(source);
+    });
+    afterAll(() => closeAll(plain));
+    const orders = () => plain.getRepository(Order);
+
+    it("a lockIdOf reading another column than the key: the lock named by that column lets the save through", async () => {
+      const own = new OfflineLockManager(plain).protect(Order, {
+        lockType: "OrderByAddress",
+        lockIdOf: (order) => order.address,
+      });
+      const address = `Street ${resource()}`;
+      const order = await orders().save({ address, status: "NEW" } as Order);
+      const lock = await own.tryLock("OrderByAddress", address, { owner: "kim", ttlMs: 60_000 });
+      order.status = "PAID";
+      await own.runHolding(lock, () => orders().save(order));
+      expect(await orders().findOneByOrFail({ id: order.id })).toMatchObject({ status: "PAID", version: 2 });
+      const id = order.id;
+      await own.runHolding(lock, () => orders().remove(order));
+      expect(await orders().findOneBy({ id })).toBeNull();
+      await own.releaseLock(lock);
+    });
+
+    it.each([
+      ["undefined", undefined],
+      ["null", null],
+      ["an empty string", ""],
+    ])("a lockIdOf giving %s for the entity written is a LockingConfigurationError, nothing written", async (_, id) => {
+      const own = new OfflineLockManager(plain).protect(Order, { lockType: "OrderById", lockIdOf: () => id as never });
+      const order = await orders().save({ address: "Old", status: "NEW" } as Order);
+      const lock = await own.tryLock("OrderById", order.id, { owner: "kim", ttlMs: 60_000 });
+      order.status = "PAID";
+      await expect(own.runHolding(lock, () => orders().save(order))).rejects.toBeInstanceOf(LockingConfigurationError);
+      expect(await orders().findOneByOrFail({ id: order.id })).toMatchObject({ status: "NEW", version: 1 });
+      await own.releaseLock(lock);
+    });
+
+    it("a DataSource whose entities lack OfflineLockRecord: tryLock() is a LockingConfigurationError", async () => {
+      const without = await openAlongside(source, { entities: [Order, OrderLine] });
+      try {
+        await expect(
+          new OfflineLockManager(without).tryLock("Document", "x", { owner: "kim", ttlMs: 1000 }),
+        ).rejects.toBeInstanceOf(LockingConfigurationError);
+      } finally {
+        await closeAll(without);
+      }
+    });
+  });
+
   it("the migration creates the table the entity describes (as synchronize would), and drops it again", async () => {
     const migrated = new DataSource({
       ...source.options,
