@@ -126,6 +126,19 @@ describeEachDatabase((db) => {
       expect(await orders().findOneByOrFail({ id: order.id })).toMatchObject({ status: "NEW", version: 1 });
     });
 
+    it("a handle string tryLock() never made lets no save through: OfflineLockRequiredError, not a driver error", async () => {
+      const order = await newOrder();
+      const lock = await locks.tryLock("Order", order.id, { owner: "kim", ttlMs: 60_000 });
+      order.status = "PAID";
+      for (const forged of ["\u0000", `${lock.handle}\u0000`, "x"]) {
+        await expect(locks.runHolding(forged, () => orders().save(order))).rejects.toBeInstanceOf(
+          OfflineLockRequiredError,
+        );
+      }
+      expect(await orders().findOneByOrFail({ id: order.id })).toMatchObject({ status: "NEW", version: 1 });
+      await locks.releaseLock(lock);
+    });
+
     it("inserts need no lock (a new entity has none yet)", async () => {
       await expect(newOrder()).resolves.toMatchObject({ version: 1 });
     });
