@@ -247,6 +247,21 @@ describeEachDatabase((db) => {
     });
   });
 
+  it("protect() before initialize() on a DataSource given to installLocking(): enforced once it is initialized", async () => {
+    const early = installLocking(
+      new DataSource({ ...source.options, synchronize: false, dropSchema: false } as DataSourceOptions),
+    );
+    new OfflineLockManager(early).protect(Order);
+    try {
+      await early.initialize();
+      const order = await early.getRepository(Order).save({ address: "A", status: "NEW" } as Order);
+      order.status = "PAID";
+      await expect(early.getRepository(Order).save(order)).rejects.toBeInstanceOf(OfflineLockRequiredError);
+    } finally {
+      await closeAll(early);
+    }
+  });
+
   it("the migration creates the table the entity describes (as synchronize would), and drops it again", async () => {
     const migrated = new DataSource({
       ...source.options,
