@@ -3,7 +3,7 @@
  * the handle's life (check, extend, release, expiry, take-over, fencing token), writes that
  * require the lock, and the migration creating exactly the table the entity describes.
  */
-import { DataSource, type DataSourceOptions } from "typeorm";
+import { Column, DataSource, type DataSourceOptions, Entity, PrimaryColumn } from "typeorm";
 import {
   AlreadyLockedError,
   installLocking,
@@ -19,7 +19,15 @@ import {
 import { Order, OrderLine } from "./fixtures/entities";
 import { closeAll, describeEachDatabase, openAlongside, openDataSources } from "./support/databases";
 
-const ENTITIES = [OfflineLockRecord, Order, OrderLine];
+/** A composite key: its lock id is its columns in order, joined by a comma. */
+@Entity({ name: "tl_offline_seat" })
+class Seat {
+  @PrimaryColumn() hall!: number;
+  @PrimaryColumn() place!: number;
+  @Column() holder!: string;
+}
+
+const ENTITIES = [OfflineLockRecord, Order, OrderLine, Seat];
 const RACERS = 20;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -137,6 +145,21 @@ describeEachDatabase((db) => {
       }
       expect(await orders().findOneByOrFail({ id: order.id })).toMatchObject({ status: "NEW", version: 1 });
       await locks.releaseLock(lock);
+    });
+
+    it("a composite key's lock id is its columns joined by a comma: (1, 23) and (12, 3) are two locks", async () => {
+      const seats = source.getRepository(Seat);
+      const own = new OfflineLockManager(source).protect(Seat);
+      const [a, b] = await seats.save([
+        { hall: 1, place: 23, holder: "none" },
+        { hall: 12, place: 3, holder: "none" },
+      ]);
+      const lock = await own.tryLock("Seat", "1,23", { owner: "kim", ttlMs: 60_000 });
+      a.holder = b.holder = "kim";
+      await own.runHolding(lock, () => seats.save(a));
+      await expect(own.runHolding(lock, () => seats.save(b))).rejects.toBeInstanceOf(OfflineLockRequiredError);
+      expect((await seats.find({ order: { hall: "ASC" } })).map((s) => s.holder)).toEqual(["kim", "none"]);
+      await own.releaseLock(lock);
     });
 
     it("inserts need no lock (a new entity has none yet)", async () => {
