@@ -223,6 +223,8 @@ describeEachDatabase((db) => {
       ["an id of 151 characters", "Order", "9".repeat(151), "kim"],
       ["a NUL in the id", "Order", "a\u0000b", "kim"],
       ["a lone surrogate in the owner", "Order", "1", "k\ud800m"],
+      ["a lone surrogate at the top of the range in the owner", "Order", "1", "k\udfffm"],
+      ["a type of blanks only", "   ", "1", "kim"],
     ])("%s is LockingConfigurationError, nothing stored (the driver failed, or SQLite stored it)", async (_, type, id, owner) => {
       const before = await source.getRepository(OfflineLockRecord).count();
       expect(await caught(() => locks().tryLock(type, id, { owner, ttlMs: 60_000 }))).toBeInstanceOf(
@@ -247,12 +249,26 @@ describeEachDatabase((db) => {
       expect(second).toBeInstanceOf(AlreadyLockedError);
       expect((second as AlreadyLockedError).expiresAt.getTime()).toBe(held.expiresAt.getTime());
       await locks().releaseLock(held);
+      // Ten years at most, counted as 10 x 366 days: that much is taken, one ms more is not.
+      const longest = 10 * 366 * 86_400_000;
+      await locks().releaseLock(await locks().tryLock("Order", "ttl", { owner: "kim", ttlMs: longest }));
+      expect(await caught(() => locks().tryLock("Order", "ttl", { owner: "kim", ttlMs: longest + 1 }))).toBeInstanceOf(
+        LockingConfigurationError,
+      );
     });
 
     it("a handle tryLock() never made holds nothing: OfflineLockLostError, not a driver error, nothing sent", async () => {
       statements.reset();
-      for (const handle of ["\u0000", "x".repeat(10_000), "'; DELETE FROM typeorm_locking_offline_lock; --"]) {
+      const hex = "0123456789abcdef".repeat(2);
+      for (const handle of [
+        "\u0000",
+        "x".repeat(10_000),
+        "'; DELETE FROM typeorm_locking_offline_lock; --",
+        `g${hex}`,
+        `${hex}g`,
+      ]) {
         expect(await caught(() => locks().checkLock(handle))).toBeInstanceOf(OfflineLockLostError);
+        expect(await caught(() => locks().extendLock(handle, 60_000))).toBeInstanceOf(OfflineLockLostError);
         expect(await caught(() => locks().releaseLock(handle))).toBeInstanceOf(OfflineLockLostError);
       }
       expect(statements.count).toBe(0);

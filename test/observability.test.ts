@@ -436,12 +436,19 @@ describeEachDatabase((db) => {
       const handle = await locks.tryLock("Document", `doc-${nextId++}`, { owner: "kim", ttlMs: 60_000 });
       await locks.releaseLock(handle.handle);
       expect(await failure(locks.checkLock(handle.handle))).toBeInstanceOf(OfflineLockLostError);
+      // The lost event names the operation that found the handle lost, a forged string's included.
+      expect(await failure(locks.extendLock(handle.handle, 60_000))).toBeInstanceOf(OfflineLockLostError);
+      expect(await failure(locks.extendLock("forged", 60_000))).toBeInstanceOf(OfflineLockLostError);
+      expect(await failure(locks.releaseLock("forged"))).toBeInstanceOf(OfflineLockLostError);
       expect(
         seen.map(({ event, lockType, lockId, owner, operation }) => ({ event, lockType, lockId, owner, operation })),
       ).toEqual([
         { event: "acquired", lockType: "Document", lockId: handle.lockId, owner: "kim", operation: undefined },
         { event: "released", lockType: "(resource)", lockId: "", owner: undefined, operation: undefined },
         { event: "lost", lockType: "(resource)", lockId: "", owner: undefined, operation: "checkLock()" },
+        { event: "lost", lockType: "(resource)", lockId: "", owner: undefined, operation: "extendLock()" },
+        { event: "lost", lockType: "(resource)", lockId: "", owner: undefined, operation: "extendLock()" },
+        { event: "lost", lockType: "(resource)", lockId: "", owner: undefined, operation: "releaseLock()" },
       ]);
       expect(JSON.stringify(seen.map((m) => ({ ...m, error: undefined, dataSource: undefined })))).not.toContain(
         handle.handle,

@@ -3,7 +3,7 @@
  * the handle's life (check, extend, release, expiry, take-over, fencing token), writes that
  * require the lock, and the migration creating exactly the table the entity describes.
  */
-import { DataSource, type DataSourceOptions } from "typeorm";
+import { Column, DataSource, type DataSourceOptions, Entity, PrimaryColumn } from "typeorm";
 import {
   AlreadyLockedError,
   installLocking,
@@ -19,7 +19,15 @@ import {
 import { Order, OrderLine } from "./fixtures/entities";
 import { closeAll, describeEachDatabase, openAlongside, openDataSources } from "./support/databases";
 
-const ENTITIES = [OfflineLockRecord, Order, OrderLine];
+/** A composite key: its lock id is its columns in order, joined by a comma. */
+@Entity({ name: "tl_offline_seat" })
+class Seat {
+  @PrimaryColumn() hall!: number;
+  @PrimaryColumn() place!: number;
+  @Column() holder!: string;
+}
+
+const ENTITIES = [OfflineLockRecord, Order, OrderLine, Seat];
 const RACERS = 20;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -126,6 +134,34 @@ describeEachDatabase((db) => {
       expect(await orders().findOneByOrFail({ id: order.id })).toMatchObject({ status: "NEW", version: 1 });
     });
 
+    it("a handle string tryLock() never made lets no save through: OfflineLockRequiredError, not a driver error", async () => {
+      const order = await newOrder();
+      const lock = await locks.tryLock("Order", order.id, { owner: "kim", ttlMs: 60_000 });
+      order.status = "PAID";
+      for (const forged of ["\u0000", `${lock.handle}\u0000`, "x"]) {
+        await expect(locks.runHolding(forged, () => orders().save(order))).rejects.toBeInstanceOf(
+          OfflineLockRequiredError,
+        );
+      }
+      expect(await orders().findOneByOrFail({ id: order.id })).toMatchObject({ status: "NEW", version: 1 });
+      await locks.releaseLock(lock);
+    });
+
+    it("a composite key's lock id is its columns joined by a comma: (1, 23) and (12, 3) are two locks", async () => {
+      const seats = source.getRepository(Seat);
+      const own = new OfflineLockManager(source).protect(Seat);
+      const [a, b] = await seats.save([
+        { hall: 1, place: 23, holder: "none" },
+        { hall: 12, place: 3, holder: "none" },
+      ]);
+      const lock = await own.tryLock("Seat", "1,23", { owner: "kim", ttlMs: 60_000 });
+      a.holder = b.holder = "kim";
+      await own.runHolding(lock, () => seats.save(a));
+      await expect(own.runHolding(lock, () => seats.save(b))).rejects.toBeInstanceOf(OfflineLockRequiredError);
+      expect((await seats.find({ order: { hall: "ASC" } })).map((s) => s.holder)).toEqual(["kim", "none"]);
+      await own.releaseLock(lock);
+    });
+
     it("inserts need no lock (a new entity has none yet)", async () => {
       await expect(newOrder()).resolves.toMatchObject({ version: 1 });
     });
@@ -148,6 +184,104 @@ describeEachDatabase((db) => {
       await expect(plain.getRepository(Order).save(order)).rejects.toBeInstanceOf(OfflineLockRequiredError);
     } finally {
       await closeAll(plain);
+    }
+  });
+
+  it("a lock id must be a string, bigint or finite number: others are refused and store nothing; a number is its digits", async () => {
+    const records = () => source.getRepository(OfflineLockRecord).count();
+    const before = await records();
+    for (const id of [Number.NaN, Number.POSITIVE_INFINITY, null, undefined, { id: 1 }]) {
+      await expect(locks.tryLock("Document", id as never, { owner: "kim", ttlMs: 60_000 })).rejects.toBeInstanceOf(
+        LockingConfigurationError,
+      );
+    }
+    // No options at all: a LockingConfigurationError, not a TypeError.
+    await expect(locks.tryLock("Document", "no-options", undefined as never)).rejects.toBeInstanceOf(
+      LockingConfigurationError,
+    );
+    expect(await records()).toBe(before);
+    const n = 1_000_000 + nextId++;
+    const big = await locks.tryLock("Document", BigInt(n) as never, { owner: "kim", ttlMs: 60_000 });
+    expect(big.lockId).toBe(String(n));
+    await expect(locks.tryLock("Document", n, { owner: "lee", ttlMs: 60_000 })).rejects.toBeInstanceOf(
+      AlreadyLockedError,
+    );
+    await locks.releaseLock(big);
+  });
+
+  it("extendLock() moves the expiry of its own lock only", async () => {
+    const mine = await locks.tryLock("Document", resource(), { owner: "kim", ttlMs: 60_000 });
+    const theirs = await locks.tryLock("Document", resource(), { owner: "lee", ttlMs: 60_000 });
+    const extended = await locks.extendLock(mine, 600_000);
+    expect(extended.expiresAt.getTime()).toBeGreaterThan(mine.expiresAt.getTime());
+    expect(await locks.checkLock(theirs)).toEqual(theirs);
+    await locks.releaseLock(mine);
+    await locks.releaseLock(theirs);
+  });
+
+  describe("protect() with a lockIdOf of its own", () => {
+    let plain: DataSource;
+    beforeAll(async () => {
+      plain = await openAlongside(source);
+    });
+    afterAll(() => closeAll(plain));
+    const orders = () => plain.getRepository(Order);
+
+    it("a lockIdOf reading another column than the key: the lock named by that column lets the save through", async () => {
+      const own = new OfflineLockManager(plain).protect(Order, {
+        lockType: "OrderByAddress",
+        lockIdOf: (order) => order.address,
+      });
+      const address = `Street ${resource()}`;
+      const order = await orders().save({ address, status: "NEW" } as Order);
+      const lock = await own.tryLock("OrderByAddress", address, { owner: "kim", ttlMs: 60_000 });
+      order.status = "PAID";
+      await own.runHolding(lock, () => orders().save(order));
+      expect(await orders().findOneByOrFail({ id: order.id })).toMatchObject({ status: "PAID", version: 2 });
+      const id = order.id;
+      await own.runHolding(lock, () => orders().remove(order));
+      expect(await orders().findOneBy({ id })).toBeNull();
+      await own.releaseLock(lock);
+    });
+
+    it.each([
+      ["undefined", undefined],
+      ["null", null],
+      ["an empty string", ""],
+    ])("a lockIdOf giving %s for the entity written is a LockingConfigurationError, nothing written", async (_, id) => {
+      const own = new OfflineLockManager(plain).protect(Order, { lockType: "OrderById", lockIdOf: () => id as never });
+      const order = await orders().save({ address: "Old", status: "NEW" } as Order);
+      const lock = await own.tryLock("OrderById", order.id, { owner: "kim", ttlMs: 60_000 });
+      order.status = "PAID";
+      await expect(own.runHolding(lock, () => orders().save(order))).rejects.toBeInstanceOf(LockingConfigurationError);
+      expect(await orders().findOneByOrFail({ id: order.id })).toMatchObject({ status: "NEW", version: 1 });
+      await own.releaseLock(lock);
+    });
+
+    it("a DataSource whose entities lack OfflineLockRecord: tryLock() is a LockingConfigurationError", async () => {
+      const without = await openAlongside(source, { entities: [Order, OrderLine] });
+      try {
+        await expect(
+          new OfflineLockManager(without).tryLock("Document", "x", { owner: "kim", ttlMs: 1000 }),
+        ).rejects.toBeInstanceOf(LockingConfigurationError);
+      } finally {
+        await closeAll(without);
+      }
+    });
+  });
+
+  it("protect() before initialize() on a DataSource given to installLocking(): enforced once it is initialized", async () => {
+    const early = installLocking(
+      new DataSource({ ...source.options, synchronize: false, dropSchema: false } as DataSourceOptions),
+    );
+    new OfflineLockManager(early).protect(Order);
+    try {
+      await early.initialize();
+      const order = await early.getRepository(Order).save({ address: "A", status: "NEW" } as Order);
+      order.status = "PAID";
+      await expect(early.getRepository(Order).save(order)).rejects.toBeInstanceOf(OfflineLockRequiredError);
+    } finally {
+      await closeAll(early);
     }
   });
 
@@ -183,6 +317,8 @@ describeEachDatabase((db) => {
       expect(lock.fencingToken).toBe(1);
       await migrated.undoLastMigration();
       expect(await runner.hasTable(OFFLINE_LOCK_TABLE)).toBe(false);
+      // Its down() again, on a database without the table (dropped by hand): nothing to drop, no error.
+      await new OfflineLockTableMigration().down(runner);
       await migrated.synchronize(); // leave the table for the other tests of this file
     } finally {
       await runner.release();
