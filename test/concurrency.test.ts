@@ -3,7 +3,14 @@
  * SQLite connection), interleaved with explicit barriers rather than sleeps.
  */
 import type { DataSource } from "typeorm";
-import { assertVersion, installLocking, OptimisticLockError, StaleVersionError, updateVersioned } from "../src";
+import {
+  assertVersion,
+  currentVersionOf,
+  installLocking,
+  OptimisticLockError,
+  StaleVersionError,
+  updateVersioned,
+} from "../src";
 import { ALL_ENTITIES, LegacyOrder, Order } from "./fixtures/entities";
 import { closeAll, describeEachDatabase, openDataSources } from "./support/databases";
 import { changeBeforeNextWrite, deferred, waitUntilBlocked } from "./support/interleaving";
@@ -165,6 +172,15 @@ describeEachDatabase((db) => {
     await customerSide.getRepository(Order).save(editor);
     await expect(operatorSide.getRepository(Order).remove(remover)).rejects.toBeInstanceOf(OptimisticLockError);
     expect(await operatorSide.getRepository(Order).findOneByOrFail({ id })).toMatchObject({ address: "B", version: 2 });
+  });
+
+  it("the current version of a soft-removed row (a 409's body) is its version, not null: the row is there to recover", async () => {
+    const id = await orderAtVersion(1);
+    const operatorOrders = operatorSide.getRepository(Order);
+    await operatorOrders.softRemove(await operatorOrders.findOneByOrFail({ id }));
+    const { version } = await operatorOrders.findOneOrFail({ where: { id }, withDeleted: true });
+    const lost = new OptimisticLockError({ entityName: "Order", id: { id }, expectedVersion: 1, operation: "update" });
+    expect(await currentVersionOf(customerSide, lost)).toBe(version);
   });
 
   it("a @VersionColumn app is checked after install (versionColumns: 'checked')", async () => {

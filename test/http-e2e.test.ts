@@ -10,7 +10,7 @@ import express from "express";
 import type { DataSource } from "typeorm";
 import { type AppOptions, createApp } from "../examples/express/app";
 import { Order } from "../examples/express/order";
-import { conflictErrorHandler, installLocking, OptimisticLockError } from "../src";
+import { conflictErrorHandler, currentVersionOf, installLocking, OptimisticLockError, requireIfMatch } from "../src";
 import { describeEachDatabase, openDataSources } from "./support/databases";
 import { deferred } from "./support/interleaving";
 
@@ -264,6 +264,71 @@ describeEachDatabase((db) => {
     expect(reloads).toBe(1);
     expect(final).toMatchObject({ status: 200, etag: '"3"' });
     expect(await row(id)).toMatchObject({ address: "New Street 2", status: "SHIPPED", version: 3 });
+  });
+
+  /** Serves `app` on 127.0.0.1 and an ephemeral port; returns its base URL. */
+  async function serve(app: express.Express): Promise<string> {
+    const server = app.listen(0, "127.0.0.1");
+    servers.push(server);
+    await new Promise((resolve) => server.once("listening", resolve));
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }
+
+  it("requireIfMatch() alone answers 428 before the route runs; with If-Match the route runs", async () => {
+    let ran = 0;
+    const app = express();
+    app.put("/blind", requireIfMatch(), (_req, res) => {
+      ran++;
+      res.json({ ok: true });
+    });
+    app.use(conflictErrorHandler());
+    const base = await serve(app);
+    const missing = await fetch(`${base}/blind`, { method: "PUT" });
+    expect(missing.status).toBe(428);
+    expect(await missing.json()).toMatchObject({ error: "precondition-required" });
+    expect(ran).toBe(0);
+    expect((await fetch(`${base}/blind`, { method: "PUT", headers: { "if-match": "1" } })).status).toBe(400);
+    expect(ran).toBe(0);
+    expect((await fetch(`${base}/blind`, { method: "PUT", headers: { "if-match": '"1"' } })).status).toBe(200);
+    expect(ran).toBe(1);
+  });
+
+  it("a conflict after the answer has started goes on to the next error handler untouched", async () => {
+    const conflict = new OptimisticLockError({
+      entityName: "Order",
+      id: { id: -1 },
+      expectedVersion: 1,
+      operation: "update",
+    });
+    const seen: unknown[] = [];
+    const app = express();
+    app.get("/streaming", (_req, res, next) => {
+      res.write("partial");
+      next(conflict);
+    });
+    app.use(conflictErrorHandler({ dataSource: source }));
+    app.use((error: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+      seen.push(error);
+      res.end();
+    });
+    const response = await fetch(`${await serve(app)}/streaming`, { signal: AbortSignal.timeout(10_000) });
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe("partial");
+    expect(seen).toEqual([conflict]);
+  });
+
+  it("currentVersionOf reads the row's version for an error that lacks it; undefined for what it cannot read", async () => {
+    const id = await newOrder();
+    const lost = (errorId: unknown, entityName = "Order") =>
+      new OptimisticLockError({ entityName, id: errorId, expectedVersion: 0, operation: "update" });
+    expect(await currentVersionOf(source, lost({ id }))).toBe(1);
+    expect(await currentVersionOf(source, lost({ id: 999999 }))).toBeNull();
+    // A list of ids (a bulk remove), no id, a bare key value: no one row to read.
+    for (const errorId of [[{ id }], null, id, String(id)]) {
+      expect(await currentVersionOf(source, lost(errorId))).toBeUndefined();
+    }
+    // An entity the DataSource does not know.
+    expect(await currentVersionOf(source, lost({ id }, "NoSuchEntity"))).toBeUndefined();
   });
 
   it("an ETag the route set before failing is removed from the error answer", async () => {

@@ -35,6 +35,28 @@ describe("version ETags", () => {
     expect(() => versionETag(-1)).toThrow(LockingConfigurationError);
     expect(() => versionETag(1.5)).toThrow(LockingConfigurationError);
   });
+
+  it("version 0 and the digits of a string or bigint version are tags; other text and other types are no version", () => {
+    expect(versionETag(0)).toBe('"0"');
+    expect(versionETag("12")).toBe('"12"');
+    expect(versionETag(12n)).toBe('"12"');
+    // Number() would read these as versions; they are not a version's digits.
+    for (const held of ["1e3", "0x10", " 5", "5 ", "", "-0"]) {
+      expect(() => versionETag(held)).toThrow(LockingConfigurationError);
+    }
+    // A plain-JavaScript caller passing something else: no tag, whatever String() makes of it.
+    for (const held of [[5], null, true, { toString: () => "5" }]) {
+      expect(() => versionETag(held as never)).toThrow(LockingConfigurationError);
+    }
+  });
+
+  it("reads only a whole quoted tag, of any length; a non-string is no tag, not a TypeError", () => {
+    expect(versionOfETag('"12"')).toBe(12);
+    expect(versionOfETag('"1234567"')).toBe(1234567);
+    expect(versionOfETag('"7"x')).toBeUndefined();
+    expect(versionOfETag('"7", "8"')).toBeUndefined();
+    for (const tag of [7, null, undefined, ['"7"']]) expect(versionOfETag(tag as never)).toBeUndefined();
+  });
 });
 
 describe("If-Match", () => {
@@ -71,6 +93,23 @@ describe("If-Match", () => {
     expect(ifMatchHolds(parseIfMatch('"7"'), undefined)).toBe(false);
     expect(ifMatchHolds(parseIfMatch("garbage"), 7)).toBe(false);
     expect(ifMatchHolds(parseIfMatch(undefined), 7)).toBe(true);
+    // No header is no precondition, even for a resource that does not exist (yet).
+    expect(ifMatchHolds(parseIfMatch(undefined), undefined)).toBe(true);
+    // Nothing to match: not even a weak tag, which names no version either.
+    expect(ifMatchHolds(parseIfMatch('W/"7"'), undefined)).toBe(false);
+  });
+
+  it("* with optional whitespace around it is still *", () => {
+    for (const header of ["*", " *", "* ", " \t*\t ", ["\t* "]]) {
+      expect(parseIfMatch(header)).toEqual({ kind: "any" });
+    }
+  });
+
+  it("repeated header lines are read only when every line is text", () => {
+    // Joined, these would read as the list "3" (or as no header): a value that is not text is refused.
+    for (const header of [['"3"', null], ['"3"', undefined], [null], [undefined, '"3"']]) {
+      expect(parseIfMatch(header as never)).toMatchObject({ kind: "invalid" });
+    }
   });
 });
 
@@ -184,6 +223,33 @@ describe("a malformed If-Match", () => {
     expect(errorOf(undefined)).toBeInstanceOf(PreconditionRequiredError);
     expect(errorOf(" , ")).toBeInstanceOf(PreconditionRequiredError);
     expect(errorOf(['"1"', "3"])).toBeInstanceOf(MalformedIfMatchError);
+  });
+
+  it("without required, a request with no If-Match passes; required or not, a present one is checked", () => {
+    expect(() => checkIfMatch(order, undefined)).not.toThrow();
+    expect(() => checkIfMatch(order, " , ", { required: false })).not.toThrow();
+    expect(() => checkIfMatch(order, '"2"')).toThrow(StaleVersionError);
+  });
+
+  it("a stale list's expectedVersion is the first version it names", () => {
+    expect(errorOf('"2", W/"4"')).toMatchObject({ expectedVersion: 2, actualVersion: 3 });
+    expect(errorOf('"1", "2"')).toMatchObject({ expectedVersion: 1, actualVersion: 3 });
+    expect(errorOf('W/"3", "1", "2"')).toMatchObject({ expectedVersion: 1, actualVersion: 3 });
+  });
+
+  it("every etagc character (%x21, %x23-7E, %x80-FF) is well formed inside a tag, and nothing beyond", () => {
+    // Weak tags of any opaque text are well formed and never match: 412, not 400.
+    for (const opaque of ["!", "#", "~", "\u0080", "\u00ff", "!#$~\u0080\u00ff"]) {
+      expect(errorOf(`W/"${opaque}"`)).toBeInstanceOf(StaleVersionError);
+    }
+    for (const opaque of [" ", "\u007f", "\u0100", "\u001f"]) {
+      expect(errorOf(`W/"${opaque}"`)).toBeInstanceOf(MalformedIfMatchError);
+    }
+  });
+
+  it("the error names the header as received, repeated lines joined into one list", () => {
+    expect(() => readIfMatch(['"1"', '"abc"'])).toThrow(expect.objectContaining({ header: '"1", "abc"' }));
+    expect(() => readIfMatch('"1", "abc"')).toThrow(expect.objectContaining({ header: '"1", "abc"' }));
   });
 
   it("hostile inputs are a typed error or an answer within milliseconds, never a TypeError", () => {
