@@ -66,15 +66,6 @@ class CoveringFilesRunner {
   }
 
   async mutantRun(options) {
-    // A mutant reached while a test file starts (in a beforeAll: installLocking(), mostly) is
-    // "static" to Stryker; when some test bodies reach it too, Stryker runs only those tests
-    // (ignoreStatic) and says so by asking for a fresh environment. Those tests are often not the
-    // ones that would fail (the code's effect is on every test after the beforeAll), and often
-    // none at all: what the files' afterAll hooks reach is counted for the test that started last,
-    // a test of a database not selected, which is skipped. On 2026-12-05, 31 such mutants were
-    // reported Survived with no test run; three applied by hand failed at once. Such a mutant
-    // runs every test file, stopping at the first failure like any other.
-    if (options.reloadEnvironment && options.testFilter) options = { ...options, testFilter: undefined };
     const files = this.coveringFiles(options.testFilter);
     if (files) process.env[TEST_FILES_ENV] = JSON.stringify(files);
     // Names this run for bail-environment.js, which skips the tests left after a failure.
