@@ -393,7 +393,8 @@ describeEachDatabase((db) => {
     }
   });
 
-  it("a root protected by a lock id read from another column (one lock per city) is saved directly, and through its lines, under that lock", async () => {
+  /** Dave's own DataSource, where orders are protected by one offline lock per city. */
+  async function withCityLocks(work: (dave: DataSource, daveLocks: OfflineLockManager) => Promise<void>) {
     const dave = await openAlongside(alice);
     try {
       installLocking(dave);
@@ -401,6 +402,14 @@ describeEachDatabase((db) => {
         lockType: "City",
         lockIdOf: (order: AggOrder) => order.address?.city,
       });
+      await work(dave, daveLocks);
+    } finally {
+      await closeAll(dave);
+    }
+  }
+
+  it("a root protected by a lock id read from another column (one lock per city) is saved directly, and through its lines, under that lock", async () => {
+    await withCityLocks(async (dave, daveLocks) => {
       const id = await seed(); // in Seoul
       const order = await load(dave, id);
       order.status = "PAID";
@@ -412,19 +421,11 @@ describeEachDatabase((db) => {
       await daveLocks.releaseLock(lock);
       expect(await load(dave, id)).toMatchObject({ status: "PAID", version: 3 });
       expect(lineOf(await load(dave, id), "pen").quantity).toBe(4);
-    } finally {
-      await closeAll(dave);
-    }
+    });
   });
 
   it("one lock per city: a line loaded without its order moves to an order in another city only under both cities' locks", async () => {
-    const dave = await openAlongside(alice);
-    try {
-      installLocking(dave);
-      const daveLocks = new OfflineLockManager(dave).protect(AggOrder, {
-        lockType: "City",
-        lockIdOf: (order: AggOrder) => order.address?.city,
-      });
+    await withCityLocks(async (dave, daveLocks) => {
       const a = await seed("Seoul");
       const b = await seed("Busan");
       const busan = await daveLocks.tryLock("City", "Busan", { owner: "dispatcher", ttlMs: 60_000 });
@@ -445,9 +446,7 @@ describeEachDatabase((db) => {
       expect((await load(dave, a)).lines!.map((l) => l.product)).toEqual(["ink"]);
       await daveLocks.releaseLock(busan);
       await daveLocks.releaseLock(seoul);
-    } finally {
-      await closeAll(dave);
-    }
+    });
   });
 
   describe("runHolding() takes the handle object or its string, and refuses anything else", () => {
