@@ -1,14 +1,27 @@
 // A Stryker ignorer: no mutants in the text of error messages. Changing a message's wording
 // changes no behaviour a user relies on (they `instanceof` the error class and read its typed
-// fields), and a test that kills such a mutant would only pin the wording. Ignored: string and
-// template literals (and their concatenations) that are an argument of `new SomethingError(...)`
-// or of `bad(...)` (retry.ts's option-error helper), and the whole value of a `detail:` or
-// `message:` property (its strings and the conditions that choose between them). Operation
-// names, reasons and other strings that code compares stay mutated.
+// fields), and a test that kills such a mutant would only pin the wording. Ignored:
+//
+// - string and template literals (and their concatenations, and everything inside them:
+//   `${i + 1}`, `${code === 0 ? "a NUL" : "a surrogate"}`) that are an argument of
+//   `new SomethingError(...)`, of `bad(...)` (retry.ts's option-error helper), or the value
+//   assigned to an error's `.message`;
+// - the whole value of a `detail:`, `message:` or `coveredBy:` property (its strings and the
+//   conditions that choose between them);
+// - an argument given for a parameter named `what` or `where` of a function declared in the same
+//   file (`storable(value, "tryLock() id", 150)`): such a parameter only names the caller or the
+//   value in a message;
+// - the body of a function whose name starts with `describe` (`describeValue`, `describeChar`):
+//   it renders a value for a message and nothing else.
+//
+// Operation names, reasons and other strings that code compares stay mutated. A message the rules
+// above do not see carries a `// Stryker disable next-line ...: wording` comment where it is built.
 import { declareValuePlugin, PluginKind } from "@stryker-mutator/api/plugin";
 
 const MESSAGE_HELPERS = new Set(["bad"]);
-const MESSAGE_PROPERTIES = new Set(["detail", "message"]);
+const MESSAGE_PROPERTIES = new Set(["detail", "message", "coveredBy"]);
+const MESSAGE_PARAMETERS = new Set(["what", "where"]);
+const DESCRIBES = /^describe([A-Z]|$)/;
 
 /** A callee that builds an error (or its message): `new FooError(...)`, `bad(...)`. */
 function buildsMessage(callee) {
@@ -16,46 +29,79 @@ function buildsMessage(callee) {
   return /Error$/.test(callee.name) || MESSAGE_HELPERS.has(callee.name);
 }
 
-/**
- * Anything inside the value of a `detail:` or `message:` property (`detail: n === 1 ? undefined :
- * \`${n} rows\``): that value only ever becomes the text of a message, so neither its strings nor
- * the conditions choosing between them are behaviour.
- */
-function insideMessageProperty(path) {
-  let child = path;
-  for (let parent = path.parentPath; parent; parent = parent.parentPath) {
-    if (parent.isObjectProperty() && child.key === "value") {
-      const key = parent.node.key;
-      return key.type === "Identifier" && MESSAGE_PROPERTIES.has(key.name);
-    }
-    if (parent.isStatement() || parent.isFunction()) return false;
-    child = parent;
+function isMessageProperty(parent, child) {
+  if (!parent.isObjectProperty() || child.key !== "value") return false;
+  const key = parent.node.key;
+  return key.type === "Identifier" && MESSAGE_PROPERTIES.has(key.name);
+}
+
+/** `error.message = ...`: the value assigned. */
+function isMessageAssignment(parent, child) {
+  if (!parent.isAssignmentExpression() || child.key !== "right") return false;
+  const target = parent.node.left;
+  return (
+    target.type === "MemberExpression" && target.property.type === "Identifier" && target.property.name === "message"
+  );
+}
+
+/** Argument `index` of a call to a function of this file whose parameter there is `what`/`where`. */
+function isMessageParameter(call, index) {
+  const callee = call.node.callee;
+  if (callee.type !== "Identifier") return false;
+  const binding = call.scope.getBinding(callee.name);
+  if (!binding) return false;
+  let declaration = binding.path.node;
+  if (declaration.type === "VariableDeclarator") declaration = declaration.init;
+  const param = declaration?.params?.[index];
+  return param?.type === "Identifier" && MESSAGE_PARAMETERS.has(param.name);
+}
+
+/** Whether the value that `child` (a child of `parent`) is only ever becomes message text. */
+function endsInMessage(parent, child) {
+  if (isMessageProperty(parent, child) || isMessageAssignment(parent, child)) return true;
+  if ((parent.isNewExpression() || parent.isCallExpression()) && child.listKey === "arguments") {
+    return buildsMessage(parent.node.callee) || (parent.isCallExpression() && isMessageParameter(parent, child.key));
   }
   return false;
 }
 
+/** The name of a function declared as `function f()` or `const f = () => ...`. */
+function functionName(fn) {
+  if (fn.node.id) return fn.node.id.name;
+  const declarator = fn.parentPath;
+  return declarator?.isVariableDeclarator() && declarator.node.id.type === "Identifier"
+    ? declarator.node.id.name
+    : undefined;
+}
+
+/**
+ * A value that is text: a string or template literal, a `+` with text on one side, or a
+ * conditional between two texts (`n === 1 ? "row" : \`${n} rows\``).
+ */
+function isTextual(node) {
+  switch (node.type) {
+    case "StringLiteral":
+    case "TemplateLiteral":
+      return true;
+    case "BinaryExpression":
+      return node.operator === "+" && (isTextual(node.left) || isTextual(node.right));
+    case "ConditionalExpression":
+      return isTextual(node.consequent) && isTextual(node.alternate);
+    default:
+      return false;
+  }
+}
+
 function isMessageText(path) {
-  if (insideMessageProperty(path)) return true;
-  if (!path.isStringLiteral() && !path.isTemplateLiteral()) return false;
+  const fn = path.getFunctionParent();
+  if (fn && DESCRIBES.test(functionName(fn) ?? "")) return true;
+  // Up to what receives the value this mutant sits in: if that is a message and the value is
+  // text, everything in it (strings, `${i + 1}`, the conditions choosing a word) is wording.
   let child = path;
-  let parent = path.parentPath;
-  // Up through what only assembles the text: `a + b`, nested templates, `x ? "a" : "b"`.
-  while (
-    parent &&
-    (parent.isBinaryExpression({ operator: "+" }) ||
-      parent.isTemplateLiteral() ||
-      (parent.isConditionalExpression() && child.key !== "test"))
-  ) {
+  for (let parent = path.parentPath; parent; parent = parent.parentPath) {
+    if (endsInMessage(parent, child)) return isMessageProperty(parent, child) || isTextual(child.node);
+    if (parent.isStatement() || parent.isFunction()) return false;
     child = parent;
-    parent = parent.parentPath;
-  }
-  if (!parent) return false;
-  if ((parent.isNewExpression() || parent.isCallExpression()) && child.listKey === "arguments") {
-    return buildsMessage(parent.node.callee);
-  }
-  if (parent.isObjectProperty() && child.key === "value") {
-    const key = parent.node.key;
-    return key.type === "Identifier" && MESSAGE_PROPERTIES.has(key.name);
   }
   return false;
 }
