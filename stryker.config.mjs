@@ -1,8 +1,24 @@
 // `npm run test:mutation`: Stryker over src/ (docs/testing.md). Run it through
 // scripts/test-mutation.mjs, which starts the databases once for all of Stryker's jest runs.
-// LOCKING_MUTATION_REPORT names the reports (default `mutation`): a run on a few files with
-// narrowed tests keeps its own incremental file and does not overwrite the full run's.
-const report = `reports/mutation/${process.env.LOCKING_MUTATION_REPORT ?? "mutation"}`;
+//
+// The result of every mutant is committed: mutation/stryker-incremental.json. A run reuses each
+// result whose code and covering tests did not change, and a run of part of src/ (`--mutate`)
+// keeps the other files' results, so the full run accumulates over runs that each fit a sitting
+// (the whole of src/ at once takes hours on a 2-core machine). Only a run over every test on the
+// default databases may write it: a run with LOCKING_MUTATION_TESTS or other LOCKING_DATABASES
+// must name its own report (LOCKING_MUTATION_REPORT), whose results stay under reports/.
+const DEFAULT_DATABASES = "sqlite,postgres-embedded";
+const named = process.env.LOCKING_MUTATION_REPORT;
+const narrowed =
+  Boolean(process.env.LOCKING_MUTATION_TESTS) ||
+  (process.env.LOCKING_DATABASES ?? DEFAULT_DATABASES) !== DEFAULT_DATABASES;
+if (narrowed && !named) {
+  throw new Error(
+    "test:mutation: a run with LOCKING_MUTATION_TESTS or other LOCKING_DATABASES would record its survivors in " +
+      "the committed mutation/stryker-incremental.json; set LOCKING_MUTATION_REPORT=<name> to keep its results apart.",
+  );
+}
+const report = `reports/mutation/${named ?? "mutation"}`;
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
@@ -22,22 +38,25 @@ export default {
   // No mutants in the wording of error messages: see scripts/stryker/message-strings.mjs.
   plugins: ["@stryker-mutator/*", "./scripts/stryker/message-strings.mjs", "./scripts/stryker/jest-covering-files.mjs"],
   ignorers: ["message-strings"],
-  // A mutant reached while the test files start (at import, or in a beforeAll: installLocking(),
-  // mostly) is "static": Stryker runs it against every test, with the whole suite's time as its
-  // timeout, stopping at the first failure (scripts/stryker/). With ignoreStatic, one also reached
-  // by some test bodies ran against those only: often not the tests that fail, and often none at
-  // all (what an afterAll reaches is counted for the test that started last, one of a database not
-  // selected, skipped). On 2026-12-05, 31 mutants were reported Survived with no test run that way;
-  // three applied by hand failed at once. The runs of that day had no mutant that was static only.
+  // What a test file runs outside its tests (at import, in a beforeAll: installLocking(), seeds) is
+  // counted for that file's tests (scripts/stryker/file-coverage.js): without that, 44 % of a run's
+  // mutants were "static" and ran against the whole suite. A mutant still static runs against
+  // every test, with the suite's time as its timeout (ignoreStatic: false). With ignoreStatic on,
+  // one also reached by some test bodies ran against those only, often none (on 2026-12-05, 31
+  // were reported Survived with no test run; three applied by hand failed at once).
   ignoreStatic: false,
   // A shared 2-core machine; override with --concurrency.
   concurrency: 2,
+  // A mutant times out (and counts as killed) past factor x its covering tests' time + timeoutMS +
+  // the dry run's overhead. On a shared machine a run takes up to twice as long as the dry run did:
+  // with Stryker's factor of 1.5, survivors covered by every test were reported as timeouts.
+  timeoutFactor: 3,
   timeoutMS: 20_000,
   // The initial run is the whole jest suite with coverage, on a loaded machine.
   dryRunTimeoutMinutes: 40,
-  // A rerun only tests the mutants whose code or covering tests changed.
+  // A rerun only tests the mutants whose code or covering tests changed (`--force` tests them all).
   incremental: true,
-  incrementalFile: `${report}-incremental.json`,
+  incrementalFile: named ? `${report}-incremental.json` : "mutation/stryker-incremental.json",
   tempDirName: ".stryker-tmp",
   cleanTempDir: "always",
   reporters: ["html", "json", "clear-text", "progress"],

@@ -7,14 +7,28 @@
 // The mutant's run is told apart by LOCKING_MUTATION_RUN, a number the Stryker test runner
 // (scripts/stryker/jest-covering-files.mjs) sets afresh for each; the environment is loaded once
 // per process, so the run a failure happened in outlives the test file it happened in.
+//
+// In the dry run (per-test coverage), it also counts what the file runs outside its tests for
+// the file's tests (file-coverage.js).
 const { TestEnvironment } = require("jest-environment-node");
+const { FileCoverage } = require("./file-coverage");
 
 let failedRun;
 
 class BailEnvironment extends TestEnvironment {
+  constructor(config, context) {
+    super(config, context);
+    this.fileCoverage = new FileCoverage(context.testPath);
+  }
+
   handleTestEvent(event, state) {
     const run = process.env.LOCKING_MUTATION_RUN;
-    if (!run) return;
+    if (!run) {
+      // Stryker's context, once its environment mixin has set it (absent in a plain jest run).
+      const stryker = this.global[this.global.__strykerGlobalNamespace__ ?? "__stryker__"];
+      if (stryker) this.fileCoverage.handle(event, stryker);
+      return;
+    }
     if (event.name === "test_done" && event.test.errors.length > 0) failedRun = run;
     if (failedRun !== run) return;
     // A file started after the failure: no test enabled, so none of its beforeAll hooks run either.
