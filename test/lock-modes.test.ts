@@ -372,6 +372,98 @@ describeEachDatabase((db) => {
       expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 3, balance: 7 });
     });
 
+    if (!sqlite) {
+      it("a row read twice under OPTIMISTIC and changed by another transaction between the reads fails at commit", async () => {
+        // The check is against the first read: the second copy already holds the other's version.
+        const id = await account();
+        const error = await one
+          .transaction(async (m) => {
+            await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+            await updateVersioned(two.getRepository(Account), id, 1, { balance: 50 });
+            await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+          })
+          .catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(OptimisticLockError);
+        expect(error).toMatchObject({ expectedVersion: 1 });
+      });
+
+      it("a savepoint rolled back inside the transaction keeps the outer read's OPTIMISTIC check", async () => {
+        const id = await account();
+        const error = await one
+          .transaction(async (m) => {
+            await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+            await m
+              .transaction(async () => {
+                throw new Error("the nested unit gives up");
+              })
+              .catch(() => undefined);
+            await updateVersioned(two.getRepository(Account), id, 1, { balance: 50 });
+          })
+          .catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(OptimisticLockError);
+      });
+    }
+
+    it("OPTIMISTIC_FORCE_INCREMENT then OPTIMISTIC on the same row: the force increment is kept", async () => {
+      const id = await account();
+      await one.transaction(async (m) => {
+        await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC_FORCE_INCREMENT) });
+        await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+      });
+      expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 2 });
+    });
+
+    it("OPTIMISTIC_FORCE_INCREMENT read, saved, then read again: the save's increment is the one owed", async () => {
+      const id = await account();
+      await one.transaction(async (m) => {
+        const a = await m.findOneOrFail(Account, {
+          where: { id },
+          ...withLockMode(LockMode.OPTIMISTIC_FORCE_INCREMENT),
+        });
+        a.balance = 4;
+        await m.save(a);
+        await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+      });
+      expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 2, balance: 4 });
+    });
+
+    it("an entity whose version property was cleared after its OPTIMISTIC read is checked against the version it was read with", async () => {
+      const id = await account();
+      await one.transaction(async (m) => {
+        const a = await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+        (a as { version?: number }).version = undefined; // e.g. stripped by a mapping to a DTO
+      });
+      expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 1 });
+    });
+
+    it("OPTIMISTIC_FORCE_INCREMENT read in a nested transaction and saved after it: one increment, at the outer commit", async () => {
+      const id = await account();
+      await one.transaction(async (m) => {
+        const a = await m.transaction((inner) =>
+          inner.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC_FORCE_INCREMENT) }),
+        );
+        a.balance = 3;
+        await m.save(a); // the save's own increment is the one owed
+      });
+      expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 2, balance: 3 });
+    });
+
+    it("the checks of a rolled-back transaction do not follow its query runner into its next transaction", async () => {
+      const id = await account();
+      const runner = one.createQueryRunner();
+      try {
+        await runner.startTransaction();
+        await runner.manager.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+        await runner.rollbackTransaction();
+        await updateVersioned(two.getRepository(Account), id, 1, { balance: 50 });
+        await runner.startTransaction();
+        await runner.commitTransaction();
+      } finally {
+        await runner.release();
+      }
+      expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 2, balance: 50 });
+    });
+
     it("optimistic modes need a transaction and a version column", async () => {
       const id = await account();
       await expect(
