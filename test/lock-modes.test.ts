@@ -404,6 +404,122 @@ describeEachDatabase((db) => {
       });
     }
 
+    describe("this transaction's own write of the row, through another copy of it, is no conflict at commit", () => {
+      const writes: Array<[string, (m: EntityManager, id: number) => Promise<unknown>]> = [
+        [
+          "a second copy read under OPTIMISTIC, saved",
+          async (m, id) => {
+            const copy = await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+            copy.balance = 5;
+            return m.save(copy);
+          },
+        ],
+        [
+          "a copy read without a lock, saved twice",
+          async (m, id) => {
+            const copy = await m.findOneByOrFail(Account, { id });
+            copy.balance = 5;
+            await m.save(copy);
+            copy.balance = 6;
+            return m.save(copy);
+          },
+        ],
+        [
+          "a copy read with PESSIMISTIC_FORCE_INCREMENT",
+          (m, id) => m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_FORCE_INCREMENT) }),
+        ],
+        [
+          "lock(copy, PESSIMISTIC_FORCE_INCREMENT)",
+          async (m, id) => lock(m, await m.findOneByOrFail(Account, { id }), LockMode.PESSIMISTIC_FORCE_INCREMENT),
+        ],
+      ];
+
+      it.each(writes)("OPTIMISTIC read, then %s: the commit succeeds", async (_, write) => {
+        const id = await account();
+        await one.transaction(async (m) => {
+          await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+          await write(m, id);
+        });
+        const row = await one.getRepository(Account).findOneByOrFail({ id });
+        expect(row.version).toBeGreaterThan(1);
+      });
+
+      it.each(writes)("OPTIMISTIC_FORCE_INCREMENT read, then %s: no increment beyond the write's", async (_, write) => {
+        const id = await account();
+        let written = 0;
+        await one.transaction(async (m) => {
+          await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC_FORCE_INCREMENT) });
+          await write(m, id);
+          written = (await m.findOneByOrFail(Account, { id })).version;
+        });
+        expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: written });
+      });
+
+      it("a write inside a savepoint that was rolled back is undone: the row is checked against the version read", async () => {
+        const id = await account();
+        await one.transaction(async (m) => {
+          await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+          await m
+            .transaction(async (inner) => {
+              await writes[0][1](inner, id);
+              throw new Error("the nested unit gives up");
+            })
+            .catch(() => undefined);
+        });
+        expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 1, balance: 100 });
+      });
+
+      it("the locked copy itself saved inside a savepoint that was rolled back: checked against the version read", async () => {
+        const id = await account();
+        await one.transaction(async (m) => {
+          const a = await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+          await m
+            .transaction(async (inner) => {
+              a.balance = 5;
+              await inner.save(a); // a now holds version 2, which the rollback undoes in the row
+              throw new Error("the nested unit gives up");
+            })
+            .catch(() => undefined);
+        });
+        expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 1, balance: 100 });
+      });
+
+      it("OPTIMISTIC read, a copy saved, then the row read again under OPTIMISTIC: the commit succeeds", async () => {
+        const id = await account();
+        await one.transaction(async (m) => {
+          await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+          await writes[1][1](m, id);
+          await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+        });
+        expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 3, balance: 6 });
+      });
+
+      if (!sqlite) {
+        it("a write of a copy read after another transaction moved the row does not hide that move: the commit fails", async () => {
+          const id = await account();
+          const error = await one
+            .transaction(async (m) => {
+              await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+              await updateVersioned(two.getRepository(Account), id, 1, { balance: 50 });
+              await writes[1][1](m, id); // a fresh copy: at version 2 where reads see the other's commit
+            })
+            .catch((e: unknown) => e);
+          expect(error).toBeInstanceOf(OptimisticLockError);
+          expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 2, balance: 50 });
+        });
+      }
+
+      it("a write inside a savepoint that was released counts, even after a later savepoint is rolled back", async () => {
+        const id = await account();
+        await one.transaction(async (m) => {
+          await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+          await m.transaction((inner) => writes[0][1](inner, id));
+          await m.transaction(async () => Promise.reject(new Error("gives up"))).catch(() => undefined);
+        });
+        expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 2, balance: 5 });
+      });
+    });
+
     it("OPTIMISTIC_FORCE_INCREMENT then OPTIMISTIC on the same row: the force increment is kept", async () => {
       const id = await account();
       await one.transaction(async (m) => {
