@@ -455,6 +455,23 @@ describeEachDatabase((db) => {
         expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: written });
       });
 
+      it("OPTIMISTIC reads of two rows, then copies of both saved in one save() (one batched UPDATE): the commit succeeds", async () => {
+        const ids = [await account(), await account()];
+        await one.transaction(async (m) => {
+          for (const id of ids) {
+            await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+          }
+          const copies = await m.find(Account, { where: ids.map((id) => ({ id })), order: { id: "ASC" } });
+          for (const copy of copies) copy.balance = 9;
+          await m.save(copies);
+        });
+        const rows = await one.getRepository(Account).find({ where: ids.map((id) => ({ id })), order: { id: "ASC" } });
+        expect(rows.map((r) => [r.version, r.balance])).toEqual([
+          [2, 9],
+          [2, 9],
+        ]);
+      });
+
       it("a write inside a savepoint that was rolled back is undone: the row is checked against the version read", async () => {
         const id = await account();
         await one.transaction(async (m) => {
