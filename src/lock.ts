@@ -4,7 +4,7 @@ import { assertLockMode, isPessimistic, LockMode, type LockOptions, needsVersion
 import { lockQuery } from "./lock-request";
 import { raisedIn } from "./transaction-numbers";
 import { installationForLockRequest } from "./typeorm/activation";
-import { queueCommitCheck } from "./typeorm/commit-checks";
+import { noteOwnVersionWrite, queueCommitCheck } from "./typeorm/commit-checks";
 import { dataSourceOf } from "./typeorm/internals";
 import { heldVersion, writeVersion } from "./typeorm/version-writes";
 import { versionCodecOf } from "./version-codec";
@@ -82,6 +82,7 @@ export async function lock<T extends ObjectLiteral>(
   }
   if (mode === LockMode.PESSIMISTIC_FORCE_INCREMENT) {
     await writeVersion(queryRunner, metadata, entity, expected!, true, "force increment", "load");
+    noteOwnVersionWrite(queryRunner, metadata, metadata.getEntityIdMap(entity), expected!, expected! + 1);
   }
   return entity;
 }

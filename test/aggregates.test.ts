@@ -334,6 +334,22 @@ describeEachDatabase((db) => {
     expect(await failure(saveOrder(bob, stale))).toBeInstanceOf(OptimisticLockError);
   });
 
+  it("an order read under OPTIMISTIC, then a line saved with another copy of that order: its own bump is no conflict at commit", async () => {
+    const id = await seed();
+    await alice.transaction(async (manager) => {
+      await manager.findOneOrFail(AggOrder, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+      const pen = await manager.findOneOrFail(AggLine, {
+        where: { order: { id } },
+        relations: { order: true },
+        order: { id: "ASC" },
+      });
+      pen.quantity = 78;
+      await manager.save(pen);
+    });
+    const after = await load(alice, id);
+    expect([after.version, line(after, "pen").quantity]).toEqual([2, 78]);
+  });
+
   it("a member saved without its root loaded is refused with what to load", async () => {
     const id = await seed();
     const pen = await alice.getRepository(AggLine).findOneOrFail({ where: { order: { id } }, order: { id: "ASC" } });

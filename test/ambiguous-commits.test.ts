@@ -48,7 +48,14 @@ class Tally {
   @Column() value!: number;
 }
 
-const ENTITIES = [Wallet, Payment, Tally];
+/** An entity whose table's name holds the word COMMIT, as a version-control app's would. */
+@Entity({ name: "tl_ambiguous_commit" })
+class Commit {
+  @PrimaryColumn() id!: number;
+  @Column() message!: string;
+}
+
+const ENTITIES = [Wallet, Payment, Tally, Commit];
 
 describe("connection loss, by dialect (no server)", () => {
   const lost = (message: string, extra: Record<string, unknown> = {}) =>
@@ -283,6 +290,30 @@ describeEachDatabase(
       });
     }
 
+    it("a write whose statement names a table commit, cut inside its transaction, rolls back: the driver's error", async () => {
+      // Only a statement that is a COMMIT leaves the outcome unknown, not one that mentions the word.
+      const id = nextId++;
+      const cut = proxy.arm("before-forward", /^\s*INSERT\b.*tl_ambiguous_commit/is);
+      const error = await faulty
+        .transaction((manager) => manager.insert(Commit, { id, message: "fix" }))
+        .catch((e: unknown) => e);
+      await cut;
+      expect(error).toBeInstanceOf(QueryFailedError);
+      expect(error).not.toBeInstanceOf(LockingError);
+      expect(await direct.getRepository(Commit).countBy({ id })).toBe(0);
+    });
+
+    it.each([
+      ["a SELECT written on several lines", "\n      SELECT id FROM tl_ambiguous_tally\n    "],
+      ["START TRANSACTION sent by hand", "START TRANSACTION"],
+    ])("%s outside a transaction, cut, is the driver's error: it writes nothing", async (_, sql) => {
+      const cut = proxy.arm("before-forward", /^\s*(SELECT\b.*tl_ambiguous_tally|START TRANSACTION)/is);
+      const error = await faulty.query(sql).catch((e: unknown) => e);
+      expect(await cut).toBe(sql);
+      expect(error).toBeInstanceOf(QueryFailedError);
+      expect(error).not.toBeInstanceOf(LockingError);
+    });
+
     it("retryOutcomeUnknown must be a boolean", async () => {
       await expect(
         retryOnConflict(faulty, async () => 1, { retryOutcomeUnknown: "yes" as unknown as boolean }),
@@ -292,3 +323,22 @@ describeEachDatabase(
   // SQLite runs in the process: no connection to lose (see the dialect test above and the docs).
   ["postgres-embedded", "postgres", "mariadb", "mysql"],
 );
+
+describeEachDatabase((db) => {
+  let source: DataSource;
+  beforeAll(async () => {
+    [source] = await openDataSources(db, [Tally]);
+    installLocking(source);
+  });
+
+  it("a write outside a transaction that the server refuses (a duplicate key) is the server's own error", async () => {
+    // The server answered: nothing about the outcome is unknown, whatever the dialect.
+    await source.getRepository(Tally).insert({ id: 1, value: 0 });
+    const error = await source
+      .getRepository(Tally)
+      .insert({ id: 1, value: 1 })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(QueryFailedError);
+    expect(error).not.toBeInstanceOf(LockingError);
+  });
+});

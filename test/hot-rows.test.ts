@@ -21,6 +21,7 @@ import {
   retryOnConflict,
   withLockMode,
 } from "../src";
+import { anyRememberedHotRows } from "../src/hot-rows";
 import { Counter } from "./fixtures/counter";
 import {
   closeAll,
@@ -356,6 +357,39 @@ describeEachDatabase((db: TestDatabase) => {
       await worker.transaction((manager) => manager.findOneByOrFail(Counter, { id: hot }));
       expect(readsOf(hot).map(locked)).toEqual([false]);
     });
+
+    // Needs a second connection of the worker while its loop's transaction is open (SQLite has one).
+    (sqlite ? it.skip : it)(
+      "a loop that started before another remembered a row also locks that row once it meets its own first conflict",
+      async () => {
+        const [remembered, own] = await newCounters(2);
+        // The loop must start with nothing remembered: it then has no hot rows until its conflict.
+        while (anyRememberedHotRows()) await new Promise((resolve) => setTimeout(resolve, 20));
+        const could: Record<string, boolean> = {};
+        let lockedRead: boolean | undefined;
+        await retryOnConflict(
+          worker,
+          async (manager, attempt) => {
+            const row = await manager.findOneByOrFail(Counter, { id: own });
+            if (attempt === 1) {
+              await loopThatConflictsOn(remembered); // meanwhile, another loop remembers its row
+              await conflictOn(manager, row);
+            }
+            log.reset();
+            const before = await manager.findOneByOrFail(Counter, { id: remembered });
+            could.remembered = await otherCanLock(remembered);
+            lockedRead = readsOf(remembered).some(locked);
+            before.value += 1;
+            row.value += 1;
+            await manager.save([before, row]);
+          },
+          { attempts: 3 },
+        );
+        expect(lockedRead).toBe(true);
+        expect(could.remembered).toBe(false);
+        expect(await schema.getRepository(Counter).findOneByOrFail({ id: remembered })).toMatchObject({ value: 3 });
+      },
+    );
 
     it("another DataSource on the same database does not inherit the row", async () => {
       const [hot, cold] = await newCounters(2);

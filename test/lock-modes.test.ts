@@ -372,6 +372,231 @@ describeEachDatabase((db) => {
       expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 3, balance: 7 });
     });
 
+    if (!sqlite) {
+      it("a row read twice under OPTIMISTIC and changed by another transaction between the reads fails at commit", async () => {
+        // The check is against the first read: the second copy already holds the other's version.
+        const id = await account();
+        const error = await one
+          .transaction(async (m) => {
+            await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+            await updateVersioned(two.getRepository(Account), id, 1, { balance: 50 });
+            await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+          })
+          .catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(OptimisticLockError);
+        expect(error).toMatchObject({ expectedVersion: 1 });
+      });
+
+      it("a savepoint rolled back inside the transaction keeps the outer read's OPTIMISTIC check", async () => {
+        const id = await account();
+        const error = await one
+          .transaction(async (m) => {
+            await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+            await m
+              .transaction(async () => {
+                throw new Error("the nested unit gives up");
+              })
+              .catch(() => undefined);
+            await updateVersioned(two.getRepository(Account), id, 1, { balance: 50 });
+          })
+          .catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(OptimisticLockError);
+      });
+    }
+
+    describe("this transaction's own write of the row, through another copy of it, is no conflict at commit", () => {
+      const writes: Array<[string, (m: EntityManager, id: number) => Promise<unknown>]> = [
+        [
+          "a second copy read under OPTIMISTIC, saved",
+          async (m, id) => {
+            const copy = await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+            copy.balance = 5;
+            return m.save(copy);
+          },
+        ],
+        [
+          "a copy read without a lock, saved twice",
+          async (m, id) => {
+            const copy = await m.findOneByOrFail(Account, { id });
+            copy.balance = 5;
+            await m.save(copy);
+            copy.balance = 6;
+            return m.save(copy);
+          },
+        ],
+        [
+          "a copy read with PESSIMISTIC_FORCE_INCREMENT",
+          (m, id) => m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_FORCE_INCREMENT) }),
+        ],
+        [
+          "lock(copy, PESSIMISTIC_FORCE_INCREMENT)",
+          async (m, id) => lock(m, await m.findOneByOrFail(Account, { id }), LockMode.PESSIMISTIC_FORCE_INCREMENT),
+        ],
+      ];
+
+      it.each(writes)("OPTIMISTIC read, then %s: the commit succeeds", async (_, write) => {
+        const id = await account();
+        await one.transaction(async (m) => {
+          await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+          await write(m, id);
+        });
+        const row = await one.getRepository(Account).findOneByOrFail({ id });
+        expect(row.version).toBeGreaterThan(1);
+      });
+
+      it.each(writes)("OPTIMISTIC_FORCE_INCREMENT read, then %s: no increment beyond the write's", async (_, write) => {
+        const id = await account();
+        let written = 0;
+        await one.transaction(async (m) => {
+          await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC_FORCE_INCREMENT) });
+          await write(m, id);
+          written = (await m.findOneByOrFail(Account, { id })).version;
+        });
+        expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: written });
+      });
+
+      it("OPTIMISTIC reads of two rows, then copies of both saved in one save() (one batched UPDATE): the commit succeeds", async () => {
+        const ids = [await account(), await account()];
+        await one.transaction(async (m) => {
+          for (const id of ids) {
+            await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+          }
+          const copies = await m.find(Account, { where: ids.map((id) => ({ id })), order: { id: "ASC" } });
+          for (const copy of copies) copy.balance = 9;
+          await m.save(copies);
+        });
+        const rows = await one.getRepository(Account).find({ where: ids.map((id) => ({ id })), order: { id: "ASC" } });
+        expect(rows.map((r) => [r.version, r.balance])).toEqual([
+          [2, 9],
+          [2, 9],
+        ]);
+      });
+
+      it("a write inside a savepoint that was rolled back is undone: the row is checked against the version read", async () => {
+        const id = await account();
+        await one.transaction(async (m) => {
+          await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+          await m
+            .transaction(async (inner) => {
+              await writes[0][1](inner, id);
+              throw new Error("the nested unit gives up");
+            })
+            .catch(() => undefined);
+        });
+        expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 1, balance: 100 });
+      });
+
+      it("the locked copy itself saved inside a savepoint that was rolled back: checked against the version read", async () => {
+        const id = await account();
+        await one.transaction(async (m) => {
+          const a = await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+          await m
+            .transaction(async (inner) => {
+              a.balance = 5;
+              await inner.save(a); // a now holds version 2, which the rollback undoes in the row
+              throw new Error("the nested unit gives up");
+            })
+            .catch(() => undefined);
+        });
+        expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 1, balance: 100 });
+      });
+
+      it("OPTIMISTIC read, a copy saved, then the row read again under OPTIMISTIC: the commit succeeds", async () => {
+        const id = await account();
+        await one.transaction(async (m) => {
+          await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+          await writes[1][1](m, id);
+          await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+        });
+        expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 3, balance: 6 });
+      });
+
+      if (!sqlite) {
+        it("a write of a copy read after another transaction moved the row does not hide that move: the commit fails", async () => {
+          const id = await account();
+          const error = await one
+            .transaction(async (m) => {
+              await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+              await updateVersioned(two.getRepository(Account), id, 1, { balance: 50 });
+              await writes[1][1](m, id); // a fresh copy: at version 2 where reads see the other's commit
+            })
+            .catch((e: unknown) => e);
+          expect(error).toBeInstanceOf(OptimisticLockError);
+          expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 2, balance: 50 });
+        });
+      }
+
+      it("a write inside a savepoint that was released counts, even after a later savepoint is rolled back", async () => {
+        const id = await account();
+        await one.transaction(async (m) => {
+          await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+          await m.transaction((inner) => writes[0][1](inner, id));
+          await m.transaction(async () => Promise.reject(new Error("gives up"))).catch(() => undefined);
+        });
+        expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 2, balance: 5 });
+      });
+    });
+
+    it("OPTIMISTIC_FORCE_INCREMENT then OPTIMISTIC on the same row: the force increment is kept", async () => {
+      const id = await account();
+      await one.transaction(async (m) => {
+        await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC_FORCE_INCREMENT) });
+        await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+      });
+      expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 2 });
+    });
+
+    it("OPTIMISTIC_FORCE_INCREMENT read, saved, then read again: the save's increment is the one owed", async () => {
+      const id = await account();
+      await one.transaction(async (m) => {
+        const a = await m.findOneOrFail(Account, {
+          where: { id },
+          ...withLockMode(LockMode.OPTIMISTIC_FORCE_INCREMENT),
+        });
+        a.balance = 4;
+        await m.save(a);
+        await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+      });
+      expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 2, balance: 4 });
+    });
+
+    it("an entity whose version property was cleared after its OPTIMISTIC read is checked against the version it was read with", async () => {
+      const id = await account();
+      await one.transaction(async (m) => {
+        const a = await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+        (a as { version?: number }).version = undefined; // e.g. stripped by a mapping to a DTO
+      });
+      expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 1 });
+    });
+
+    it("OPTIMISTIC_FORCE_INCREMENT read in a nested transaction and saved after it: one increment, at the outer commit", async () => {
+      const id = await account();
+      await one.transaction(async (m) => {
+        const a = await m.transaction((inner) =>
+          inner.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC_FORCE_INCREMENT) }),
+        );
+        a.balance = 3;
+        await m.save(a); // the save's own increment is the one owed
+      });
+      expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 2, balance: 3 });
+    });
+
+    it("the checks of a rolled-back transaction do not follow its query runner into its next transaction", async () => {
+      const id = await account();
+      const runner = one.createQueryRunner();
+      try {
+        await runner.startTransaction();
+        await runner.manager.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+        await runner.rollbackTransaction();
+        await updateVersioned(two.getRepository(Account), id, 1, { balance: 50 });
+        await runner.startTransaction();
+        await runner.commitTransaction();
+      } finally {
+        await runner.release();
+      }
+      expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 2, balance: 50 });
+    });
+
     it("optimistic modes need a transaction and a version column", async () => {
       const id = await account();
       await expect(

@@ -269,6 +269,29 @@ describeEachDatabase((db) => {
     await aliceLocks.releaseLock(lock);
   });
 
+  it("outside a transaction (save(..., { transaction: false })) a non-holder's change through the root or a line is refused before the root's version bump is written", async () => {
+    // Nothing rolls back here: the lock is checked before any write, the root's bump included.
+    const id = await seed();
+    const lock = await aliceLocks.tryLock("AggOrder", id, { owner: "alice", ttlMs: 60_000 });
+    try {
+      const bobs = await load(bob, id);
+      lineOf(bobs, "pen").quantity = 7;
+      await expect(bob.getRepository(AggOrder).save(bobs, { transaction: false })).rejects.toThrow(
+        OfflineLockRequiredError,
+      );
+      const line = await loadLine(bob, bobs, "ink");
+      line.quantity = 9;
+      await expect(bob.getRepository(AggLine).save(line, { transaction: false })).rejects.toThrow(
+        OfflineLockRequiredError,
+      );
+      const after = await load(bob, id);
+      expect(after.version).toBe(1);
+      expect(after.lines!.map((l) => l.quantity)).toEqual([1, 2]);
+    } finally {
+      await aliceLocks.releaseLock(lock);
+    }
+  });
+
   it("a new order with its lines and an entity outside the aggregate need no lock; a root's excluded property still does", async () => {
     const id = await seed(); // a new order with its lines: inserts only
     await bob.getRepository(AggTag).save({ id: 3, name: "fragile" });

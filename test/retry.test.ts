@@ -253,6 +253,23 @@ describeEachDatabase((db) => {
     });
   });
 
+  it("a nested transaction (a savepoint) opened inside it is still the surrounding transaction: not retried", async () => {
+    const stale = await overtakenCounter();
+    let calls = 0;
+    const error = await first
+      .transaction((outer) =>
+        retryOnConflict(first, async () => {
+          calls++;
+          stale.value = 7;
+          await outer.transaction((inner) => inner.save(stale)); // same runner: a SAVEPOINT
+        }),
+      )
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(LockingConfigurationError);
+    expect((error as Error).cause).toBeInstanceOf(OptimisticLockError);
+    expect(calls).toBe(1);
+  });
+
   it("also sees a transaction begun by hand with queryRunner.startTransaction()", async () => {
     const stale = await overtakenCounter();
     const runner = first.createQueryRunner();

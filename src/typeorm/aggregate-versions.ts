@@ -16,6 +16,7 @@ import { LockingConfigurationError, OptimisticLockError } from "../errors";
 import { type Installation, installationOf } from "../installation";
 import { compareRows } from "../row-ids";
 import { raisedIn } from "../transaction-numbers";
+import { noteOwnVersionWrite } from "./commit-checks";
 import {
   type DatabaseEntityLoaderLike,
   dataSourceOf,
@@ -362,6 +363,8 @@ async function bumpAggregateRoots(executor: SubjectExecutorLike): Promise<void> 
     );
     afterFlushWritten(runner, () => {
       for (const copy of copies) noteIncrement(root.metadata, copy.entity, copy.expected);
+      const id = root.metadata.getEntityIdMap(first.entity);
+      noteOwnVersionWrite(runner, root.metadata, id, first.expected, first.expected + 1);
     });
   }
 }

@@ -15,6 +15,11 @@ interface PendingCheck {
   /** The version the entity held when it was locked. */
   lockedVersion: number;
   forceIncrement: boolean;
+  /**
+   * The versions this transaction's own writes moved the row to since it was locked, each with
+   * the transaction depth it was written at (a savepoint rolled back takes its writes with it).
+   */
+  own?: { version: number; depth: number }[];
 }
 
 const pending = new WeakMap<QueryRunner, Map<string, PendingCheck>>();
@@ -29,7 +34,7 @@ export function queueCommitCheck(
   const lockedVersion = heldVersion(metadata, entity, mode);
   const checks = pending.get(queryRunner) ?? new Map<string, PendingCheck>();
   pending.set(queryRunner, checks);
-  const key = `${metadata.name}:${JSON.stringify(metadata.getEntityIdMap(entity))}`;
+  const key = keyOf(metadata, metadata.getEntityIdMap(entity));
   const forceIncrement = mode === LockMode.OPTIMISTIC_FORCE_INCREMENT;
   const existing = checks.get(key);
   // One check per entity per transaction; a force increment asked for anywhere wins.
@@ -38,7 +43,49 @@ export function queueCommitCheck(
     entity: existing?.entity ?? entity,
     lockedVersion: existing?.lockedVersion ?? lockedVersion,
     forceIncrement: forceIncrement || existing?.forceIncrement === true,
+    own: existing?.own,
   });
+}
+
+function keyOf(metadata: EntityMetadata, id: ObjectLiteral | undefined): string {
+  return `${metadata.name}:${JSON.stringify(id)}`;
+}
+
+/**
+ * Notes that this transaction moved a row from version `from` to `to` (a save, an increment),
+ * whichever copy of the row it wrote through. A check queued for the row then expects `to` at
+ * commit: another copy read under a lock still holds `from`, and its own transaction's write is
+ * no conflict. Only a move from the version the check expects counts: a write that started from
+ * a later one means another transaction had moved the row meanwhile, and the check fails.
+ *
+ * @internal
+ */
+export function noteOwnVersionWrite(
+  queryRunner: QueryRunner,
+  metadata: EntityMetadata,
+  id: ObjectLiteral | undefined,
+  from: number,
+  to: number,
+): void {
+  const check = pending.get(queryRunner)?.get(keyOf(metadata, id));
+  if (!check || from !== expectedVersion(check)) return;
+  const depth = depthOf(queryRunner);
+  check.own = [...(check.own ?? []), { version: to, depth }];
+}
+
+/** How deep the runner's transaction is nested: 0 outside one, 1 in it, 2 in a savepoint of it... */
+function depthOf(queryRunner: QueryRunner): number {
+  return (queryRunner as unknown as { transactionDepth?: number }).transactionDepth ?? 0;
+}
+
+/** Whether the runner's transaction has commit-time checks (a save then notes the versions it writes). @internal */
+export function hasCommitChecks(queryRunner: QueryRunner): boolean {
+  return pending.has(queryRunner);
+}
+
+/** The version the row must be at for the check: the last one this transaction wrote, else the locked one. */
+function expectedVersion(check: PendingCheck): number {
+  return check.own?.at(-1)?.version ?? check.lockedVersion;
 }
 
 /**
@@ -54,7 +101,12 @@ export function installCommitChecks(): void {
     const rollback = proto.rollbackTransaction as Method;
     proto.commitTransaction = function (this: QueryRunner) {
       if (!pending.has(this)) return commit.call(this);
-      return runCommitChecks(this).then(() => commit.call(this));
+      return runCommitChecks(this)
+        .then(() => commit.call(this))
+        .then((result: unknown) => {
+          keepReleasedWrites(this);
+          return result;
+        });
     };
     proto.rollbackTransaction = async function (this: QueryRunner) {
       try {
@@ -68,15 +120,18 @@ export function installCommitChecks(): void {
 
 /** Runs the queued checks of the outermost transaction; throws OptimisticLockError on the first conflict. */
 async function runCommitChecks(queryRunner: QueryRunner): Promise<void> {
-  const depth = (queryRunner as unknown as { transactionDepth?: number }).transactionDepth ?? 1;
+  const depth = depthOf(queryRunner);
   const checks = pending.get(queryRunner);
   if (!checks || depth > 1) return;
   pending.delete(queryRunner);
   for (const check of checks.values()) {
     const { metadata, entity } = check;
-    const current =
-      versionCodecOf(metadata.versionColumn!).parse(metadata.versionColumn!.getEntityValue(entity)) ??
-      check.lockedVersion;
+    // Once a write of the row by this transaction was seen, the versions it wrote decide (a copy
+    // may hold one that a rolled-back savepoint undid); else the version the entity holds.
+    const current = check.own
+      ? expectedVersion(check)
+      : (versionCodecOf(metadata.versionColumn!).parse(metadata.versionColumn!.getEntityValue(entity)) ??
+        check.lockedVersion);
     // Saved in this transaction already: that save incremented the version once, which is the
     // increment a force-increment lock owes; only the re-check remains.
     const increment = check.forceIncrement && current === check.lockedVersion;
@@ -92,8 +147,23 @@ async function runCommitChecks(queryRunner: QueryRunner): Promise<void> {
   }
 }
 
+/** A savepoint released: the writes made inside it now belong to the level around it. */
+function keepReleasedWrites(queryRunner: QueryRunner): void {
+  const depth = depthOf(queryRunner);
+  for (const check of pending.get(queryRunner)?.values() ?? []) {
+    for (const write of check.own ?? []) write.depth = Math.min(write.depth, depth);
+  }
+}
+
 /** Forgets the checks of a transaction that ended without them (rolled back). */
 function dropCommitChecks(queryRunner: QueryRunner): void {
-  const depth = (queryRunner as unknown as { transactionDepth?: number }).transactionDepth ?? 0;
-  if (depth === 0) pending.delete(queryRunner);
+  const depth = depthOf(queryRunner);
+  if (depth === 0) {
+    pending.delete(queryRunner);
+    return;
+  }
+  // A savepoint rolled back: the writes made inside it are undone.
+  for (const check of pending.get(queryRunner)?.values() ?? []) {
+    check.own = check.own?.filter((write) => write.depth <= depth);
+  }
 }

@@ -11,7 +11,7 @@ import { LockingConfigurationError, LockingError } from "../errors";
 import type { Installation } from "../installation";
 import { isPessimistic, LockMode, needsVersion } from "../lock-mode";
 import type { LockRequest } from "../lock-request";
-import { queueCommitCheck } from "./commit-checks";
+import { noteOwnVersionWrite, queueCommitCheck } from "./commit-checks";
 import { dataSourceOf } from "./internals";
 import { heldVersion, writeVersion } from "./version-writes";
 
@@ -90,6 +90,7 @@ export async function runLockedSelect(
     for (const entity of result.entities) {
       const held = heldVersion(metadata, entity, mode);
       await writeVersion(queryRunner, metadata, entity, held, true, "force increment", "load");
+      noteOwnVersionWrite(queryRunner, metadata, metadata.getEntityIdMap(entity), held, held + 1);
     }
   }
   return result;

@@ -17,6 +17,7 @@ import { settleVersion, versionCodecOf } from "../version-codec";
 import { onlyExcludedChanges, settleMemberRoots } from "./aggregate-versions";
 import { removeInBatches } from "./batched-removes";
 import { type BatchedOperation, flushConflict, plainId, updateInBatches } from "./batched-writes";
+import { hasCommitChecks, noteOwnVersionWrite } from "./commit-checks";
 import {
   type DatabaseEntityLoaderLike,
   dataSourceOf,
@@ -446,6 +447,7 @@ function refuseChangesOfGoneRows(loader: DatabaseEntityLoaderLike, operation: "s
 function rememberSavedVersions(executor: SubjectExecutorLike): void {
   const installation = installationOf(dataSourceOf(executor.queryRunner));
   if (!installation) return;
+  const checked = hasCommitChecks(executor.queryRunner);
   for (const subject of [
     ...executor.insertSubjects,
     ...executor.updateSubjects,
@@ -457,6 +459,14 @@ function rememberSavedVersions(executor: SubjectExecutorLike): void {
     // TypeORM merged back what the driver returned (a number, or a string for bigint): the
     // property gets its declared type again.
     const version = settleVersion(policy.column, subject.entity);
-    if (version !== undefined) rememberLoadedVersion(subject.entity, version);
+    if (version === undefined) continue;
+    rememberLoadedVersion(subject.entity, version);
+    // The row moved from the version its UPDATE was checked against: a commit-time check of
+    // another copy of it must not take this transaction's own write for another's.
+    const guard = checked ? guardOf(subject.identifier) : undefined;
+    if (guard) {
+      const id = subject.metadata.getEntityIdMap(subject.entity);
+      noteOwnVersionWrite(executor.queryRunner, subject.metadata, id, guard.expected, version);
+    }
   }
 }
