@@ -292,6 +292,32 @@ describeEachDatabase((db) => {
     }
   });
 
+  it("the holder's save(..., { transaction: false }) is refused as a misuse, naming the way out, before anything is written", async () => {
+    // The lock is checked with its row held until the write commits: without a transaction, a
+    // take-over could slip between the check and the write, so there is nothing to check it in.
+    const id = await seed();
+    const lock = await aliceLocks.tryLock("AggOrder", id, { owner: "alice", ttlMs: 60_000 });
+    try {
+      const order = await load(alice, id);
+      lineOf(order, "pen").quantity = 7;
+      order.address.city = "Busan";
+      const refused = await failure(
+        aliceLocks.runHolding(lock, () => alice.getRepository(AggOrder).save(order, { transaction: false })),
+      );
+      expect(refused).toBeInstanceOf(LockingConfigurationError);
+      expect(refused).not.toBeInstanceOf(OfflineLockRequiredError);
+      expect((refused as Error).message).toMatch("transaction");
+      const after = await load(alice, id);
+      expect(after).toMatchObject({ version: 1, address: { city: "Seoul" } });
+      expect(after.lines!.map((l) => l.quantity)).toEqual([1, 2]);
+      // With its transaction, the same change by the holder is written.
+      await aliceLocks.runHolding(lock, () => saveOrder(alice, order));
+      expect(await load(alice, id)).toMatchObject({ version: 2, address: { city: "Busan" } });
+    } finally {
+      await aliceLocks.releaseLock(lock);
+    }
+  });
+
   it("a new order with its lines and an entity outside the aggregate need no lock; a root's excluded property still does", async () => {
     const id = await seed(); // a new order with its lines: inserts only
     await bob.getRepository(AggTag).save({ id: 3, name: "fragile" });

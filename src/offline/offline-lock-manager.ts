@@ -426,6 +426,15 @@ async function requireHeld(executor: SubjectExecutorLike, { entityName, lockType
   // Only strings tryLock() could have made can hold a lock; others are not sent to the database.
   const handles = candidates.map((h) => h.handle).filter(isHandle);
   if (handles.length === 0) throw refuse("no handle it runs with is one tryLock() returned");
+  // The check holds the lock's row until the write commits; without a transaction the lock could
+  // be taken over between the check and the write.
+  if (!executor.queryRunner.isTransactionActive) {
+    throw new LockingConfigurationError(
+      `${entityName} is protected by the offline lock ${lockType}: a write of it is checked against the lock ` +
+        "inside its transaction, and save(..., { transaction: false }) has none. Leave the transaction on, or " +
+        "save inside dataSource.transaction(async (manager) => ...) within runHolding().",
+    );
+  }
   // Locked until this transaction ends: a take-over waits for our commit, then sees our expiry.
   const record = await orMissingTable(dataSource, () =>
     lockQuery(
