@@ -51,7 +51,8 @@ class FileCoverage {
     if (!outside) return;
     delete perTest[this.outsideTests];
     for (const test of this.ran) {
-      const own = (perTest[test] ??= {});
+      perTest[test] ??= {};
+      const own = perTest[test];
       for (const [mutant, hits] of Object.entries(outside)) own[mutant] = (own[mutant] ?? 0) + hits;
     }
   }
