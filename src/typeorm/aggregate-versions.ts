@@ -359,7 +359,7 @@ async function bumpAggregateRoots(executor: SubjectExecutorLike): Promise<void> 
       true,
       "aggregate change",
       "aggregate-root",
-      false,
+      { noteOnEntity: false },
     );
     afterFlushWritten(runner, () => {
       for (const copy of copies) noteIncrement(root.metadata, copy.entity, copy.expected);
