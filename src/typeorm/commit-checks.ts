@@ -106,6 +106,16 @@ function noteOwnWrite(
   check.own = [...(check.own ?? []), write];
 }
 
+/** The version a commit-time check queued for the row expects it at now, if one is queued. @internal */
+export function checkedVersionOf(
+  queryRunner: QueryRunner,
+  metadata: EntityMetadata,
+  id: ObjectLiteral | undefined,
+): number | undefined {
+  const check = pending.get(queryRunner)?.get(keyOf(metadata, id));
+  return check && expectedVersion(check);
+}
+
 /** How deep the runner's transaction is nested: 0 outside one, 1 in it, 2 in a savepoint of it... */
 function depthOf(queryRunner: QueryRunner): number {
   return (queryRunner as unknown as { transactionDepth?: number }).transactionDepth ?? 0;
