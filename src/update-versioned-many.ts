@@ -12,6 +12,7 @@ import { describeValue, LockingConfigurationError, type OptimisticLockError, typ
 import { installationOf } from "./installation";
 import { idCanExist, idMapOf } from "./row-ids";
 import { columnOf, type DriverLike, escapedTable, flushConflict } from "./typeorm/batched-writes";
+import { noteOwnVersionWrite } from "./typeorm/commit-checks";
 import type { ColumnMetadata } from "./typeorm-types";
 import type { UpdatePatch } from "./update-versioned";
 import { versionCodecOf } from "./version-codec";
@@ -128,6 +129,10 @@ export async function updateVersionedRows<T extends ObjectLiteral>(
     }
     // Every chunk ran, so every stale row is named; throwing rolls the transaction back.
     if (conflicts.length > 0) throw notRetryable(flushConflict(runner, conflicts, "write", among(rows.length)));
+    // The transaction's own writes: rows it read under OPTIMISTIC are at expected + 1 at commit.
+    for (const group of groups.values()) {
+      for (const row of group.rows) noteOwnVersionWrite(runner, metadata, row.id, row.expected, row.expected + 1);
+    }
   };
   const active = manager.queryRunner?.isTransactionActive ? manager.queryRunner : undefined;
   if (active) await write(active);

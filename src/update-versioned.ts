@@ -8,6 +8,7 @@ import {
 } from "./errors";
 import { beyondInt32, idCanExist, idMapOf } from "./row-ids";
 import { raisedIn } from "./transaction-numbers";
+import { noteOwnVersionWrite } from "./typeorm/commit-checks";
 import { knownDialectOf } from "./typeorm/error-translation";
 import { updateVersionedRows, type VersionedRowUpdate } from "./update-versioned-many";
 import { versionCodecOf } from "./version-codec";
@@ -148,7 +149,11 @@ export async function updateVersioned<T extends ObjectLiteral>(
     const detail = `cannot be at version ${expected}, which its version column cannot hold`;
     throw raisedIn(manager, new StaleVersionError({ ...details, detail }), "client");
   }
-  if (result.affected === 1) return expected + 1;
+  if (result.affected === 1) {
+    // The transaction's own write: a row it read under OPTIMISTIC is at expected + 1 at commit.
+    if (manager.queryRunner) noteOwnVersionWrite(manager.queryRunner, metadata, details.id, expected, expected + 1);
+    return expected + 1;
+  }
   const current = await repository.createQueryBuilder("current").withDeleted().whereInIds(details.id).getOne();
   const actual = current ? versionCodecOf(column).parse(column.getEntityValue(current)) : undefined;
   // Nothing was loaded: a version that is not the row's came from the caller, and sending it

@@ -16,7 +16,16 @@ import {
   PrimaryGeneratedColumn,
   VersionColumn,
 } from "typeorm";
-import { installLocking, LockMode, lock, lockInOrder, OptimisticLockError, Versioned, VersionedBy } from "../src";
+import {
+  installLocking,
+  LockMode,
+  lock,
+  lockInOrder,
+  OptimisticLockError,
+  Versioned,
+  VersionedBy,
+  withLockMode,
+} from "../src";
 import { AGGREGATE_ENTITIES, AggLabel, AggLine, AggNote, AggOrder } from "./fixtures/aggregate-entities";
 import { closeAll, describeEachDatabase, openAlongside, openDataSources, StatementCounter } from "./support/databases";
 import { deferred, pauseAfterNextQuery, waitUntilBlocked } from "./support/interleaving";
@@ -127,6 +136,42 @@ describeEachDatabase((db) => {
       expect((await state(ids)).a.version).toBe(2);
       await user2SavesStaleA(ids, staleA);
     });
+
+    it("(no copy of A held) in the transaction that read A under OPTIMISTIC: A's move is its own, the commit succeeds", async () => {
+      const ids = await seed();
+      await user1.transaction(async (m) => {
+        await m.findOneOrFail(AggOrder, { where: { id: ids.a }, ...withLockMode(LockMode.OPTIMISTIC) });
+        const apple = await m.findOneByOrFail(AggLine, { id: await lineId(ids.a, "apple") });
+        apple.order = await m.findOneByOrFail(AggOrder, { id: ids.b });
+        await m.save(apple);
+      });
+      expect(await state(ids)).toEqual({
+        a: { version: 2, lines: ["pear:1"] },
+        b: { version: 2, lines: ["apple:1", "kiwi:1"] },
+      });
+    });
+
+    if (db.family !== "sqlite") {
+      it("(no copy of A held) after another transaction changed the A read under OPTIMISTIC: the move fails, nothing is written", async () => {
+        const ids = await seed();
+        const error = await failure(
+          user1.transaction(async (m) => {
+            await m.findOneOrFail(AggOrder, { where: { id: ids.a }, ...withLockMode(LockMode.OPTIMISTIC) });
+            const a = await user2.getRepository(AggOrder).findOneByOrFail({ id: ids.a });
+            a.status = "A2";
+            await user2.getRepository(AggOrder).save(a);
+            const apple = await m.findOneByOrFail(AggLine, { id: await lineId(ids.a, "apple") });
+            apple.order = await m.findOneByOrFail(AggOrder, { id: ids.b });
+            await m.save(apple);
+          }),
+        );
+        expect(error).toBeInstanceOf(OptimisticLockError);
+        expect(await state(ids)).toEqual({
+          a: { version: 2, lines: ["apple:1", "pear:1"] },
+          b: { version: 1, lines: ["kiwi:1"] },
+        });
+      });
+    }
 
     it("is guarded by the order it was loaded with: a change of A since then fails the move, which writes nothing", async () => {
       const ids = await seed();

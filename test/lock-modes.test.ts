@@ -24,7 +24,7 @@ import {
   updateVersioned,
   withLockMode,
 } from "../src";
-import { Order } from "./fixtures/entities";
+import { LegacyOrder, Order } from "./fixtures/entities";
 import { Account, AccountRepository, Job, LOCK_ENTITIES } from "./fixtures/lock-entities";
 import {
   closeAll,
@@ -45,7 +45,7 @@ describeEachDatabase((db) => {
   let nextId = 1;
 
   beforeAll(async () => {
-    [one, two] = await openDataSources(db, [...LOCK_ENTITIES, Shelf], {
+    [one, two] = await openDataSources(db, [...LOCK_ENTITIES, LegacyOrder, Shelf], {
       count: 2,
       extra: { logger: counter, logging: true },
     });
@@ -432,6 +432,34 @@ describeEachDatabase((db) => {
           "lock(copy, PESSIMISTIC_FORCE_INCREMENT)",
           async (m, id) => lock(m, await m.findOneByOrFail(Account, { id }), LockMode.PESSIMISTIC_FORCE_INCREMENT),
         ],
+        [
+          "updateVersioned() with the version a copy holds",
+          async (m, id) => {
+            const { version } = await m.findOneByOrFail(Account, { id });
+            return updateVersioned(m.getRepository(Account), id, version, { balance: 5 });
+          },
+        ],
+        [
+          "updateVersioned() naming the row by its key as text (from a URL)",
+          async (m, id) => {
+            const { version } = await m.findOneByOrFail(Account, { id });
+            return updateVersioned(m.getRepository(Account), String(id), version, { balance: 5 });
+          },
+        ],
+        [
+          "updateVersioned() naming the row by an id map holding a bigint",
+          async (m, id) => {
+            const { version } = await m.findOneByOrFail(Account, { id });
+            return updateVersioned(m.getRepository(Account), { id: BigInt(id) }, version, { balance: 5 });
+          },
+        ],
+        [
+          "updateVersioned() of a list of rows, with the version a copy holds",
+          async (m, id) => {
+            const { version } = await m.findOneByOrFail(Account, { id });
+            return updateVersioned(m.getRepository(Account), [{ id, version, patch: { balance: 5 } }]);
+          },
+        ],
       ];
 
       it.each(writes)("OPTIMISTIC read, then %s: the commit succeeds", async (_, write) => {
@@ -534,6 +562,212 @@ describeEachDatabase((db) => {
           await m.transaction(async () => Promise.reject(new Error("gives up"))).catch(() => undefined);
         });
         expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 2, balance: 5 });
+      });
+
+      describe("the other write paths", () => {
+        const modes = [LockMode.OPTIMISTIC, LockMode.OPTIMISTIC_FORCE_INCREMENT];
+        let unbatched: DataSource;
+        let checked: DataSource;
+
+        beforeAll(async () => {
+          unbatched = installLocking(await openAlongside(one, { logger: undefined, logging: false }), {
+            batchWrites: false,
+          });
+          // TypeORM's own @VersionColumn, checked by the library.
+          checked = installLocking(await openAlongside(one, { logger: undefined, logging: false }), {
+            versionColumns: "checked",
+          });
+        });
+        afterAll(() => closeAll(unbatched, checked));
+
+        const sources: Array<[string, () => DataSource]> = [
+          ["batched", () => one],
+          ["batchWrites: false", () => unbatched],
+        ];
+        const cases = modes.flatMap((mode) => sources.map(([name, source]) => [mode, name, source] as const));
+
+        async function accounts(n: number): Promise<number[]> {
+          const ids: number[] = [];
+          for (let i = 0; i < n; i++) ids.push(await account());
+          return ids;
+        }
+        const rowsOf = (ids: number[]) =>
+          one.getRepository(Account).find({ where: ids.map((id) => ({ id })), order: { id: "ASC" } });
+
+        it.each(
+          cases,
+        )("%s reads of two rows, copies of both saved in one save() (%s): one write each", async (mode, _, source) => {
+          const ids = await accounts(2);
+          await source().transaction(async (m) => {
+            for (const id of ids) await m.findOneOrFail(Account, { where: { id }, ...withLockMode(mode) });
+            const copies = await m.find(Account, { where: ids.map((id) => ({ id })), order: { id: "ASC" } });
+            for (const copy of copies) copy.balance = 9;
+            await m.save(copies);
+          });
+          expect((await rowsOf(ids)).map((r) => [r.version, r.balance])).toEqual([
+            [2, 9],
+            [2, 9],
+          ]);
+        });
+
+        it.each(
+          modes,
+        )("%s reads of two rows, then updateVersioned() of both in one call: one write each", async (mode) => {
+          const ids = await accounts(2);
+          await one.transaction(async (m) => {
+            const read = [];
+            for (const id of ids) read.push(await m.findOneOrFail(Account, { where: { id }, ...withLockMode(mode) }));
+            const rows = read.map(({ id, version }) => ({ id, version, patch: { balance: 9 } }));
+            await updateVersioned(m.getRepository(Account), rows);
+          });
+          expect((await rowsOf(ids)).map((r) => [r.version, r.balance])).toEqual([
+            [2, 9],
+            [2, 9],
+          ]);
+        });
+
+        const removals: Array<[string, (m: EntityManager, locked: Account) => Promise<unknown>]> = [
+          ["the locked copy removed", (m, locked) => m.remove(locked)],
+          ["another copy removed", async (m, locked) => m.remove(await m.findOneByOrFail(Account, { id: locked.id }))],
+        ];
+
+        it.each(
+          modes.flatMap((mode) => removals.map(([name, remove]) => [mode, name, remove] as const)),
+        )("%s read, then %s: the commit succeeds, the row is gone", async (mode, _, remove) => {
+          const id = await account();
+          await one.transaction(async (m) => {
+            await remove(m, await m.findOneOrFail(Account, { where: { id }, ...withLockMode(mode) }));
+          });
+          expect(await one.getRepository(Account).findOneBy({ id })).toBeNull();
+        });
+
+        it.each(
+          cases,
+        )("%s reads of two rows, copies of both removed in one remove() (%s): the commit succeeds", async (mode, _, source) => {
+          const ids = await accounts(2);
+          await source().transaction(async (m) => {
+            for (const id of ids) await m.findOneOrFail(Account, { where: { id }, ...withLockMode(mode) });
+            await m.remove(await m.find(Account, { where: ids.map((id) => ({ id })) }));
+          });
+          expect(await rowsOf(ids)).toEqual([]);
+        });
+
+        it.each(
+          removals,
+        )("%s inside a savepoint that was rolled back: the OPTIMISTIC_FORCE_INCREMENT is still owed", async (_, remove) => {
+          const id = await account();
+          await one.transaction(async (m) => {
+            const locked = await m.findOneOrFail(Account, {
+              where: { id },
+              ...withLockMode(LockMode.OPTIMISTIC_FORCE_INCREMENT),
+            });
+            await m
+              .transaction(async (inner) => {
+                await remove(inner, locked);
+                throw new Error("the nested unit gives up");
+              })
+              .catch(() => undefined);
+          });
+          expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 2, balance: 100 });
+        });
+
+        if (!sqlite) {
+          it("a copy read after another transaction moved the row, removed: that move still fails the commit", async () => {
+            const id = await account();
+            const error = await one
+              .transaction(async (m) => {
+                await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+                await updateVersioned(two.getRepository(Account), id, 1, { balance: 50 });
+                await m.remove(await m.findOneByOrFail(Account, { id }));
+              })
+              .catch((e: unknown) => e);
+            expect(error).toBeInstanceOf(OptimisticLockError);
+            expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 2, balance: 50 });
+          });
+        }
+
+        // Each write increments the version once; the force increment owes none beyond them.
+        // From which version such a write moved the row is not known: it may hide another's change.
+        const unguarded: Array<[string, (m: EntityManager, id: number) => Promise<unknown>]> = [
+          ["repository.update()", (m, id) => m.getRepository(Account).update(id, { balance: 5 })],
+          ["repository.delete()", (m, id) => m.getRepository(Account).delete(id)],
+        ];
+
+        it.each(
+          unguarded,
+        )("OPTIMISTIC read, then %s, which the library does not guard: the commit fails", async (_, write) => {
+          const id = await account();
+          const error = await one
+            .transaction(async (m) => {
+              await m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+              await write(m, id);
+            })
+            .catch((e: unknown) => e);
+          expect(error).toBeInstanceOf(OptimisticLockError);
+          expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 1, balance: 100 });
+        });
+
+        const softWrites: Array<[string, (m: EntityManager, id: number) => Promise<unknown>, number, boolean]> = [
+          ["soft-removed", async (m, id) => m.softRemove(await m.findOneByOrFail(Order, { id })), 2, true],
+          [
+            "soft-removed, then recovered",
+            async (m, id) => {
+              const copy = await m.findOneByOrFail(Order, { id });
+              await m.softRemove(copy);
+              return m.recover(copy);
+            },
+            3,
+            false,
+          ],
+        ];
+
+        it.each(
+          modes.flatMap((mode) => softWrites.map((entry) => [mode, ...entry] as const)),
+        )("%s read of an order, then a copy %s: the commit succeeds", async (mode, _, write, version, deleted) => {
+          const { id } = await one.getRepository(Order).save({ address: "Main St 1", status: "new" });
+          await one.transaction(async (m) => {
+            await m.findOneOrFail(Order, { where: { id }, ...withLockMode(mode) });
+            await write(m, id);
+          });
+          const order = await one.getRepository(Order).findOneOrFail({ where: { id }, withDeleted: true });
+          expect([order.version, order.deletedAt != null]).toEqual([version, deleted]);
+        });
+
+        const paid = { version: 2, status: "paid" };
+        const legacyWrites: Array<
+          [string, (m: EntityManager, order: LegacyOrder) => Promise<unknown>, typeof paid | null]
+        > = [
+          [
+            "a copy saved",
+            async (m, order) => {
+              const copy = await m.findOneByOrFail(LegacyOrder, { id: order.id });
+              copy.status = "paid";
+              return m.save(copy);
+            },
+            paid,
+          ],
+          [
+            "updateVersioned()",
+            (m, order) => updateVersioned(m.getRepository(LegacyOrder), order.id, order.version, { status: "paid" }),
+            paid,
+          ],
+          [
+            "a copy removed",
+            async (m, order) => m.remove(await m.findOneByOrFail(LegacyOrder, { id: order.id })),
+            null,
+          ],
+        ];
+
+        it.each(
+          modes.flatMap((mode) => legacyWrites.map((entry) => [mode, ...entry] as const)),
+        )("@VersionColumn (versionColumns: checked): %s read, then %s: the commit succeeds", async (mode, _, write, after) => {
+          const { id } = await checked.getRepository(LegacyOrder).save({ address: "Main St 1", status: "new" });
+          await checked.transaction(async (m) => {
+            await write(m, await m.findOneOrFail(LegacyOrder, { where: { id }, ...withLockMode(mode) }));
+          });
+          const row = await checked.getRepository(LegacyOrder).findOneBy({ id });
+          expect(row && { version: row.version, status: row.status }).toEqual(after);
+        });
       });
     });
 

@@ -16,7 +16,7 @@ import { LockingConfigurationError, OptimisticLockError } from "../errors";
 import { type Installation, installationOf } from "../installation";
 import { compareRows } from "../row-ids";
 import { raisedIn } from "../transaction-numbers";
-import { noteOwnVersionWrite } from "./commit-checks";
+import { checkedVersionOf, noteOwnVersionWrite } from "./commit-checks";
 import {
   type DatabaseEntityLoaderLike,
   dataSourceOf,
@@ -326,7 +326,18 @@ async function bumpAggregateRoots(executor: SubjectExecutorLike): Promise<void> 
   for (const root of await rootsTouchedByFlush(executor)) {
     if (root.writtenAnyway) continue;
     if (root.held.length === 0 && root.id) {
-      await incrementVersionUnchecked(runner, root.metadata, root.id);
+      // A root this transaction read under OPTIMISTIC is held after all: the move is guarded by
+      // the version its check expects, and is the transaction's own write at commit.
+      const id = root.metadata.getEntityIdMap(root.id);
+      const checked = checkedVersionOf(runner, root.metadata, id);
+      if (checked === undefined) {
+        await incrementVersionUnchecked(runner, root.metadata, root.id);
+        continue;
+      }
+      await writeVersion(runner, root.metadata, root.id, checked, true, "aggregate change", "aggregate-root", {
+        noteOnEntity: false,
+      });
+      afterFlushWritten(runner, () => noteOwnVersionWrite(runner, root.metadata, id, checked, checked + 1));
       continue;
     }
     const column = installation.policies.of(root.metadata)!.column;
@@ -359,7 +370,7 @@ async function bumpAggregateRoots(executor: SubjectExecutorLike): Promise<void> 
       true,
       "aggregate change",
       "aggregate-root",
-      false,
+      { noteOnEntity: false },
     );
     afterFlushWritten(runner, () => {
       for (const copy of copies) noteIncrement(root.metadata, copy.entity, copy.expected);

@@ -12,14 +12,17 @@ import { heldVersion, writeVersion } from "./version-writes";
 interface PendingCheck {
   metadata: EntityMetadata;
   entity: ObjectLiteral;
+  /** The row's id as it was locked: remove() clears the entity's id, a rolled-back savepoint does not restore it. */
+  id: ObjectLiteral | undefined;
   /** The version the entity held when it was locked. */
   lockedVersion: number;
   forceIncrement: boolean;
   /**
    * The versions this transaction's own writes moved the row to since it was locked, each with
-   * the transaction depth it was written at (a savepoint rolled back takes its writes with it).
+   * the transaction depth it was written at (a savepoint rolled back takes its writes with it);
+   * `removed` when the write deleted the row.
    */
-  own?: { version: number; depth: number }[];
+  own?: { version: number; depth: number; removed?: true }[];
 }
 
 const pending = new WeakMap<QueryRunner, Map<string, PendingCheck>>();
@@ -34,21 +37,24 @@ export function queueCommitCheck(
   const lockedVersion = heldVersion(metadata, entity, mode);
   const checks = pending.get(queryRunner) ?? new Map<string, PendingCheck>();
   pending.set(queryRunner, checks);
-  const key = keyOf(metadata, metadata.getEntityIdMap(entity));
+  const id = metadata.getEntityIdMap(entity);
+  const key = keyOf(metadata, id);
   const forceIncrement = mode === LockMode.OPTIMISTIC_FORCE_INCREMENT;
   const existing = checks.get(key);
   // One check per entity per transaction; a force increment asked for anywhere wins.
   checks.set(key, {
     metadata,
     entity: existing?.entity ?? entity,
+    id,
     lockedVersion: existing?.lockedVersion ?? lockedVersion,
     forceIncrement: forceIncrement || existing?.forceIncrement === true,
     own: existing?.own,
   });
 }
 
+/** A row's key; a key value given as text (an id from a URL) names the same row as the number. */
 function keyOf(metadata: EntityMetadata, id: ObjectLiteral | undefined): string {
-  return `${metadata.name}:${JSON.stringify(id)}`;
+  return `${metadata.name}:${JSON.stringify(id, (_, value) => (typeof value === "number" || typeof value === "bigint" ? String(value) : value))}`;
 }
 
 /**
@@ -67,10 +73,47 @@ export function noteOwnVersionWrite(
   from: number,
   to: number,
 ): void {
+  noteOwnWrite(queryRunner, metadata, id, from, { version: to, depth: depthOf(queryRunner) });
+}
+
+/**
+ * Notes that this transaction deleted a row, checked against version `from`. A check queued for
+ * the row is then dropped at commit, as JPA drops the lock of an entity removed in its own
+ * transaction: the lock protected a row the transaction no longer has. A removal from a later
+ * version than the check expects (another transaction had moved the row) does not count, and the
+ * check fails on the row being gone.
+ *
+ * @internal
+ */
+export function noteOwnRemoval(
+  queryRunner: QueryRunner,
+  metadata: EntityMetadata,
+  id: ObjectLiteral | undefined,
+  from: number,
+): void {
+  noteOwnWrite(queryRunner, metadata, id, from, { version: from, depth: depthOf(queryRunner), removed: true });
+}
+
+function noteOwnWrite(
+  queryRunner: QueryRunner,
+  metadata: EntityMetadata,
+  id: ObjectLiteral | undefined,
+  from: number,
+  write: NonNullable<PendingCheck["own"]>[number],
+): void {
   const check = pending.get(queryRunner)?.get(keyOf(metadata, id));
   if (!check || from !== expectedVersion(check)) return;
-  const depth = depthOf(queryRunner);
-  check.own = [...(check.own ?? []), { version: to, depth }];
+  check.own = [...(check.own ?? []), write];
+}
+
+/** The version a commit-time check queued for the row expects it at now, if one is queued. @internal */
+export function checkedVersionOf(
+  queryRunner: QueryRunner,
+  metadata: EntityMetadata,
+  id: ObjectLiteral | undefined,
+): number | undefined {
+  const check = pending.get(queryRunner)?.get(keyOf(metadata, id));
+  return check && expectedVersion(check);
 }
 
 /** How deep the runner's transaction is nested: 0 outside one, 1 in it, 2 in a savepoint of it... */
@@ -126,6 +169,7 @@ async function runCommitChecks(queryRunner: QueryRunner): Promise<void> {
   pending.delete(queryRunner);
   for (const check of checks.values()) {
     const { metadata, entity } = check;
+    if (check.own?.at(-1)?.removed) continue;
     // Once a write of the row by this transaction was seen, the versions it wrote decide (a copy
     // may hold one that a rolled-back savepoint undid); else the version the entity holds.
     const current = check.own
@@ -143,6 +187,7 @@ async function runCommitChecks(queryRunner: QueryRunner): Promise<void> {
       increment,
       increment ? "force increment" : "optimistic check",
       "commit",
+      { id: check.id },
     );
   }
 }

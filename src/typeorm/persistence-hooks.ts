@@ -17,7 +17,7 @@ import { settleVersion, versionCodecOf } from "../version-codec";
 import { onlyExcludedChanges, settleMemberRoots } from "./aggregate-versions";
 import { removeInBatches } from "./batched-removes";
 import { type BatchedOperation, flushConflict, plainId, updateInBatches } from "./batched-writes";
-import { hasCommitChecks, noteOwnVersionWrite } from "./commit-checks";
+import { hasCommitChecks, noteOwnRemoval, noteOwnVersionWrite } from "./commit-checks";
 import {
   type DatabaseEntityLoaderLike,
   dataSourceOf,
@@ -468,5 +468,11 @@ function rememberSavedVersions(executor: SubjectExecutorLike): void {
       const id = subject.metadata.getEntityIdMap(subject.entity);
       noteOwnVersionWrite(executor.queryRunner, subject.metadata, id, guard.expected, version);
     }
+  }
+  // A row this transaction deleted has no lock left to check (TypeORM has cleared the entity's id: the guard keeps it).
+  for (const subject of checked ? executor.removeSubjects : []) {
+    const guard = guardOf(subject.identifier);
+    if (guard)
+      noteOwnRemoval(executor.queryRunner, guard.metadata, guard.metadata.getEntityIdMap(guard.id), guard.expected);
   }
 }

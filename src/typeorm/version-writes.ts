@@ -41,10 +41,17 @@ export async function writeVersion(
   increment: boolean,
   operation: string,
   kind: ConflictKind,
-  noteOnEntity = true,
+  {
+    noteOnEntity = true,
+    id = metadata.getEntityIdMap(entity),
+  }: {
+    /** Record the increment on `entity` (default true). */
+    noteOnEntity?: boolean;
+    /** The row's id, when the entity may no longer hold it (default: the entity's). */
+    id?: ObjectLiteral;
+  } = {},
 ): Promise<void> {
   const { query, v } = versionUpdate(queryRunner, metadata, increment);
-  const id = metadata.getEntityIdMap(entity);
   query.whereInIds(id).andWhere(`${v} = :typeormLockingExpectedVersion`, { typeormLockingExpectedVersion: expected });
   // A re-check changes nothing, so no rule on writes (an offline lock) has a say in it; an
   // increment is a change like any other (the aggregate bump runs as a checked write already).
