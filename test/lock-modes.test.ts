@@ -1,7 +1,17 @@
 /**
  * Lock modes, timeouts and typed lock errors on real concurrent transactions.
  */
-import { Column, type DataSource, Entity, type EntityManager, PrimaryColumn } from "typeorm";
+import {
+  Column,
+  type DataSource,
+  DeleteDateColumn,
+  Entity,
+  type EntityManager,
+  ManyToOne,
+  OneToMany,
+  PrimaryColumn,
+  PrimaryGeneratedColumn,
+} from "typeorm";
 import {
   ConcurrencyError,
   DeadlockError,
@@ -22,6 +32,7 @@ import {
   SerializationError,
   SKIP_LOCKED,
   updateVersioned,
+  Versioned,
   withLockMode,
 } from "../src";
 import { LegacyOrder, Order } from "./fixtures/entities";
@@ -37,6 +48,85 @@ import {
 } from "./support/databases";
 import { waitUntilBlocked } from "./support/interleaving";
 
+// Declared before the tests: their case tables name the classes when the file loads.
+/** A parent whose children, dropped from its collections, TypeORM nulls, deletes or soft-deletes. */
+@Entity({ name: "tl_crate" })
+class Crate {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() label!: string;
+  @Versioned() version!: number;
+  @OneToMany(
+    () => LooseItem,
+    (item) => item.crate,
+    { cascade: true },
+  )
+  loose?: LooseItem[];
+  @OneToMany(
+    () => BoundItem,
+    (item) => item.crate,
+    { cascade: true },
+  )
+  bound?: BoundItem[];
+  @OneToMany(
+    () => ShedItem,
+    (item) => item.crate,
+    { cascade: true },
+  )
+  shed?: ShedItem[];
+}
+
+/** What the three kinds of child have in common. */
+interface CrateItem {
+  id: number;
+  name: string;
+  version: number;
+  crateId: number | null;
+  deletedAt?: Date | null;
+}
+
+@Entity({ name: "tl_loose_item" })
+class LooseItem implements CrateItem {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() name!: string;
+  @Versioned() version!: number;
+  @Column({ nullable: true }) crateId!: number | null;
+  @ManyToOne(
+    () => Crate,
+    (crate) => crate.loose,
+    { nullable: true, orphanedRowAction: "nullify", onDelete: "CASCADE" },
+  )
+  crate?: Crate | null;
+}
+
+@Entity({ name: "tl_bound_item" })
+class BoundItem implements CrateItem {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() name!: string;
+  @Versioned() version!: number;
+  @Column({ nullable: true }) crateId!: number | null;
+  @ManyToOne(
+    () => Crate,
+    (crate) => crate.bound,
+    { orphanedRowAction: "delete", onDelete: "CASCADE" },
+  )
+  crate?: Crate;
+}
+
+@Entity({ name: "tl_shed_item" })
+class ShedItem implements CrateItem {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() name!: string;
+  @Versioned() version!: number;
+  @DeleteDateColumn({ nullable: true }) deletedAt?: Date | null;
+  @Column({ nullable: true }) crateId!: number | null;
+  @ManyToOne(
+    () => Crate,
+    (crate) => crate.shed,
+    { orphanedRowAction: "soft-delete", onDelete: "CASCADE" },
+  )
+  crate?: Crate;
+}
+
 describeEachDatabase((db) => {
   const counter = new StatementCounter();
   let one: DataSource;
@@ -45,10 +135,14 @@ describeEachDatabase((db) => {
   let nextId = 1;
 
   beforeAll(async () => {
-    [one, two] = await openDataSources(db, [...LOCK_ENTITIES, LegacyOrder, Shelf], {
-      count: 2,
-      extra: { logger: counter, logging: true },
-    });
+    [one, two] = await openDataSources(
+      db,
+      [...LOCK_ENTITIES, LegacyOrder, Shelf, Crate, LooseItem, BoundItem, ShedItem],
+      {
+        count: 2,
+        extra: { logger: counter, logging: true },
+      },
+    );
     installLocking(one);
     installLocking(two);
   });
@@ -732,6 +826,135 @@ describeEachDatabase((db) => {
           const order = await one.getRepository(Order).findOneOrFail({ where: { id }, withDeleted: true });
           expect([order.version, order.deletedAt != null]).toEqual([version, deleted]);
         });
+
+        // TypeORM writes a child dropped from its parent's collection through a subject of its own,
+        // with no copy of the child: the write must still count as this transaction's.
+        const orphanings = [
+          [
+            "nullify",
+            LooseItem,
+            "loose",
+            (row: CrateItem | null) => row && [row.version, row.crateId, !!row.deletedAt],
+          ],
+          ["delete", BoundItem, "bound", (row: CrateItem | null) => row],
+          [
+            "soft-delete",
+            ShedItem,
+            "shed",
+            (row: CrateItem | null) => row && [row.version, row.crateId, !!row.deletedAt],
+          ],
+        ] as const;
+        type Orphaning = (typeof orphanings)[number];
+
+        async function crateOf([, , relation]: Orphaning, names: string[]) {
+          const crate = await one
+            .getRepository(Crate)
+            .save({ label: "c", [relation]: names.map((name) => ({ name })) });
+          return { id: crate.id, items: (crate[relation] as CrateItem[]).map((item) => item.id) };
+        }
+        /** Drops the items from a copy of the crate read in `m` and saves the crate. */
+        async function drop(m: EntityManager, [, , relation]: Orphaning, crateId: number, items: number[]) {
+          const copy = await m.findOneOrFail(Crate, { where: { id: crateId }, relations: { [relation]: true } });
+          copy[relation] = (copy[relation] as CrateItem[]).filter((item) => !items.includes(item.id)) as never;
+          return m.save(copy);
+        }
+        const rowOf = ([, entity]: Orphaning, id: number) =>
+          one.getRepository<CrateItem>(entity).findOne({ where: { id }, withDeleted: true });
+
+        it.each(
+          modes.flatMap((mode) =>
+            orphanings.flatMap((orphaning) =>
+              sources.map(([name, source]) => [mode, orphaning[0], name, orphaning, source] as const),
+            ),
+          ),
+        )("%s reads of two children, both dropped from the parent's collection (orphanedRowAction %s, %s): the commit succeeds", async (mode, _, __, orphaning, source) => {
+          const crate = await crateOf(orphaning, ["a", "b", "c"]);
+          const dropped = crate.items.slice(0, 2);
+          await source().transaction(async (m) => {
+            for (const id of dropped) await m.findOneOrFail(orphaning[1], { where: { id }, ...withLockMode(mode) });
+            await drop(m, orphaning, crate.id, dropped);
+          });
+          const [action, , , stateOf] = orphaning;
+          const expected =
+            action === "delete" ? null : [2, action === "nullify" ? null : crate.id, action === "soft-delete"];
+          for (const id of dropped) expect(stateOf(await rowOf(orphaning, id))).toEqual(expected);
+          expect(stateOf(await rowOf(orphaning, crate.items[2]))).toEqual(
+            action === "delete" ? expect.anything() : [1, crate.id, false],
+          );
+        });
+
+        it.each(
+          orphanings.map((orphaning) => [orphaning[0], orphaning] as const),
+        )("OPTIMISTIC read of a child, dropped from the parent's collection (orphanedRowAction %s): the commit succeeds", async (_, orphaning) => {
+          const crate = await crateOf(orphaning, ["a", "b"]);
+          const [id] = crate.items;
+          await one.transaction(async (m) => {
+            await m.findOneOrFail(orphaning[1], { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+            await drop(m, orphaning, crate.id, [id]);
+          });
+          const [action, , , stateOf] = orphaning;
+          expect(stateOf(await rowOf(orphaning, id))).toEqual(
+            action === "delete" ? null : [2, action === "nullify" ? null : crate.id, action === "soft-delete"],
+          );
+        });
+
+        it.each(
+          orphanings.flatMap((orphaning) =>
+            sources.map(([name, source]) => [orphaning[0], name, orphaning, source] as const),
+          ),
+        )("of two children dropped from the parent's collection, one read under OPTIMISTIC (orphanedRowAction %s, %s): the commit succeeds", async (action, _, orphaning, source) => {
+          const crate = await crateOf(orphaning, ["a", "b"]);
+          await source().transaction(async (m) => {
+            await m.findOneOrFail(orphaning[1], {
+              where: { id: crate.items[0] },
+              ...withLockMode(LockMode.OPTIMISTIC),
+            });
+            await drop(m, orphaning, crate.id, crate.items);
+          });
+          const expected =
+            action === "delete" ? null : [2, action === "nullify" ? null : crate.id, action === "soft-delete"];
+          for (const id of crate.items) expect(orphaning[3](await rowOf(orphaning, id))).toEqual(expected);
+        });
+
+        if (!sqlite) {
+          it.each(
+            orphanings.flatMap((orphaning) =>
+              sources.map(([name, source]) => [orphaning[0], name, orphaning, source] as const),
+            ),
+          )("OPTIMISTIC reads of two children, one then changed by another transaction, both dropped from the parent's collection (orphanedRowAction %s, %s): the save fails, the other's change stays", async (_, __, orphaning, source) => {
+            const crate = await crateOf(orphaning, ["a", "b"]);
+            const [id, other] = crate.items;
+            let saveFailed = false;
+            const error = await source()
+              .transaction(async (m) => {
+                for (const read of crate.items) {
+                  await m.findOneOrFail(orphaning[1], { where: { id: read }, ...withLockMode(LockMode.OPTIMISTIC) });
+                }
+                await updateVersioned(two.getRepository<CrateItem>(orphaning[1]), id, 1, { name: "changed" });
+                // The write over the other's change is refused itself, not only the commit after it.
+                await drop(m, orphaning, crate.id, crate.items).catch((e: unknown) => {
+                  saveFailed = true;
+                  throw e;
+                });
+              })
+              .catch((e: unknown) => e);
+            expect(error).toBeInstanceOf(OptimisticLockError);
+            expect(saveFailed).toBe(true);
+            const row = await rowOf(orphaning, id);
+            expect(row && [row.version, row.name, row.crateId, !!row.deletedAt]).toEqual([
+              2,
+              "changed",
+              crate.id,
+              false,
+            ]);
+            const untouched = await rowOf(orphaning, other);
+            expect(untouched && [untouched.version, untouched.crateId, !!untouched.deletedAt]).toEqual([
+              1,
+              crate.id,
+              false,
+            ]);
+          });
+        }
 
         const paid = { version: 2, status: "paid" };
         const legacyWrites: Array<

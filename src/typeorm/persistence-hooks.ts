@@ -9,15 +9,16 @@
  * DataSources without the library, and queries the application builds itself, pass through
  * untouched.
  */
-import type { ObjectLiteral } from "typeorm";
+import type { ObjectLiteral, QueryRunner } from "typeorm";
 import { LockingConfigurationError, OptimisticLockError, type RowConflict } from "../errors";
 import { type Installation, installationOf } from "../installation";
 import { rememberLoadedVersion } from "../loaded-versions";
 import { settleVersion, versionCodecOf } from "../version-codec";
+import type { VersionPolicy } from "../version-policy";
 import { onlyExcludedChanges, settleMemberRoots } from "./aggregate-versions";
 import { removeInBatches } from "./batched-removes";
 import { type BatchedOperation, flushConflict, plainId, updateInBatches } from "./batched-writes";
-import { hasCommitChecks, noteOwnRemoval, noteOwnVersionWrite } from "./commit-checks";
+import { checkedVersionOf, hasCommitChecks, noteOwnRemoval, noteOwnVersionWrite } from "./commit-checks";
 import {
   type DatabaseEntityLoaderLike,
   dataSourceOf,
@@ -194,6 +195,19 @@ export function installPersistenceHooks(internals: TypeormInternals): void {
   );
 
   for (const builder of [internals.updateQueryBuilder, internals.softDeleteQueryBuilder]) {
+    // A subject without an entity (a child dropped from its parent's collection) is written by
+    // `.where(identifier)`, not whereEntity(): its guard, when it has one, comes on the identifier.
+    wrap(
+      builder,
+      "where",
+      (original) =>
+        function (this: WriteQueryBuilderLike, where: unknown, ...rest: unknown[]) {
+          const result = original.call(this, where, ...rest);
+          const guard = guardOf(where);
+          if (guard) carryGuardedQuery(this.expressionMap, { guards: [guard], rows: 1, condition: guard });
+          return result;
+        },
+    );
     wrap(
       builder,
       "whereEntity",
@@ -370,7 +384,9 @@ function guardSubjects(
     }
     let guard: WriteGuard | undefined;
     try {
-      guard = guardSubject(subject, policy, operation, executor.queryRunner);
+      guard = subject.entity
+        ? guardSubject(subject, policy, operation, executor.queryRunner)
+        : guardOfRowReadUnderOptimistic(subject, policy, operation, executor.queryRunner);
     } catch (error) {
       if (!conflicts || !(error instanceof OptimisticLockError)) throw error;
       conflicts.push(conflictOfError(error));
@@ -378,6 +394,24 @@ function guardSubjects(
     }
     if (guard && subject.identifier) (subject.identifier as Carrying<typeof GUARD, WriteGuard>)[GUARD] = guard;
   }
+}
+
+/**
+ * TypeORM's own write of a row it holds no entity for (a child dropped from its parent's
+ * collection: its foreign key nulled, the row deleted or soft-deleted) carries no version to
+ * check. When this transaction read the row under OPTIMISTIC, it is guarded by the version that
+ * read's commit-time check expects: then it is the transaction's own write, which the check must
+ * not take for another's, and a change by another transaction since the read still fails it.
+ */
+function guardOfRowReadUnderOptimistic(
+  subject: SubjectLike,
+  policy: VersionPolicy,
+  operation: GuardedOperation,
+  runner: QueryRunner,
+): WriteGuard | undefined {
+  const { identifier: id, metadata } = subject;
+  const expected = checkedVersionOf(runner, metadata, id);
+  return id && expected !== undefined ? { metadata, column: policy.column, expected, id, operation } : undefined;
 }
 
 /**
@@ -454,8 +488,17 @@ function rememberSavedVersions(executor: SubjectExecutorLike): void {
     ...executor.recoverSubjects,
     ...executor.softRemoveSubjects,
   ]) {
-    const policy = subject.entity ? installation.policies.of(subject.metadata) : undefined;
-    if (!policy || !subject.entity) continue;
+    if (!subject.entity) {
+      // Guarded only when read under OPTIMISTIC (guardOfRowReadUnderOptimistic): TypeORM added `version + 1`.
+      const guard = checked ? guardOf(subject.identifier) : undefined;
+      if (guard) {
+        const id = guard.metadata.getEntityIdMap(guard.id);
+        noteOwnVersionWrite(executor.queryRunner, guard.metadata, id, guard.expected, guard.expected + 1);
+      }
+      continue;
+    }
+    const policy = installation.policies.of(subject.metadata);
+    if (!policy) continue;
     // TypeORM merged back what the driver returned (a number, or a string for bigint): the
     // property gets its declared type again.
     const version = settleVersion(policy.column, subject.entity);
