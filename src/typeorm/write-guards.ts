@@ -39,7 +39,8 @@ export interface WriteGuard {
  * just read it, before anything is written.
  *
  * Subjects without an entity object are TypeORM's own relation upkeep (e.g. nulling the foreign
- * key of a child dropped from a parent's collection): they carry no version to check.
+ * key of a child dropped from a parent's collection): they carry no version to check (one whose row
+ * this transaction read under OPTIMISTIC is guarded by that read's version instead, in persistence-hooks.ts).
  *
  * @internal
  */
