@@ -916,6 +916,27 @@ describeEachDatabase((db) => {
           for (const id of crate.items) expect(orphaning[3](await rowOf(orphaning, id))).toEqual(expected);
         });
 
+        it.each(
+          orphanings.map((orphaning) => [orphaning[0], orphaning] as const),
+        )("OPTIMISTIC_FORCE_INCREMENT read of a child dropped from the parent's collection inside a savepoint that was rolled back (orphanedRowAction %s): the increment is still owed", async (_, orphaning) => {
+          const crate = await crateOf(orphaning, ["a", "b"]);
+          const [id] = crate.items;
+          await one.transaction(async (m) => {
+            await m.findOneOrFail(orphaning[1], {
+              where: { id },
+              ...withLockMode(LockMode.OPTIMISTIC_FORCE_INCREMENT),
+            });
+            await m
+              .transaction(async (inner) => {
+                await drop(inner, orphaning, crate.id, [id]);
+                throw new Error("the nested unit gives up");
+              })
+              .catch(() => undefined);
+          });
+          const row = await rowOf(orphaning, id);
+          expect(row && [row.version, row.crateId, !!row.deletedAt]).toEqual([2, crate.id, false]);
+        });
+
         if (!sqlite) {
           it.each(
             orphanings.flatMap((orphaning) =>
