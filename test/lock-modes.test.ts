@@ -918,6 +918,26 @@ describeEachDatabase((db) => {
 
         it.each(
           orphanings.map((orphaning) => [orphaning[0], orphaning] as const),
+        )("OPTIMISTIC read of a child, a copy of it saved, then the child dropped from the parent's collection (orphanedRowAction %s): the commit succeeds", async (action, orphaning) => {
+          const crate = await crateOf(orphaning, ["a", "b"]);
+          const [id] = crate.items;
+          await one.transaction(async (m) => {
+            await m.findOneOrFail(orphaning[1], { where: { id }, ...withLockMode(LockMode.OPTIMISTIC) });
+            const copy = await m.findOneByOrFail<CrateItem>(orphaning[1], { id });
+            copy.name = "renamed";
+            await m.save(orphaning[1], copy);
+            await drop(m, orphaning, crate.id, [id]);
+          });
+          const row = await rowOf(orphaning, id);
+          expect(row && [row.version, row.name, row.crateId, !!row.deletedAt]).toEqual(
+            action === "delete"
+              ? null
+              : [3, "renamed", action === "nullify" ? null : crate.id, action === "soft-delete"],
+          );
+        });
+
+        it.each(
+          orphanings.map((orphaning) => [orphaning[0], orphaning] as const),
         )("OPTIMISTIC_FORCE_INCREMENT read of a child dropped from the parent's collection inside a savepoint that was rolled back (orphanedRowAction %s): the increment is still owed", async (_, orphaning) => {
           const crate = await crateOf(orphaning, ["a", "b"]);
           const [id] = crate.items;
