@@ -3,7 +3,16 @@
  * the handle's life (check, extend, release, expiry, take-over, fencing token), writes that
  * require the lock, and the migration creating exactly the table the entity describes.
  */
-import { Column, DataSource, type DataSourceOptions, Entity, PrimaryColumn } from "typeorm";
+import {
+  Column,
+  DataSource,
+  type DataSourceOptions,
+  Entity,
+  JoinTable,
+  ManyToMany,
+  PrimaryColumn,
+  PrimaryGeneratedColumn,
+} from "typeorm";
 import {
   AlreadyLockedError,
   installLocking,
@@ -27,7 +36,23 @@ class Seat {
   @Column() holder!: string;
 }
 
-const ENTITIES = [OfflineLockRecord, Order, OrderLine, Seat];
+@Entity({ name: "tl_offline_song" })
+class Song {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() title!: string;
+}
+
+/** Protected, not versioned and no aggregate: a change of its links alone writes only junction rows. */
+@Entity({ name: "tl_offline_playlist" })
+class Playlist {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() name!: string;
+  @ManyToMany(() => Song)
+  @JoinTable({ name: "tl_offline_playlist_song" })
+  songs!: Song[];
+}
+
+const ENTITIES = [OfflineLockRecord, Order, OrderLine, Seat, Song, Playlist];
 const RACERS = 20;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -159,6 +184,28 @@ describeEachDatabase((db) => {
       await own.runHolding(lock, () => seats.save(a));
       await expect(own.runHolding(lock, () => seats.save(b))).rejects.toBeInstanceOf(OfflineLockRequiredError);
       expect((await seats.find({ order: { hall: "ASC" } })).map((s) => s.holder)).toEqual(["kim", "none"]);
+      await own.releaseLock(lock);
+    });
+
+    it("a many-to-many link added or removed needs the lock of the entity saved, though no column of it changes", async () => {
+      const own = new OfflineLockManager(source).protect(Playlist);
+      const playlists = source.getRepository(Playlist);
+      const [a, b] = await source.getRepository(Song).save([{ title: "a" }, { title: "b" }]);
+      const { id } = await playlists.save({ name: "mix", songs: [a] } as Playlist);
+      const songsOf = async () =>
+        (await playlists.findOneOrFail({ where: { id }, relations: { songs: true } })).songs.map((s) => s.id);
+      const relink = async (songs: Song[]) => {
+        const playlist = await playlists.findOneOrFail({ where: { id }, relations: { songs: true } });
+        playlist.songs = songs;
+        return playlists.save(playlist);
+      };
+      await expect(relink([a, b])).rejects.toBeInstanceOf(OfflineLockRequiredError);
+      await expect(relink([])).rejects.toBeInstanceOf(OfflineLockRequiredError);
+      expect(await songsOf()).toEqual([a.id]);
+
+      const lock = await own.tryLock("Playlist", id, { owner: "kim", ttlMs: 60_000 });
+      await own.runHolding(lock, () => relink([b]));
+      expect(await songsOf()).toEqual([b.id]);
       await own.releaseLock(lock);
     });
 
