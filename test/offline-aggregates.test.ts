@@ -442,6 +442,36 @@ describeEachDatabase((db) => {
     }
   });
 
+  it("a root whose lockIdOf gives no id, saved directly, is a configuration error, not a write without a lock", async () => {
+    const erin = await openAlongside(alice);
+    try {
+      installLocking(erin);
+      new OfflineLockManager(erin).protect(AggOrder, { lockType: "Nowhere", lockIdOf: () => undefined });
+      const id = await seed();
+      const order = await load(erin, id);
+      order.status = "PAID";
+      await expect(saveOrder(erin, order)).rejects.toBeInstanceOf(LockingConfigurationError);
+      expect(await load(erin, id)).toMatchObject({ status: "NEW", version: 1 });
+    } finally {
+      await closeAll(erin);
+    }
+  });
+
+  it("a member whose lockIdOf gives no id, in an aggregate whose root is not protected, is a configuration error", async () => {
+    const frank = await openAlongside(alice);
+    try {
+      installLocking(frank);
+      new OfflineLockManager(frank).protect(AggLine, { lockType: "Line", lockIdOf: () => undefined });
+      const id = await seed();
+      const order = await load(frank, id);
+      lineOf(order, "pen").quantity = 8;
+      await expect(saveOrder(frank, order)).rejects.toBeInstanceOf(LockingConfigurationError);
+      expect(lineOf(await load(frank, id), "pen").quantity).toBe(1);
+    } finally {
+      await closeAll(frank);
+    }
+  });
+
   /** Dave's own DataSource, where orders are protected by one offline lock per city. */
   async function withCityLocks(work: (dave: DataSource, daveLocks: OfflineLockManager) => Promise<void>) {
     const dave = await openAlongside(alice);
