@@ -7,7 +7,15 @@
  * (repository.update()/delete(), query builders) are refused with OfflineLockBypassError. Also:
  * runHolding() with the handle string, and a missing lock table.
  */
-import type { DataSource } from "typeorm";
+import {
+  Column,
+  type DataSource,
+  DeleteDateColumn,
+  Entity,
+  ManyToOne,
+  OneToMany,
+  PrimaryGeneratedColumn,
+} from "typeorm";
 import {
   installLocking,
   LockingConfigurationError,
@@ -18,6 +26,8 @@ import {
   OfflineLockManager,
   OfflineLockRecord,
   OfflineLockRequiredError,
+  Versioned,
+  VersionedBy,
   withLockMode,
 } from "../src";
 import { AGGREGATE_ENTITIES, AggLine, AggNote, AggOrder, AggTag } from "./fixtures/aggregate-entities";
@@ -29,6 +39,35 @@ const failure = (work: Promise<unknown>) =>
     (error: unknown) => error,
   );
 
+/** A root that can be soft-removed, so a member may leave a root whose row is soft-deleted. */
+@Entity({ name: "tl_offline_shelf" })
+class Shelf {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() city!: string;
+  @DeleteDateColumn({ nullable: true }) deletedAt?: Date | null;
+  @Versioned() version!: number;
+  @OneToMany(
+    () => Book,
+    (book) => book.shelf,
+  )
+  books?: Book[];
+}
+
+@Entity({ name: "tl_offline_book" })
+@VersionedBy(
+  () => Shelf,
+  (book: Book) => book.shelf,
+)
+class Book {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() title!: string;
+  @ManyToOne(
+    () => Shelf,
+    (shelf) => shelf.books,
+  )
+  shelf!: Shelf | null;
+}
+
 describeEachDatabase((db) => {
   let alice: DataSource;
   let bob: DataSource;
@@ -36,7 +75,7 @@ describeEachDatabase((db) => {
   let bobLocks: OfflineLockManager;
 
   beforeAll(async () => {
-    [alice] = await openDataSources(db, [...AGGREGATE_ENTITIES, OfflineLockRecord]);
+    [alice] = await openDataSources(db, [...AGGREGATE_ENTITIES, Shelf, Book, OfflineLockRecord]);
     bob = await openAlongside(alice);
     installLocking(alice);
     installLocking(bob);
@@ -526,6 +565,44 @@ describeEachDatabase((db) => {
       await daveLocks.releaseLock(busan);
       await daveLocks.releaseLock(seoul);
     });
+  });
+
+  it("one lock per city: a book leaving a soft-removed shelf needs that shelf's city lock, read from its soft-deleted row", async () => {
+    const gina = await openAlongside(alice);
+    try {
+      installLocking(gina);
+      const ginaLocks = new OfflineLockManager(gina).protect(Shelf, {
+        lockType: "ShelfCity",
+        lockIdOf: (shelf: Shelf) => shelf.city,
+      });
+      const [from, to] = await gina.getRepository(Shelf).save([{ city: "Seoul" }, { city: "Busan" }] as Shelf[]);
+      const seoul = await ginaLocks.tryLock("ShelfCity", "Seoul", { owner: "librarian", ttlMs: 60_000 });
+      const busan = await ginaLocks.tryLock("ShelfCity", "Busan", { owner: "librarian", ttlMs: 60_000 });
+      const book = await ginaLocks.runHolding(seoul, async () => {
+        const placed = await gina.getRepository(Book).save({ title: "atlas", shelf: from } as Book);
+        await gina.getRepository(Shelf).softRemove(from);
+        return placed;
+      });
+      // Loaded alone: the shelf it leaves is known by its id only.
+      const move = async () => {
+        const alone = await gina.getRepository(Book).findOneByOrFail({ id: book.id });
+        alone.shelf = to;
+        return gina.getRepository(Book).save(alone);
+      };
+      const refused = await failure(ginaLocks.runHolding(busan, move));
+      expect(refused).toBeInstanceOf(OfflineLockRequiredError);
+      expect(refused).toMatchObject({ lockType: "ShelfCity", lockId: "Seoul" });
+      await ginaLocks.runHolding(busan, () => ginaLocks.runHolding(seoul, move));
+      expect(
+        await gina.getRepository(Book).findOneOrFail({ where: { id: book.id }, relations: { shelf: true } }),
+      ).toMatchObject({
+        shelf: { id: to.id },
+      });
+      await ginaLocks.releaseLock(seoul);
+      await ginaLocks.releaseLock(busan);
+    } finally {
+      await closeAll(gina);
+    }
   });
 
   describe("runHolding() takes the handle object or its string, and refuses anything else", () => {
