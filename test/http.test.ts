@@ -26,6 +26,10 @@ describe("version ETags", () => {
     expect(versionOfETag('"7"')).toBe(7);
     expect(versionOfETag(' "0" ')).toBe(0);
     expect(versionETag(Number.MAX_SAFE_INTEGER)).toBe(`"${Number.MAX_SAFE_INTEGER}"`);
+    // The largest version (16 digits) reads back; one more is past 2^53 - 1 and is no version.
+    expect(versionOfETag(versionETag(Number.MAX_SAFE_INTEGER))).toBe(Number.MAX_SAFE_INTEGER);
+    expect(versionOfETag('"9999999999999999"')).toBeUndefined();
+    expect(versionOfETag('"1000000000000000"')).toBe(1e15);
   });
 
   it("a weak, foreign or malformed tag stands for no version", () => {
