@@ -317,7 +317,7 @@ describeEachDatabase((db) => {
     expect(seen).toEqual([conflict]);
   });
 
-  it("currentVersionOf reads the row's version for an error that lacks it; undefined for what it cannot read", async () => {
+  it("currentVersionOf gives the version an error carries, reads the row's for one that lacks it; undefined for what it cannot read", async () => {
     const id = await newOrder();
     const lost = (errorId: unknown, entityName = "Order") =>
       new OptimisticLockError({ entityName, id: errorId, expectedVersion: 0, operation: "update" });
@@ -329,6 +329,17 @@ describeEachDatabase((db) => {
     }
     // An entity the DataSource does not know.
     expect(await currentVersionOf(source, lost({ id }, "NoSuchEntity"))).toBeUndefined();
+    // An error that found the version says it, even where no row could be read (a bulk remove,
+    // an unknown entity) and though the row has moved on since: the version the conflict saw.
+    const found = (errorId: unknown, entityName = "Order") =>
+      new OptimisticLockError({ entityName, id: errorId, expectedVersion: 0, actualVersion: 5, operation: "update" });
+    for (const [errorId, entityName] of [
+      [[{ id }], "Order"],
+      [{ id }, "NoSuchEntity"],
+      [{ id }, "Order"],
+    ] as const) {
+      expect(await currentVersionOf(source, found(errorId, entityName))).toBe(5);
+    }
   });
 
   it("an ETag the route set before failing is removed from the error answer", async () => {
