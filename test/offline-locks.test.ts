@@ -40,6 +40,11 @@ class Seat {
 class Song {
   @PrimaryGeneratedColumn() id!: number;
   @Column() title!: string;
+  @ManyToMany(
+    () => Playlist,
+    (playlist) => playlist.songs,
+  )
+  playlists!: Playlist[];
 }
 
 /** Protected, not versioned and no aggregate: a change of its links alone writes only junction rows. */
@@ -47,7 +52,10 @@ class Song {
 class Playlist {
   @PrimaryGeneratedColumn() id!: number;
   @Column() name!: string;
-  @ManyToMany(() => Song)
+  @ManyToMany(
+    () => Song,
+    (song) => song.playlists,
+  )
   @JoinTable({ name: "tl_offline_playlist_song" })
   songs!: Song[];
 }
@@ -207,6 +215,39 @@ describeEachDatabase((db) => {
       await own.runHolding(lock, () => relink([b]));
       expect(await songsOf()).toEqual([b.id]);
       await own.releaseLock(lock);
+    });
+
+    it("the same links changed from the unprotected side (a song's playlists) need the playlist's lock too", async () => {
+      const own = new OfflineLockManager(source).protect(Playlist);
+      const songs = source.getRepository(Song);
+      const [mix, other] = await source
+        .getRepository(Playlist)
+        .save([{ name: "mix" }, { name: "other" }] as Playlist[]);
+      const song = await songs.save({ title: "c" } as Song);
+      const playlistsOf = async () =>
+        (await songs.findOneOrFail({ where: { id: song.id }, relations: { playlists: true } })).playlists.map(
+          (p) => p.id,
+        );
+      const relink = async (playlists: Playlist[]) => {
+        const loaded = await songs.findOneOrFail({ where: { id: song.id }, relations: { playlists: true } });
+        loaded.playlists = playlists;
+        return songs.save(loaded);
+      };
+      await expect(relink([mix])).rejects.toBeInstanceOf(OfflineLockRequiredError);
+      // A new song linked into the playlist changes the playlist as well.
+      await expect(songs.save({ title: "new", playlists: [mix] } as Song)).rejects.toBeInstanceOf(
+        OfflineLockRequiredError,
+      );
+      const mixLock = await own.tryLock("Playlist", mix.id, { owner: "kim", ttlMs: 60_000 });
+      await own.runHolding(mixLock, () => relink([mix]));
+      expect(await playlistsOf()).toEqual([mix.id]);
+      // Moving it from mix to other changes both: mix's lock alone is not enough.
+      await expect(own.runHolding(mixLock, () => relink([other]))).rejects.toBeInstanceOf(OfflineLockRequiredError);
+      await expect(relink([])).rejects.toBeInstanceOf(OfflineLockRequiredError);
+      expect(await playlistsOf()).toEqual([mix.id]);
+      await own.runHolding(mixLock, () => relink([]));
+      expect(await playlistsOf()).toEqual([]);
+      await own.releaseLock(mixLock);
     });
 
     it("inserts need no lock (a new entity has none yet)", async () => {

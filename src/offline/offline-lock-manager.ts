@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { randomBytes } from "node:crypto";
-import type { DataSource, ObjectLiteral } from "typeorm";
+import type { DataSource, EntityMetadata, ObjectLiteral } from "typeorm";
 import { type OfflineLockMessage, offlineLockChannel } from "../channels";
 import {
   AlreadyLockedError,
@@ -397,6 +397,18 @@ async function requireHeldLocks(executor: SubjectExecutorLike): Promise<void> {
     if (lockId === undefined) throw noLockId(owner, protection);
     need(protection, owner.metadata.name, lockId);
   }
+  // The other side of a junction row: a link added or removed from the inverse side changes the
+  // protected entity's links too (as a bypassing write of the junction row counts for either side).
+  for (const subject of [...executor.insertSubjects, ...executor.removeSubjects]) {
+    if (!subject.metadata.isJunction) continue;
+    for (const side of junctionSides(subject)) {
+      const protection = map.get(side.metadata.target as Function);
+      if (!protection || isSavedSide(side, subject.parentSubject) || isInserted(side, executor)) continue;
+      const lockId = lockIdOf(protection, side.entity) ?? (await lockIdOfStoredRoot(executor, protection, side));
+      if (lockId === undefined) throw noLockId(side, protection);
+      need(protection, side.metadata.name, lockId);
+    }
+  }
   // The aggregates the flush changes through their members, as the version bump sees them.
   for (const root of await existingRootsChangedBy(executor)) {
     const protection = map.get(root.metadata.target as Function);
@@ -512,6 +524,63 @@ async function lockIdOfStoredRoot(
     .whereInIds(id)
     .getOne();
   return row ? lockIdOf(protection, row) : undefined;
+}
+
+/** One end of a junction row: the entity (or the subject saving it) a link joins, or its id. */
+interface JunctionSide extends ChangedRoot {
+  subject?: SubjectLike;
+}
+
+/**
+ * Both ends of a junction row a flush inserts or removes: from the values an insert writes (the
+ * entities, or their subjects), or from the key of a removed row (ids only).
+ */
+function junctionSides(junction: SubjectLike): JunctionSide[] {
+  // Two ends even when both are of one entity (a self-referencing many-to-many).
+  const { ownerColumns, inverseColumns } = junction.metadata;
+  return [ownerColumns, inverseColumns].flatMap((columns) => {
+    const side = junctionSide(junction, columns);
+    return side ? [side] : [];
+  });
+}
+
+function junctionSide(junction: SubjectLike, columns: EntityMetadata["ownerColumns"]): JunctionSide | undefined {
+  const metadata = columns[0]?.referencedColumn?.entityMetadata;
+  if (!metadata) return undefined;
+  const written = junction.changeMaps.find((change) => change.column === columns[0]);
+  if (written?.value && typeof written.value === "object") {
+    const value = written.value as ObjectLiteral;
+    const subject = isSubject(value) ? value : undefined;
+    const entity = subject ? (subject.entity ?? subject.identifier) : value;
+    return entity ? { metadata, entity, subject } : undefined;
+  }
+  if (!junction.identifier) return undefined;
+  const entity: ObjectLiteral = {};
+  for (const column of columns) {
+    if (column.referencedColumn) {
+      Object.assign(entity, column.referencedColumn.createValueMap(column.getEntityValue(junction.identifier)));
+    }
+  }
+  return { metadata, entity };
+}
+
+function isSubject(value: ObjectLiteral): value is SubjectLike {
+  return "metadata" in value && "changeMaps" in value;
+}
+
+/** Whether a junction end is the entity whose save made the row (checked by the loop before). */
+function isSavedSide(side: JunctionSide, saved: SubjectLike | undefined): boolean {
+  if (!saved || side.metadata !== saved.metadata) return false;
+  if (side.subject === saved || side.entity === saved.entity) return true;
+  const savedId = saved.entity ? saved.metadata.getEntityIdMap(saved.entity) : saved.identifier;
+  return savedId !== undefined && savedId !== null && side.metadata.compareEntities(side.entity, savedId);
+}
+
+/** Whether a junction end is inserted by the same flush (a new entity has no lock yet). */
+function isInserted(side: JunctionSide, executor: SubjectExecutorLike): boolean {
+  return executor.insertSubjects.some(
+    (s) => s === side.subject || (s.entity !== undefined && s.entity === side.entity),
+  );
 }
 
 /**
