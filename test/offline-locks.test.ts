@@ -247,6 +247,13 @@ describeEachDatabase((db) => {
       expect(await playlistsOf()).toEqual([mix.id]);
       await own.runHolding(mixLock, () => relink([]));
       expect(await playlistsOf()).toEqual([]);
+      // Removing a linked song removes its link: that needs the playlist's lock as well.
+      await own.runHolding(mixLock, () => relink([mix]));
+      const linked = await songs.findOneOrFail({ where: { id: song.id }, relations: { playlists: true } });
+      await expect(songs.remove(linked)).rejects.toBeInstanceOf(OfflineLockRequiredError);
+      expect(await playlistsOf()).toEqual([mix.id]);
+      await own.runHolding(mixLock, () => songs.remove(linked));
+      expect(await songs.findOneBy({ id: song.id })).toBeNull();
       await own.releaseLock(mixLock);
     });
 
