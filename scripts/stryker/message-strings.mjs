@@ -8,19 +8,19 @@
 //   assigned to an error's `.message`;
 // - the whole value of a `detail:`, `message:` or `coveredBy:` property (its strings and the
 //   conditions that choose between them);
-// - an argument given for a parameter named `what` or `where` of a function declared in the same
-//   file (`storable(value, "tryLock() id", 150)`): such a parameter only names the caller or the
-//   value in a message;
+// - an argument given for a parameter named `what`, `where` or `reason` of a function declared in
+//   the same file (`storable(value, "tryLock() id", 150)`, `refuse("the handle no longer holds
+//   it")`): such a parameter only names the caller or the value, or words why, in a message;
 // - the body of a function whose name starts with `describe` (`describeValue`, `describeChar`):
 //   it renders a value for a message and nothing else.
 //
-// Operation names, reasons and other strings that code compares stay mutated. A message the rules
+// Operation names, dialect names and other strings that code compares stay mutated. A message the rules
 // above do not see carries a `// Stryker disable next-line ...: wording` comment where it is built.
 import { declareValuePlugin, PluginKind } from "@stryker-mutator/api/plugin";
 
 const MESSAGE_HELPERS = new Set(["bad"]);
 const MESSAGE_PROPERTIES = new Set(["detail", "message", "coveredBy"]);
-const MESSAGE_PARAMETERS = new Set(["what", "where"]);
+const MESSAGE_PARAMETERS = new Set(["what", "where", "reason"]);
 const DESCRIBES = /^describe([A-Z]|$)/;
 
 /** A callee that builds an error (or its message): `new FooError(...)`, `bad(...)`. */
