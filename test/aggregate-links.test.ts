@@ -155,6 +155,14 @@ describeEachDatabase((db) => {
     });
   });
 
+  it("a tag linked to the order removed: its link goes with it, and the order moves", async () => {
+    const id = await newOrder();
+    const tag = await alice.getRepository(LinkTag).save({ name: "gift", orders: [{ id }] } as LinkTag);
+    await staleAfter(id, async () => {
+      await bob.getRepository(LinkTag).remove(await bob.getRepository(LinkTag).findOneByOrFail({ id: tag.id }));
+    });
+  });
+
   describe("the crate owns the join table; the crate (owning side) is saved", () => {
     it("a link added moves the order's version", async () => {
       const id = await newOrder();
