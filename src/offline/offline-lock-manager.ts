@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { randomBytes } from "node:crypto";
-import type { DataSource, EntityMetadata, ObjectLiteral } from "typeorm";
+import type { DataSource, ObjectLiteral } from "typeorm";
 import { type OfflineLockMessage, offlineLockChannel } from "../channels";
 import {
   AlreadyLockedError,
@@ -14,7 +14,14 @@ import { installationOf } from "../installation";
 import { LockMode } from "../lock-mode";
 import { lockQuery } from "../lock-request";
 import { installationForLockRequest } from "../typeorm/activation";
-import { aggregateRootOf, type ChangedRoot, existingRootsChangedBy } from "../typeorm/aggregate-versions";
+import {
+  aggregateRootOf,
+  type ChangedRoot,
+  existingRootsChangedBy,
+  isSavedSide,
+  type JunctionSide,
+  junctionSides,
+} from "../typeorm/aggregate-versions";
 import { knownDialectOf } from "../typeorm/error-translation";
 import { dataSourceOf, type SubjectExecutorLike, type SubjectLike } from "../typeorm/internals";
 import { addPreWriteCheck } from "../typeorm/pre-write-checks";
@@ -524,56 +531,6 @@ async function lockIdOfStoredRoot(
     .whereInIds(id)
     .getOne();
   return row ? lockIdOf(protection, row) : undefined;
-}
-
-/** One end of a junction row: the entity (or the subject saving it) a link joins, or its id. */
-interface JunctionSide extends ChangedRoot {
-  subject?: SubjectLike;
-}
-
-/**
- * Both ends of a junction row a flush inserts or removes: from the values an insert writes (the
- * entities, or their subjects), or from the key of a removed row (ids only).
- */
-function junctionSides(junction: SubjectLike): JunctionSide[] {
-  // Two ends even when both are of one entity (a self-referencing many-to-many).
-  const { ownerColumns, inverseColumns } = junction.metadata;
-  return [ownerColumns, inverseColumns].flatMap((columns) => {
-    const side = junctionSide(junction, columns);
-    return side ? [side] : [];
-  });
-}
-
-function junctionSide(junction: SubjectLike, columns: EntityMetadata["ownerColumns"]): JunctionSide | undefined {
-  const metadata = columns[0]?.referencedColumn?.entityMetadata;
-  if (!metadata) return undefined;
-  const written = junction.changeMaps.find((change) => change.column === columns[0]);
-  if (written?.value && typeof written.value === "object") {
-    const value = written.value as ObjectLiteral;
-    const subject = isSubject(value) ? value : undefined;
-    const entity = subject ? (subject.entity ?? subject.identifier) : value;
-    return entity ? { metadata, entity, subject } : undefined;
-  }
-  if (!junction.identifier) return undefined;
-  const entity: ObjectLiteral = {};
-  for (const column of columns) {
-    if (column.referencedColumn) {
-      Object.assign(entity, column.referencedColumn.createValueMap(column.getEntityValue(junction.identifier)));
-    }
-  }
-  return { metadata, entity };
-}
-
-function isSubject(value: ObjectLiteral): value is SubjectLike {
-  return "metadata" in value && "changeMaps" in value;
-}
-
-/** Whether a junction end is the entity whose save made the row (checked by the loop before). */
-function isSavedSide(side: JunctionSide, saved: SubjectLike | undefined): boolean {
-  if (!saved || side.metadata !== saved.metadata) return false;
-  if (side.subject === saved || side.entity === saved.entity) return true;
-  const savedId = saved.entity ? saved.metadata.getEntityIdMap(saved.entity) : saved.identifier;
-  return savedId !== undefined && savedId !== null && side.metadata.compareEntities(side.entity, savedId);
 }
 
 /** Whether a junction end is inserted by the same flush (a new entity has no lock yet). */

@@ -1,7 +1,7 @@
 /**
  * Aggregate consistency: a flush that changes anything inside an aggregate (a member inserted,
  * updated or removed, an orphan's foreign key cleared or its row deleted, a many-to-many link
- * added or removed) moves the root's version once, guarded by the version the root was loaded
+ * added or removed, from either side) moves the root's version once, guarded by the version the root was loaded
  * with. When the root's own row is updated in the same flush, that guarded UPDATE already does it
  * and nothing is added; otherwise one `UPDATE root SET version = version + 1 WHERE id = ? AND
  * version = ?` runs before the flush writes anything, so a stale root fails it whole.
@@ -208,6 +208,9 @@ async function findRootsTouched(executor: SubjectExecutorLike): Promise<TouchedR
     }
     if (subject.entity && updated.has(subject) && onlyExcludedChanges(subject)) continue;
     for (const ref of await rootsTouchedBy(subject, executor.queryRunner, updated.has(subject))) add(ref, false);
+    if (subject.metadata.isJunction) {
+      for (const ref of await farEndRootsOf(subject, executor.queryRunner, aggregates)) add(ref, false);
+    }
   }
   // The order lockInOrder() locks rows in, for every flush: two flushes moving members between the
   // same roots in opposite directions, or a flush and a transaction that locked those roots with
@@ -219,7 +222,8 @@ async function findRootsTouched(executor: SubjectExecutorLike): Promise<TouchedR
  * The roots one subject's change touches: the root its member belongs to now (through the root
  * being saved with it, else through its relations), and, when an update re-points, sets or clears
  * its link (`update` true), the root it leaves. Junction rows and foreign-key fix-ups count for
- * the entity that owns them. Empty for entities outside every aggregate.
+ * the entity whose save made them (a junction row's other end: `farEndRootsOf`). Empty for
+ * entities outside every aggregate.
  *
  * @internal
  */
@@ -281,6 +285,58 @@ export function aggregateRootOf(dataSource: DataSource, metadata: EntityMetadata
   const aggregates = aggregatesBySource.get(dataSource);
   if (!aggregates) return undefined;
   return aggregates.members.get(metadata)?.root ?? (aggregates.roots.has(metadata) ? metadata : undefined);
+}
+
+/** One end of a junction row: the entity (or the subject saving it) a link joins, or its id. @internal */
+export interface JunctionSide extends ChangedRoot {
+  subject?: SubjectLike;
+}
+
+/**
+ * Both ends of a junction row a flush inserts or removes: from the values an insert writes (the
+ * entities, or their subjects), or from the key of a removed row (ids only).
+ *
+ * @internal
+ */
+export function junctionSides(junction: SubjectLike): JunctionSide[] {
+  // Two ends even when both are of one entity (a self-referencing many-to-many).
+  const { ownerColumns, inverseColumns } = junction.metadata;
+  return [ownerColumns, inverseColumns].flatMap((columns) => {
+    const side = junctionSide(junction, columns);
+    return side ? [side] : [];
+  });
+}
+
+function junctionSide(junction: SubjectLike, columns: EntityMetadata["ownerColumns"]): JunctionSide | undefined {
+  const metadata = columns[0]?.referencedColumn?.entityMetadata;
+  if (!metadata) return undefined;
+  const written = junction.changeMaps.find((change) => change.column === columns[0]);
+  if (written?.value && typeof written.value === "object") {
+    const value = written.value as ObjectLiteral;
+    const subject = isSubject(value) ? value : undefined;
+    const entity = subject ? (subject.entity ?? subject.identifier) : value;
+    return entity ? { metadata, entity, subject } : undefined;
+  }
+  if (!junction.identifier) return undefined;
+  const entity: ObjectLiteral = {};
+  for (const column of columns) {
+    if (column.referencedColumn) {
+      Object.assign(entity, column.referencedColumn.createValueMap(column.getEntityValue(junction.identifier)));
+    }
+  }
+  return { metadata, entity };
+}
+
+function isSubject(value: ObjectLiteral): value is SubjectLike {
+  return "metadata" in value && "changeMaps" in value;
+}
+
+/** Whether a junction end is the entity whose save made the row (its own check covers it). @internal */
+export function isSavedSide(side: JunctionSide, saved: SubjectLike | undefined): boolean {
+  if (!saved || side.metadata !== saved.metadata) return false;
+  if (side.subject === saved || side.entity === saved.entity) return true;
+  const savedId = saved.entity ? saved.metadata.getEntityIdMap(saved.entity) : saved.identifier;
+  return savedId !== undefined && savedId !== null && side.metadata.compareEntities(side.entity, savedId);
 }
 
 // ---- end of the functions for other checks ----
@@ -431,14 +487,22 @@ async function formerRootOf(
   if (remembered && rememberedId) return { metadata: chain.root, id: rememberedId, entity: remembered };
   const linked = subject.databaseEntity ? chain.link.getEntityValue(subject.databaseEntity) : undefined;
   if (linked === null) return undefined;
-  let step = subject.metadata;
-  let id = subject.identifier;
-  let rest = chain.path;
-  if (linked !== undefined) {
-    step = chain.link.inverseEntityMetadata;
-    id = step.getEntityIdMap(linked);
-    rest = chain.path.slice(1);
-  }
+  if (linked === undefined) return storedRootOf(subject.metadata, subject.identifier, chain.path, chain, queryRunner);
+  const parent = chain.link.inverseEntityMetadata;
+  return storedRootOf(parent, parent.getEntityIdMap(linked), chain.path.slice(1), chain, queryRunner);
+}
+
+/**
+ * The root the stored rows name, from an entity's id up the relations `rest` (one SELECT per
+ * step), by id: nothing held guards it. `undefined` when a link on the way is null.
+ */
+async function storedRootOf(
+  step: EntityMetadata,
+  id: ObjectLiteral | undefined,
+  rest: string[],
+  chain: MemberChain,
+  queryRunner: QueryRunner,
+): Promise<RootRef | undefined> {
   for (const property of rest) {
     if (!id) return undefined;
     const relation = step.findRelationWithPropertyPath(property)!;
@@ -453,11 +517,43 @@ async function formerRootOf(
       .whereInIds(id)
       .getOne();
     const next = row ? relation.getEntityValue(row) : undefined;
-    if (!next) return undefined;
+    // A null foreign key reads back as an id map of nulls: no root.
+    if (!next || !relation.inverseEntityMetadata.hasAllPrimaryKeys(next)) return undefined;
     step = relation.inverseEntityMetadata;
     id = step.getEntityIdMap(next);
   }
   return id ? { metadata: chain.root, id } : undefined;
+}
+
+/**
+ * The roots at the far end of a junction row, the end whose save did not make it: linking a tag
+ * to an order from the tag's side (`tag.orders`) writes the same row as `order.tags` does, and
+ * changes the order's aggregate as much. Guarded by the copy the link was made with when it holds
+ * a version (as the copy saved through the root would be); else, as a link removed (ids only),
+ * moved by id: every holder of the root conflicts.
+ */
+async function farEndRootsOf(
+  junction: SubjectLike,
+  queryRunner: QueryRunner,
+  aggregates: Aggregates,
+): Promise<RootRef[]> {
+  const refs: RootRef[] = [];
+  for (const side of junctionSides(junction)) {
+    if (isSavedSide(side, junction.parentSubject)) continue;
+    const chain = aggregates.members.get(side.metadata);
+    if (!chain && !aggregates.roots.has(side.metadata)) continue;
+    let value: unknown = side.entity;
+    for (const property of chain?.path ?? []) value = (value as ObjectLiteral | null | undefined)?.[property];
+    const root = chain?.root ?? side.metadata;
+    if (holdsVersion(root, value)) {
+      refs.push({ metadata: root, id: root.getEntityIdMap(value), entity: value });
+      continue;
+    }
+    const id = side.metadata.getEntityIdMap(side.entity);
+    const ref = chain ? await storedRootOf(side.metadata, id, chain.path, chain, queryRunner) : { metadata: root, id };
+    if (ref) refs.push(ref);
+  }
+  return refs;
 }
 
 function keyOf(metadata: EntityMetadata, id: ObjectLiteral | undefined): string {
@@ -511,7 +607,8 @@ function walkLoaded(
   }
 }
 
-function holdsVersion(root: EntityMetadata, entity: object): boolean {
+/** Whether a value is a copy of the root that holds a version (not an id, nor nothing). */
+function holdsVersion(root: EntityMetadata, entity: unknown): entity is ObjectLiteral {
   const version = root.versionColumn?.getEntityValue(entity as ObjectLiteral);
   return version !== undefined && version !== null;
 }
