@@ -126,3 +126,14 @@ function textOf(value: unknown): string {
 function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
+
+/**
+ * A row's key for maps of rows within one flush or transaction: the entity and its id map, with a
+ * key value given as a number, its text (an id from a URL) or a bigint naming the same row.
+ * @internal
+ */
+export function rowKey(metadata: EntityMetadata, id: ObjectLiteral | undefined): string {
+  const text = (_key: string, value: unknown) =>
+    typeof value === "number" || typeof value === "bigint" ? String(value) : value;
+  return `${metadata.name}:${JSON.stringify(id ?? null, text)}`;
+}

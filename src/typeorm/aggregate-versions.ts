@@ -14,7 +14,7 @@ import type { DataSource, EntityMetadata, ObjectLiteral, QueryRunner } from "typ
 import { aggregateLinkOf, lockExcludedPropertiesOf } from "../aggregate";
 import { LockingConfigurationError, OptimisticLockError } from "../errors";
 import { type Installation, installationOf } from "../installation";
-import { compareRows } from "../row-ids";
+import { compareRows, rowKey } from "../row-ids";
 import { raisedIn } from "../transaction-numbers";
 import { checkedVersionOf, noteOwnVersionWrite } from "./commit-checks";
 import {
@@ -182,7 +182,7 @@ async function findRootsTouched(executor: SubjectExecutorLike): Promise<TouchedR
   const updated = new Set(executor.updateSubjects);
   const touched = new Map<string, TouchedRoot>();
   const add = (ref: RootRef, writtenAnyway: boolean) => {
-    const key = keyOf(ref.metadata, ref.id);
+    const key = rowKey(ref.metadata, ref.id);
     let root = touched.get(key);
     if (!root) {
       root = { metadata: ref.metadata, id: ref.id, held: [], writtenAnyway: false, throughMembers: false };
@@ -270,11 +270,11 @@ export interface ChangedRoot {
 export async function existingRootsChangedBy(executor: SubjectExecutorLike): Promise<ChangedRoot[]> {
   const inserted = new Set(
     executor.insertSubjects.flatMap((s) =>
-      s.entity ? [keyOf(s.metadata, s.metadata.getEntityIdMap(s.entity) ?? undefined)] : [],
+      s.entity ? [rowKey(s.metadata, s.metadata.getEntityIdMap(s.entity) ?? undefined)] : [],
     ),
   );
   return (await rootsTouchedByFlush(executor)).flatMap((root) =>
-    root.throughMembers && root.id && !inserted.has(keyOf(root.metadata, root.id))
+    root.throughMembers && root.id && !inserted.has(rowKey(root.metadata, root.id))
       ? [{ metadata: root.metadata, entity: root.held[0] ?? root.id }]
       : [],
   );
@@ -554,10 +554,6 @@ async function farEndRootsOf(
     if (ref) refs.push(ref);
   }
   return refs;
-}
-
-function keyOf(metadata: EntityMetadata, id: ObjectLiteral | undefined): string {
-  return `${metadata.name}:${JSON.stringify(id ?? null)}`;
 }
 
 /** Member object -> the root object it was loaded (or last saved) as part of. Weak: keeps nothing alive. */

@@ -4,6 +4,7 @@
  */
 import type { EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
 import { LockMode } from "../lock-mode";
+import { rowKey } from "../row-ids";
 import { versionCodecOf } from "../version-codec";
 import type { Method } from "./internals";
 import { patchRunnerPrototypes } from "./runner-prototypes";
@@ -38,7 +39,7 @@ export function queueCommitCheck(
   const checks = pending.get(queryRunner) ?? new Map<string, PendingCheck>();
   pending.set(queryRunner, checks);
   const id = metadata.getEntityIdMap(entity);
-  const key = keyOf(metadata, id);
+  const key = rowKey(metadata, id);
   const forceIncrement = mode === LockMode.OPTIMISTIC_FORCE_INCREMENT;
   const existing = checks.get(key);
   // One check per entity per transaction; a force increment asked for anywhere wins.
@@ -50,11 +51,6 @@ export function queueCommitCheck(
     forceIncrement: forceIncrement || existing?.forceIncrement === true,
     own: existing?.own,
   });
-}
-
-/** A row's key; a key value given as text (an id from a URL) names the same row as the number. */
-function keyOf(metadata: EntityMetadata, id: ObjectLiteral | undefined): string {
-  return `${metadata.name}:${JSON.stringify(id, (_, value) => (typeof value === "number" || typeof value === "bigint" ? String(value) : value))}`;
 }
 
 /**
@@ -101,7 +97,7 @@ function noteOwnWrite(
   from: number,
   write: NonNullable<PendingCheck["own"]>[number],
 ): void {
-  const check = pending.get(queryRunner)?.get(keyOf(metadata, id));
+  const check = pending.get(queryRunner)?.get(rowKey(metadata, id));
   if (!check || from !== expectedVersion(check)) return;
   check.own = [...(check.own ?? []), write];
 }
@@ -112,7 +108,7 @@ export function checkedVersionOf(
   metadata: EntityMetadata,
   id: ObjectLiteral | undefined,
 ): number | undefined {
-  const check = pending.get(queryRunner)?.get(keyOf(metadata, id));
+  const check = pending.get(queryRunner)?.get(rowKey(metadata, id));
   return check && expectedVersion(check);
 }
 
