@@ -10,19 +10,25 @@
  * and the test shows what the next attempt does: it takes SQLite's write lock (the dialect's lock
  * statement) before reading the hot row. The contention test needs row locks, so not on SQLite.
  */
-import type { DataSource, EntityManager } from "typeorm";
+import { type DataSource, type EntityManager, In, type ObjectLiteral } from "typeorm";
 import {
+  galeraDialect,
   installLocking,
+  type LockDialect,
+  type LockingOptions,
   LockMode,
   LockTimeoutError,
   OptimisticLockError,
+  postgresDialect,
   Retryable,
   RetryExhaustedError,
+  type RetryOptions,
   retryOnConflict,
+  sqliteDialect,
   withLockMode,
 } from "../src";
 import { anyRememberedHotRows } from "../src/hot-rows";
-import { Counter } from "./fixtures/counter";
+import { Counter, TenantCounter } from "./fixtures/counter";
 import {
   closeAll,
   deferred,
@@ -43,7 +49,7 @@ describeEachDatabase((db: TestDatabase) => {
   const log = new StatementCounter();
 
   beforeAll(async () => {
-    [schema] = await openDataSources(db, [Counter]);
+    [schema] = await openDataSources(db, [Counter, TenantCounter]);
     worker = installLocking(await openAlongside(schema, { logger: log, logging: true }));
     other = installLocking(await openAlongside(schema, sqlite ? { timeout: 0 } : {}));
   });
@@ -89,6 +95,14 @@ describeEachDatabase((db: TestDatabase) => {
   /** Whether a statement names the row `id`: as a parameter, or inlined (TypeORM does on SQLite). */
   function names(q: { query: string; parameters?: unknown[] }, id: number): boolean {
     return q.parameters?.includes(id) === true || new RegExp(`id["\`]? = ${id}(?!\\d)`).test(q.query);
+  }
+
+  /** Whether each SELECT of `table` since the log was reset was a locking one, in order. */
+  function lockedSelectsOf(table: RegExp): boolean[] {
+    return log.queries
+      .map((q, i) => ({ sql: q.query, before: log.queries[i - 1]?.query ?? "" }))
+      .filter((q) => /^\s*SELECT/i.test(q.sql) && table.test(q.sql))
+      .map(locked);
   }
 
   /** Whether a read was a locking one: FOR UPDATE, or on SQLite the write lock taken just before it. */
@@ -403,6 +417,186 @@ describeEachDatabase((db: TestDatabase) => {
     });
   });
 
+  describe("which reads of the next attempt take the lock", () => {
+    /**
+     * A retry loop on `source` whose first attempt fails on the row `hot` of `entityName` (the
+     * conflict a save of a stale copy raises) and whose second runs `read`: whether each SELECT
+     * of `table` that `read` sent was a locking one, in order.
+     */
+    async function secondAttemptReads(
+      read: (manager: EntityManager) => Promise<unknown>,
+      hot: { entityName: string; id: ObjectLiteral; table: RegExp },
+      source: DataSource = worker,
+      options: RetryOptions = {},
+    ): Promise<boolean[]> {
+      let reads: boolean[] = [];
+      await retryOnConflict(
+        source,
+        async (manager, attempt) => {
+          if (attempt === 1) {
+            const { entityName, id } = hot;
+            throw new OptimisticLockError({ entityName, id, expectedVersion: 1, operation: "update" });
+          }
+          log.reset();
+          await read(manager);
+          reads = lockedSelectsOf(hot.table);
+        },
+        // Nothing remembered for later loops: their reads must not lock rows of this one.
+        { attempts: 2, lockHotRows: { rememberMs: 0 }, ...options },
+      );
+      return reads;
+    }
+
+    const counter = (id: number) => ({ entityName: "Counter", id: { id }, table: /tl_counter/ });
+
+    it("a find whose where lists the hot row among others reads them all with the lock at once", async () => {
+      const [hot, cold] = await newCounters(2);
+      const reads = await secondAttemptReads(
+        (m) => m.find(Counter, { where: [{ id: cold }, { id: hot }] }),
+        counter(hot),
+      );
+      expect(reads).toEqual([true]);
+    });
+
+    it("a find whose where lists only other rows runs as written", async () => {
+      const [hot, cold, colder] = await newCounters(3);
+      const reads = await secondAttemptReads(
+        (m) => m.find(Counter, { where: [{ id: cold }, { id: colder }] }),
+        counter(hot),
+      );
+      expect(reads).toEqual([false]);
+    });
+
+    it("a find naming its rows with In([...]) runs as written, then again locked when it returned the hot row", async () => {
+      const [hot, cold] = await newCounters(2);
+      const reads = await secondAttemptReads((m) => m.find(Counter, { where: { id: In([cold, hot]) } }), counter(hot));
+      expect(reads).toEqual([false, true]);
+    });
+
+    it("a find with an empty where list reads every row: run as written, then again locked", async () => {
+      const [hot] = await newCounters(1);
+      let found: Counter[] = [];
+      const reads = await secondAttemptReads(async (m) => {
+        found = await m.find(Counter, { where: [] });
+      }, counter(hot));
+      expect(found.map((c) => c.id)).toContain(hot);
+      expect(reads).toEqual([false, true]);
+    });
+
+    describe("composite primary key (tenant text, id number)", () => {
+      let nextTenantId = 1;
+      async function newTenantCounters(tenant: string, count: number): Promise<number[]> {
+        const ids = Array.from({ length: count }, () => nextTenantId++);
+        await schema.getRepository(TenantCounter).insert(ids.map((id) => ({ tenant, id, value: 0, version: 1 })));
+        return ids;
+      }
+      const tenantCounter = (tenant: string, id: number) => ({
+        entityName: "TenantCounter",
+        id: { tenant, id },
+        table: /tl_tenant_counter/,
+      });
+
+      it("a find naming the hot row by its whole key reads it with the lock at once", async () => {
+        const [hot] = await newTenantCounters("acme", 1);
+        const reads = await secondAttemptReads(
+          (m) => m.findOneByOrFail(TenantCounter, { tenant: "acme", id: hot }),
+          tenantCounter("acme", hot),
+        );
+        expect(reads).toEqual([true]);
+      });
+
+      it("a key value given as a bigint names the row as its number does", async () => {
+        const [hot] = await newTenantCounters("acme", 1);
+        const reads = await secondAttemptReads(
+          (m) => m.findOneByOrFail(TenantCounter, { tenant: "acme", id: BigInt(hot) as unknown as number }),
+          tenantCounter("acme", hot),
+        );
+        expect(reads).toEqual([true]);
+      });
+
+      it("a find naming another row of the same tenant runs as written", async () => {
+        const [hot, cold] = await newTenantCounters("acme", 2);
+        const reads = await secondAttemptReads(
+          (m) => m.findOneByOrFail(TenantCounter, { tenant: "acme", id: cold }),
+          tenantCounter("acme", hot),
+        );
+        expect(reads).toEqual([false]);
+      });
+
+      it("a find naming part of the key (the tenant) runs as written, then again locked when it returned the hot row", async () => {
+        const [hot] = await newTenantCounters("globex", 2);
+        const reads = await secondAttemptReads(
+          (m) => m.findBy(TenantCounter, { tenant: "globex" }),
+          tenantCounter("globex", hot),
+        );
+        expect(reads).toEqual([false, true]);
+      });
+    });
+
+    describe("on a node whose row locks are node-local (a Galera dialect)", () => {
+      /** The dialect of a Galera node on MariaDB; elsewhere the database's own, said to lock node-locally. */
+      const nodeLocal: LockDialect =
+        db.family === "mysql" ? galeraDialect : { ...(sqlite ? sqliteDialect : postgresDialect), nodeLocalLocks: true };
+
+      async function onNodeLocal<T>(options: LockingOptions, work: (source: DataSource) => Promise<T>): Promise<T> {
+        const source = installLocking(await openAlongside(schema, { logger: log, logging: true }), {
+          ...options,
+          dialect: nodeLocal,
+        });
+        try {
+          return await work(source);
+        } finally {
+          await closeAll(source);
+        }
+      }
+
+      it("the hot row stays optimistic, and the retries wait their backoff again (no lock orders them)", async () => {
+        const [hot, cold] = await newCounters(2);
+        const delays: number[] = [];
+        const reads = await onNodeLocal({}, (source) =>
+          retryOnConflict(
+            source,
+            async (manager, attempt) => {
+              if (attempt === 3) log.reset();
+              const rows = await manager.findBy(Counter, { id: In([hot, cold]) });
+              // Attempt 1 fails on one row, attempt 2 on the other: a row not hot before.
+              const failing = attempt === 1 ? hot : attempt === 2 ? cold : undefined;
+              if (failing !== undefined)
+                throw new OptimisticLockError({
+                  entityName: "Counter",
+                  id: { id: failing },
+                  expectedVersion: 1,
+                  operation: "update",
+                });
+              return rows.length;
+            },
+            {
+              attempts: 3,
+              backoff: { initialMs: 5, multiplier: 1, jitter: false },
+              lockHotRows: { rememberMs: 0 },
+              onRetry: ({ delayMs }) => delays.push(delayMs),
+            },
+          ).then((count) => {
+            expect(count).toBe(2);
+            return lockedSelectsOf(/tl_counter/);
+          }),
+        );
+        expect(reads).toEqual([false]);
+        // The first conflict's retry starts at once (the dialect is not known yet); once a read
+        // found it could not lock, the next one waits.
+        expect(delays).toEqual([0, 5]);
+      });
+
+      it('with galera: { pessimistic: "node-local" } the hot row is read with the lock', async () => {
+        const [hot] = await newCounters(1);
+        const reads = await onNodeLocal({ galera: { pessimistic: "node-local" } }, (source) =>
+          secondAttemptReads((m) => m.findOneByOrFail(Counter, { id: hot }), counter(hot), source),
+        );
+        expect(reads).toEqual([true]);
+      });
+    });
+  });
+
   it("an attempt after a conflict that fails on its own error past budgetMs ends in that error", async () => {
     const [hotId] = await newCounters(1);
     const own = new Error("the work's own failure");
@@ -425,11 +619,15 @@ describeEachDatabase((db: TestDatabase) => {
    * A retry loop on a row another connection has changed and now holds locked: its first
    * attempt saves a copy read before that change (a conflict, found before writing), its next
    * attempt reads the row, now hot, with a lock. The other connection lets go when `release` is
-   * called, or `releaseAfterMs` after it took the lock.
+   * called, or `releaseAfterMs` after it took the lock. The loop runs on `source`.
    */
-  async function loopOnLockedRow(options: Parameters<typeof retryOnConflict>[2], releaseAfterMs?: number) {
+  async function loopOnLockedRow(
+    options: Parameters<typeof retryOnConflict>[2],
+    releaseAfterMs?: number,
+    source: DataSource = worker,
+  ) {
     const [id] = await newCounters(1);
-    const stale = await worker.getRepository(Counter).findOneByOrFail({ id });
+    const stale = await source.getRepository(Counter).findOneByOrFail({ id });
     await other.transaction(async (m) => {
       const row = await m.findOneByOrFail(Counter, { id });
       row.value += 1;
@@ -447,7 +645,7 @@ describeEachDatabase((db: TestDatabase) => {
     const started = performance.now();
     const attempts: number[] = [];
     const outcome = await retryOnConflict(
-      worker,
+      source,
       async (manager, attempt) => {
         attempts.push(attempt);
         const counter = attempt === 1 ? stale : await manager.findOneByOrFail(Counter, { id });
@@ -481,6 +679,50 @@ describeEachDatabase((db: TestDatabase) => {
     expect(outcome).toBeInstanceOf(LockTimeoutError);
     expect(attempts).toEqual([1, 2]);
     expect(elapsedMs).toBeLessThan(10_000);
+    expect(await schema.getRepository(Counter).findOneByOrFail({ id })).toMatchObject({ value: 1, version: 2 });
+  });
+
+  /** `work` on a DataSource of its own, installed with `options`. */
+  async function installedWith<T>(options: LockingOptions, work: (source: DataSource) => Promise<T>): Promise<T> {
+    const source = installLocking(await openAlongside(schema), options);
+    try {
+      return await work(source);
+    } finally {
+      await closeAll(source);
+    }
+  }
+
+  it("lockTimeout: 0 (NOWAIT) of the installation does not fail the hot row's read at once: it waits for the lock", async () => {
+    const { id, outcome, attempts, elapsedMs } = await installedWith({ lockTimeout: 0 }, (source) =>
+      loopOnLockedRow({ attempts: 3 }, 1200, source),
+    );
+    expect(outcome).toBeUndefined();
+    expect(attempts).toEqual([1, 2]);
+    expect(elapsedMs).toBeGreaterThanOrEqual(1000);
+    expect(await schema.getRepository(Counter).findOneByOrFail({ id })).toMatchObject({ value: 2, version: 3 });
+  });
+
+  it("the installation's lockTimeout bounds the hot row's wait: the LockTimeoutError itself, nothing written", async () => {
+    // The other connection lets go only well after the bound (MariaDB bounds in whole seconds).
+    const { id, outcome, attempts, elapsedMs } = await installedWith({ lockTimeout: 300 }, (source) =>
+      loopOnLockedRow({ attempts: 3 }, 5000, source),
+    );
+    expect(outcome).toBeInstanceOf(LockTimeoutError);
+    expect(attempts).toEqual([1, 2]);
+    expect(elapsedMs).toBeLessThan(3000);
+    expect(await schema.getRepository(Counter).findOneByOrFail({ id })).toMatchObject({ value: 1, version: 2 });
+  });
+
+  it("lockHotRows: { timeout } longer than what is left of budgetMs waits only for the budget", async () => {
+    const { id, outcome, attempts, elapsedMs } = await loopOnLockedRow(
+      { attempts: 3, budgetMs: 1000, lockHotRows: { timeout: 10_000 } },
+      6000,
+    );
+    expect(outcome).toBeInstanceOf(RetryExhaustedError);
+    expect(outcome).toMatchObject({ reason: "budget", attempts: 2 });
+    expect(attempts).toEqual([1, 2]);
+    // MariaDB bounds lock waits in whole seconds (rounded up).
+    expect(elapsedMs).toBeLessThan(3000);
     expect(await schema.getRepository(Counter).findOneByOrFail({ id })).toMatchObject({ value: 1, version: 2 });
   });
 
