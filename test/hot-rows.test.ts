@@ -473,6 +473,15 @@ describeEachDatabase((db: TestDatabase) => {
       expect(reads).toEqual([false, true]);
     });
 
+    it("a where list with one branch naming rows with In([...]) runs as written, then again locked", async () => {
+      const [hot, cold] = await newCounters(2);
+      const reads = await secondAttemptReads(
+        (m) => m.find(Counter, { where: [{ id: cold }, { id: In([hot]) }] }),
+        counter(hot),
+      );
+      expect(reads).toEqual([false, true]);
+    });
+
     it("a find with an empty where list reads every row: run as written, then again locked", async () => {
       const [hot] = await newCounters(1);
       let found: Counter[] = [];

@@ -11,6 +11,7 @@ import { type HotRows, noteHotRowLockTimeout } from "../hot-rows";
 import type { Installation } from "../installation";
 import { LockMode } from "../lock-mode";
 import type { LockRequest } from "../lock-request";
+import { isKeyValue, rowKey } from "../row-ids";
 import { transactionNumberOf } from "../transaction-numbers";
 import { serverDialectOf } from "./locking-reads";
 
@@ -45,7 +46,7 @@ export async function readWithHotRows(
 ): Promise<Loaded> {
   const { metadata } = read;
   const locked = heldBy(queryRunner);
-  const pending = new Set(ids.map((id) => rowKey(metadata, id)).filter((key) => !locked.has(key)));
+  const pending = new Set(ids.map((id) => keyOf(metadata, id)).filter((key) => !locked.has(key)));
   if (pending.size === 0) return read.plain();
   const named = keysNamedBy(metadata, read.where);
   if (named && !named.some((key) => pending.has(key))) return read.plain();
@@ -53,13 +54,13 @@ export async function readWithHotRows(
   if (!request) return read.plain();
   if (!named) {
     const probe = await read.plain();
-    if (!probe.entities.some((entity) => pending.has(rowKey(metadata, entity)))) return probe;
+    if (!probe.entities.some((entity) => pending.has(keyOf(metadata, entity)))) return probe;
   }
   const result = await read.locked(request).catch((error: unknown) => {
     if (error instanceof LockTimeoutError) noteHotRowLockTimeout(error);
     throw error;
   });
-  for (const entity of result.entities) locked.add(rowKey(metadata, entity));
+  for (const entity of result.entities) locked.add(keyOf(metadata, entity));
   return result;
 }
 
@@ -97,29 +98,22 @@ function heldBy(queryRunner: QueryRunner): Set<string> {
   return entry.keys;
 }
 
-/** A row's primary key as one comparable string (an id map and a loaded entity give the same). */
-function rowKey(metadata: EntityMetadata, idOrEntity: ObjectLiteral): string {
-  return JSON.stringify(metadata.primaryColumns.map((column) => keyPart(column.getEntityValue(idOrEntity))));
-}
-
-function keyPart(value: unknown): string | null {
-  if (value === null || value === undefined) return null;
-  return value instanceof Date ? value.toISOString() : String(value);
+/** The library's key of the row an id map or a loaded entity names (both give the same). */
+function keyOf(metadata: EntityMetadata, idOrEntity: ObjectLiteral): string {
+  return rowKey(metadata, metadata.getEntityIdMap(idOrEntity));
 }
 
 /**
  * The rows a find's `where` names by primary key (each branch of a list naming one), or
- * `undefined` when some branch does not name a single row by a plain value.
+ * `undefined` when some branch does not name a single row by plain key values (an `In([...])`,
+ * part of a composite key, no `where` at all), or when the list is empty: TypeORM then reads
+ * every row.
  */
 function keysNamedBy(metadata: EntityMetadata, where: unknown): string[] | undefined {
-  if (where === null || typeof where !== "object") return undefined;
-  const branches = Array.isArray(where) ? where : [where];
-  const keys: string[] = [];
-  for (const branch of branches) {
-    if (branch === null || typeof branch !== "object") return undefined;
-    const values = metadata.primaryColumns.map((column) => column.getEntityValue(branch as ObjectLiteral));
-    if (!values.every((value) => ["string", "number", "bigint"].includes(typeof value))) return undefined;
-    keys.push(JSON.stringify(values.map(keyPart)));
-  }
-  return keys.length > 0 ? keys : undefined;
+  const branches = (Array.isArray(where) ? where : [where]) as ObjectLiteral[];
+  // getEntityValue() reads nothing from null or undefined (no where): that names no row either.
+  const namesOneRow = (branch: ObjectLiteral) =>
+    metadata.primaryColumns.every((column) => isKeyValue(column.getEntityValue(branch)));
+  if (branches.length === 0 || !branches.every(namesOneRow)) return undefined;
+  return branches.map((branch) => keyOf(metadata, branch));
 }
