@@ -20,6 +20,7 @@ import {
   OFFLINE_LOCK_TABLE,
   type OfflineLockHandle,
   OfflineLockLostError,
+  OfflineLockBypassError,
   OfflineLockManager,
   OfflineLockRecord,
   OfflineLockRequiredError,
@@ -255,6 +256,25 @@ describeEachDatabase((db) => {
       await own.runHolding(mixLock, () => songs.remove(linked));
       expect(await songs.findOneBy({ id: song.id })).toBeNull();
       await own.releaseLock(mixLock);
+    });
+
+    it("softDelete() and restore() name no entity: refused with OfflineLockBypassError, holder included", async () => {
+      const order = await newOrder();
+      const gone = await newOrder();
+      const goneLock = await locks.tryLock("Order", gone.id, { owner: "kim", ttlMs: 60_000 });
+      await locks.runHolding(goneLock, () => orders().softRemove(gone)); // checked: a row to restore
+      await locks.releaseLock(goneLock);
+      const lock = await locks.tryLock("Order", order.id, { owner: "kim", ttlMs: 60_000 });
+      try {
+        for (const write of [() => orders().softDelete(order.id), () => orders().restore(gone.id)]) {
+          await expect(write()).rejects.toBeInstanceOf(OfflineLockBypassError);
+          await expect(locks.runHolding(lock, write)).rejects.toBeInstanceOf(OfflineLockBypassError);
+        }
+      } finally {
+        await locks.releaseLock(lock);
+      }
+      expect(await orders().findOneBy({ id: order.id })).toMatchObject({ deletedAt: null, version: 1 });
+      expect(await orders().findOneBy({ id: gone.id })).toBeNull();
     });
 
     it("inserts need no lock (a new entity has none yet)", async () => {
