@@ -251,6 +251,42 @@ describeEachDatabase((db) => {
       expect((error as LockTimeoutError).code).toMatch(/^(55P03|1205|3572|SQLITE_BUSY)$/);
     });
 
+    // SQLite's lock is the database's: the other row could not be locked either.
+    if (!sqlite)
+      it("a lock refused inside a transaction and caught by the work leaves the transaction usable: it goes on and commits", async () => {
+        const busy = await account();
+        const free = await account();
+        const holder = holdLock(busy);
+        await holder.held;
+        try {
+          await one.transaction(async (m) => {
+            // In a savepoint: PostgreSQL aborts the whole transaction at a failed statement.
+            const refused = await m
+              .transaction((inner) =>
+                inner.findOne(Account, {
+                  where: { id: busy },
+                  ...withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout: 0 }),
+                }),
+              )
+              .catch((e: unknown) => e);
+            expect(refused).toBeInstanceOf(LockTimeoutError);
+            const other = await m.findOneOrFail(Account, {
+              where: { id: free },
+              ...withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout: 0 }),
+            });
+            other.balance = 5;
+            await m.save(other);
+          });
+        } finally {
+          holder.release();
+          await holder.done;
+        }
+        expect(await one.getRepository(Account).findOneByOrFail({ id: free })).toMatchObject({
+          balance: 5,
+          version: 2,
+        });
+      });
+
     it("the lock is held to the end of the transaction, then granted", async () => {
       const id = await account();
       const holder = holdLock(id);
