@@ -258,6 +258,22 @@ describeEachDatabase((db) => {
       await own.releaseLock(mixLock);
     });
 
+    it("softRemove() and recover() need the lock as save() does, and go through under the held handle", async () => {
+      const order = await newOrder();
+      const lock = await locks.tryLock("Order", order.id, { owner: "kim", ttlMs: 60_000 });
+      try {
+        await expect(orders().softRemove(order)).rejects.toBeInstanceOf(OfflineLockRequiredError);
+        await locks.runHolding(lock, () => orders().softRemove(order));
+        const removed = await orders().findOneOrFail({ where: { id: order.id }, withDeleted: true });
+        expect(removed.deletedAt).toBeInstanceOf(Date);
+        await expect(orders().recover(removed)).rejects.toBeInstanceOf(OfflineLockRequiredError);
+        await locks.runHolding(lock, () => orders().recover(removed));
+      } finally {
+        await locks.releaseLock(lock);
+      }
+      expect(await orders().findOneBy({ id: order.id })).toMatchObject({ deletedAt: null, version: 3 });
+    });
+
     it("softDelete() and restore() name no entity: refused with OfflineLockBypassError, holder included", async () => {
       const order = await newOrder();
       const gone = await newOrder();
