@@ -10,6 +10,7 @@
  */
 import { Column, type DataSource, Entity, type EntityManager, PrimaryColumn, QueryFailedError } from "typeorm";
 import {
+  ClusterNodeNotReadyError,
   CommitOutcomeUnknownError,
   galeraDialect,
   installLocking,
@@ -306,13 +307,68 @@ describeEachDatabase(
     it.each([
       ["a SELECT written on several lines", "\n      SELECT id FROM tl_ambiguous_tally\n    "],
       ["START TRANSACTION sent by hand", "START TRANSACTION"],
+      ["START TRANSACTION sent by hand on two lines", "START\n      TRANSACTION"],
     ])("%s outside a transaction, cut, is the driver's error: it writes nothing", async (_, sql) => {
-      const cut = proxy.arm("before-forward", /^\s*(SELECT\b.*tl_ambiguous_tally|START TRANSACTION)/is);
+      const cut = proxy.arm("before-forward", /^\s*(SELECT\b.*tl_ambiguous_tally|START\s+TRANSACTION)/is);
       const error = await faulty.query(sql).catch((e: unknown) => e);
       expect(await cut).toBe(sql);
       expect(error).toBeInstanceOf(QueryFailedError);
       expect(error).not.toBeInstanceOf(LockingError);
     });
+
+    // A Galera node's answers after it lost the primary component, given by the proxy in the
+    // node's place (test/galera/commit-outcome.test.ts sees the same on a real cluster).
+    if (db.family === "mysql") {
+      it("a node outside the cluster refuses COMMIT and ROLLBACK (1047) and keeps the transaction: ClusterNodeNotReadyError, and the session ends, so the connection's next transaction commits none of it", async () => {
+        const node = await openAlongside(direct, { host: proxy.host, port: proxy.port, poolSize: 1 });
+        try {
+          installLocking(node);
+          const id = await newWallet();
+          const refused = proxy.refuse(
+            { errno: 1047, sqlState: "08S01", message: "WSREP has not yet prepared node for application use" },
+            "session",
+          );
+          const error = await node.transaction((manager) => deposit(manager, id, 10)).catch((e: unknown) => e);
+          expect(await refused).toMatch(/^COMMIT$/i);
+          expect(error).toBeInstanceOf(ClusterNodeNotReadyError);
+          proxy.heal();
+          // The pool's one connection again: had it kept the refused transaction, its START
+          // TRANSACTION would commit the deposit now.
+          await node.transaction((manager) => manager.query("SELECT 1"));
+          expect(await balanceOf(id)).toBe(100);
+          await node.transaction((manager) => deposit(manager, id, 1));
+          expect(await balanceOf(id)).toBe(101);
+        } finally {
+          proxy.heal();
+          await closeAll(node);
+        }
+      });
+
+      it("a COMMIT the node could not replicate (1180, not connected to the primary component) is CommitOutcomeUnknownError naming the cluster, run once", async () => {
+        const id = await newWallet();
+        let attempts = 0;
+        const refused = proxy.refuse(
+          {
+            errno: 1180,
+            sqlState: "HY000",
+            message:
+              "Error while appending streaming replication fragment(provider status: Not connected to Primary Component)",
+          },
+          "statement",
+        );
+        const error = await retryOnConflict(faulty, (manager) => {
+          attempts++;
+          return deposit(manager, id, 10);
+        }).catch((e: unknown) => e);
+        expect(await refused).toMatch(/^COMMIT$/i);
+        expect(error).toBeInstanceOf(CommitOutcomeUnknownError);
+        expect(error).toMatchObject({ lost: "cluster", statement: "COMMIT" });
+        expect(attempts).toBe(1);
+        // This node rolled it back; the nodes that kept the primary component may not have.
+        expect(await balanceOf(id)).toBe(100);
+        await expectPoolRecovers(id);
+      });
+    }
 
     it("retryOutcomeUnknown must be a boolean", async () => {
       await expect(

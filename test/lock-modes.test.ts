@@ -11,6 +11,7 @@ import {
   OneToMany,
   PrimaryColumn,
   PrimaryGeneratedColumn,
+  UpdateDateColumn,
 } from "typeorm";
 import {
   ConcurrencyError,
@@ -31,6 +32,7 @@ import {
   runWithLockMode,
   SerializationError,
   SKIP_LOCKED,
+  StaleVersionError,
   updateVersioned,
   Versioned,
   withLockMode,
@@ -47,6 +49,15 @@ import {
   StatementCounter,
 } from "./support/databases";
 import { waitUntilBlocked } from "./support/interleaving";
+
+/** Stamped by TypeORM at every update: a lock is no update, so a force increment leaves it. */
+@Entity({ name: "tl_stamped_note" })
+class StampedNote {
+  @PrimaryColumn() id!: number;
+  @Column() text!: string;
+  @UpdateDateColumn() updatedAt!: Date;
+  @Versioned() version!: number;
+}
 
 // Declared before the tests: their case tables name the classes when the file loads.
 /** A parent whose children, dropped from its collections, TypeORM nulls, deletes or soft-deletes. */
@@ -137,7 +148,7 @@ describeEachDatabase((db) => {
   beforeAll(async () => {
     [one, two] = await openDataSources(
       db,
-      [...LOCK_ENTITIES, LegacyOrder, Shelf, Crate, LooseItem, BoundItem, ShedItem],
+      [...LOCK_ENTITIES, LegacyOrder, Shelf, Crate, LooseItem, BoundItem, ShedItem, StampedNote],
       {
         count: 2,
         extra: { logger: counter, logging: true },
@@ -239,6 +250,42 @@ describeEachDatabase((db) => {
       expect((error as LockTimeoutError).cause).toBeInstanceOf(Error);
       expect((error as LockTimeoutError).code).toMatch(/^(55P03|1205|3572|SQLITE_BUSY)$/);
     });
+
+    // SQLite's lock is the database's: the other row could not be locked either.
+    if (!sqlite)
+      it("a lock refused inside a transaction and caught by the work leaves the transaction usable: it goes on and commits", async () => {
+        const busy = await account();
+        const free = await account();
+        const holder = holdLock(busy);
+        await holder.held;
+        try {
+          await one.transaction(async (m) => {
+            // In a savepoint: PostgreSQL aborts the whole transaction at a failed statement.
+            const refused = await m
+              .transaction((inner) =>
+                inner.findOne(Account, {
+                  where: { id: busy },
+                  ...withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout: 0 }),
+                }),
+              )
+              .catch((e: unknown) => e);
+            expect(refused).toBeInstanceOf(LockTimeoutError);
+            const other = await m.findOneOrFail(Account, {
+              where: { id: free },
+              ...withLockMode(LockMode.PESSIMISTIC_WRITE, { timeout: 0 }),
+            });
+            other.balance = 5;
+            await m.save(other);
+          });
+        } finally {
+          holder.release();
+          await holder.done;
+        }
+        expect(await one.getRepository(Account).findOneByOrFail({ id: free })).toMatchObject({
+          balance: 5,
+          version: 2,
+        });
+      });
 
     it("the lock is held to the end of the transaction, then granted", async () => {
       const id = await account();
@@ -371,6 +418,63 @@ describeEachDatabase((db) => {
         expect(await m.findOneByOrFail(Account, { id })).toMatchObject({ version: 2 });
       });
       expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 2, balance: 100 });
+    });
+    it("a force increment leaves @UpdateDateColumn as it was: locking a row is not changing it", async () => {
+      const id = nextId++;
+      const stamp = new Date("2020-01-02T03:04:05.000Z");
+      await one
+        .createQueryBuilder()
+        .insert()
+        .into(StampedNote)
+        .values({ id, text: "n", version: 1, updatedAt: stamp })
+        .execute();
+      const before = await one.getRepository(StampedNote).findOneByOrFail({ id });
+      expect(before.updatedAt.getUTCFullYear()).toBe(2020);
+      await one.transaction(async (m) => {
+        const note = await m.findOneOrFail(StampedNote, {
+          where: { id },
+          ...withLockMode(LockMode.PESSIMISTIC_FORCE_INCREMENT),
+        });
+        await lock(m, note, LockMode.PESSIMISTIC_FORCE_INCREMENT);
+      });
+      await one.transaction((m) =>
+        m.findOneOrFail(StampedNote, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC_FORCE_INCREMENT) }),
+      );
+      const after = await one.getRepository(StampedNote).findOneByOrFail({ id });
+      expect(after.version).toBe(4);
+      expect(after.updatedAt.getTime()).toBe(before.updatedAt.getTime());
+    });
+
+    it("a force increment is no update of the entity for subscribers: no beforeUpdate or afterUpdate", async () => {
+      const id = await account();
+      const seen: string[] = [];
+      const audit = {
+        listenTo: () => Account,
+        beforeUpdate: () => seen.push("beforeUpdate"),
+        afterUpdate: () => seen.push("afterUpdate"),
+      };
+      one.subscribers.push(audit as never);
+      try {
+        await one.transaction(async (m) => {
+          const a = await m.findOneOrFail(Account, {
+            where: { id },
+            ...withLockMode(LockMode.PESSIMISTIC_FORCE_INCREMENT),
+          });
+          await lock(m, a, LockMode.PESSIMISTIC_FORCE_INCREMENT);
+        });
+        await one.transaction((m) =>
+          m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.OPTIMISTIC_FORCE_INCREMENT) }),
+        );
+        expect(seen).toEqual([]);
+        // The same subscriber does see a change saved.
+        const a = await one.getRepository(Account).findOneByOrFail({ id });
+        a.balance = 1;
+        await one.getRepository(Account).save(a);
+        expect(seen).toEqual(["beforeUpdate", "afterUpdate"]);
+      } finally {
+        one.subscribers.splice(one.subscribers.indexOf(audit as never), 1);
+      }
+      expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 5, balance: 1 });
     });
   });
 
@@ -1130,6 +1234,24 @@ describeEachDatabase((db) => {
         expect(other).toBeInstanceOf(LockTimeoutError);
       });
       expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ version: 2 });
+    });
+
+    it("after a force increment, the entity counts as loaded at the new version: a later race on it is retryable", async () => {
+      const id = await account();
+      const loaded = await one.getRepository(Account).findOneByOrFail({ id });
+      await one.transaction((m) => lock(m, loaded, LockMode.PESSIMISTIC_FORCE_INCREMENT));
+      expect(loaded.version).toBe(2);
+      await updateVersioned(two.getRepository(Account), id, 2, { balance: 3 });
+      loaded.balance = 7;
+      const error = await one
+        .getRepository(Account)
+        .save(loaded)
+        .catch((e: unknown) => e);
+      // The row moved after this process last had it: a race (OptimisticLockError), not a stale
+      // version handed in by a client (StaleVersionError, which no retry helper retries).
+      expect(error).toBeInstanceOf(OptimisticLockError);
+      expect(error).not.toBeInstanceOf(StaleVersionError);
+      expect(error).toMatchObject({ expectedVersion: 2, retryable: true });
     });
 
     it("OPTIMISTIC lock() is checked at commit", async () => {

@@ -26,6 +26,7 @@ import {
   lock,
   lockQuery,
   OptimisticLockError,
+  Retryable,
   SerializationError,
   Versioned,
   VersionedBy,
@@ -238,6 +239,37 @@ describeEachDatabase((db) => {
         expect(viaLock.error).toBeInstanceOf(LockTimeoutError);
       } finally {
         await holder.release();
+      }
+    });
+
+    it("a conflict at the first lock request, in a transaction open before @Retryable was called, is not retried inside it", async () => {
+      // A DataSource never installed, whose runner class another DataSource's activation patched:
+      // its transaction was numbered when it began, before the lock request activates the library.
+      const late = await openAlongside(alice, { entities: [LegacyOrder], logger: undefined, logging: false });
+      try {
+        await alice.getRepository(Order).count();
+        const legacy = late.getRepository(LegacyOrder);
+        const { id } = await legacy.save(legacy.create({ address: "A", status: "NEW" }));
+        const stale = await legacy.findOneByOrFail({ id });
+        await plainTwo.query(
+          `UPDATE tl_legacy_order SET version = version + 1 WHERE id = ${db.family === "postgres" ? "$1" : "?"}`,
+          [id],
+        );
+        class Shipping {
+          calls = 0;
+          @Retryable({ attempts: 3, backoff: { initialMs: 1 }, lockHotRows: false })
+          async claim(manager: EntityManager, order: LegacyOrder): Promise<void> {
+            this.calls++;
+            await lock(manager, order, LockMode.PESSIMISTIC_WRITE);
+          }
+        }
+        const shipping = new Shipping();
+        const error = await late.transaction((m) => shipping.claim(m, stale)).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(LockingConfigurationError);
+        expect((error as Error).cause).toBeInstanceOf(OptimisticLockError);
+        expect(shipping.calls).toBe(1);
+      } finally {
+        await closeAll(late);
       }
     });
 

@@ -18,6 +18,7 @@ import {
   installLocking,
   LockingConfigurationError,
   OFFLINE_LOCK_TABLE,
+  OfflineLockBypassError,
   type OfflineLockHandle,
   OfflineLockLostError,
   OfflineLockManager,
@@ -255,6 +256,41 @@ describeEachDatabase((db) => {
       await own.runHolding(mixLock, () => songs.remove(linked));
       expect(await songs.findOneBy({ id: song.id })).toBeNull();
       await own.releaseLock(mixLock);
+    });
+
+    it("softRemove() and recover() need the lock as save() does, and go through under the held handle", async () => {
+      const order = await newOrder();
+      const lock = await locks.tryLock("Order", order.id, { owner: "kim", ttlMs: 60_000 });
+      try {
+        await expect(orders().softRemove(order)).rejects.toBeInstanceOf(OfflineLockRequiredError);
+        await locks.runHolding(lock, () => orders().softRemove(order));
+        const removed = await orders().findOneOrFail({ where: { id: order.id }, withDeleted: true });
+        expect(removed.deletedAt).toBeInstanceOf(Date);
+        await expect(orders().recover(removed)).rejects.toBeInstanceOf(OfflineLockRequiredError);
+        await locks.runHolding(lock, () => orders().recover(removed));
+      } finally {
+        await locks.releaseLock(lock);
+      }
+      expect(await orders().findOneBy({ id: order.id })).toMatchObject({ deletedAt: null, version: 3 });
+    });
+
+    it("softDelete() and restore() name no entity: refused with OfflineLockBypassError, holder included", async () => {
+      const order = await newOrder();
+      const gone = await newOrder();
+      const goneLock = await locks.tryLock("Order", gone.id, { owner: "kim", ttlMs: 60_000 });
+      await locks.runHolding(goneLock, () => orders().softRemove(gone)); // checked: a row to restore
+      await locks.releaseLock(goneLock);
+      const lock = await locks.tryLock("Order", order.id, { owner: "kim", ttlMs: 60_000 });
+      try {
+        for (const write of [() => orders().softDelete(order.id), () => orders().restore(gone.id)]) {
+          await expect(write()).rejects.toBeInstanceOf(OfflineLockBypassError);
+          await expect(locks.runHolding(lock, write)).rejects.toBeInstanceOf(OfflineLockBypassError);
+        }
+      } finally {
+        await locks.releaseLock(lock);
+      }
+      expect(await orders().findOneBy({ id: order.id })).toMatchObject({ deletedAt: null, version: 1 });
+      expect(await orders().findOneBy({ id: gone.id })).toBeNull();
     });
 
     it("inserts need no lock (a new entity has none yet)", async () => {

@@ -281,6 +281,14 @@ describeEachDatabase((db) => {
       expect(await operatorSavesAfterCustomer(plainOrders, plainOrders, order.id)).toBeInstanceOf(OptimisticLockError);
     });
 
+    it("installLocking() called again and again (say once per request) stays harmless: queries still run", async () => {
+      // Each call must not wrap the driver once more: 50 000 wrappers deep, making a query runner
+      // would overflow the stack.
+      for (let i = 0; i < 50_000; i++) installLocking(locked);
+      const { id } = await newOrder();
+      expect(await orders.findOneByOrFail({ id })).toMatchObject({ version: 1 });
+    });
+
     it("installLocking twice is harmless", async () => {
       installLocking(locked);
       installLocking(locked);

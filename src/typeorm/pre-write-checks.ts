@@ -21,17 +21,14 @@ export type PreWriteCheckPhase = "refusal" | "write";
 
 const refusals = new Set<PreWriteCheck>();
 const writes = new Set<PreWriteCheck>();
-const patched = new WeakSet<object>();
 
 /** Registers a check (once; registering the same function again does nothing). @internal */
 export function addPreWriteCheck(check: PreWriteCheck, phase: PreWriteCheckPhase = "write"): void {
   (phase === "refusal" ? refusals : writes).add(check);
 }
 
-/** Patches `SubjectExecutor.execute` once per loaded copy of TypeORM. @internal */
+/** Patches `SubjectExecutor.execute`; `installHooks()` calls it once per loaded copy of TypeORM. @internal */
 export function installPreWriteChecks(internals: TypeormInternals): void {
-  if (patched.has(internals.subjectExecutor)) return;
-  patched.add(internals.subjectExecutor);
   wrap(
     internals.subjectExecutor,
     "execute",

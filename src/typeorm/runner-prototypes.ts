@@ -13,9 +13,11 @@ const patches: RunnerPrototypePatch[] = [];
 const patchedPrototypes: Record<string, unknown>[] = [];
 const wrappedDrivers = new WeakSet<object>();
 
-/** Registers a patch for every runner class (those already seen are patched at once). @internal */
+/**
+ * Registers a patch for every runner class (those already seen are patched at once). Each hook
+ * registers its patch once, from `installHooks()`. @internal
+ */
 export function patchRunnerPrototypes(patch: RunnerPrototypePatch): void {
-  if (patches.includes(patch)) return;
   patches.push(patch);
   for (const prototype of patchedPrototypes) patch(prototype);
 }

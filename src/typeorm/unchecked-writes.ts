@@ -28,7 +28,6 @@ export type UncheckedWriteCheck = (write: UncheckedWrite) => void;
 
 const checks = new Set<UncheckedWriteCheck>();
 const checkedWrites = new AsyncLocalStorage<true>();
-const patched = new WeakSet<object>();
 
 /** Registers a rule (once; registering the same function again does nothing). @internal */
 export function addUncheckedWriteCheck(check: UncheckedWriteCheck): void {
@@ -46,10 +45,11 @@ export function runAsCheckedWrites<R>(work: () => R): R {
   return checks.size === 0 || checkedWrites.getStore() ? work() : checkedWrites.run(true, work);
 }
 
-/** Patches the write query builders, and marks the persistence layer's writes, once per TypeORM copy. @internal */
+/**
+ * Patches the write query builders, and marks the persistence layer's writes; `installHooks()`
+ * calls it once per loaded copy of TypeORM. @internal
+ */
 export function installUncheckedWriteChecks(internals: TypeormInternals): void {
-  if (patched.has(internals.subjectExecutor)) return;
-  patched.add(internals.subjectExecutor);
   for (const name of [
     "executeInsertOperations",
     "executeUpdateOperations",

@@ -12,11 +12,31 @@
  *   answer, swallows it and only then closes both sides. The statement took effect (a COMMIT
  *   committed), and the client never learns it.
  * Every other byte passes through unchanged in both directions.
+ *
+ * MySQL/MariaDB only, `refuse()`: answers a statement with a server error in the server's place,
+ * without forwarding it, as a Galera node does that lost the primary component (1047 for every
+ * statement, COMMIT and ROLLBACK included, its transaction kept open; 1180 for a COMMIT it could
+ * not replicate). The server's session goes on with whatever it was in, which is what the library
+ * must cope with: no cluster is needed to reproduce the node's answers.
  */
 import net from "node:net";
 
 export type WireProtocol = "postgres" | "mysql";
 export type CutPoint = "before-forward" | "after-forward";
+
+/** A server error the proxy answers with (an ERR packet), as MySQL/MariaDB would. */
+export interface Refusal {
+  errno: number;
+  /** Five characters, e.g. "08S01" or "HY000". */
+  sqlState: string;
+  message: string;
+}
+
+/**
+ * What `refuse()` refuses: the matching statement only, or that one and every later statement of
+ * its connection until `heal()` (a node outside the primary component).
+ */
+export type RefusalScope = "statement" | "session";
 
 export interface FaultProxy {
   readonly host: string;
@@ -28,6 +48,15 @@ export interface FaultProxy {
   arm(point: CutPoint, statement?: RegExp): Promise<string>;
   /** Disarms a fault that has not fired. */
   disarm(): void;
+  /**
+   * MySQL/MariaDB: answers the next statement matching `statement` (default: `COMMIT`) with
+   * `refusal` instead of forwarding it, and with `scope` "session" every later statement of that
+   * connection too but SET and SHOW (which such a node answers), until `heal()`. Resolves with
+   * the first refused statement.
+   */
+  refuse(refusal: Refusal, scope: RefusalScope, statement?: RegExp): Promise<string>;
+  /** Ends every "session" refusal: the statements of those connections reach the server again. */
+  heal(): void;
   /** Statements seen (every connection), for tests that check the proxy saw the traffic. */
   readonly statementsSeen: number;
   close(): Promise<void>;
@@ -37,6 +66,26 @@ interface Armed {
   point: CutPoint;
   statement: RegExp;
   fired: (statement: string) => void;
+}
+
+interface ArmedRefusal {
+  refusal: Refusal;
+  scope: RefusalScope;
+  statement: RegExp;
+  fired: (statement: string) => void;
+}
+
+/** The ERR packet answering the client message `command` (its sequence number plus one). */
+function mysqlErrorPacket(command: Buffer, { errno, sqlState, message }: Refusal): Buffer {
+  const payload = Buffer.concat([
+    Buffer.from([0xff, errno & 0xff, errno >> 8]),
+    Buffer.from(`#${sqlState}`, "ascii"),
+    Buffer.from(message, "utf8"),
+  ]);
+  const header = Buffer.alloc(4);
+  header.writeUIntLE(payload.length, 0, 3);
+  header[3] = (command[3] + 1) & 0xff;
+  return Buffer.concat([header, payload]);
 }
 
 /** The statement text of one client message, or `undefined` if it carries none. */
@@ -119,6 +168,9 @@ export async function startFaultProxy(
   target: { host: string; port: number },
 ): Promise<FaultProxy> {
   let armed: Armed | undefined;
+  let armedRefusal: ArmedRefusal | undefined;
+  /** Ends the "session" refusal of each connection under one. */
+  const refusing = new Set<() => void>();
   let statementsSeen = 0;
   const sockets = new Set<net.Socket>();
 
@@ -128,6 +180,8 @@ export async function startFaultProxy(
     sockets.add(client);
     sockets.add(upstream);
     let pending: Buffer = Buffer.alloc(0);
+    /** The refusal this connection answers every statement with, until healed. */
+    let refusedWith: Refusal | undefined;
     /** After an after-forward match: the server's bytes are swallowed until its answer is whole. */
     let swallowed: Buffer | undefined;
     let onAnswered: (() => void) | undefined;
@@ -163,6 +217,27 @@ export async function startFaultProxy(
       for (const [index, message] of messages.entries()) {
         const statement = framer.statementOf(message);
         if (statement !== undefined) statementsSeen++;
+        // A node outside the primary component still answers SET and SHOW (the library asks it
+        // what it is with a SHOW).
+        if (statement !== undefined && refusedWith && !/^\s*(SET|SHOW)\b/i.test(statement)) {
+          client.write(mysqlErrorPacket(message, refusedWith));
+          continue;
+        }
+        const refusal = armedRefusal;
+        if (statement !== undefined && refusal?.statement.test(statement)) {
+          armedRefusal = undefined;
+          if (refusal.scope === "session") {
+            refusedWith = refusal.refusal;
+            const heal = () => {
+              refusedWith = undefined;
+            };
+            refusing.add(heal);
+            client.on("close", () => refusing.delete(heal));
+          }
+          client.write(mysqlErrorPacket(message, refusal.refusal));
+          refusal.fired(statement);
+          continue;
+        }
         const fault = armed;
         if (statement === undefined || !fault || !fault.statement.test(statement)) {
           upstream.write(message);
@@ -200,6 +275,17 @@ export async function startFaultProxy(
     },
     disarm() {
       armed = undefined;
+      armedRefusal = undefined;
+    },
+    refuse(refusal, scope, statement = /^\s*COMMIT\s*;?\s*$/i) {
+      if (protocol !== "mysql") throw new Error("refuse() answers as MySQL/MariaDB only");
+      return new Promise<string>((fired) => {
+        armedRefusal = { refusal, scope, statement, fired };
+      });
+    },
+    heal() {
+      for (const heal of refusing) heal();
+      refusing.clear();
     },
     get statementsSeen() {
       return statementsSeen;
