@@ -5,17 +5,19 @@
 // result whose code and covering tests did not change, and a run of part of src/ (`--mutate`)
 // keeps the other files' results, so the full run accumulates over runs that each fit a sitting
 // (the whole of src/ at once takes hours on a 2-core machine). Only a run over every test on the
-// default databases may write it: a run with LOCKING_MUTATION_TESTS or other LOCKING_DATABASES
-// must name its own report (LOCKING_MUTATION_REPORT), whose results stay under reports/.
-const DEFAULT_DATABASES = "sqlite,postgres-embedded";
+// default databases (or more: adding MariaDB can only kill more) may write it: a run with
+// LOCKING_MUTATION_TESTS or without one of the default databases must name its own report
+// (LOCKING_MUTATION_REPORT), whose results stay under reports/.
+const DEFAULT_DATABASES = ["sqlite", "postgres-embedded"];
+const chosen = (process.env.LOCKING_DATABASES ?? DEFAULT_DATABASES.join(",")).split(",").map((name) => name.trim());
 const named = process.env.LOCKING_MUTATION_REPORT;
 const narrowed =
-  Boolean(process.env.LOCKING_MUTATION_TESTS) ||
-  (process.env.LOCKING_DATABASES ?? DEFAULT_DATABASES) !== DEFAULT_DATABASES;
+  Boolean(process.env.LOCKING_MUTATION_TESTS) || !DEFAULT_DATABASES.every((database) => chosen.includes(database));
 if (narrowed && !named) {
   throw new Error(
-    "test:mutation: a run with LOCKING_MUTATION_TESTS or other LOCKING_DATABASES would record its survivors in " +
-      "the committed mutation/stryker-incremental.json; set LOCKING_MUTATION_REPORT=<name> to keep its results apart.",
+    "test:mutation: a run with LOCKING_MUTATION_TESTS or without SQLite and the embedded PostgreSQL would record its " +
+      "survivors in the committed mutation/stryker-incremental.json; set LOCKING_MUTATION_REPORT=<name> to keep its " +
+      "results apart.",
   );
 }
 const report = `reports/mutation/${named ?? "mutation"}`;
