@@ -17,7 +17,8 @@
  * without forwarding it, as a Galera node does that lost the primary component (1047 for every
  * statement, COMMIT and ROLLBACK included, its transaction kept open; 1180 for a COMMIT it could
  * not replicate). The server's session goes on with whatever it was in, which is what the library
- * must cope with: no cluster is needed to reproduce the node's answers.
+ * must cope with: no cluster is needed to reproduce the node's answers. Scope "everything" refuses
+ * SET and SHOW too: the library's own questions to the server fail like the statement they explain.
  */
 import net from "node:net";
 
@@ -34,9 +35,10 @@ export interface Refusal {
 
 /**
  * What `refuse()` refuses: the matching statement only, or that one and every later statement of
- * its connection until `heal()` (a node outside the primary component).
+ * its connection until `heal()`: but SET and SHOW ("session", a node outside the primary
+ * component), or all of them ("everything").
  */
-export type RefusalScope = "statement" | "session";
+export type RefusalScope = "statement" | "session" | "everything";
 
 export interface FaultProxy {
   readonly host: string;
@@ -51,8 +53,8 @@ export interface FaultProxy {
   /**
    * MySQL/MariaDB: answers the next statement matching `statement` (default: `COMMIT`) with
    * `refusal` instead of forwarding it, and with `scope` "session" every later statement of that
-   * connection too but SET and SHOW (which such a node answers), until `heal()`. Resolves with
-   * the first refused statement.
+   * connection too but SET and SHOW (which such a node answers), with "everything" every later
+   * statement, until `heal()`. Resolves with the first refused statement.
    */
   refuse(refusal: Refusal, scope: RefusalScope, statement?: RegExp): Promise<string>;
   /** Ends every "session" refusal: the statements of those connections reach the server again. */
@@ -182,6 +184,8 @@ export async function startFaultProxy(
     let pending: Buffer = Buffer.alloc(0);
     /** The refusal this connection answers every statement with, until healed. */
     let refusedWith: Refusal | undefined;
+    /** Whether SET and SHOW are refused too. */
+    let refusingEverything = false;
     /** After an after-forward match: the server's bytes are swallowed until its answer is whole. */
     let swallowed: Buffer | undefined;
     let onAnswered: (() => void) | undefined;
@@ -219,15 +223,16 @@ export async function startFaultProxy(
         if (statement !== undefined) statementsSeen++;
         // A node outside the primary component still answers SET and SHOW (the library asks it
         // what it is with a SHOW).
-        if (statement !== undefined && refusedWith && !/^\s*(SET|SHOW)\b/i.test(statement)) {
+        if (statement !== undefined && refusedWith && (refusingEverything || !/^\s*(SET|SHOW)\b/i.test(statement))) {
           client.write(mysqlErrorPacket(message, refusedWith));
           continue;
         }
         const refusal = armedRefusal;
         if (statement !== undefined && refusal?.statement.test(statement)) {
           armedRefusal = undefined;
-          if (refusal.scope === "session") {
+          if (refusal.scope !== "statement") {
             refusedWith = refusal.refusal;
+            refusingEverything = refusal.scope === "everything";
             const heal = () => {
               refusedWith = undefined;
             };
