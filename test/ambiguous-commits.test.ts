@@ -17,12 +17,15 @@ import {
   isRetryableConflict,
   LockingConfigurationError,
   LockingError,
+  LockMode,
+  LockTimeoutError,
   mariadbDialect,
   mysqlDialect,
   postgresDialect,
   retryOnConflict,
   sqliteDialect,
   Versioned,
+  withLockMode,
 } from "../src";
 import { closeAll, describeEachDatabase, openAlongside, openDataSources } from "./support/databases";
 import { type FaultProxy, startFaultProxy } from "./support/fault-proxy";
@@ -367,6 +370,84 @@ describeEachDatabase(
         // This node rolled it back; the nodes that kept the primary component may not have.
         expect(await balanceOf(id)).toBe(100);
         await expectPoolRecovers(id);
+      });
+
+      /** How `work` ended, or STILL_RUNNING after `ms`: a failure that keeps explaining itself never ends. */
+      const STILL_RUNNING = "still running after the bound";
+      async function endingWithin(ms: number, work: Promise<unknown>): Promise<unknown> {
+        let timer: NodeJS.Timeout | undefined;
+        const bound = new Promise((resolve) => {
+          timer = setTimeout(() => resolve(STILL_RUNNING), ms);
+        });
+        try {
+          return await Promise.race([work.catch((error: unknown) => error), bound]);
+        } finally {
+          clearTimeout(timer);
+        }
+      }
+
+      // Until the library knows what the server is (MySQL, MariaDB or a Galera node), it asks with
+      // a SHOW, also on the failure path to read the failure as that server would. A server that
+      // refuses that SHOW as well must not make the library ask again about the refusal of its own
+      // question, and again.
+      for (const [refusal, expected] of [
+        [
+          { errno: 1047, sqlState: "08S01", message: "WSREP has not yet prepared node for application use" },
+          ClusterNodeNotReadyError,
+        ],
+        [
+          { errno: 1205, sqlState: "HY000", message: "Lock wait timeout exceeded; try restarting transaction" },
+          LockTimeoutError,
+        ],
+      ] as const) {
+        it(`a server refusing every statement, SHOW included (${refusal.errno}), before the library knew its dialect: a read ends at once in ${expected.name}; once healed it reads`, async () => {
+          const node = await openAlongside(direct, { host: proxy.host, port: proxy.port, poolSize: 1 });
+          try {
+            installLocking(node);
+            const id = await newWallet();
+            const refused = proxy.refuse(refusal, "everything", /^\s*SELECT\b.*tl_ambiguous_account/is);
+            const seenBefore = proxy.statementsSeen;
+            const error = await endingWithin(5_000, node.getRepository(Wallet).findOneBy({ id }));
+            expect(await refused).toMatch(/^SELECT/i);
+            expect(error).toBeInstanceOf(expected);
+            // The read and at most a question or two about the server, not a stream of them.
+            expect(proxy.statementsSeen - seenBefore).toBeLessThanOrEqual(3);
+            proxy.heal();
+            expect(await node.getRepository(Wallet).findOneByOrFail({ id })).toMatchObject({ balance: 100 });
+          } finally {
+            proxy.heal();
+            await closeAll(node);
+          }
+        });
+      }
+
+      it("a server refusing every statement from the library's own SHOW on (1047): a pessimistic lock on a fresh DataSource ends at once in ClusterNodeNotReadyError", async () => {
+        // The SHOW asked before the lock runs through the query the library translates: its
+        // refusal is explained, which must not ask the same SHOW again through that query.
+        const node = await openAlongside(direct, { host: proxy.host, port: proxy.port, poolSize: 1 });
+        try {
+          installLocking(node);
+          const id = await newWallet();
+          const refused = proxy.refuse(
+            { errno: 1047, sqlState: "08S01", message: "WSREP has not yet prepared node for application use" },
+            "everything",
+            /^\s*SHOW\b/i,
+          );
+          const error = await endingWithin(
+            5_000,
+            node.transaction((manager) =>
+              manager.findOne(Wallet, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE) }),
+            ),
+          );
+          expect(await refused).toMatch(/^SHOW/i);
+          expect(error).toBeInstanceOf(ClusterNodeNotReadyError);
+          proxy.heal();
+          await node.transaction((manager) => deposit(manager, id, 1));
+          expect(await balanceOf(id)).toBe(101);
+        } finally {
+          proxy.heal();
+          await closeAll(node);
+        }
       });
     }
 

@@ -60,6 +60,9 @@ async function rethrowTranslated(
 /**
  * The failure as the server's own dialect reads it: a Galera node is only known once asked
  * (its 1213 is then looked at again), and the ask happens here at the latest, on the failure path.
+ * It asks through `probe`, the untranslated query: a server that refuses the question too (a
+ * node refusing every statement, SHOW included) gives the failure as the known dialect read it,
+ * instead of a refusal explained by asking again, without end.
  */
 async function explainedFailure(
   queryRunner: QueryRunner,
@@ -71,7 +74,7 @@ async function explainedFailure(
 ): Promise<TranslatedDatabaseError> {
   let dialect: LockDialect;
   try {
-    dialect = await serverDialectOf(queryRunner, installation);
+    dialect = await serverDialectOf(queryRunner, installation, probe);
   } catch {
     return failure;
   }

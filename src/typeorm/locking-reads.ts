@@ -6,7 +6,7 @@
 import type { EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
 import { type LockAcquisitionContext, lockTracingActive, traceLockAcquisition } from "../channels";
 import { dialectForServer, type ServerFacts, serverFactsOf, serverFactsQuery } from "../dialect";
-import type { LockDialect, LockRendering, TimeoutPlan, WaitPolicy } from "../dialect/lock-dialect";
+import type { LockDialect, LockRendering, ProbeQuery, TimeoutPlan, WaitPolicy } from "../dialect/lock-dialect";
 import { LockingConfigurationError, LockingError } from "../errors";
 import type { Installation } from "../installation";
 import { isPessimistic, LockMode, needsVersion } from "../lock-mode";
@@ -15,12 +15,21 @@ import { noteOwnVersionWrite, queueCommitCheck } from "./commit-checks";
 import { dataSourceOf } from "./internals";
 import { heldVersion, writeVersion } from "./version-writes";
 
-/** The dialect of the server behind a query runner; asks MySQL-family servers once (MySQL, MariaDB, Galera). @internal */
-export async function serverDialectOf(queryRunner: QueryRunner, installation: Installation): Promise<LockDialect> {
+/**
+ * The dialect of the server behind a query runner; asks MySQL-family servers once (MySQL, MariaDB,
+ * Galera). `ask` runs the question: the failure path passes the runner's untranslated query, since
+ * a refused question asked through the translated one would be explained by asking it again.
+ * @internal
+ */
+export async function serverDialectOf(
+  queryRunner: QueryRunner,
+  installation: Installation,
+  ask: ProbeQuery = (sql) => queryRunner.query(sql),
+): Promise<LockDialect> {
   if (installation.serverDialect) return installation.serverDialect;
   const type = String(dataSourceOf(queryRunner).options.type);
   const factsQuery = serverFactsQuery(type);
-  const facts: ServerFacts | undefined = factsQuery ? serverFactsOf(await queryRunner.query(factsQuery)) : undefined;
+  const facts: ServerFacts | undefined = factsQuery ? serverFactsOf(await ask(factsQuery)) : undefined;
   const dialect = dialectForServer(type, facts);
   if (!dialect) {
     throw new LockingConfigurationError(
