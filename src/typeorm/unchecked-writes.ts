@@ -62,8 +62,6 @@ export function installUncheckedWriteChecks(internals: TypeormInternals): void {
       name,
       (original) =>
         function (this: unknown, ...args: unknown[]) {
-          // No rule registered (the common case): no closure on every save's path.
-          if (checks.size === 0) return original.apply(this, args);
           return runAsCheckedWrites(() => original.apply(this, args));
         },
     );
