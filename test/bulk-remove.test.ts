@@ -148,4 +148,52 @@ describeEachDatabase((db) => {
     expect((error as OptimisticLockError).id).toEqual({ id: only.id });
     expect(await remaining([only.id])).toEqual([[only.id, 1]]);
   });
+
+  // The application's own DELETE by a list of ids carries no version: the library neither checks
+  // its row count nor touches its arguments, whichever DataSource (batching or not) runs it.
+  it.each([
+    ["without batching", () => writer],
+    ["with batching", () => other],
+  ])("an application's own DELETE of an id list some of whose rows are gone (%s): TypeORM's result", async (_, source) => {
+    const [kept, gone] = await counters(2);
+    await other.getRepository(Counter).delete({ id: gone.id });
+    const result = await source()
+      .createQueryBuilder()
+      .delete()
+      .from(Counter)
+      .where([{ id: kept.id }, { id: gone.id }])
+      .execute();
+    expect(result.affected).toBe(1);
+    expect(await remaining([kept.id, gone.id])).toEqual([]);
+  });
+
+  it("an application's DELETE with an empty id in its list: TypeORM's own error", () => {
+    const typeormError = (where: unknown) => {
+      try {
+        writer
+          .createQueryBuilder()
+          .delete()
+          .from(Counter)
+          .where(where as never);
+      } catch (error) {
+        return error;
+      }
+      throw new Error("TypeORM took an empty condition");
+    };
+    // A single null is refused by TypeORM alone (the library looks at lists only).
+    const expected = typeormError(null);
+    expect(typeormError([{ id: 1 }, null])).toEqual(expected);
+    expect(typeormError([undefined])).toEqual(expected);
+  });
+
+  it("a remove of two entities that were never saved: TypeORM's own error, nothing deleted (with batching)", async () => {
+    const [saved] = await counters(1);
+    const error = await other
+      .getRepository(Counter)
+      .remove([Object.assign(new Counter(), { value: 1, version: 1 }), Object.assign(new Counter(), { value: 2 })])
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(Error);
+    expect((error as Error).name).toBe("SubjectWithoutIdentifierError");
+    expect(await remaining([saved.id])).toEqual([[saved.id, 1]]);
+  });
 });

@@ -70,7 +70,6 @@ type Carrying<K extends symbol, T> = { [key in K]?: T };
  */
 const CONDITION_MARK = "\u0001";
 const EXPECTED_VERSION_PARAMETER = "typeormLockingExpectedVersion";
-const patched = new WeakSet<object>();
 
 function guardOf(id: unknown): WriteGuard | undefined {
   return id !== null && typeof id === "object" ? (id as Carrying<typeof GUARD, WriteGuard>)[GUARD] : undefined;
@@ -84,11 +83,8 @@ function carryGuardedQuery(expressionMap: ExpressionMapLike, guarded: GuardedQue
   (expressionMap as Carrying<typeof GUARDED_QUERY, GuardedQuery>)[GUARDED_QUERY] = guarded;
 }
 
-/** Patches TypeORM's persistence path once per loaded copy of TypeORM. @internal */
+/** Patches TypeORM's persistence path; installHooks() calls it once per loaded copy of TypeORM. @internal */
 export function installPersistenceHooks(internals: TypeormInternals): void {
-  if (patched.has(internals.subjectExecutor)) return;
-  patched.add(internals.subjectExecutor);
-
   // Batching (on unless batchWrites: false) needs two rows at least: otherwise TypeORM's step, untouched.
   const guardAndBatch =
     (operation: BatchedOperation, subjectsOf: (e: SubjectExecutorLike) => SubjectLike[]) =>
@@ -247,7 +243,7 @@ export function installPersistenceHooks(internals: TypeormInternals): void {
     "where",
     (original) =>
       function (this: WriteQueryBuilderLike, where: unknown, ...rest: unknown[]) {
-        if (Array.isArray(where) && where.length > 0) {
+        if (Array.isArray(where)) {
           const guards = where.map(guardOf);
           const present = guards.filter((g): g is WriteGuard => g !== undefined);
           if (present.length > 0) {
