@@ -167,6 +167,29 @@ describeEachDatabase((db) => {
         versionHeld: 1,
         versionFound: "deleted",
       });
+      // Each conflict once: the error that names the soft remove's conflicts (batchWrites) is not a second one.
+      expect(seen).toHaveLength(4);
+    });
+
+    it("a remove of two rows, one changed by another connection after the read: one load conflict, not one more for the error naming it", async () => {
+      const seen = subscribe<ConflictMessage>(CONFLICT_CHANNEL);
+      const ids = [await order(), await order()];
+      const mine = await Promise.all(ids.map((id) => one.getRepository(Order).findOneByOrFail({ id })));
+      await two.getRepository(Order).save({ ...mine[1], status: "PAID" });
+      const error = await failure(one.getRepository(Order).remove(mine));
+      expect(error).toBeInstanceOf(OptimisticLockError);
+      expect(seen.map(label)).toEqual([
+        expect.objectContaining({
+          kind: "load",
+          entity: "Order",
+          id: { id: ids[1] },
+          versionHeld: 1,
+          versionFound: 2,
+          operation: "remove",
+          dataSource: "one",
+        }),
+      ]);
+      expect(await two.getRepository(Order).countBy(ids.map((id) => ({ id })))).toBe(2);
     });
 
     it("updateVersioned with a version the row no longer has, or no row, and assertVersion: client conflicts", async () => {

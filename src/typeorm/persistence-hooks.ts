@@ -148,21 +148,11 @@ export function installPersistenceHooks(internals: TypeormInternals): void {
           guardSubjects(this, subjects, "remove");
           return original.apply(this, args);
         }
-        // As a batched UPDATE: every row the pre-load shows stale is named before anything is deleted.
+        // As a batched UPDATE: every row the pre-load shows stale or gone is named before anything
+        // is deleted. (A guarded subject's row was found by the pre-load: guardSubject() refuses a
+        // loaded row that is gone, and TypeORM builds entity-less subjects after its pre-load.)
         const conflicts: RowConflict[] = [];
         guardSubjects(this, subjects, "remove", conflicts);
-        for (const subject of subjects) {
-          // The pre-load looked for the row and found none: deleted meanwhile.
-          const guard = guardOf(subject.identifier);
-          if (guard && subject.databaseEntityLoaded && !subject.databaseEntity) {
-            conflicts.push({
-              entityName: guard.metadata.name,
-              id: plainId(guard.id),
-              expectedVersion: guard.expected,
-              deleted: true,
-            });
-          }
-        }
         if (conflicts.length > 0) throw flushConflict(this.queryRunner, conflicts, undefined, "", "remove");
         const guardOfSubject = (subject: SubjectLike) => guardOf(subject.identifier);
         return removeInBatches(this, installation, guardOfSubject, () => original.apply(this, args));
