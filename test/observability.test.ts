@@ -147,14 +147,19 @@ describeEachDatabase((db) => {
       const mine = await one.getRepository(Order).findOneByOrFail({ id });
       await two.getRepository(Order).save({ ...mine, status: "PAID" });
       mine.status = "CANCELLED";
-      expect(await failure(one.getRepository(Order).save(mine))).toBeInstanceOf(OptimisticLockError);
+      const stale = await failure(one.getRepository(Order).save(mine));
+      expect(stale).toBeInstanceOf(OptimisticLockError);
       expect(seen).toMatchObject([{ kind: "load", entity: "Order", versionHeld: 1, versionFound: 2 }]);
+      // One row, one conflict: the message carries the very error the save threw (batchWrites or not).
+      expect(seen[0].error).toBe(stale);
 
       const gone = await one.getRepository(Order).findOneByOrFail({ id: await order() });
       await two.getRepository(Order).delete({ id: gone.id });
       gone.status = "CANCELLED";
-      expect(await failure(one.getRepository(Order).save(gone))).toBeInstanceOf(OptimisticLockError);
+      const goneError = await failure(one.getRepository(Order).save(gone));
+      expect(goneError).toBeInstanceOf(OptimisticLockError);
       expect(seen[1]).toMatchObject({ kind: "load", id: { id: gone.id }, versionHeld: 1, versionFound: "deleted" });
+      expect(seen[1].error).toBe(goneError);
 
       // A client's copy of the deleted row, and a soft remove of it: the row is gone, each says so.
       const fromClient = one.getRepository(Order).create({ ...gone, version: 1 });
@@ -169,6 +174,19 @@ describeEachDatabase((db) => {
       });
       // Each conflict once: the error that names the soft remove's conflicts (batchWrites) is not a second one.
       expect(seen).toHaveLength(4);
+    });
+
+    it("a remove of one row changed by another connection after the read: the message carries the error thrown", async () => {
+      const seen = subscribe<ConflictMessage>(CONFLICT_CHANNEL);
+      const id = await order();
+      const mine = await one.getRepository(Order).findOneByOrFail({ id });
+      await two.getRepository(Order).save({ ...mine, status: "PAID" });
+      const error = await failure(one.getRepository(Order).remove(mine));
+      expect(error).toBeInstanceOf(OptimisticLockError);
+      expect(seen).toMatchObject([{ kind: "load", operation: "remove", versionHeld: 1, versionFound: 2 }]);
+      expect(seen).toHaveLength(1);
+      expect(seen[0].error).toBe(error);
+      expect(await two.getRepository(Order).countBy({ id })).toBe(1);
     });
 
     it("a remove of two rows, one changed by another connection after the read: one load conflict, not one more for the error naming it", async () => {
