@@ -444,6 +444,23 @@ describeEachDatabase((db) => {
       expect(after.version).toBe(4);
       expect(after.updatedAt.getTime()).toBe(before.updatedAt.getTime());
     });
+    // The version the library knows without a read; the stamp only TypeORM's read after the UPDATE brings.
+    it("a save of a stamped entity: the entity holds the row's new @UpdateDateColumn and version", async () => {
+      const id = nextId++;
+      const stamp = new Date("2020-01-02T03:04:05.000Z");
+      await one
+        .createQueryBuilder()
+        .insert()
+        .into(StampedNote)
+        .values({ id, text: "n", version: 1, updatedAt: stamp })
+        .execute();
+      const note = await one.getRepository(StampedNote).findOneByOrFail({ id });
+      note.text = "changed";
+      await one.getRepository(StampedNote).save(note);
+      const row = await one.getRepository(StampedNote).findOneByOrFail({ id });
+      expect(row.updatedAt.getUTCFullYear()).toBeGreaterThan(2020);
+      expect([note.version, note.updatedAt.getTime()]).toEqual([2, row.updatedAt.getTime()]);
+    });
 
     it("a force increment is no update of the entity for subscribers: no beforeUpdate or afterUpdate", async () => {
       const id = await account();

@@ -14,8 +14,9 @@ import {
   PrimaryColumn,
   PrimaryGeneratedColumn,
   TableInheritance,
+  UpdateQueryBuilder,
 } from "typeorm";
-import { installLocking, OptimisticLockError, Versioned } from "../src";
+import { installLocking, LockingConfigurationError, OptimisticLockError, Versioned } from "../src";
 import { closeAll, describeEachDatabase, openDataSources } from "./support/databases";
 import { changeBeforeNextWrite } from "./support/interleaving";
 
@@ -136,5 +137,24 @@ describeEachDatabase((db) => {
       expect(await readings.findOneBy(key(1))).toBeNull();
       expect(await readings.findOneByOrFail(key(kept.sensor))).toMatchObject({ value: 2, version: 1 });
     });
+  });
+
+  // The condition goes where TypeORM's createWhereExpression() ends the WHERE clause: a TypeORM
+  // that renders the clause another way must make the save fail, never write it unchecked.
+  it("a TypeORM whose UPDATE leaves out the WHERE clause's place: LockingConfigurationError, nothing written", async () => {
+    const items = writer.getRepository(TenantItem);
+    const item = await items.save(items.create({ tenant: "acme", code: 99, label: "A" }));
+    const prototype = UpdateQueryBuilder.prototype as unknown as { createWhereExpression: () => string };
+    const hooked = prototype.createWhereExpression;
+    prototype.createWhereExpression = function (this: unknown) {
+      return hooked.call(this).replace("\u0001", "");
+    };
+    try {
+      item.label = "B";
+      await expect(items.save(item)).rejects.toBeInstanceOf(LockingConfigurationError);
+    } finally {
+      prototype.createWhereExpression = hooked;
+    }
+    expect(await items.findOneByOrFail({ tenant: "acme", code: 99 })).toMatchObject({ label: "A", version: 1 });
   });
 });

@@ -50,8 +50,6 @@ interface GuardedQuery {
   rows: number;
   /** The guard whose `AND version = ?` is still to be added to the rendered SQL (UPDATEs). */
   condition?: WriteGuard;
-  /** Set once the row count was checked (by the returning updater, before execute() settles). */
-  verified?: boolean;
 }
 
 // Symbol properties rather than WeakMaps: the objects live for one statement, and a WeakMap
@@ -264,16 +262,16 @@ export function installPersistenceHooks(internals: TypeormInternals): void {
           // gets no extra promise.
           const guarded = guardedQueryOf(this.expressionMap);
           if (!guarded) return written;
+          // An UPDATE of an entity had its count checked by the returning updater already (below):
+          // checked again here, which costs a comparison and spares the statement a flag saying so.
           return written.then((result) => {
-            if (!guarded.verified) {
-              verifyRowCount(
-                guarded.guards,
-                result.affected,
-                guarded.rows,
-                this.queryRunner,
-                dataSourceOf(this).options.type,
-              );
-            }
+            verifyRowCount(
+              guarded.guards,
+              result.affected,
+              guarded.rows,
+              this.queryRunner,
+              dataSourceOf(this).options.type,
+            );
             return result;
           });
         },
@@ -330,7 +328,6 @@ async function updateGuarded(
 ): Promise<void> {
   const driver = dataSourceOf(this.queryRunner).driver;
   verifyRowCount(guarded.guards, result.affected, guarded.rows, this.queryRunner, driver.options.type);
-  guarded.verified = true;
   const [guard] = guarded.guards;
   const onlyVersionToRead = this.expressionMap.extraReturningColumns.every((c) => c === guard.column);
   if (guarded.guards.length !== 1 || driver.isReturningSqlSupported("update") || !onlyVersionToRead) {
