@@ -180,6 +180,18 @@ describeEachDatabase((db) => {
   });
 
   describe("@OptimisticLockExcluded properties", () => {
+    // Excluded changes exempt an UPDATE only: a remove deletes the row whatever the copy changed.
+    it("a remove of a stale copy whose only change is excluded: checked, refused, the row stays", async () => {
+      const id = await newShelf("S", 0);
+      const stale = await load(alice, id);
+      const moved = await load(bob, id);
+      moved.label = "S, moved";
+      await bob.getRepository(Shelf).save(moved);
+      stale.lastViewedBy = "alice";
+      expect(await failure(alice.getRepository(Shelf).remove(stale))).toBeInstanceOf(OptimisticLockError);
+      expect(await versionOf(id)).toBe(2);
+    });
+
     it("a change only to a root's excluded embedded value moves no version and does not conflict", async () => {
       const id = await newShelf("S");
       const editor = await load(alice, id);
