@@ -186,11 +186,15 @@ describeEachDatabase((db) => {
     expect(typeormError([undefined])).toEqual(expected);
   });
 
-  it("a remove of two entities that were never saved: TypeORM's own error, nothing deleted (with batching)", async () => {
+  it.each([
+    ["two, with batching", () => other, 2],
+    ["one, without batching", () => writer, 1],
+  ])("a remove of entities that were never saved (%s): TypeORM's own error, nothing deleted", async (_, source, count) => {
     const [saved] = await counters(1);
-    const error = await other
+    const unsaved = Array.from({ length: count }, (_, i) => Object.assign(new Counter(), { value: i, version: 1 }));
+    const error = await source()
       .getRepository(Counter)
-      .remove([Object.assign(new Counter(), { value: 1, version: 1 }), Object.assign(new Counter(), { value: 2 })])
+      .remove(unsaved)
       .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(Error);
     expect((error as Error).name).toBe("SubjectWithoutIdentifierError");
