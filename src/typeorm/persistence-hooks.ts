@@ -406,23 +406,23 @@ function guardOfRowReadUnderOptimistic(
 function refuseAllConflictsSeenBeforeWriting(executor: SubjectExecutorLike, installation: Installation): void {
   const runner = executor.queryRunner;
   const conflicts: RowConflict[] = [];
-  const attempt = (check: () => unknown, gone: boolean) => {
+  // Whether the row is gone, its error says itself (conflictOfError): a refused re-insert always is.
+  const attempt = (check: () => unknown) => {
     try {
       check();
     } catch (error) {
       if (!(error instanceof OptimisticLockError)) throw error;
-      const { actualVersion: _found, ...conflict } = conflictOfError(error);
-      conflicts.push(gone ? { ...conflict, deleted: true } : { ...conflict, actualVersion: _found });
+      conflicts.push(conflictOfError(error));
     }
   };
   for (const subject of executor.insertSubjects) {
     const policy = installation.policies.of(subject.metadata);
-    if (policy) attempt(() => refuseResurrection(subject, policy, runner), true);
+    if (policy) attempt(() => refuseResurrection(subject, policy, runner));
   }
   const inserted = new Set(executor.insertSubjects);
   for (const subject of executor.updateSubjects) {
     const policy = inserted.has(subject) ? undefined : installation.policies.of(subject.metadata);
-    if (policy && !onlyExcludedChanges(subject)) attempt(() => guardSubject(subject, policy, "update", runner), false);
+    if (policy && !onlyExcludedChanges(subject)) attempt(() => guardSubject(subject, policy, "update", runner));
   }
   if (conflicts.length > 0) throw flushConflict(runner, conflicts, undefined);
 }
