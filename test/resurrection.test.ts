@@ -60,6 +60,13 @@ describeEachDatabase((db) => {
     expect(error).toMatchObject({ entityName: "Order", id: { id }, expectedVersion: 1, retryable: true });
     expect(error).toMatchObject({ operation: "update" });
     expect(error).not.toBeInstanceOf(RowNotFoundError);
+    // Its conflict entry says the row is gone, batched (which names the deleted lines too) or not.
+    expect((error as OptimisticLockError).conflicts[0]).toEqual({
+      entityName: "Order",
+      id: { id },
+      expectedVersion: 1,
+      deleted: true,
+    });
     expect((await rowsOf(id)).order).toBeNull();
   });
 
@@ -160,6 +167,9 @@ describeEachDatabase((db) => {
     await theirs.getRepository(OrderLine).delete({ id: stale.lines![0].id });
     const error = await caught(mine.getRepository(OrderLine).remove(stale.lines![0]));
     expect(error).toBeInstanceOf(OptimisticLockError);
+    expect((error as OptimisticLockError).conflicts).toEqual([
+      { entityName: "OrderLine", id: { id: stale.lines![0].id }, expectedVersion: 1, deleted: true },
+    ]);
     expect((await rowsOf(id)).lines.map((l) => l.product)).toEqual(["ink"]);
   });
 
@@ -173,6 +183,9 @@ describeEachDatabase((db) => {
     expect(error).toMatchObject({ entityName: "Order", id: { id }, expectedVersion: 1, operation: "soft-remove" });
     expect(error).toMatchObject({ retryable: true });
     expect(error).not.toBeInstanceOf(RowNotFoundError);
+    expect((error as OptimisticLockError).conflicts).toEqual([
+      { entityName: "Order", id: { id }, expectedVersion: 1, deleted: true },
+    ]);
     expect(stale.deletedAt ?? null).toBeNull();
     expect((await rowsOf(id)).order).toBeNull();
     // And the save the same copy would make next is refused as well: nothing re-created.

@@ -152,7 +152,13 @@ function rowGone(
   if (loadedVersionOf(entity) !== details.expectedVersion) {
     return raisedIn(runner, new RowNotFoundError(details), "client", true);
   }
-  const error = new OptimisticLockError({ ...details, detail: "the row no longer exists" });
+  // Its one conflict entry says the row is gone, as a batched write's entries do.
+  const { entityName, id, expectedVersion } = details;
+  const error = new OptimisticLockError({
+    ...details,
+    detail: "the row no longer exists",
+    conflicts: [{ entityName, id, expectedVersion, deleted: true }],
+  });
   goneRowErrors.add(error);
   return raisedIn(runner, error, "load", true);
 }
