@@ -9,7 +9,16 @@
  *   a change only to such properties moves no version; mixed with a checked change it moves the
  *   root exactly once.
  */
-import { Column, type DataSource, Entity, ManyToOne, OneToMany, PrimaryGeneratedColumn } from "typeorm";
+import {
+  Column,
+  type DataSource,
+  DeleteDateColumn,
+  Entity,
+  type EntityManager,
+  ManyToOne,
+  OneToMany,
+  PrimaryGeneratedColumn,
+} from "typeorm";
 import { installLocking, OptimisticLockError, OptimisticLockExcluded, Versioned, VersionedBy } from "../src";
 import { closeAll, describeEachDatabase, openDataSources } from "./support/databases";
 
@@ -52,12 +61,22 @@ class Book {
   shelf!: Shelf;
 }
 
+/** No aggregate: a row of its own, with a counter excluded from locking. */
+@Entity({ name: "tl_flush_poster" })
+class Poster {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() title!: string;
+  @OptimisticLockExcluded() @Column({ default: 0 }) views!: number;
+  @DeleteDateColumn({ nullable: true }) hiddenAt?: Date | null;
+  @Versioned() version!: number;
+}
+
 describeEachDatabase((db) => {
   let alice: DataSource;
   let bob: DataSource;
 
   beforeAll(async () => {
-    [alice, bob] = await openDataSources(db, [Shelf, Book], { count: 2 });
+    [alice, bob] = await openDataSources(db, [Shelf, Book, Poster], { count: 2 });
     installLocking(alice);
     installLocking(bob);
   });
@@ -180,6 +199,56 @@ describeEachDatabase((db) => {
   });
 
   describe("@OptimisticLockExcluded properties", () => {
+    // Excluded changes exempt an UPDATE only: a remove or soft remove is checked whatever the copy changed.
+    it.each([
+      ["remove", (copy: Poster) => alice.getRepository(Poster).remove(copy)],
+      ["softRemove", (copy: Poster) => alice.getRepository(Poster).softRemove(copy)],
+    ])("%s of a stale copy whose only change is excluded: checked, refused, the row as the other left it", async (_, write) => {
+      const posters = alice.getRepository(Poster);
+      const { id } = await posters.save({ title: "P" });
+      const copy = await posters.findOneByOrFail({ id });
+      await bob.getRepository(Poster).save({ ...copy, title: "P, moved" });
+      copy.views = 5;
+      expect(await failure(write(copy))).toBeInstanceOf(OptimisticLockError);
+      expect(await bob.getRepository(Poster).findOneOrFail({ where: { id }, withDeleted: true })).toMatchObject({
+        title: "P, moved",
+        views: 0,
+        hiddenAt: null,
+        version: 2,
+      });
+    });
+
+    // A current copy whose only change is excluded: its remove is still guarded by its version, so
+    // a change landing after TypeORM's pre-load (here by the flush's own transaction) is caught.
+    it.each([
+      ["remove", "beforeRemove", (copy: Poster) => alice.getRepository(Poster).remove(copy)],
+      ["softRemove", "beforeSoftRemove", (copy: Poster) => alice.getRepository(Poster).softRemove(copy)],
+    ] as const)("%s of a current copy whose only change is excluded, the row moved after the pre-load: refused", async (_, event, write) => {
+      const posters = alice.getRepository(Poster);
+      const { id } = await posters.save({ title: "P" });
+      const copy = await posters.findOneByOrFail({ id });
+      const subscriber = {
+        listenTo: () => Poster,
+        [event]: async ({ manager }: { manager: EntityManager }) => {
+          alice.subscribers.splice(alice.subscribers.indexOf(subscriber as never), 1);
+          await manager
+            .createQueryBuilder()
+            .update(Poster)
+            .set({ title: "P, moved", version: () => "version + 1" })
+            .where("id = :id", { id })
+            .execute();
+        },
+      };
+      alice.subscribers.push(subscriber as never);
+      copy.views = 5;
+      expect(await failure(write(copy))).toBeInstanceOf(OptimisticLockError);
+      expect(await bob.getRepository(Poster).findOneOrFail({ where: { id }, withDeleted: true })).toMatchObject({
+        title: "P",
+        hiddenAt: null,
+        version: 1,
+      });
+    });
+
     // Excluded changes exempt an UPDATE only: a remove deletes the row whatever the copy changed.
     it("a remove of a stale copy whose only change is excluded: checked, refused, the row stays", async () => {
       const id = await newShelf("S", 0);
