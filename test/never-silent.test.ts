@@ -14,6 +14,7 @@ import {
   ManyToOne,
   PrimaryColumn,
   PrimaryGeneratedColumn,
+  QueryFailedError,
   Repository,
   VersionColumn,
 } from "typeorm";
@@ -21,6 +22,7 @@ import {
   installLocking,
   Lock,
   LockingConfigurationError,
+  LockingError,
   LockMode,
   LockTimeoutError,
   lock,
@@ -129,6 +131,69 @@ describeEachDatabase((db) => {
         const { id } = await legacy.save(legacy.create({ address: "A", status: "NEW" }));
         expect(await operatorSavesAfterCustomer(legacy, legacy, id)).toBeUndefined(); // TypeORM's lost update
         expect(await legacy.findOneByOrFail({ id })).toMatchObject({ address: "A", status: "SHIPPED", version: 1 });
+      }
+    });
+  });
+
+  describe("which DataSources a query activates (seen by a raw query's lock failure, typed only once installed)", () => {
+    /**
+     * The error of a raw statement that the database refuses as a lock failure. PostgreSQL and
+     * MariaDB raise the lock timeout's own error code; SQLite's is a real one, behind a writer
+     * that holds the file.
+     */
+    async function rawLockFailure(source: DataSource): Promise<unknown> {
+      if (db.family === "postgres") {
+        return source
+          .query("DO $$ BEGIN RAISE EXCEPTION 'row is locked' USING ERRCODE = '55P03'; END $$")
+          .catch((e: unknown) => e);
+      }
+      if (db.family === "mysql") {
+        return source
+          .query("SIGNAL SQLSTATE 'HY000' SET MYSQL_ERRNO = 1205, MESSAGE_TEXT = 'row is locked'")
+          .catch((e: unknown) => e);
+      }
+      const writer = plainTwo.createQueryRunner();
+      await writer.query("BEGIN IMMEDIATE");
+      try {
+        return await source.query("BEGIN IMMEDIATE").catch((e: unknown) => e);
+      } finally {
+        await writer.query("ROLLBACK");
+        await writer.release();
+      }
+    }
+    /** A client of the same database nothing has queried yet; SQLite gives up on a held file at once. */
+    const fresh = (entities: Function[]) =>
+      openAlongside(alice, { entities, logger: undefined, logging: false, timeout: 50 });
+
+    it("a DataSource with @Versioned() entities is activated by its first query runner, a raw query's", async () => {
+      const source = await fresh([...ALL_ENTITIES, ...AGGREGATE_ENTITIES, Job]);
+      try {
+        expect(await rawLockFailure(source)).toBeInstanceOf(LockTimeoutError);
+      } finally {
+        await closeAll(source);
+      }
+    });
+
+    it("a DataSource without library decorators stays plain TypeORM through its plain reads and writes", async () => {
+      const source = await fresh([Job, LegacyOrder]);
+      try {
+        await source.getRepository(Job).find();
+        await source.getRepository(LegacyOrder).save({ address: "A", status: "NEW" } as LegacyOrder);
+        const error = await rawLockFailure(source);
+        expect(error).toBeInstanceOf(QueryFailedError);
+        expect(error).not.toBeInstanceOf(LockingError);
+      } finally {
+        await closeAll(source);
+      }
+    });
+
+    it("a lock request of the library on such a DataSource's read installs it", async () => {
+      const source = await fresh([Job, LegacyOrder]);
+      try {
+        await source.transaction((m) => m.find(Job, withLockMode(LockMode.PESSIMISTIC_WRITE)));
+        expect(await rawLockFailure(source)).toBeInstanceOf(LockTimeoutError);
+      } finally {
+        await closeAll(source);
       }
     });
   });
