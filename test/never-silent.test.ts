@@ -12,9 +12,11 @@ import {
   Entity,
   type EntityManager,
   ManyToOne,
+  type MigrationInterface,
   PrimaryColumn,
   PrimaryGeneratedColumn,
   QueryFailedError,
+  type QueryRunner,
   Repository,
   VersionColumn,
 } from "typeorm";
@@ -34,7 +36,7 @@ import {
   VersionedBy,
   withLockMode,
 } from "../src";
-import { AGGREGATE_ENTITIES, AggOrder } from "./fixtures/aggregate-entities";
+import { AGGREGATE_ENTITIES, AggLine, AggOrder } from "./fixtures/aggregate-entities";
 import { ALL_ENTITIES, LegacyOrder, Order } from "./fixtures/entities";
 import { Job } from "./fixtures/lock-entities";
 import {
@@ -135,7 +137,7 @@ describeEachDatabase((db) => {
     });
   });
 
-  describe("which DataSources a query activates (seen by a raw query's lock failure, typed only once installed)", () => {
+  describe("which queries activate a DataSource never passed to installLocking()", () => {
     /**
      * The error of a raw statement that the database refuses as a lock failure. PostgreSQL and
      * MariaDB raise the lock timeout's own error code; SQLite's is a real one, behind a writer
@@ -182,6 +184,38 @@ describeEachDatabase((db) => {
         const error = await rawLockFailure(source);
         expect(error).toBeInstanceOf(QueryFailedError);
         expect(error).not.toBeInstanceOf(LockingError);
+      } finally {
+        await closeAll(source);
+      }
+    });
+
+    it("an entity write inside initialize(), a migration's, is the library's: the line it adds moves its order's version", async () => {
+      const order = await alice.getRepository(AggOrder).save({
+        status: "NEW",
+        address: { street: "Old Street 1", city: "Seoul" },
+      } as AggOrder);
+      const name = `AddLine${Date.now()}`;
+      class AddLine implements MigrationInterface {
+        name = name;
+        async up(runner: QueryRunner): Promise<void> {
+          await runner.manager.save(AggLine, {
+            product: "pen",
+            quantity: 1,
+            order: { id: order.id, version: order.version },
+          } as AggLine);
+        }
+        async down(): Promise<void> {}
+      }
+      const source = await openAlongside(alice, {
+        entities: [...AGGREGATE_ENTITIES],
+        migrations: [AddLine],
+        migrationsRun: true,
+        logger: undefined,
+        logging: false,
+      });
+      try {
+        expect(await alice.getRepository(AggLine).countBy({ order: { id: order.id } })).toBe(1);
+        expect((await alice.getRepository(AggOrder).findOneByOrFail({ id: order.id })).version).toBe(2);
       } finally {
         await closeAll(source);
       }
@@ -406,6 +440,40 @@ describe("set-up errors of a DataSource never passed to installLocking()", () =>
           /BothVersions declares @Versioned\(\) on "version" and @VersionColumn on "revision"/,
         );
       }
+    } finally {
+      await ds.destroy();
+    }
+  });
+
+  @Entity({ name: "tl_late_doc" })
+  class LateDoc {
+    @PrimaryGeneratedColumn() id!: number;
+    @Column() note!: string;
+    @Versioned() version!: number;
+  }
+  @Entity({ name: "tl_early_plain" })
+  class EarlyPlain {
+    @PrimaryGeneratedColumn() id!: number;
+  }
+
+  it.each([
+    ["no entity", []],
+    ["only plain entities", [EarlyPlain]],
+  ])("a DataSource that had %s is judged again once a new initialize() gave it @Versioned() ones", async (_, first) => {
+    const ds = await sqlite(first, true).initialize();
+    await ds.query("SELECT 1");
+    await ds.destroy();
+    ds.setOptions({ entities: [EarlyPlain, LateDoc] });
+    await ds.initialize();
+    try {
+      const docs = ds.getRepository(LateDoc);
+      const { id } = await docs.save({ note: "a" });
+      const stale = await docs.findOneByOrFail({ id });
+      const fresh = await docs.findOneByOrFail({ id });
+      fresh.note = "b";
+      await docs.save(fresh);
+      stale.note = "c";
+      await expect(docs.save(stale)).rejects.toBeInstanceOf(OptimisticLockError);
     } finally {
       await ds.destroy();
     }
