@@ -479,6 +479,26 @@ describe("set-up errors of a DataSource never passed to installLocking()", () =>
     }
   });
 
+  it("a DataSource whose set-up failed is judged again once a new initialize() gave it fixed entities", async () => {
+    const ds = await sqlite([BothVersions], true).initialize();
+    await expect(ds.getRepository(BothVersions).find()).rejects.toBeInstanceOf(LockingConfigurationError);
+    await ds.destroy();
+    ds.setOptions({ entities: [LateDoc] });
+    await ds.initialize();
+    try {
+      const docs = ds.getRepository(LateDoc);
+      const { id } = await docs.save({ note: "a" });
+      const stale = await docs.findOneByOrFail({ id });
+      const fresh = await docs.findOneByOrFail({ id });
+      fresh.note = "b";
+      await docs.save(fresh);
+      stale.note = "c";
+      await expect(docs.save(stale)).rejects.toBeInstanceOf(OptimisticLockError);
+    } finally {
+      await ds.destroy();
+    }
+  });
+
   @Entity({ name: "tl_legacy_root" })
   class LegacyRoot {
     @PrimaryGeneratedColumn() id!: number;
