@@ -11,6 +11,7 @@ import {
   DataSource,
   Entity,
   type EntityManager,
+  EntitySchema,
   ManyToOne,
   type MigrationInterface,
   PrimaryColumn,
@@ -494,6 +495,49 @@ describe("set-up errors of a DataSource never passed to installLocking()", () =>
       await docs.save(fresh);
       stale.note = "c";
       await expect(docs.save(stale)).rejects.toBeInstanceOf(OptimisticLockError);
+    } finally {
+      await ds.destroy();
+    }
+  });
+
+  class Stamp {
+    @Versioned() version!: number;
+  }
+  interface SchemaDoc {
+    id: number;
+    note: string;
+    stamp: Stamp;
+  }
+  /** An EntitySchema without a class (its target is its name), its version in a @Versioned() value. */
+  const schemaDocs = new EntitySchema<SchemaDoc>({
+    name: "tl_schema_doc",
+    columns: { id: { type: Number, primary: true, generated: true }, note: { type: String } },
+    embeddeds: {
+      stamp: {
+        schema: new EntitySchema<Stamp>({
+          name: "Stamp",
+          target: Stamp,
+          columns: { version: { type: Number, version: true } },
+        }),
+      },
+    },
+  });
+
+  it.each([
+    ["never installed", (ds: DataSource) => ds],
+    ["installed", (ds: DataSource) => installLocking(ds)],
+  ])("an EntitySchema entity versioned by a @Versioned() embedded class is checked, %s", async (_, install) => {
+    const ds = install(await sqlite([schemaDocs as unknown as Function], true).initialize());
+    try {
+      const docs = ds.getRepository<SchemaDoc>("tl_schema_doc");
+      const { id } = await docs.save({ note: "a", stamp: {} } as SchemaDoc);
+      const stale = await docs.findOneByOrFail({ id });
+      const fresh = await docs.findOneByOrFail({ id });
+      fresh.note = "b";
+      await docs.save(fresh);
+      stale.note = "c";
+      await expect(docs.save(stale)).rejects.toBeInstanceOf(OptimisticLockError);
+      expect(await docs.findOneByOrFail({ id })).toMatchObject({ note: "b", stamp: { version: 2 } });
     } finally {
       await ds.destroy();
     }
