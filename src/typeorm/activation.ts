@@ -101,8 +101,8 @@ function usesLibraryDecorators(dataSource: DataSource): boolean {
   const known = decoratorUse.get(dataSource);
   if (known !== undefined) return known;
   const uses = dataSource.entityMetadatas.some((metadata) => {
-    const target = metadata.target;
-    return typeof target === "function" && (declaresVersioned(metadata) || aggregateLinkOf(target) !== undefined);
+    // An EntitySchema's target may be its name, its embedded values still @Versioned() classes.
+    return declaresVersioned(metadata) || aggregateLinkOf(metadata.target) !== undefined;
   });
   decoratorUse.set(dataSource, uses);
   return uses;
@@ -149,6 +149,7 @@ function installActivationHooks(internals: TypeormInternals): void {
       async function (this: DataSource, ...args: unknown[]) {
         // setOptions() may have changed the entities since the last life of the DataSource.
         decoratorUse.delete(this);
+        failedActivations.delete(this);
         initializing.add(this);
         try {
           return await initialize.apply(this, args);
