@@ -88,13 +88,14 @@ export function isLockExcludedEntity(target: Function): boolean {
 }
 
 /** The aggregate link declared on an entity class (or a parent class), if any. @internal */
-export function aggregateLinkOf(target: Function): AggregateLink | undefined {
+export function aggregateLinkOf(target: Function | string): AggregateLink | undefined {
   return classChain(target)
     .map((c) => links.get(c))
     .find((link) => link !== undefined);
 }
 
 let excludedByClass = new WeakMap<Function, ReadonlySet<string>>();
+const NOTHING_EXCLUDED: ReadonlySet<string> = new Set();
 
 /**
  * The properties of an entity class (parent classes included) excluded from optimistic locking;
@@ -102,7 +103,9 @@ let excludedByClass = new WeakMap<Function, ReadonlySet<string>>();
  *
  * @internal
  */
-export function lockExcludedPropertiesOf(target: Function): ReadonlySet<string> {
+export function lockExcludedPropertiesOf(target: Function | string): ReadonlySet<string> {
+  // An EntitySchema without a class (its target is its name) has no decorators to exclude with.
+  if (typeof target !== "function") return NOTHING_EXCLUDED;
   let properties = excludedByClass.get(target);
   if (!properties) {
     properties = new Set(classChain(target).flatMap((c) => [...(excluded.get(c) ?? [])]));
@@ -112,7 +115,7 @@ export function lockExcludedPropertiesOf(target: Function): ReadonlySet<string> 
 }
 
 /** The class and its parent classes, nearest first: decorators on a base entity apply to subclasses. */
-function classChain(target: Function): Function[] {
+function classChain(target: Function | string): Function[] {
   const chain: Function[] = [];
   for (let c: unknown = target; typeof c === "function" && c !== Function.prototype; c = Object.getPrototypeOf(c)) {
     chain.push(c as Function);

@@ -381,3 +381,97 @@ describe("leaving entities out of checked mode (issue 22)", () => {
     }
   });
 });
+
+describe("a TypeORM build the library cannot hook is refused at import, naming what is missing", () => {
+  /**
+   * Imports the library into a fresh module registry (its own copy of TypeORM) after `prepare`
+   * changed that copy; the error the import threw, with the registry's own error classes.
+   */
+  function importAfter(prepare: () => void): { error: unknown; errors: typeof import("../src/errors") } {
+    let error: unknown;
+    let errors: typeof import("../src/errors") | undefined;
+    jest.isolateModules(() => {
+      errors = require("../src/errors");
+      prepare();
+      try {
+        require("../src");
+      } catch (thrown) {
+        error = thrown;
+      }
+    });
+    return { error, errors: errors as typeof import("../src/errors") };
+  }
+
+  // One method of each hooked class: a release that drops any of them leaves writes unchecked.
+  it.each([
+    ["subjectExecutor", "executeRecoverOperations", "persistence/SubjectExecutor.js", "SubjectExecutor"],
+    ["updateQueryBuilder", "whereEntity", "query-builder/UpdateQueryBuilder.js", "UpdateQueryBuilder"],
+    [
+      "softDeleteQueryBuilder",
+      "createWhereExpression",
+      "query-builder/SoftDeleteQueryBuilder.js",
+      "SoftDeleteQueryBuilder",
+    ],
+    ["deleteQueryBuilder", "where", "query-builder/DeleteQueryBuilder.js", "DeleteQueryBuilder"],
+    ["insertQueryBuilder", "execute", "query-builder/InsertQueryBuilder.js", "InsertQueryBuilder"],
+    ["returningUpdator", "update", "query-builder/ReturningResultsEntityUpdator.js", "ReturningResultsEntityUpdator"],
+    ["selectQueryBuilder", "createLockExpression", "query-builder/SelectQueryBuilder.js", "SelectQueryBuilder"],
+    ["entityPersistExecutor", "execute", "persistence/EntityPersistExecutor.js", "EntityPersistExecutor"],
+    [
+      "subjectDatabaseEntityLoader",
+      "load",
+      "persistence/SubjectDatabaseEntityLoader.js",
+      "SubjectDatabaseEntityLoader",
+    ],
+    ["queryExpressionMap", "clone", "query-builder/QueryExpressionMap.js", "QueryExpressionMap"],
+  ])("%s.%s missing", (key, method, path, className) => {
+    const { error, errors } = importAfter(() => {
+      const prototype = require(`typeorm/${path}`)[className].prototype;
+      // An own property hides an inherited method too, and only this class loses it.
+      Object.defineProperty(prototype, method, { value: undefined, configurable: true, writable: true });
+    });
+    expect(error).toBeInstanceOf(errors.LockingConfigurationError);
+    expect((error as Error).message).toMatch(new RegExp(`${key}\\.${method} is missing`));
+  });
+
+  const moved = "typeorm/query-builder/InsertQueryBuilder.js";
+  afterEach(() => jest.dontMock(moved));
+
+  /** `typeormInternals()` of a fresh registry in which `path` fails to load or lacks its class. */
+  function internalsWith(path: string, factory: () => unknown) {
+    let error: unknown;
+    let errors: typeof import("../src/errors") | undefined;
+    jest.isolateModules(() => {
+      jest.doMock(path, factory);
+      errors = require("../src/errors");
+      try {
+        require("../src/typeorm/internals").typeormInternals();
+      } catch (thrown) {
+        error = thrown;
+      }
+    });
+    return { error, errors: errors as typeof import("../src/errors") };
+  }
+
+  // TypeORM's own index loads these too: a release that moved one fails at TypeORM's import, or
+  // here, for the paths only the library loads.
+  it("a module that fails to load is refused, with the load error as cause", () => {
+    const failure = new Error("moved away");
+    const { error, errors } = internalsWith(moved, () => {
+      throw failure;
+    });
+    expect(error).toBeInstanceOf(errors.LockingConfigurationError);
+    expect((error as Error).message).toMatch(/cannot load typeorm\//);
+    expect((error as Error).cause).toBe(failure);
+  });
+
+  it("a module without the expected class is refused", () => {
+    const { error, errors } = internalsWith(moved, () => ({}));
+    expect(error).toBeInstanceOf(errors.LockingConfigurationError);
+    expect((error as Error).message).toMatch(/InsertQueryBuilder\.js has no InsertQueryBuilder/);
+  });
+
+  it("the TypeORM build of this test run is accepted", () => {
+    expect(importAfter(() => {}).error).toBeUndefined();
+  });
+});

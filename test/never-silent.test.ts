@@ -11,9 +11,13 @@ import {
   DataSource,
   Entity,
   type EntityManager,
+  EntitySchema,
   ManyToOne,
+  type MigrationInterface,
   PrimaryColumn,
   PrimaryGeneratedColumn,
+  QueryFailedError,
+  type QueryRunner,
   Repository,
   VersionColumn,
 } from "typeorm";
@@ -21,6 +25,7 @@ import {
   installLocking,
   Lock,
   LockingConfigurationError,
+  LockingError,
   LockMode,
   LockTimeoutError,
   lock,
@@ -32,7 +37,7 @@ import {
   VersionedBy,
   withLockMode,
 } from "../src";
-import { AGGREGATE_ENTITIES, AggOrder } from "./fixtures/aggregate-entities";
+import { AGGREGATE_ENTITIES, AggLine, AggOrder } from "./fixtures/aggregate-entities";
 import { ALL_ENTITIES, LegacyOrder, Order } from "./fixtures/entities";
 import { Job } from "./fixtures/lock-entities";
 import {
@@ -129,6 +134,101 @@ describeEachDatabase((db) => {
         const { id } = await legacy.save(legacy.create({ address: "A", status: "NEW" }));
         expect(await operatorSavesAfterCustomer(legacy, legacy, id)).toBeUndefined(); // TypeORM's lost update
         expect(await legacy.findOneByOrFail({ id })).toMatchObject({ address: "A", status: "SHIPPED", version: 1 });
+      }
+    });
+  });
+
+  describe("which queries activate a DataSource never passed to installLocking()", () => {
+    /**
+     * The error of a raw statement that the database refuses as a lock failure. PostgreSQL and
+     * MariaDB raise the lock timeout's own error code; SQLite's is a real one, behind a writer
+     * that holds the file.
+     */
+    async function rawLockFailure(source: DataSource): Promise<unknown> {
+      if (db.family === "postgres") {
+        return source
+          .query("DO $$ BEGIN RAISE EXCEPTION 'row is locked' USING ERRCODE = '55P03'; END $$")
+          .catch((e: unknown) => e);
+      }
+      if (db.family === "mysql") {
+        return source
+          .query("SIGNAL SQLSTATE 'HY000' SET MYSQL_ERRNO = 1205, MESSAGE_TEXT = 'row is locked'")
+          .catch((e: unknown) => e);
+      }
+      const writer = plainTwo.createQueryRunner();
+      await writer.query("BEGIN IMMEDIATE");
+      try {
+        return await source.query("BEGIN IMMEDIATE").catch((e: unknown) => e);
+      } finally {
+        await writer.query("ROLLBACK");
+        await writer.release();
+      }
+    }
+    /** A client of the same database nothing has queried yet; SQLite gives up on a held file at once. */
+    const fresh = (entities: Function[]) =>
+      openAlongside(alice, { entities, logger: undefined, logging: false, timeout: 50 });
+
+    it("a DataSource with @Versioned() entities is activated by its first query runner, a raw query's", async () => {
+      const source = await fresh([...ALL_ENTITIES, ...AGGREGATE_ENTITIES, Job]);
+      try {
+        expect(await rawLockFailure(source)).toBeInstanceOf(LockTimeoutError);
+      } finally {
+        await closeAll(source);
+      }
+    });
+
+    it("a DataSource without library decorators stays plain TypeORM through its plain reads and writes", async () => {
+      const source = await fresh([Job, LegacyOrder]);
+      try {
+        await source.getRepository(Job).find();
+        await source.getRepository(LegacyOrder).save({ address: "A", status: "NEW" } as LegacyOrder);
+        const error = await rawLockFailure(source);
+        expect(error).toBeInstanceOf(QueryFailedError);
+        expect(error).not.toBeInstanceOf(LockingError);
+      } finally {
+        await closeAll(source);
+      }
+    });
+
+    it("an entity write inside initialize(), a migration's, is the library's: the line it adds moves its order's version", async () => {
+      const order = await alice.getRepository(AggOrder).save({
+        status: "NEW",
+        address: { street: "Old Street 1", city: "Seoul" },
+      } as AggOrder);
+      const name = `AddLine${Date.now()}`;
+      class AddLine implements MigrationInterface {
+        name = name;
+        async up(runner: QueryRunner): Promise<void> {
+          await runner.manager.save(AggLine, {
+            product: "pen",
+            quantity: 1,
+            order: { id: order.id, version: order.version },
+          } as AggLine);
+        }
+        async down(): Promise<void> {}
+      }
+      const source = await openAlongside(alice, {
+        entities: [...AGGREGATE_ENTITIES],
+        migrations: [AddLine],
+        migrationsRun: true,
+        logger: undefined,
+        logging: false,
+      });
+      try {
+        expect(await alice.getRepository(AggLine).countBy({ order: { id: order.id } })).toBe(1);
+        expect((await alice.getRepository(AggOrder).findOneByOrFail({ id: order.id })).version).toBe(2);
+      } finally {
+        await closeAll(source);
+      }
+    });
+
+    it("a lock request of the library on such a DataSource's read installs it", async () => {
+      const source = await fresh([Job, LegacyOrder]);
+      try {
+        await source.transaction((m) => m.find(Job, withLockMode(LockMode.PESSIMISTIC_WRITE)));
+        expect(await rawLockFailure(source)).toBeInstanceOf(LockTimeoutError);
+      } finally {
+        await closeAll(source);
       }
     });
   });
@@ -341,6 +441,103 @@ describe("set-up errors of a DataSource never passed to installLocking()", () =>
           /BothVersions declares @Versioned\(\) on "version" and @VersionColumn on "revision"/,
         );
       }
+    } finally {
+      await ds.destroy();
+    }
+  });
+
+  @Entity({ name: "tl_late_doc" })
+  class LateDoc {
+    @PrimaryGeneratedColumn() id!: number;
+    @Column() note!: string;
+    @Versioned() version!: number;
+  }
+  @Entity({ name: "tl_early_plain" })
+  class EarlyPlain {
+    @PrimaryGeneratedColumn() id!: number;
+  }
+
+  it.each([
+    ["no entity", []],
+    ["only plain entities", [EarlyPlain]],
+  ])("a DataSource that had %s is judged again once a new initialize() gave it @Versioned() ones", async (_, first) => {
+    const ds = await sqlite(first, true).initialize();
+    await ds.query("SELECT 1");
+    await ds.destroy();
+    ds.setOptions({ entities: [EarlyPlain, LateDoc] });
+    await ds.initialize();
+    try {
+      const docs = ds.getRepository(LateDoc);
+      const { id } = await docs.save({ note: "a" });
+      const stale = await docs.findOneByOrFail({ id });
+      const fresh = await docs.findOneByOrFail({ id });
+      fresh.note = "b";
+      await docs.save(fresh);
+      stale.note = "c";
+      await expect(docs.save(stale)).rejects.toBeInstanceOf(OptimisticLockError);
+    } finally {
+      await ds.destroy();
+    }
+  });
+
+  it("a DataSource whose set-up failed is judged again once a new initialize() gave it fixed entities", async () => {
+    const ds = await sqlite([BothVersions], true).initialize();
+    await expect(ds.getRepository(BothVersions).find()).rejects.toBeInstanceOf(LockingConfigurationError);
+    await ds.destroy();
+    ds.setOptions({ entities: [LateDoc] });
+    await ds.initialize();
+    try {
+      const docs = ds.getRepository(LateDoc);
+      const { id } = await docs.save({ note: "a" });
+      const stale = await docs.findOneByOrFail({ id });
+      const fresh = await docs.findOneByOrFail({ id });
+      fresh.note = "b";
+      await docs.save(fresh);
+      stale.note = "c";
+      await expect(docs.save(stale)).rejects.toBeInstanceOf(OptimisticLockError);
+    } finally {
+      await ds.destroy();
+    }
+  });
+
+  class Stamp {
+    @Versioned() version!: number;
+  }
+  interface SchemaDoc {
+    id: number;
+    note: string;
+    stamp: Stamp;
+  }
+  /** An EntitySchema without a class (its target is its name), its version in a @Versioned() value. */
+  const schemaDocs = new EntitySchema<SchemaDoc>({
+    name: "tl_schema_doc",
+    columns: { id: { type: Number, primary: true, generated: true }, note: { type: String } },
+    embeddeds: {
+      stamp: {
+        schema: new EntitySchema<Stamp>({
+          name: "Stamp",
+          target: Stamp,
+          columns: { version: { type: Number, version: true } },
+        }),
+      },
+    },
+  });
+
+  it.each([
+    ["never installed", (ds: DataSource) => ds],
+    ["installed", (ds: DataSource) => installLocking(ds)],
+  ])("an EntitySchema entity versioned by a @Versioned() embedded class is checked, %s", async (_, install) => {
+    const ds = install(await sqlite([schemaDocs as unknown as Function], true).initialize());
+    try {
+      const docs = ds.getRepository<SchemaDoc>("tl_schema_doc");
+      const { id } = await docs.save({ note: "a", stamp: {} } as SchemaDoc);
+      const stale = await docs.findOneByOrFail({ id });
+      const fresh = await docs.findOneByOrFail({ id });
+      fresh.note = "b";
+      await docs.save(fresh);
+      stale.note = "c";
+      await expect(docs.save(stale)).rejects.toBeInstanceOf(OptimisticLockError);
+      expect(await docs.findOneByOrFail({ id })).toMatchObject({ note: "b", stamp: { version: 2 } });
     } finally {
       await ds.destroy();
     }

@@ -92,17 +92,19 @@ const decoratorUse = new WeakMap<DataSource, boolean>();
 const initializing = new WeakSet<DataSource>();
 const failedActivations = new WeakMap<DataSource, unknown>();
 
-/** Whether an entity of the DataSource is `@Versioned()` or an aggregate member (cached once built). */
+/**
+ * Whether an entity of the DataSource is `@Versioned()` or an aggregate member (cached until the
+ * DataSource initializes again: each initialize() builds the metadata anew, from the entities
+ * its options name then).
+ */
 function usesLibraryDecorators(dataSource: DataSource): boolean {
   const known = decoratorUse.get(dataSource);
   if (known !== undefined) return known;
-  const metadatas = dataSource.entityMetadatas;
-  const uses = metadatas.some((metadata) => {
-    const target = metadata.target;
-    return typeof target === "function" && (declaresVersioned(metadata) || aggregateLinkOf(target) !== undefined);
+  const uses = dataSource.entityMetadatas.some((metadata) => {
+    // An EntitySchema's target may be its name, its embedded values still @Versioned() classes.
+    return declaresVersioned(metadata) || aggregateLinkOf(metadata.target) !== undefined;
   });
-  // Metadata is built during initialize(); an answer from before that would be wrong for good.
-  if (metadatas.length > 0) decoratorUse.set(dataSource, uses);
+  decoratorUse.set(dataSource, uses);
   return uses;
 }
 
@@ -145,6 +147,9 @@ function installActivationHooks(internals: TypeormInternals): void {
     "initialize",
     (initialize: Method): Method =>
       async function (this: DataSource, ...args: unknown[]) {
+        // setOptions() may have changed the entities since the last life of the DataSource.
+        decoratorUse.delete(this);
+        failedActivations.delete(this);
         initializing.add(this);
         try {
           return await initialize.apply(this, args);

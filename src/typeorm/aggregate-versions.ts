@@ -124,7 +124,7 @@ function chainOf(dataSource: DataSource, member: EntityMetadata): MemberChain | 
 
 /** Whether every change a subject carries is to a property excluded from optimistic locking. @internal */
 export function onlyExcludedChanges(subject: SubjectLike): boolean {
-  const excluded = lockExcludedPropertiesOf(subject.metadata.target as Function);
+  const excluded = lockExcludedPropertiesOf(subject.metadata.target);
   return (
     excluded.size > 0 &&
     subject.changeMaps.length > 0 &&

@@ -199,11 +199,9 @@ export function wrap(prototype: Record<string, unknown>, name: string, make: (or
  * Ends the server session under a query runner: its driver connection is destroyed (mysql2 and
  * mysql take it out of the pool; TypeORM's later `release()` of it does nothing), and the server
  * rolls back the transaction the session held. For a transaction the server will not end by any
- * statement. Returns whether the runner had a connection to destroy. @internal
+ * statement. A driver without `destroy()` (not in the MySQL family) is left as it is. @internal
  */
-export function destroyConnectionOf(queryRunner: QueryRunner): boolean {
+export function destroyConnectionOf(queryRunner: QueryRunner): void {
   const connection = (queryRunner as unknown as { databaseConnection?: { destroy?: () => void } }).databaseConnection;
-  if (typeof connection?.destroy !== "function") return false;
-  connection.destroy();
-  return true;
+  if (typeof connection?.destroy === "function") connection.destroy();
 }
