@@ -17,8 +17,10 @@ import {
   ConcurrencyError,
   DeadlockError,
   installLocking,
+  type LockDialect,
   LockingConfigurationError,
   LockingError,
+  type LockingOptions,
   LockMode,
   type LockOptions,
   type LockTarget,
@@ -26,13 +28,17 @@ import {
   lock,
   lockInOrder,
   lockQuery,
+  mariadbDialect,
   mysqlDialect,
   OptimisticLockError,
   PessimisticLockError,
+  postgresDialect,
   runWithLockMode,
   SerializationError,
   SKIP_LOCKED,
   StaleVersionError,
+  sqliteDialect,
+  type TimeoutPlan,
   updateVersioned,
   Versioned,
   withLockMode,
@@ -314,6 +320,14 @@ describeEachDatabase((db) => {
         .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(LockingError);
       expect((error as Error).message).toMatch(/PESSIMISTIC_WRITE on Account needs a transaction/);
+    });
+
+    it("LockMode.NONE needs no transaction: it reads plainly, with no lock clause", async () => {
+      const id = await account();
+      counter.reset();
+      const found = await one.getRepository(Account).findOne({ where: { id }, ...withLockMode(LockMode.NONE) });
+      expect(found).toMatchObject({ id, balance: 100 });
+      expect(counter.statements.join("\n")).not.toMatch(/FOR UPDATE|FOR SHARE|LOCK IN SHARE/);
     });
 
     it("an unknown lock mode is refused, naming it", () => {
@@ -1477,6 +1491,63 @@ describeEachDatabase((db) => {
       } finally {
         for (const runner of runners) await runner.release();
       }
+    });
+  });
+
+  describe("what the dialect given to installLocking cannot do is refused, not done wrong", () => {
+    /** This database's own dialect, so the queries it renders run here. */
+    const own: LockDialect = sqlite ? sqliteDialect : db.family === "postgres" ? postgresDialect : mariadbDialect;
+
+    async function installedWith<T>(options: LockingOptions, work: (source: DataSource) => Promise<T>): Promise<T> {
+      const source = installLocking(await openAlongside(one, { logger: undefined, logging: false }), options);
+      try {
+        return await work(source);
+      } finally {
+        await closeAll(source);
+      }
+    }
+
+    const lockWrite = (source: DataSource, id: number, options?: LockOptions) =>
+      source.transaction((m) =>
+        m.findOne(Account, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE, options) }),
+      );
+
+    it("a dialect without NOWAIT refuses timeout 0, and still locks with the database's own wait", async () => {
+      const id = await account();
+      await installedWith({ dialect: { ...own, supportsNoWait: false } }, async (source) => {
+        const error = await lockWrite(source, id, { timeout: 0 }).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(LockingConfigurationError);
+        expect((error as Error).message).toMatch(/PESSIMISTIC_WRITE on Account: .*cannot fail without waiting/);
+        expect(await lockWrite(source, id)).toMatchObject({ id });
+      });
+    });
+
+    it("a node whose row locks are node-local (Galera) refuses a pessimistic lock unless opted in", async () => {
+      const id = await account();
+      const nodeLocal: LockDialect = { ...own, nodeLocalLocks: true };
+      await installedWith({ dialect: nodeLocal }, async (source) => {
+        const error = await lockWrite(source, id).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(LockingConfigurationError);
+        expect((error as Error).message).toMatch(/PESSIMISTIC_WRITE on Account: this server is a Galera cluster node/);
+      });
+      await installedWith({ dialect: nodeLocal, galera: { pessimistic: "node-local" } }, async (source) => {
+        expect(await lockWrite(source, id)).toMatchObject({ id });
+      });
+    });
+
+    it("a wait setting that cannot be restored fails the query loudly, the restore's error kept as cause", async () => {
+      const id = await account();
+      const plan: TimeoutPlan = {
+        readCurrent: "SELECT 1 AS value",
+        apply: [],
+        restore: () => ["SELECT * FROM tl_no_such_setting_table"],
+      };
+      await installedWith({ dialect: { ...own, waitPlan: () => plan } }, async (source) => {
+        const error = await lockWrite(source, id).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(LockingError);
+        expect((error as Error).message).toMatch(/Could not restore the lock timeout \(SELECT 1 AS value\) to 1/);
+        expect(String((error as Error).cause)).toMatch(/tl_no_such_setting_table/);
+      });
     });
   });
 
