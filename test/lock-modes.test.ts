@@ -1325,6 +1325,30 @@ describeEachDatabase((db) => {
       expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ balance: 5, version: 2 });
     });
 
+    it("a save inside a PESSIMISTIC_FORCE_INCREMENT scope: TypeORM's pre-load of the row takes no increment", async () => {
+      // Were the pre-load under the scope, it would bump the row before the save's UPDATE, whose
+      // version check would then fail on the application's own write.
+      const id = await account();
+      const a = await one.getRepository(Account).findOneByOrFail({ id });
+      a.balance = 6;
+      await one.transaction((m) => runWithLockMode(LockMode.PESSIMISTIC_FORCE_INCREMENT, {}, () => m.save(a)));
+      expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ balance: 6, version: 2 });
+    });
+
+    it("a query builder run under a scope, then again outside it, runs unlocked the second time", async () => {
+      const id = await account();
+      await one.transaction(async (m) => {
+        const query = m.createQueryBuilder(Account, "a").where("a.id = :id", { id });
+        await runWithLockMode(LockMode.PESSIMISTIC_WRITE, {}, () => query.getOne());
+        counter.reset();
+        expect(await query.getOne()).toMatchObject({ id });
+      });
+      const select = counter.statements.find((s) => /^SELECT/i.test(s) && s.includes("tl_account"));
+      expect(select).toBeDefined();
+      expect(select).not.toMatch(/FOR UPDATE|LOCK IN SHARE/);
+      expect(counter.statements.some((s) => /WHERE 0 = 1/.test(s))).toBe(false);
+    });
+
     it("runWithLockMode applies to nested awaits and only to the entities named", async () => {
       const id = await account();
       counter.reset();
