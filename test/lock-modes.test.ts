@@ -59,6 +59,27 @@ class StampedNote {
   @Versioned() version!: number;
 }
 
+/** An unversioned parent whose versioned parts are a lazy relation, loaded with it by `relations`. */
+@Entity({ name: "tl_lazy_bin" })
+class LazyBin {
+  @PrimaryColumn() id!: number;
+  @OneToMany(
+    () => LazyPart,
+    (part) => part.bin,
+    { lazy: true },
+  )
+  parts!: Promise<LazyPart[]>;
+}
+
+@Entity({ name: "tl_lazy_part" })
+class LazyPart {
+  @PrimaryColumn() id!: number;
+  @Column() label!: string;
+  @Versioned() version!: number;
+  @ManyToOne(() => LazyBin)
+  bin!: LazyBin;
+}
+
 // Declared before the tests: their case tables name the classes when the file loads.
 /** A parent whose children, dropped from its collections, TypeORM nulls, deletes or soft-deletes. */
 @Entity({ name: "tl_crate" })
@@ -148,7 +169,7 @@ describeEachDatabase((db) => {
   beforeAll(async () => {
     [one, two] = await openDataSources(
       db,
-      [...LOCK_ENTITIES, LegacyOrder, Shelf, Crate, LooseItem, BoundItem, ShedItem, StampedNote],
+      [...LOCK_ENTITIES, LegacyOrder, Shelf, Crate, LooseItem, BoundItem, ShedItem, StampedNote, LazyBin, LazyPart],
       {
         count: 2,
         extra: { logger: counter, logging: true },
@@ -1368,6 +1389,18 @@ describeEachDatabase((db) => {
       }
       expect(jobSelect).not.toMatch(/FOR UPDATE|LOCK IN SHARE/);
     });
+  });
+
+  it("a versioned entity loaded through a lazy relation named in `relations`, deleted by another transaction, is an OptimisticLockError", async () => {
+    // Loaded by this process, not sent by a client: the race is retryable, not a RowNotFoundError.
+    const id = nextId++;
+    await one.getRepository(LazyBin).save({ id });
+    await one.getRepository(LazyPart).save({ id, label: "a", bin: { id } });
+    const bin = await one.getRepository(LazyBin).findOneOrFail({ where: { id }, relations: { parts: true } });
+    const [part] = await bin.parts;
+    await two.getRepository(LazyPart).delete({ id });
+    part!.label = "c";
+    await expect(one.getRepository(LazyPart).save(part!)).rejects.toBeInstanceOf(OptimisticLockError);
   });
 
   describe("settings never leak into the pooled connection", () => {
