@@ -1403,6 +1403,13 @@ describeEachDatabase((db) => {
     await expect(one.getRepository(LazyPart).save(part!)).rejects.toBeInstanceOf(OptimisticLockError);
   });
 
+  it("a versioned entity loaded with a relation that is empty (null) loads, the empty relation not walked", async () => {
+    const id = nextId++;
+    await one.getRepository(LazyPart).save({ id, label: "loose" });
+    const part = await one.getRepository(LazyPart).findOneOrFail({ where: { id }, relations: { bin: true } });
+    expect(part).toMatchObject({ id, label: "loose", version: 1, bin: null });
+  });
+
   describe("settings never leak into the pooled connection", () => {
     const settingSql =
       db.family === "postgres"
