@@ -17,6 +17,7 @@ import {
   ConcurrencyError,
   DeadlockError,
   installLocking,
+  type LockDialect,
   LockingConfigurationError,
   LockingError,
   LockMode,
@@ -26,13 +27,16 @@ import {
   lock,
   lockInOrder,
   lockQuery,
+  mariadbDialect,
   mysqlDialect,
   OptimisticLockError,
   PessimisticLockError,
+  postgresDialect,
   runWithLockMode,
   SerializationError,
   SKIP_LOCKED,
   StaleVersionError,
+  sqliteDialect,
   updateVersioned,
   Versioned,
   withLockMode,
@@ -1408,6 +1412,25 @@ describeEachDatabase((db) => {
     await one.getRepository(LazyPart).save({ id, label: "loose" });
     const part = await one.getRepository(LazyPart).findOneOrFail({ where: { id }, relations: { bin: true } });
     expect(part).toMatchObject({ id, label: "loose", version: 1, bin: null });
+  });
+
+  it("a dialect's table hint goes into the locking SELECT after the table, as SQL Server's hints must", async () => {
+    // A comment stands in for a hint: every database here takes it where SQL Server takes WITH (...).
+    const base: LockDialect = sqlite ? sqliteDialect : db.family === "postgres" ? postgresDialect : mariadbDialect;
+    const hinted = installLocking(await openAlongside(one, { logger: counter, logging: true }), {
+      dialect: { ...base, render: (...args) => ({ ...base.render(...args), tableHint: " /* hinted */" }) },
+    });
+    try {
+      const id = await account();
+      counter.reset();
+      await hinted.transaction((m) =>
+        m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE) }),
+      );
+      const select = counter.statements.find((s) => /^SELECT/i.test(s) && s.includes("tl_account"));
+      expect(select).toMatch(/tl_account\W+\s*\S+ \/\* hinted \*\//);
+    } finally {
+      await hinted.destroy();
+    }
   });
 
   describe("settings never leak into the pooled connection", () => {
