@@ -239,6 +239,30 @@ describeEachDatabase((db: TestDatabase) => {
     expect(locked(readsOf(hotId)[0])).toBe(true);
   });
 
+  it("@Retryable: the next call's read of the hot row before its transaction opens runs as written", async () => {
+    // No transaction holds it, so no lock can be taken: the read is a plain one, not a LockingError.
+    const [hotId] = await newCounters(1);
+    class Service {
+      calls = 0;
+      @Retryable({ attempts: 3 })
+      async increment(id: number) {
+        const attempt = ++this.calls;
+        if (attempt === 2) log.reset();
+        const before = await worker.getRepository(Counter).findOneByOrFail({ id });
+        return worker.transaction(async (manager) => {
+          const hot = await manager.findOneByOrFail(Counter, { id });
+          if (attempt === 1) await conflictOn(manager, hot);
+          hot.value = before.value + 1;
+          await manager.save(hot);
+        });
+      }
+    }
+    const service = new Service();
+    await service.increment(hotId);
+    expect(service.calls).toBe(2);
+    expect(readsOf(hotId).map(locked).slice(0, 2)).toEqual([false, true]);
+  });
+
   // On SQLite a DataSource is one connection (TypeORM gives every caller the same query runner),
   // so there is no read outside the attempt's transaction while it is open.
   (sqlite ? it.skip : it)("reads outside the attempt's transaction stay optimistic", async () => {

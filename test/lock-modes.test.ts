@@ -65,6 +65,27 @@ class StampedNote {
   @Versioned() version!: number;
 }
 
+/** An unversioned parent whose versioned parts are a lazy relation, loaded with it by `relations`. */
+@Entity({ name: "tl_lazy_bin" })
+class LazyBin {
+  @PrimaryColumn() id!: number;
+  @OneToMany(
+    () => LazyPart,
+    (part) => part.bin,
+    { lazy: true },
+  )
+  parts!: Promise<LazyPart[]>;
+}
+
+@Entity({ name: "tl_lazy_part" })
+class LazyPart {
+  @PrimaryColumn() id!: number;
+  @Column() label!: string;
+  @Versioned() version!: number;
+  @ManyToOne(() => LazyBin)
+  bin!: LazyBin;
+}
+
 // Declared before the tests: their case tables name the classes when the file loads.
 /** A parent whose children, dropped from its collections, TypeORM nulls, deletes or soft-deletes. */
 @Entity({ name: "tl_crate" })
@@ -154,7 +175,7 @@ describeEachDatabase((db) => {
   beforeAll(async () => {
     [one, two] = await openDataSources(
       db,
-      [...LOCK_ENTITIES, LegacyOrder, Shelf, Crate, LooseItem, BoundItem, ShedItem, StampedNote],
+      [...LOCK_ENTITIES, LegacyOrder, Shelf, Crate, LooseItem, BoundItem, ShedItem, StampedNote, LazyBin, LazyPart],
       {
         count: 2,
         extra: { logger: counter, logging: true },
@@ -1339,6 +1360,30 @@ describeEachDatabase((db) => {
       expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ balance: 5, version: 2 });
     });
 
+    it("a save inside a PESSIMISTIC_FORCE_INCREMENT scope: TypeORM's pre-load of the row takes no increment", async () => {
+      // Were the pre-load under the scope, it would bump the row before the save's UPDATE, whose
+      // version check would then fail on the application's own write.
+      const id = await account();
+      const a = await one.getRepository(Account).findOneByOrFail({ id });
+      a.balance = 6;
+      await one.transaction((m) => runWithLockMode(LockMode.PESSIMISTIC_FORCE_INCREMENT, {}, () => m.save(a)));
+      expect(await one.getRepository(Account).findOneByOrFail({ id })).toMatchObject({ balance: 6, version: 2 });
+    });
+
+    it("a query builder run under a scope, then again outside it, runs unlocked the second time", async () => {
+      const id = await account();
+      await one.transaction(async (m) => {
+        const query = m.createQueryBuilder(Account, "a").where("a.id = :id", { id });
+        await runWithLockMode(LockMode.PESSIMISTIC_WRITE, {}, () => query.getOne());
+        counter.reset();
+        expect(await query.getOne()).toMatchObject({ id });
+      });
+      const select = counter.statements.find((s) => /^SELECT/i.test(s) && s.includes("tl_account"));
+      expect(select).toBeDefined();
+      expect(select).not.toMatch(/FOR UPDATE|LOCK IN SHARE/);
+      expect(counter.statements.some((s) => /WHERE 0 = 1/.test(s))).toBe(false);
+    });
+
     it("runWithLockMode applies to nested awaits and only to the entities named", async () => {
       const id = await account();
       counter.reset();
@@ -1358,6 +1403,44 @@ describeEachDatabase((db) => {
       }
       expect(jobSelect).not.toMatch(/FOR UPDATE|LOCK IN SHARE/);
     });
+  });
+
+  it("a versioned entity loaded through a lazy relation named in `relations`, deleted by another transaction, is an OptimisticLockError", async () => {
+    // Loaded by this process, not sent by a client: the race is retryable, not a RowNotFoundError.
+    const id = nextId++;
+    await one.getRepository(LazyBin).save({ id });
+    await one.getRepository(LazyPart).save({ id, label: "a", bin: { id } });
+    const bin = await one.getRepository(LazyBin).findOneOrFail({ where: { id }, relations: { parts: true } });
+    const [part] = await bin.parts;
+    await two.getRepository(LazyPart).delete({ id });
+    part!.label = "c";
+    await expect(one.getRepository(LazyPart).save(part!)).rejects.toBeInstanceOf(OptimisticLockError);
+  });
+
+  it("a versioned entity loaded with a relation that is empty (null) loads, the empty relation not walked", async () => {
+    const id = nextId++;
+    await one.getRepository(LazyPart).save({ id, label: "loose" });
+    const part = await one.getRepository(LazyPart).findOneOrFail({ where: { id }, relations: { bin: true } });
+    expect(part).toMatchObject({ id, label: "loose", version: 1, bin: null });
+  });
+
+  it("a dialect's table hint goes into the locking SELECT after the table, as SQL Server's hints must", async () => {
+    // A comment stands in for a hint: every database here takes it where SQL Server takes WITH (...).
+    const base: LockDialect = sqlite ? sqliteDialect : db.family === "postgres" ? postgresDialect : mariadbDialect;
+    const hinted = installLocking(await openAlongside(one, { logger: counter, logging: true }), {
+      dialect: { ...base, render: (...args) => ({ ...base.render(...args), tableHint: " /* hinted */" }) },
+    });
+    try {
+      const id = await account();
+      counter.reset();
+      await hinted.transaction((m) =>
+        m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE) }),
+      );
+      const select = counter.statements.find((s) => /^SELECT/i.test(s) && s.includes("tl_account"));
+      expect(select).toMatch(/tl_account\W+\s*\S+ \/\* hinted \*\//);
+    } finally {
+      await hinted.destroy();
+    }
   });
 
   describe("settings never leak into the pooled connection", () => {

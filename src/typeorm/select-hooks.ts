@@ -33,13 +33,10 @@ const renderings = new WeakMap<object, LockRendering>();
  * `finally()` and its promises on every save, for the one group nearly every save has.
  */
 let preloadingForWrite = false;
-const patched = new WeakSet<object>();
 
-/** Patches SelectQueryBuilder once per loaded copy of TypeORM. @internal */
+/** Patches SelectQueryBuilder; installHooks() calls it once per loaded copy of TypeORM. @internal */
 export function installSelectHooks(internals: TypeormInternals): void {
   const proto = internals.selectQueryBuilder;
-  if (patched.has(proto)) return;
-  patched.add(proto);
 
   wrap(
     proto,
