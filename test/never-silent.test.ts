@@ -457,6 +457,22 @@ describe("set-up errors of a DataSource never passed to installLocking()", () =>
     @PrimaryGeneratedColumn() id!: number;
   }
 
+  /** A stale copy of a LateDoc saved after a fresh one is refused (then the DataSource is destroyed). */
+  async function expectStaleSaveRefused(ds: DataSource): Promise<void> {
+    try {
+      const docs = ds.getRepository(LateDoc);
+      const { id } = await docs.save({ note: "a" });
+      const stale = await docs.findOneByOrFail({ id });
+      const fresh = await docs.findOneByOrFail({ id });
+      fresh.note = "b";
+      await docs.save(fresh);
+      stale.note = "c";
+      await expect(docs.save(stale)).rejects.toBeInstanceOf(OptimisticLockError);
+    } finally {
+      await ds.destroy();
+    }
+  }
+
   it.each([
     ["no entity", []],
     ["only plain entities", [EarlyPlain]],
@@ -466,18 +482,7 @@ describe("set-up errors of a DataSource never passed to installLocking()", () =>
     await ds.destroy();
     ds.setOptions({ entities: [EarlyPlain, LateDoc] });
     await ds.initialize();
-    try {
-      const docs = ds.getRepository(LateDoc);
-      const { id } = await docs.save({ note: "a" });
-      const stale = await docs.findOneByOrFail({ id });
-      const fresh = await docs.findOneByOrFail({ id });
-      fresh.note = "b";
-      await docs.save(fresh);
-      stale.note = "c";
-      await expect(docs.save(stale)).rejects.toBeInstanceOf(OptimisticLockError);
-    } finally {
-      await ds.destroy();
-    }
+    await expectStaleSaveRefused(ds);
   });
 
   it("a DataSource whose set-up failed is judged again once a new initialize() gave it fixed entities", async () => {
@@ -486,18 +491,7 @@ describe("set-up errors of a DataSource never passed to installLocking()", () =>
     await ds.destroy();
     ds.setOptions({ entities: [LateDoc] });
     await ds.initialize();
-    try {
-      const docs = ds.getRepository(LateDoc);
-      const { id } = await docs.save({ note: "a" });
-      const stale = await docs.findOneByOrFail({ id });
-      const fresh = await docs.findOneByOrFail({ id });
-      fresh.note = "b";
-      await docs.save(fresh);
-      stale.note = "c";
-      await expect(docs.save(stale)).rejects.toBeInstanceOf(OptimisticLockError);
-    } finally {
-      await ds.destroy();
-    }
+    await expectStaleSaveRefused(ds);
   });
 
   class Stamp {
