@@ -1,13 +1,11 @@
 import type { DataSource } from "typeorm";
 import { LockingConfigurationError } from "./errors";
-import { installationOf, type LockingOptions, recordInstallation } from "./installation";
-import { activate, installHooks } from "./typeorm/activation";
+import type { LockingOptions } from "./installation";
+import { installExplicitly, installHooks } from "./typeorm/activation";
 
 // The hooks go in when the package is loaded, so that an entity's @Versioned() and a @Lock
 // request are enforced on every DataSource, installLocking() or not (docs/optimistic-locking.md).
 installHooks();
-
-const initializeWrapped = new WeakSet<DataSource>();
 
 /**
  * Turns typeorm-locking on for one DataSource, with options: every `save()`, `remove()`,
@@ -22,6 +20,8 @@ const initializeWrapped = new WeakSet<DataSource>();
  *
  * Entity set-up errors (a non-integer version, two version columns, `@Versioned` beside
  * `@VersionColumn`) are thrown here if the DataSource is initialized, else by `initialize()`.
+ * The installation outlives `destroy()`: a later `initialize()` applies it to the entities the
+ * DataSource has then.
  *
  * @example
  * ```ts
@@ -40,22 +40,6 @@ export function installLocking<T extends DataSource>(dataSource: T, options: Loc
         "(npm ls typeorm) so that the library hooks the copy the DataSource uses.",
     );
   }
-  const installation = recordInstallation(dataSource, options);
-  if (dataSource.isInitialized) activate(dataSource, installation);
-  else activateAfterInitialize(dataSource);
+  installExplicitly(dataSource, options);
   return dataSource;
-}
-
-function activateAfterInitialize(dataSource: DataSource): void {
-  if (initializeWrapped.has(dataSource)) return;
-  initializeWrapped.add(dataSource);
-  const initialize = dataSource.initialize;
-  // initialize() builds the driver and the metadata we validate, so the library attaches
-  // itself right after it.
-  dataSource.initialize = async function (this: DataSource) {
-    await initialize.call(this);
-    const installation = installationOf(this);
-    if (installation) activate(this, installation);
-    return this;
-  };
 }

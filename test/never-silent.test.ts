@@ -554,12 +554,77 @@ describe("set-up errors of a DataSource never passed to installLocking()", () =>
     @ManyToOne(() => LegacyRoot) root!: LegacyRoot;
   }
 
-  it("installLocking(checked) right after a synchronizing initialize() adopts a @VersionColumn root of @VersionedBy members", async () => {
+  it.each([
+    ["a new DataSource", async () => sqlite([LegacyRoot, LegacyMember], true).initialize()],
+    [
+      "one the library installed in its earlier life",
+      async () => {
+        const ds = await sqlite([LateDoc], true).initialize();
+        await ds.getRepository(LateDoc).save({ note: "a" });
+        await ds.destroy();
+        ds.setOptions({ entities: [LegacyRoot, LegacyMember] });
+        return ds.initialize();
+      },
+    ],
+  ])("installLocking(checked) right after a synchronizing initialize() adopts a @VersionColumn root of @VersionedBy members: %s", async (_, initialized) => {
     // initialize() runs schema queries; they must not install the defaults, under which this
     // @VersionColumn root is unchecked and its members' declaration an error.
-    const ds = await sqlite([LegacyRoot, LegacyMember], true).initialize();
+    const ds = await initialized();
     try {
       installLocking(ds, { versionColumns: "checked" });
+      const root = await ds.getRepository(LegacyRoot).save({ note: "r" });
+      await ds.getRepository(LegacyMember).save({ note: "m", root });
+      expect((await ds.getRepository(LegacyRoot).findOneByOrFail({ id: root.id })).version).toBe(2);
+    } finally {
+      await ds.destroy();
+    }
+  });
+
+  it.each([
+    [
+      "installLocking() before initialize()",
+      async (ds: DataSource) => {
+        await installLocking(ds).initialize();
+      },
+    ],
+    [
+      "installLocking() after initialize()",
+      async (ds: DataSource) => {
+        installLocking(await ds.initialize());
+      },
+    ],
+    [
+      "installed by the library at its first write",
+      async (ds: DataSource) => {
+        await ds.initialize();
+      },
+    ],
+  ])("a DataSource %s goes by the entities of its next initialize(): a new line moves its order's version", async (_, firstLife) => {
+    const ds = sqlite([LateDoc], true);
+    await firstLife(ds);
+    await ds.getRepository(LateDoc).save({ note: "a" });
+    await ds.destroy();
+    ds.setOptions({ entities: [...AGGREGATE_ENTITIES] });
+    await ds.initialize();
+    try {
+      const order = await ds
+        .getRepository(AggOrder)
+        .save({ status: "NEW", address: { street: "Old Street 1", city: "Seoul" } } as AggOrder);
+      await ds.getRepository(AggLine).save({ product: "pen", quantity: 1, order } as AggLine);
+      expect((await ds.getRepository(AggOrder).findOneByOrFail({ id: order.id })).version).toBe(2);
+    } finally {
+      await ds.destroy();
+    }
+  });
+
+  it("installLocking(checked) over the library's own installation outlasts the next initialize()", async () => {
+    const ds = await sqlite([LateDoc], true).initialize();
+    await ds.getRepository(LateDoc).save({ note: "a" });
+    installLocking(ds, { versionColumns: "checked" });
+    await ds.destroy();
+    ds.setOptions({ entities: [LegacyRoot, LegacyMember] });
+    await ds.initialize();
+    try {
       const root = await ds.getRepository(LegacyRoot).save({ note: "r" });
       await ds.getRepository(LegacyMember).save({ note: "m", root });
       expect((await ds.getRepository(LegacyRoot).findOneByOrFail({ id: root.id })).version).toBe(2);

@@ -8,7 +8,13 @@
  */
 import type { DataSource, QueryRunner } from "typeorm";
 import { aggregateLinkOf } from "../aggregate";
-import { forgetInstallation, type Installation, installationOf, recordInstallation } from "../installation";
+import {
+  forgetInstallation,
+  type Installation,
+  installationOf,
+  type LockingOptions,
+  recordInstallation,
+} from "../installation";
 import { lockRequestOf } from "../lock-request";
 import { declaresVersioned } from "../version-policy";
 import { installAggregateHooks, prepareAggregates } from "./aggregate-versions";
@@ -55,12 +61,24 @@ export function installHooks(): TypeormInternals {
   return internals;
 }
 
-/** Attaches the library to an initialized DataSource under `installation`. @internal */
-export function activate(dataSource: DataSource, installation: Installation, runner?: QueryRunner): void {
+/** Attaches the library to an initialized DataSource under `installation`. */
+function activate(dataSource: DataSource, installation: Installation, runner?: QueryRunner): void {
   watchRunners(dataSource, runner);
   takeTurnsIfShared(dataSource, installation);
   installation.policies.resolveAll(dataSource.entityMetadatas);
   prepareAggregates(dataSource, installation);
+}
+
+/**
+ * `installLocking()`'s work: the installation it records replaces any the library made on its
+ * own, and lasts over the DataSource's later lives (each initialize() activates it anew).
+ *
+ * @internal
+ */
+export function installExplicitly(dataSource: DataSource, options: LockingOptions): void {
+  const installation = recordInstallation(dataSource, options);
+  implicitlyInstalled.delete(dataSource);
+  if (dataSource.isInitialized) activate(dataSource, installation);
 }
 
 /**
@@ -88,6 +106,8 @@ export function installationForLockRequest(dataSource: DataSource, runner?: Quer
 }
 
 const decoratorUse = new WeakMap<DataSource, boolean>();
+/** DataSources whose installation the library made itself (installImplicitly). */
+const implicitlyInstalled = new WeakSet<DataSource>();
 /** DataSources inside their own initialize(). */
 const initializing = new WeakSet<DataSource>();
 const failedActivations = new WeakMap<DataSource, unknown>();
@@ -126,6 +146,7 @@ function installImplicitly(dataSource: DataSource, runner: QueryRunner | undefin
   // A transaction the runner began before its class was patched was not numbered; numbered now,
   // a conflict in it is retried by an enclosing retryOnConflict as one its attempt began.
   if (runner) numberOpenTransaction(runner);
+  implicitlyInstalled.add(dataSource);
   return installation;
 }
 
@@ -140,22 +161,31 @@ function installActivationHooks(internals: TypeormInternals): void {
   // Schema work inside initialize() (synchronize, dropSchema) writes no entity and takes no lock,
   // and installLocking() may still come right after initialize() with options the implicit
   // installation would lack (versionColumns: "checked" for a @VersionColumn root of @VersionedBy
-  // members). So initialize() itself activates nothing; an entity write or a locking read made
-  // inside it (a migration's) still activates through the flush and SELECT hooks below.
+  // members). So initialize() itself makes no installation; an entity write or a locking read made
+  // inside it (a migration's) still activates through the flush and SELECT hooks below. An
+  // installation made by installLocking() (before this initialize() or in an earlier life of the
+  // DataSource) is activated on the metadata this initialize() built: the aggregates of the old
+  // metadata would miss every member of the new one, and their roots' bumps with them.
   wrap(
     dataSourcePrototype,
     "initialize",
     (initialize: Method): Method =>
       async function (this: DataSource, ...args: unknown[]) {
-        // setOptions() may have changed the entities since the last life of the DataSource.
+        // setOptions() may have changed the entities since the last life of the DataSource, so
+        // what the library decided on its own is decided again.
         decoratorUse.delete(this);
         failedActivations.delete(this);
+        if (implicitlyInstalled.delete(this)) forgetInstallation(this);
         initializing.add(this);
+        let initialized: unknown;
         try {
-          return await initialize.apply(this, args);
+          initialized = await initialize.apply(this, args);
         } finally {
           initializing.delete(this);
         }
+        const installation = installationOf(this);
+        if (installation) activate(this, installation);
+        return initialized;
       },
   );
   wrap(
