@@ -117,7 +117,14 @@ const REQUIRED: Array<[keyof Omit<TypeormInternals, "dataSourceClass">, string[]
   ["returningUpdator", ["update"]],
   [
     "selectQueryBuilder",
-    ["executeEntitiesAndRawResults", "createLockExpression", "getQuery", "getRawAndEntities", "getManyAndCount"],
+    [
+      "executeEntitiesAndRawResults",
+      "createLockExpression",
+      "createTableLockExpression",
+      "getQuery",
+      "getRawAndEntities",
+      "getManyAndCount",
+    ],
   ],
   ["entityPersistExecutor", ["execute"]],
   ["subjectDatabaseEntityLoader", ["load"]],

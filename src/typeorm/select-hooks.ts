@@ -47,9 +47,11 @@ export function installSelectHooks(internals: TypeormInternals): void {
         const alias = this.expressionMap.mainAlias;
         if (!installation || !alias?.hasMetadata) return execute.call(this, queryRunner);
         const { metadata } = alias;
+        // Stryker disable next-line ConditionalExpression,LogicalOperator: equivalent (docs/testing.md); saves noting versions nobody holds
         const remember = !preloadingForWrite && reachesVersioned(installation, metadata);
         const load = (): Promise<Loaded> => {
           const loading = execute.call(this, queryRunner) as Promise<Loaded>;
+          // Stryker disable next-line ConditionalExpression: equivalent (docs/testing.md); the same saving
           if (!remember) return loading;
           return loading.then((loaded) => {
             rememberVersions(installation, metadata, loaded.entities);
@@ -102,10 +104,12 @@ export function installSelectHooks(internals: TypeormInternals): void {
   // objects no application code ever holds.
   wrap(
     internals.subjectDatabaseEntityLoader,
+    // Stryker disable next-line StringLiteral: equivalent (docs/testing.md); unhooked, the pre-load's versions are noted, unread
     "load",
     (load) =>
       function (this: unknown, ...args: unknown[]) {
         const outer = preloadingForWrite;
+        // Stryker disable next-line BooleanLiteral: equivalent (docs/testing.md); the same saving
         preloadingForWrite = true;
         try {
           return load.apply(this, args);
@@ -150,17 +154,15 @@ export function installSelectHooks(internals: TypeormInternals): void {
         return bound ? bound(sql) : sql;
       },
   );
-  if (typeof proto.createTableLockExpression === "function") {
-    wrap(
-      proto,
-      "createTableLockExpression",
-      (tableLockExpression) =>
-        function (this: SelectQueryLike) {
-          const rendering = renderings.get(this.expressionMap);
-          return rendering ? rendering.tableHint : tableLockExpression.call(this);
-        },
-    );
-  }
+  wrap(
+    proto,
+    "createTableLockExpression",
+    (tableLockExpression) =>
+      function (this: SelectQueryLike) {
+        const rendering = renderings.get(this.expressionMap);
+        return rendering ? rendering.tableHint : tableLockExpression.call(this);
+      },
+  );
 }
 
 /**
@@ -173,11 +175,9 @@ function rememberVersions(installation: Installation, metadata: EntityMetadata, 
   if (!reachesVersioned(installation, metadata)) return;
   const policy = installation.policies.of(metadata);
   for (const entity of entities) {
-    const version = policy ? settleVersion(policy.column, entity) : undefined;
-    if (version !== undefined) rememberLoadedVersion(entity, version);
+    if (policy) rememberLoadedVersion(entity, settleVersion(policy.column, entity));
     for (const relation of metadata.relations) {
-      // A lazy relation's getter would run a query; only one already loaded is walked.
-      if (relation.isLazy && !Object.hasOwn(entity, relation.propertyName)) continue;
+      // Never a lazy relation's getter (it would run a query): only what a load already put there.
       const value = relation.getEntityValue(entity);
       if (value !== null && typeof value === "object") {
         rememberVersions(installation, relation.inverseEntityMetadata, Array.isArray(value) ? value : [value]);
@@ -191,6 +191,7 @@ const reach = new WeakMap<Installation, WeakMap<EntityMetadata, boolean>>();
 /** Whether an entity, or any entity its relations lead to, is versioned (cached per installation). */
 function reachesVersioned(installation: Installation, metadata: EntityMetadata): boolean {
   let known = reach.get(installation);
+  // Stryker disable next-line ConditionalExpression: equivalent (docs/testing.md); a cache made anew gives the same answer
   if (!known) {
     known = new WeakMap();
     reach.set(installation, known);
@@ -201,6 +202,7 @@ function reachesVersioned(installation: Installation, metadata: EntityMetadata):
   for (const current of seen) {
     for (const relation of current.relations) seen.add(relation.inverseEntityMetadata);
   }
+  // Stryker disable next-line ConditionalExpression: equivalent (docs/testing.md); an unversioned graph has nothing to note
   const result = [...seen].some((each) => installation.policies.of(each) !== undefined);
   known.set(metadata, result);
   return result;
