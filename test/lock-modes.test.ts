@@ -1405,6 +1405,30 @@ describeEachDatabase((db) => {
     });
   });
 
+  it("a DataSource asks a MySQL-family server what it is once per life, and again after destroy() and initialize()", async () => {
+    // The next life may reach another server (setOptions() in between): MariaDB, MySQL or Galera.
+    const id = await account();
+    const source = installLocking(await openAlongside(one, { logger: counter, logging: true }));
+    const lockedRead = () =>
+      source.transaction((m) =>
+        m.findOneOrFail(Account, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE) }),
+      );
+    const asked = () => counter.statements.filter((s) => /^SHOW VARIABLES/i.test(s)).length;
+    const perLife = db.family === "mysql" ? 1 : 0;
+    try {
+      counter.reset();
+      await lockedRead();
+      await lockedRead();
+      expect(asked()).toBe(perLife);
+      await source.destroy();
+      await source.initialize();
+      await lockedRead();
+      expect(asked()).toBe(2 * perLife);
+    } finally {
+      if (source.isInitialized) await source.destroy();
+    }
+  });
+
   it("a versioned entity loaded through a lazy relation named in `relations`, deleted by another transaction, is an OptimisticLockError", async () => {
     // Loaded by this process, not sent by a client: the race is retryable, not a RowNotFoundError.
     const id = nextId++;
