@@ -64,8 +64,9 @@ export function installHooks(): TypeormInternals {
 /** Attaches the library to an initialized DataSource under `installation`. */
 function activate(dataSource: DataSource, installation: Installation, runner?: QueryRunner): void {
   // Each life of a DataSource may reach another server (setOptions() between destroy() and
-  // initialize()): a MySQL-family server is asked again what it is (MariaDB, MySQL, Galera).
-  installation.serverDialect = undefined;
+  // initialize()): unless installLocking() named the dialect, a MySQL-family server is asked
+  // again what it is (MariaDB, MySQL, Galera).
+  installation.serverDialect = installation.options.dialect;
   watchRunners(dataSource, runner);
   takeTurnsIfShared(dataSource, installation);
   installation.policies.resolveAll(dataSource.entityMetadatas);
