@@ -641,6 +641,29 @@ describeEachDatabase((db) => {
     expect(ours.length - plainStatements.length).toBe(2);
     expect(ours.filter((s) => /^UPDATE\s+["`]?tl_agg_order["`]?/i.test(s))).toHaveLength(2);
   });
+
+  it("statements: a line moved in by its new order's cascade, given by id only, costs the two order UPDATEs and no SELECT for the order it leaves", async () => {
+    // TypeORM's pre-load of the line reads its old foreign key too (the library asks it to): the
+    // order the line leaves is known without a query of its own.
+    const ids = await seed();
+    const apple = await lineId(ids.a, "apple");
+    const move = async (source: DataSource, c: StatementCounter, to: number) => {
+      const Order = source === plain ? PlainMoveOrder : AggOrder;
+      const order = (await source
+        .getRepository(Order)
+        .findOneOrFail({ where: { id: to }, relations: { lines: true } })) as AggOrder;
+      order.lines!.push({ id: apple, product: "apple", quantity: 1 } as AggLine);
+      c.reset();
+      await source.getRepository(Order).save(order);
+      return c.statements.filter((s) => !/^(BEGIN|START|COMMIT|SAVEPOINT|RELEASE)/i.test(s));
+    };
+    const plainStatements = await move(plain, plainCounter, ids.b);
+    // Move it back with ours, from B to A.
+    const ours = await move(user1, counter, ids.a);
+    expect(ours.filter((s) => /^UPDATE\s+["`]?tl_agg_order["`]?/i.test(s))).toHaveLength(2);
+    expect(ours.length - plainStatements.length).toBe(2);
+    expect(await state(ids)).toMatchObject({ a: { version: 2, lines: ["apple:1", "pear:1"] }, b: { version: 2 } });
+  });
 });
 
 /** tl_agg_order and tl_agg_line as plain TypeORM maps them, for statement counts. */
@@ -649,6 +672,12 @@ class PlainMoveOrder {
   @PrimaryGeneratedColumn() id!: number;
   @Column() status!: string;
   @VersionColumn() version!: number;
+  @OneToMany(
+    () => PlainMoveLine,
+    (line) => line.order,
+    { cascade: true },
+  )
+  lines?: PlainMoveLine[];
 }
 
 @Entity({ name: "tl_agg_line" })
@@ -656,7 +685,11 @@ class PlainMoveLine {
   @PrimaryGeneratedColumn() id!: number;
   @Column() product!: string;
   @Column() quantity!: number;
-  @ManyToOne(() => PlainMoveOrder) order!: PlainMoveOrder;
+  @ManyToOne(
+    () => PlainMoveOrder,
+    (order) => order.lines,
+  )
+  order!: PlainMoveOrder;
 }
 
 /** A root keyed by hand (9 and 10 sort one way as text, the other as numbers) and its member. */
