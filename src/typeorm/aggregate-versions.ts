@@ -591,8 +591,7 @@ function walkLoaded(
       if (root) loadedRoots.set(entity, root);
     }
     for (const relation of metadata.relations) {
-      // A lazy relation's getter would run a query; only one already loaded is walked.
-      if (relation.isLazy && !Object.hasOwn(entity, relation.propertyName)) continue;
+      // Never a lazy relation's getter (it would run a query): only what a load already put there.
       const value = relation.getEntityValue(entity);
       if (value === null || typeof value !== "object") continue;
       const child = relation.inverseEntityMetadata;
