@@ -39,6 +39,12 @@ export interface ConnectionKillerOptions {
    * machine may end before the first full interval.
    */
   firstRandomAfterMs?: number;
+  /**
+   * Once this share of the run's operations has ended (0.5: half), each kind that has not
+   * killed yet kills at its next chance regardless of the odds: a short run's few COMMITs may
+   * otherwise draw no kill at all, and a run meant to kill during COMMIT would prove nothing.
+   */
+  everyKindBy?: number;
 }
 
 interface Admin {
@@ -75,6 +81,9 @@ export class ConnectionKiller implements FaultInjector {
   private stopped = false;
   private readonly pending = new Set<Promise<void>>();
   private source?: DataSource;
+  /** Kinds sent at least once (counted when sent: a kill that fails is still not retried by force). */
+  private readonly sent = new Set<string>();
+  private forceMissing = false;
 
   constructor(private readonly options: ConnectionKillerOptions = {}) {}
 
@@ -104,6 +113,22 @@ export class ConnectionKiller implements FaultInjector {
     }
   }
 
+  progress(ended: number, total: number): void {
+    const by = this.options.everyKindBy;
+    if (by === undefined || this.forceMissing || ended < by * total) return;
+    this.forceMissing = true;
+    const ids = [...this.seen];
+    if ((this.options.randomEveryMs ?? 0) > 0 && !this.sent.has("random") && ids.length > 0) {
+      this.track(this.kill(ids[pick(this.random, ids.length)], "random"));
+    }
+  }
+
+  /** A kill of this kind now: by chance, or forced when the kind is still missing past `everyKindBy`. */
+  private draw(kind: string, chance: number | undefined): boolean {
+    if (this.random() < (chance ?? 0)) return true;
+    return this.forceMissing && (chance ?? 0) > 0 && !this.sent.has(kind);
+  }
+
   private beforeQuery(query: string, runner: QueryRunner | undefined): Promise<void> | undefined {
     if (this.stopped) return undefined;
     const id = serverIdOf(runner);
@@ -111,10 +136,10 @@ export class ConnectionKiller implements FaultInjector {
     this.seen.add(id);
     if (!runner?.isTransactionActive) return undefined;
     if (/^\s*COMMIT\b/i.test(query)) {
-      if (this.random() < (this.options.commitChance ?? 0)) this.track(this.kill(id, "commit"));
+      if (this.draw("commit", this.options.commitChance)) this.track(this.kill(id, "commit"));
       return undefined;
     }
-    if (WRITE_OR_READ.test(query) && this.random() < (this.options.statementChance ?? 0)) {
+    if (WRITE_OR_READ.test(query) && this.draw("statement", this.options.statementChance)) {
       return this.kill(id, "statement");
     }
     return undefined;
@@ -127,6 +152,7 @@ export class ConnectionKiller implements FaultInjector {
 
   private async kill(id: number, kind: string): Promise<void> {
     this.seen.delete(id);
+    this.sent.add(kind);
     try {
       const admin = await this.adminConnection();
       await admin.kill(id);
