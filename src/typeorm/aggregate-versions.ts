@@ -613,13 +613,12 @@ function holdsVersion(root: EntityMetadata, entity: unknown): entity is ObjectLi
  * even when the entity saved does not carry it, as when a line moves by its new order's cascade:
  * the column is in the row the pre-load selects anyway, so it costs no statement, and the root
  * the member leaves is known without one. TypeORM loads the relations the entity's copy defines;
- * a null on that copy (never on the entity) asks for this one.
+ * a null on that copy (never on the entity) asks for this one. Called once per copy of TypeORM,
+ * by `installHooks()`.
  *
  * @internal
  */
 export function installAggregateHooks(internals: TypeormInternals): void {
-  if (patched.has(internals.subjectDatabaseEntityLoader)) return;
-  patched.add(internals.subjectDatabaseEntityLoader);
   wrap(
     internals.subjectDatabaseEntityLoader,
     "load",
@@ -635,5 +634,3 @@ export function installAggregateHooks(internals: TypeormInternals): void {
       },
   );
 }
-
-const patched = new WeakSet<object>();
