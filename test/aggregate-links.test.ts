@@ -96,12 +96,40 @@ class LinkCrate {
   orders?: LinkOrder[];
 }
 
+/**
+ * A root linked to roots of its own kind (a self-referencing many-to-many): both ends of a
+ * junction row are parts. Its `metadata` column is named like a property of TypeORM's subjects.
+ */
+@Entity({ name: "tl_link_part" })
+class LinkPart {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() name!: string;
+  @Column({ default: "" }) metadata!: string;
+  @Versioned() version!: number;
+  @ManyToMany(() => LinkPart)
+  @JoinTable({ name: "tl_link_part_fit" })
+  fits?: LinkPart[];
+}
+
+/** Makes the part an aggregate root. */
+@Entity({ name: "tl_link_part_spec" })
+@VersionedBy(
+  () => LinkPart,
+  (spec: LinkPartSpec) => spec.part,
+)
+class LinkPartSpec {
+  @PrimaryGeneratedColumn() id!: number;
+  @ManyToOne(() => LinkPart, { onDelete: "CASCADE" }) part!: LinkPart;
+}
+
 describeEachDatabase((db) => {
   let alice: DataSource;
   let bob: DataSource;
 
   beforeAll(async () => {
-    [alice, bob] = await openDataSources(db, [LinkOrder, LinkLine, LinkTag, LinkCrate], { count: 2 });
+    [alice, bob] = await openDataSources(db, [LinkOrder, LinkLine, LinkTag, LinkCrate, LinkPart, LinkPartSpec], {
+      count: 2,
+    });
     installLocking(alice);
     installLocking(bob);
   });
@@ -217,6 +245,52 @@ describeEachDatabase((db) => {
       expect(order.version).toBe(2);
       expect(await versionOf(id)).toBe(2);
     });
+
+    it("linked from the tag saved together with a current copy of the order: that copy holds the new version, and its next save succeeds", async () => {
+      const id = await newOrder();
+      const { id: tagId } = await bob.getRepository(LinkTag).save({ name: "gift" } as LinkTag);
+      const tag = await bob.getRepository(LinkTag).findOneByOrFail({ id: tagId });
+      const order = await bob.getRepository(LinkOrder).findOneByOrFail({ id });
+      tag.orders = [order];
+      // The order is a subject of this flush (unchanged): the link is still guarded by its copy.
+      await bob.manager.save([tag, order]);
+      expect(order.version).toBe(2);
+      expect(await versionOf(id)).toBe(2);
+      order.status = "PAID";
+      await bob.getRepository(LinkOrder).save(order);
+      expect(await bob.getRepository(LinkOrder).findOneByOrFail({ id })).toMatchObject({ status: "PAID", version: 3 });
+    });
+  });
+
+  describe("a part linked to parts (self-referencing many-to-many): both ends are roots", () => {
+    const newPart = async (name: string) => alice.getRepository(LinkPart).save({ name } as LinkPart);
+    const partVersion = async (id: number) => (await bob.getRepository(LinkPart).findOneByOrFail({ id })).version;
+
+    it("a link added moves the part saved and the part linked; a stale holder of the linked part conflicts", async () => {
+      const [a, b] = [await newPart("bolt"), await newPart("nut")];
+      const held = await alice.getRepository(LinkPart).findOneByOrFail({ id: b.id });
+      const theirs = await bob
+        .getRepository(LinkPart)
+        .findOneOrFail({ where: { id: a.id }, relations: { fits: true } });
+      theirs.fits!.push(await bob.getRepository(LinkPart).findOneByOrFail({ id: b.id }));
+      await bob.getRepository(LinkPart).save(theirs);
+      expect([await partVersion(a.id), await partVersion(b.id)]).toEqual([2, 2]);
+      held.name = "wing nut";
+      expect(await failure(alice.getRepository(LinkPart).save(held))).toBeInstanceOf(OptimisticLockError);
+      expect((await bob.getRepository(LinkPart).findOneByOrFail({ id: b.id })).name).toBe("nut");
+    });
+
+    it("a link removed moves both parts", async () => {
+      const b = await newPart("nut");
+      const a = await alice.getRepository(LinkPart).save({ name: "bolt", fits: [b] } as LinkPart);
+      const before = [await partVersion(a.id), await partVersion(b.id)];
+      const theirs = await bob
+        .getRepository(LinkPart)
+        .findOneOrFail({ where: { id: a.id }, relations: { fits: true } });
+      theirs.fits = [];
+      await bob.getRepository(LinkPart).save(theirs);
+      expect([await partVersion(a.id), await partVersion(b.id)]).toEqual(before.map((v) => v + 1));
+    });
   });
 
   describe("a member's links (the line's tags)", () => {
@@ -248,6 +322,35 @@ describeEachDatabase((db) => {
         expect(counter.statements.slice(begin + 1).map((sql) => sql.split(" ")[0])).toEqual([
           "UPDATE",
           "INSERT",
+          "COMMIT",
+        ]);
+      } finally {
+        await closeAll(counted);
+      }
+    });
+
+    it("a line's tag unlinked through the order's cascade: the order moves once, found without a read", async () => {
+      const { id, lineId } = await newLine();
+      const tag = await alice.getRepository(LinkTag).save({ name: "gift", lines: [{ id: lineId }] } as LinkTag);
+      const counter = new StatementCounter();
+      const counted = await openAlongside(alice, { logger: counter, logging: true });
+      installLocking(counted);
+      try {
+        await staleAfter(id, async () => {
+          const order = await counted
+            .getRepository(LinkOrder)
+            .findOneOrFail({ where: { id }, relations: { lines: { tags: true } } });
+          expect(order.lines![0].tags!.map((t) => t.id)).toEqual([tag.id]);
+          order.lines![0].tags = [];
+          counter.reset();
+          await counted.getRepository(LinkOrder).save(order);
+        });
+        // The removed row names the line by id only; it is still the line saved, whose order is
+        // the one saved with it: nothing is read to find it.
+        const begin = counter.statements.findIndex((sql) => /^(BEGIN|START TRANSACTION)/.test(sql));
+        expect(counter.statements.slice(begin + 1).map((sql) => sql.split(" ")[0])).toEqual([
+          "UPDATE",
+          "DELETE",
           "COMMIT",
         ]);
       } finally {

@@ -486,6 +486,56 @@ describe("aggregate declarations are checked at installLocking()", () => {
     await expect(install([Root, ColumnMember])).rejects.toThrow(/ColumnMember.rootId is not one/);
   });
 
+  it("a path through a one-to-many or a many-to-many relation to the root is refused, naming the entity", async () => {
+    // Both lead to the declared root, but a member reaches one root only up many-to-one/one-to-one.
+    const { Entity, PrimaryGeneratedColumn, ManyToOne, OneToMany, ManyToMany, JoinTable } = await import("typeorm");
+    @Entity({ name: "bad_root_e" })
+    class Root {
+      @PrimaryGeneratedColumn() id!: number;
+      @Versioned() version!: number;
+      @ManyToOne(
+        () => ManyMember,
+        (m) => m.roots,
+      )
+      owner?: object;
+    }
+    @Entity({ name: "bad_member_e" })
+    @VersionedBy(
+      () => Root,
+      (m: ManyMember) => m.roots,
+    )
+    class ManyMember {
+      @PrimaryGeneratedColumn() id!: number;
+      @OneToMany(
+        () => Root,
+        (r) => r.owner,
+      )
+      roots?: Root[];
+    }
+    @Entity({ name: "bad_root_f" })
+    class OtherRoot {
+      @PrimaryGeneratedColumn() id!: number;
+      @Versioned() version!: number;
+    }
+    @Entity({ name: "bad_member_f" })
+    @VersionedBy(
+      () => OtherRoot,
+      (m: JoinedMember) => m.roots,
+    )
+    class JoinedMember {
+      @PrimaryGeneratedColumn() id!: number;
+      @ManyToMany(() => OtherRoot)
+      @JoinTable({ name: "bad_member_f_root" })
+      roots?: OtherRoot[];
+    }
+    const oneToMany = install([Root, ManyMember]);
+    await expect(oneToMany).rejects.toThrow(LockingConfigurationError);
+    await expect(oneToMany).rejects.toThrow(/ManyMember\.roots is not one/);
+    const manyToMany = install([OtherRoot, JoinedMember]);
+    await expect(manyToMany).rejects.toThrow(LockingConfigurationError);
+    await expect(manyToMany).rejects.toThrow(/JoinedMember\.roots is not one/);
+  });
+
   it("a cycle", async () => {
     const { Entity, PrimaryGeneratedColumn, ManyToOne } = await import("typeorm");
     @Entity({ name: "bad_a_d" })

@@ -14,6 +14,7 @@ import {
   Entity,
   ManyToOne,
   OneToMany,
+  PrimaryColumn,
   PrimaryGeneratedColumn,
 } from "typeorm";
 import {
@@ -31,7 +32,7 @@ import {
   withLockMode,
 } from "../src";
 import { AGGREGATE_ENTITIES, AggLine, AggNote, AggOrder, AggTag } from "./fixtures/aggregate-entities";
-import { closeAll, describeEachDatabase, openAlongside, openDataSources } from "./support/databases";
+import { closeAll, describeEachDatabase, openAlongside, openDataSources, StatementCounter } from "./support/databases";
 
 const failure = (work: Promise<unknown>) =>
   work.then(
@@ -68,6 +69,34 @@ class Book {
   shelf!: Shelf | null;
 }
 
+/** A root whose key the application assigns: a new one holds its id before it is inserted. */
+@Entity({ name: "tl_offline_ledger" })
+class Ledger {
+  @PrimaryColumn() code!: string;
+  @Versioned() version!: number;
+  @OneToMany(
+    () => Entry,
+    (entry) => entry.ledger,
+    { cascade: true },
+  )
+  entries?: Entry[];
+}
+
+@Entity({ name: "tl_offline_entry" })
+@VersionedBy(
+  () => Ledger,
+  (entry: Entry) => entry.ledger,
+)
+class Entry {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() amount!: number;
+  @ManyToOne(
+    () => Ledger,
+    (ledger) => ledger.entries,
+  )
+  ledger!: Ledger;
+}
+
 describeEachDatabase((db) => {
   let alice: DataSource;
   let bob: DataSource;
@@ -75,7 +104,7 @@ describeEachDatabase((db) => {
   let bobLocks: OfflineLockManager;
 
   beforeAll(async () => {
-    [alice] = await openDataSources(db, [...AGGREGATE_ENTITIES, Shelf, Book, OfflineLockRecord]);
+    [alice] = await openDataSources(db, [...AGGREGATE_ENTITIES, Shelf, Book, Ledger, Entry, OfflineLockRecord]);
     bob = await openAlongside(alice);
     installLocking(alice);
     installLocking(bob);
@@ -565,6 +594,55 @@ describeEachDatabase((db) => {
       await daveLocks.releaseLock(busan);
       await daveLocks.releaseLock(seoul);
     });
+  });
+
+  it("a new root whose key the application assigns, inserted with its members, needs no lock; an entry added to it later does", async () => {
+    const hana = await openAlongside(alice);
+    try {
+      installLocking(hana);
+      const hanaLocks = new OfflineLockManager(hana).protect(Ledger);
+      const code = `L${Date.now()}`;
+      // The new ledger's id is known before the insert: still a new aggregate, nobody's lock yet.
+      await hana.getRepository(Ledger).save({ code, entries: [{ amount: 1 }, { amount: 2 }] } as Ledger);
+      const ledger = await hana.getRepository(Ledger).findOneOrFail({ where: { code }, relations: { entries: true } });
+      expect(ledger).toMatchObject({ version: 1 });
+      expect(ledger.entries!.map((e) => e.amount).sort()).toEqual([1, 2]);
+      ledger.entries!.push({ amount: 3 } as Entry);
+      const refused = await failure(hana.getRepository(Ledger).save(ledger));
+      expect(refused).toBeInstanceOf(OfflineLockRequiredError);
+      expect((refused as Error).message).toMatch(`Ledger/${code}`);
+      const lock = await hanaLocks.tryLock("Ledger", code, { owner: "hana", ttlMs: 60_000 });
+      await hanaLocks.runHolding(lock, () => hana.getRepository(Ledger).save(ledger));
+      expect((await hana.getRepository(Ledger).findOneByOrFail({ code })).version).toBe(2);
+      await hanaLocks.releaseLock(lock);
+    } finally {
+      await closeAll(hana);
+    }
+  });
+
+  it("one lock per city: a root saved directly is checked against the lock its own copy names, without reading its row again", async () => {
+    const counter = new StatementCounter();
+    const ivan = await openAlongside(alice, { logger: counter, logging: true });
+    try {
+      installLocking(ivan);
+      const ivanLocks = new OfflineLockManager(ivan).protect(AggOrder, {
+        lockType: "City",
+        lockIdOf: (order: AggOrder) => order.address?.city,
+      });
+      const id = await seed("Seoul");
+      const lock = await ivanLocks.tryLock("City", "Seoul", { owner: "dispatcher", ttlMs: 60_000 });
+      const order = await ivan.getRepository(AggOrder).findOneByOrFail({ id });
+      order.status = "PAID";
+      counter.reset();
+      await ivanLocks.runHolding(lock, () => ivan.getRepository(AggOrder).save(order));
+      // The pre-load, the lock's row, the guarded UPDATE: no SELECT of the order for its city.
+      const selects = counter.statements.filter((sql) => sql.startsWith("SELECT"));
+      expect(selects).toHaveLength(2);
+      expect(await load(ivan, id)).toMatchObject({ status: "PAID", version: 2 });
+      await ivanLocks.releaseLock(lock);
+    } finally {
+      await closeAll(ivan);
+    }
   });
 
   it("one lock per city: a book leaving a soft-removed shelf needs that shelf's city lock, read from its soft-deleted row", async () => {

@@ -61,7 +61,17 @@ class Playlist {
   songs!: Song[];
 }
 
-const ENTITIES = [OfflineLockRecord, Order, OrderLine, Seat, Song, Playlist];
+/** Protected, linked to stations of its own kind: both ends of a junction row are stations. */
+@Entity({ name: "tl_offline_station" })
+class Station {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() name!: string;
+  @ManyToMany(() => Station)
+  @JoinTable({ name: "tl_offline_station_link" })
+  neighbours!: Station[];
+}
+
+const ENTITIES = [OfflineLockRecord, Order, OrderLine, Seat, Song, Playlist, Station];
 const RACERS = 20;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -256,6 +266,34 @@ describeEachDatabase((db) => {
       await own.runHolding(mixLock, () => songs.remove(linked));
       expect(await songs.findOneBy({ id: song.id })).toBeNull();
       await own.releaseLock(mixLock);
+    });
+
+    it("a link between two stations (self-referencing many-to-many), added or removed, needs both stations' locks", async () => {
+      const own = new OfflineLockManager(source).protect(Station);
+      const stations = source.getRepository(Station);
+      const [a, b] = await stations.save([{ name: "north" }, { name: "south" }] as Station[]);
+      const neighboursOf = async () =>
+        (await stations.findOneOrFail({ where: { id: a.id }, relations: { neighbours: true } })).neighbours.map(
+          (s) => s.id,
+        );
+      const relink = async (neighbours: Station[]) => {
+        const loaded = await stations.findOneOrFail({ where: { id: a.id }, relations: { neighbours: true } });
+        loaded.neighbours = neighbours;
+        return stations.save(loaded);
+      };
+      const aLock = await own.tryLock("Station", a.id, { owner: "kim", ttlMs: 60_000 });
+      const bLock = await own.tryLock("Station", b.id, { owner: "kim", ttlMs: 60_000 });
+      const refused = await own.runHolding(aLock, () => relink([b])).catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(OfflineLockRequiredError);
+      expect(refused).toMatchObject({ lockType: "Station", lockId: String(b.id) });
+      await own.runHolding(aLock, () => own.runHolding(bLock, () => relink([b])));
+      expect(await neighboursOf()).toEqual([b.id]);
+      await expect(own.runHolding(aLock, () => relink([]))).rejects.toBeInstanceOf(OfflineLockRequiredError);
+      expect(await neighboursOf()).toEqual([b.id]);
+      await own.runHolding(aLock, () => own.runHolding(bLock, () => relink([])));
+      expect(await neighboursOf()).toEqual([]);
+      await own.releaseLock(aLock);
+      await own.releaseLock(bLock);
     });
 
     it("softRemove() and recover() need the lock as save() does, and go through under the held handle", async () => {

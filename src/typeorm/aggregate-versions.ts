@@ -61,7 +61,7 @@ let anyAggregate = false;
 export function prepareAggregates(dataSource: DataSource, installation: Installation): void {
   const members = new Map<EntityMetadata, MemberChain>();
   for (const metadata of dataSource.entityMetadatas) {
-    const chain = chainOf(dataSource, metadata);
+    const chain = chainOf(metadata);
     if (!chain) continue;
     if (!installation.policies.of(chain.root)) {
       throw new LockingConfigurationError(
@@ -79,7 +79,7 @@ export function prepareAggregates(dataSource: DataSource, installation: Installa
   }
 }
 
-function chainOf(dataSource: DataSource, member: EntityMetadata): MemberChain | undefined {
+function chainOf(member: EntityMetadata): MemberChain | undefined {
   const path: string[] = [];
   let firstStep: RelationMetadata | undefined;
   const seen = new Set<Function>();
@@ -108,20 +108,17 @@ function chainOf(dataSource: DataSource, member: EntityMetadata): MemberChain | 
       firstStep ??= relation;
       step = relation.inverseEntityMetadata;
     }
+    // TypeORM resolved each relation to an entity of this DataSource: a parent reached is one too.
     if (step.target !== parent) {
       throw new LockingConfigurationError(
         `@VersionedBy on ${current.name}: "${link.path.join(".")}" leads to ${step.name}, not to ${parent.name}.`,
       );
     }
-    if (!dataSource.hasMetadata(parent)) {
-      throw new LockingConfigurationError(
-        `@VersionedBy on ${current.name}: ${parent.name} is not an entity of this DataSource.`,
-      );
-    }
     path.push(...link.path);
     current = step;
   }
-  return path.length > 0 && firstStep ? { root: current, path, link: firstStep } : undefined;
+  // Every link has a step (recordPath refuses an empty path): a first step means a chain.
+  return firstStep ? { root: current, path, link: firstStep } : undefined;
 }
 
 /** Whether every change a subject carries is to a property excluded from optimistic locking. @internal */
