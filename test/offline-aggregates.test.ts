@@ -596,6 +596,59 @@ describeEachDatabase((db) => {
     });
   });
 
+  it("one lock per city: an order moved to another city needs the lock of the city it leaves as well as the one it joins", async () => {
+    await withCityLocks(async (dave, daveLocks) => {
+      const id = await seed("Seoul");
+      const busan = await daveLocks.tryLock("City", "Busan", { owner: "dave", ttlMs: 60_000 });
+      // Someone else is working on Seoul's orders under its lock.
+      const seoulHolder = await daveLocks.tryLock("City", "Seoul", { owner: "dispatcher", ttlMs: 60_000 });
+      const order = await load(dave, id);
+      order.address.city = "Busan";
+      const refused = await failure(daveLocks.runHolding(busan, () => saveOrder(dave, order)));
+      expect(refused).toBeInstanceOf(OfflineLockRequiredError);
+      expect(refused).toMatchObject({ lockType: "City", lockId: "Seoul" });
+      expect(await load(dave, id)).toMatchObject({ version: 1, address: { city: "Seoul" } });
+      // Holding both, the move goes through; and back again needs both too.
+      await daveLocks.runHolding(busan, () => daveLocks.runHolding(seoulHolder, () => saveOrder(dave, order)));
+      expect(await load(dave, id)).toMatchObject({ version: 2, address: { city: "Busan" } });
+      const back = await load(dave, id);
+      back.address.city = "Seoul";
+      await expect(daveLocks.runHolding(seoulHolder, () => saveOrder(dave, back))).rejects.toMatchObject({
+        lockId: "Busan",
+      });
+      // A change that keeps the city needs that city's lock only.
+      back.address.city = "Busan";
+      back.status = "PAID";
+      await daveLocks.runHolding(busan, () => saveOrder(dave, back));
+      expect(await load(dave, id)).toMatchObject({ version: 3, status: "PAID", address: { city: "Busan" } });
+      await daveLocks.releaseLock(busan);
+      await daveLocks.releaseLock(seoulHolder);
+    });
+  });
+
+  it("one lock per city: a lockIdOf that cannot read the row as it was (a relation the save does not carry) asks only for the lock the entity is written with", async () => {
+    const kim = await openAlongside(alice);
+    try {
+      installLocking(kim);
+      // Reads the order's city through the line: the pre-load of a line saved without its order
+      // holds no order, and the function throws on it.
+      const kimLocks = new OfflineLockManager(kim).protect(AggLine, {
+        lockType: "City",
+        lockIdOf: (line: AggLine) => (line.order as AggOrder).address.city,
+      });
+      const id = await seed("Seoul");
+      const seoul = await kimLocks.tryLock("City", "Seoul", { owner: "kim", ttlMs: 60_000 });
+      const line = lineOf(await load(kim, id), "pen");
+      line.order = await load(kim, id);
+      line.quantity = 9;
+      await kimLocks.runHolding(seoul, () => kim.getRepository(AggLine).save(line));
+      expect(lineOf(await load(kim, id), "pen").quantity).toBe(9);
+      await kimLocks.releaseLock(seoul);
+    } finally {
+      await closeAll(kim);
+    }
+  });
+
   it("a new root whose key the application assigns, inserted with its members, needs no lock; an entry added to it later does", async () => {
     const hana = await openAlongside(alice);
     try {

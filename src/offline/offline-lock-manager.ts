@@ -393,6 +393,11 @@ async function requireHeldLocks(executor: SubjectExecutorLike): Promise<void> {
     const lockId = lockIdOf(protection, entity);
     if (lockId !== undefined) need(protection, subject.metadata.name, lockId);
     else if (!coveredByProtectedRoot(dataSource, subject, map)) throw noLockId(subject, protection);
+    // An update that changes the lock id itself (an order moved from one city's lock to another's)
+    // takes the entity out of the resource it was in: that one's holder must be asked too, as for a
+    // member moved between roots. TypeORM's pre-load already holds the row as it was.
+    const before = subject.databaseEntity ? lockIdBefore(protection, subject.databaseEntity) : undefined;
+    if (before !== undefined) need(protection, subject.metadata.name, before);
   }
   // Many-to-many links: the junction row belongs to the entity being saved (a new one needs none).
   const inserted = new Set(executor.insertSubjects);
@@ -510,6 +515,20 @@ function refuseUncheckedWrites({ dataSource, metadata, kind }: UncheckedWrite): 
 function lockIdOf(protection: Protection, entity: ObjectLiteral): string | undefined {
   const id = protection.lockIdOf(entity);
   return id === undefined || id === null || String(id) === "" ? undefined : String(id);
+}
+
+/**
+ * The lock id a row had before this write, from TypeORM's pre-load. `undefined` when `lockIdOf`
+ * cannot tell from it: the pre-load holds only the relations the entity saved carries, and a
+ * `lockIdOf` written for the application's entities may throw on the rest; the id the entity is
+ * written with is required anyway.
+ */
+function lockIdBefore(protection: Protection, row: ObjectLiteral): string | undefined {
+  try {
+    return lockIdOf(protection, row);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
