@@ -142,6 +142,15 @@ describeEachDatabase((db) => {
       });
     });
 
+    it("a link added with the order given as { id, version: null } (a client's null): moved by id, like an order given by id only", async () => {
+      const id = await newOrder();
+      const tag = await alice.getRepository(LinkTag).save({ name: "gift" } as LinkTag);
+      await staleAfter(id, async () => {
+        const order = { id, version: null } as unknown as LinkOrder;
+        await bob.getRepository(LinkTag).save({ ...tag, orders: [order] });
+      });
+    });
+
     it("a link removed moves the order's version", async () => {
       const id = await newOrder();
       const tag = await alice.getRepository(LinkTag).save({ name: "gift", orders: [{ id }] } as LinkTag);
