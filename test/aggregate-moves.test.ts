@@ -219,6 +219,24 @@ describeEachDatabase((db) => {
       expect((await load(user1, ids.a)).label?.text).toBe("fragile");
     });
 
+    it("(loaded with its order's version but not its id) moves the A its row names, unchecked", async () => {
+      const ids = await seed();
+      const staleA = await load(user2, ids.a);
+      const apple = await user1.getRepository(AggLine).findOneOrFail({
+        where: { id: await lineId(ids.a, "apple") },
+        relations: { order: true },
+        select: { id: true, product: true, quantity: true, order: { status: true, version: true } },
+      });
+      expect(apple.order).toEqual({ status: "A", version: 1 });
+      apple.order = await user1.getRepository(AggOrder).findOneByOrFail({ id: ids.b });
+      await user1.getRepository(AggLine).save(apple);
+      expect(await state(ids)).toEqual({
+        a: { version: 2, lines: ["pear:1"] },
+        b: { version: 2, lines: ["apple:1", "kiwi:1"] },
+      });
+      await user2SavesStaleA(ids, staleA);
+    });
+
     it("(loaded with its order but not the order's version) moves A unchecked, as if no copy of A were held", async () => {
       const ids = await seed();
       const staleA = await load(user2, ids.a);
