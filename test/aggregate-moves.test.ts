@@ -9,6 +9,7 @@
 import {
   Column,
   type DataSource,
+  DeleteDateColumn,
   Entity,
   ManyToOne,
   OneToMany,
@@ -26,7 +27,7 @@ import {
   VersionedBy,
   withLockMode,
 } from "../src";
-import { AGGREGATE_ENTITIES, AggLabel, AggLine, AggNote, AggOrder } from "./fixtures/aggregate-entities";
+import { AGGREGATE_ENTITIES, AggLabel, AggLine, AggNote, AggOrder, AggTag } from "./fixtures/aggregate-entities";
 import { closeAll, describeEachDatabase, openAlongside, openDataSources, StatementCounter } from "./support/databases";
 import { deferred, pauseAfterNextQuery, waitUntilBlocked } from "./support/interleaving";
 
@@ -38,7 +39,7 @@ describeEachDatabase((db) => {
   const plainCounter = new StatementCounter();
 
   beforeAll(async () => {
-    [user1] = await openDataSources(db, [...AGGREGATE_ENTITIES, KeyedOrder, KeyedLine, Board, Card], {
+    [user1] = await openDataSources(db, [...AGGREGATE_ENTITIES, KeyedOrder, KeyedLine, Board, Card, Sticker], {
       extra: { logger: counter, logging: true },
     });
     user2 = await openAlongside(user1, { logger: undefined, logging: false });
@@ -747,6 +748,24 @@ describeEachDatabase((db) => {
     });
   });
 
+  it("a sticker (two steps below its board) moved off a soft-deleted card, loaded without it: the board the card's row names moves, read without the card's eager relation", async () => {
+    const boards = user1.getRepository(Board);
+    const [a, b] = [await boards.save({ name: "A" }), await boards.save({ name: "B" })];
+    const from = await user1.getRepository(Card).save({ title: "done", board: a, pinnedOn: null });
+    const to = await user1.getRepository(Card).save({ title: "doing", board: b, pinnedOn: null });
+    const { id } = await user1.getRepository(Sticker).save({ text: "urgent", card: from });
+    await user1.getRepository(Card).softRemove(from);
+    const versions = async () =>
+      Promise.all([a.id, b.id].map(async (board) => (await boards.findOneByOrFail({ id: board })).version));
+    const before = await versions();
+    const sticker = await user1.getRepository(Sticker).findOneByOrFail({ id });
+    sticker.card = await user1.getRepository(Card).findOneOrFail({ where: { id: to.id }, relations: { board: true } });
+    counter.reset();
+    await user1.getRepository(Sticker).save(sticker);
+    expect(counter.statements.filter((sql) => /tl_agg_tag/.test(sql))).toEqual([]);
+    expect(await versions()).toEqual([before[0] + 1, before[1] + 1]);
+  });
+
   it("repository.update() of the foreign key moves no root; the documented recipe (force-increment both) does", async () => {
     const ids = await seed();
     const id = await lineId(ids.a, "apple");
@@ -899,6 +918,9 @@ class Card {
     { nullable: true },
   )
   board!: Board | null;
+  /** Eager: loaded with every card (but not when the library reads a card's row for its board). */
+  @ManyToOne(() => AggTag, { eager: true, nullable: true }) tag?: AggTag | null;
+  @DeleteDateColumn() removedAt?: Date | null;
   /** Not its link: pinning a card on a board does not make it part of that board's aggregate. */
   @ManyToOne(
     () => Board,
@@ -906,4 +928,16 @@ class Card {
     { nullable: true },
   )
   pinnedOn!: Board | null;
+}
+
+/** A member two steps below its board (sticker -> card -> board). */
+@Entity({ name: "tl_move_sticker" })
+@VersionedBy(
+  () => Card,
+  (sticker: Sticker) => sticker.card,
+)
+class Sticker {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() text!: string;
+  @ManyToOne(() => Card, { nullable: true }) card!: Card | null;
 }
