@@ -206,20 +206,6 @@ describeEachDatabase((db) => {
       });
     });
 
-    it("(loaded with its order through order.label) a label moved to B is guarded by that order: a change of A since fails the move", async () => {
-      const ids = await seed();
-      const a = await load(user1, ids.a);
-      const other = await load(user2, ids.a);
-      other.status = "PAID";
-      await user2.getRepository(AggOrder).save(other);
-      const before = await state(ids);
-      const label = a.label!;
-      label.order = await user1.getRepository(AggOrder).findOneByOrFail({ id: ids.b });
-      expect(await failure(user1.getRepository(AggLabel).save(label))).toBeInstanceOf(OptimisticLockError);
-      expect(await state(ids)).toEqual(before);
-      expect((await load(user1, ids.a)).label?.text).toBe("fragile");
-    });
-
     it("(loaded with its order's version but not its id) moves the A its row names, unchecked", async () => {
       const ids = await seed();
       const staleA = await load(user2, ids.a);
@@ -626,6 +612,20 @@ describeEachDatabase((db) => {
       expect(await failure(user2.getRepository(AggOrder).save(staleA))).toBeInstanceOf(OptimisticLockError);
       expect(await state(ids)).toEqual(before);
       expect((await load(user1, ids.b)).label?.text).toBe("fragile");
+    });
+
+    it("a label loaded through its order (order.label) and moved to B is guarded by that order: a change of A since fails the move", async () => {
+      const ids = await seed();
+      const a = await load(user1, ids.a);
+      const other = await load(user2, ids.a);
+      other.status = "PAID";
+      await user2.getRepository(AggOrder).save(other);
+      const before = await state(ids);
+      const label = a.label!;
+      label.order = await user1.getRepository(AggOrder).findOneByOrFail({ id: ids.b });
+      expect(await failure(user1.getRepository(AggLabel).save(label))).toBeInstanceOf(OptimisticLockError);
+      expect(await state(ids)).toEqual(before);
+      expect((await load(user1, ids.a)).label?.text).toBe("fragile");
     });
   });
 
