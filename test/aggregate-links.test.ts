@@ -170,6 +170,15 @@ describeEachDatabase((db) => {
       });
     });
 
+    it("a link added with the order given as { id, version: null } (a client's null): moved by id, like an order given by id only", async () => {
+      const id = await newOrder();
+      const tag = await alice.getRepository(LinkTag).save({ name: "gift" } as LinkTag);
+      await staleAfter(id, async () => {
+        const order = { id, version: null } as unknown as LinkOrder;
+        await bob.getRepository(LinkTag).save({ ...tag, orders: [order] });
+      });
+    });
+
     it("a link removed moves the order's version", async () => {
       const id = await newOrder();
       const tag = await alice.getRepository(LinkTag).save({ name: "gift", orders: [{ id }] } as LinkTag);
@@ -300,6 +309,38 @@ describeEachDatabase((db) => {
         .save({ status: "NEW", lines: [{ product: "pen" }] } as LinkOrder);
       return { id: order.id, lineId: order.lines![0].id };
     };
+
+    it("a new line linked from the tag in the flush whose order's cascade inserts it: the order moves once, nothing is read for the new line", async () => {
+      const { id } = await newLine();
+      const tag = await alice.getRepository(LinkTag).save({ name: "gift" } as LinkTag);
+      const counter = new StatementCounter();
+      const counted = await openAlongside(alice, { logger: counter, logging: true });
+      installLocking(counted);
+      try {
+        const order = await counted
+          .getRepository(LinkOrder)
+          .findOneOrFail({ where: { id }, relations: { lines: true } });
+        const line = Object.assign(new LinkLine(), { product: "ink" });
+        order.lines!.push(line);
+        counter.reset();
+        await counted.manager.save([order, Object.assign(new LinkTag(), tag, { lines: [line] })]);
+        // The new line has no row yet: the order it is inserted into is the one saved with it.
+        const begin = counter.statements.findIndex((sql) => /^(BEGIN|START TRANSACTION)/.test(sql));
+        expect(counter.statements.slice(begin + 1).map((sql) => sql.split(" ")[0])).toEqual([
+          "UPDATE",
+          "INSERT",
+          "INSERT",
+          "COMMIT",
+        ]);
+        expect(await versionOf(id)).toBe(2);
+        const linked = await bob
+          .getRepository(LinkTag)
+          .findOneOrFail({ where: { id: tag.id }, relations: { lines: true } });
+        expect(linked.lines!.map((l) => l.product)).toEqual(["ink"]);
+      } finally {
+        await closeAll(counted);
+      }
+    });
 
     it("a line's tags changed through the order's cascade: the order moves once, found without a read", async () => {
       const { id, lineId } = await newLine();

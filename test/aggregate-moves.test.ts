@@ -9,6 +9,7 @@
 import {
   Column,
   type DataSource,
+  DeleteDateColumn,
   Entity,
   ManyToOne,
   OneToMany,
@@ -26,7 +27,7 @@ import {
   VersionedBy,
   withLockMode,
 } from "../src";
-import { AGGREGATE_ENTITIES, AggLabel, AggLine, AggNote, AggOrder } from "./fixtures/aggregate-entities";
+import { AGGREGATE_ENTITIES, AggLabel, AggLine, AggNote, AggOrder, AggTag } from "./fixtures/aggregate-entities";
 import { closeAll, describeEachDatabase, openAlongside, openDataSources, StatementCounter } from "./support/databases";
 import { deferred, pauseAfterNextQuery, waitUntilBlocked } from "./support/interleaving";
 
@@ -38,7 +39,7 @@ describeEachDatabase((db) => {
   const plainCounter = new StatementCounter();
 
   beforeAll(async () => {
-    [user1] = await openDataSources(db, [...AGGREGATE_ENTITIES, KeyedOrder, KeyedLine], {
+    [user1] = await openDataSources(db, [...AGGREGATE_ENTITIES, KeyedOrder, KeyedLine, Board, Card, Sticker], {
       extra: { logger: counter, logging: true },
     });
     user2 = await openAlongside(user1, { logger: undefined, logging: false });
@@ -166,6 +167,7 @@ describeEachDatabase((db) => {
           }),
         );
         expect(error).toBeInstanceOf(OptimisticLockError);
+        expect(error).toMatchObject({ entityName: "AggOrder", operation: "aggregate change" });
         expect(await state(ids)).toEqual({
           a: { version: 2, lines: ["apple:1", "pear:1"] },
           b: { version: 1, lines: ["kiwi:1"] },
@@ -185,6 +187,59 @@ describeEachDatabase((db) => {
       apple.order = await user1.getRepository(AggOrder).findOneByOrFail({ id: ids.b });
       expect(await failure(user1.getRepository(AggLine).save(apple))).toBeInstanceOf(OptimisticLockError);
       expect(await state(ids)).toEqual(before);
+    });
+
+    it("no move: a line re-saved with a fresher copy of its own order is guarded by that copy, not by the stale one it was loaded with", async () => {
+      const ids = await seed();
+      const apple = await user1
+        .getRepository(AggLine)
+        .findOneOrFail({ where: { id: await lineId(ids.a, "apple") }, relations: { order: true } });
+      const a = await load(user2, ids.a);
+      a.status = "PAID";
+      await user2.getRepository(AggOrder).save(a);
+      apple.order = await user1.getRepository(AggOrder).findOneByOrFail({ id: ids.a });
+      apple.quantity = 5;
+      await user1.getRepository(AggLine).save(apple);
+      expect(await state(ids)).toEqual({
+        a: { version: 3, lines: ["apple:5", "pear:1"] },
+        b: { version: 1, lines: ["kiwi:1"] },
+      });
+    });
+
+    it("(loaded with its order's version but not its id) moves the A its row names, unchecked", async () => {
+      const ids = await seed();
+      const staleA = await load(user2, ids.a);
+      const apple = await user1.getRepository(AggLine).findOneOrFail({
+        where: { id: await lineId(ids.a, "apple") },
+        relations: { order: true },
+        select: { id: true, product: true, quantity: true, order: { status: true, version: true } },
+      });
+      expect(apple.order).toEqual({ status: "A", version: 1 });
+      apple.order = await user1.getRepository(AggOrder).findOneByOrFail({ id: ids.b });
+      await user1.getRepository(AggLine).save(apple);
+      expect(await state(ids)).toEqual({
+        a: { version: 2, lines: ["pear:1"] },
+        b: { version: 2, lines: ["apple:1", "kiwi:1"] },
+      });
+      await user2SavesStaleA(ids, staleA);
+    });
+
+    it("(loaded with its order but not the order's version) moves A unchecked, as if no copy of A were held", async () => {
+      const ids = await seed();
+      const staleA = await load(user2, ids.a);
+      const apple = await user1.getRepository(AggLine).findOneOrFail({
+        where: { id: await lineId(ids.a, "apple") },
+        relations: { order: true },
+        select: { id: true, product: true, quantity: true, order: { id: true, status: true } },
+      });
+      expect(apple.order.version).toBeUndefined();
+      apple.order = await user1.getRepository(AggOrder).findOneByOrFail({ id: ids.b });
+      await user1.getRepository(AggLine).save(apple);
+      expect(await state(ids)).toEqual({
+        a: { version: 2, lines: ["pear:1"] },
+        b: { version: 2, lines: ["apple:1", "kiwi:1"] },
+      });
+      await user2SavesStaleA(ids, staleA);
     });
 
     it("a move refused for a stale A is refused again when retried with the same object", async () => {
@@ -558,6 +613,20 @@ describeEachDatabase((db) => {
       expect(await state(ids)).toEqual(before);
       expect((await load(user1, ids.b)).label?.text).toBe("fragile");
     });
+
+    it("a label loaded through its order (order.label) and moved to B is guarded by that order: a change of A since fails the move", async () => {
+      const ids = await seed();
+      const a = await load(user1, ids.a);
+      const other = await load(user2, ids.a);
+      other.status = "PAID";
+      await user2.getRepository(AggOrder).save(other);
+      const before = await state(ids);
+      const label = a.label!;
+      label.order = await user1.getRepository(AggOrder).findOneByOrFail({ id: ids.b });
+      expect(await failure(user1.getRepository(AggLabel).save(label))).toBeInstanceOf(OptimisticLockError);
+      expect(await state(ids)).toEqual(before);
+      expect((await load(user1, ids.a)).label?.text).toBe("fragile");
+    });
   });
 
   describe("a member detached (nullable foreign key) or attached", () => {
@@ -586,6 +655,39 @@ describeEachDatabase((db) => {
       await user2SavesStaleA(ids, staleA);
     });
 
+    it("the same object detached from A, then attached to B: the attach moves B only, A moved once (by the detach)", async () => {
+      const ids = await seed();
+      const apple = await user1
+        .getRepository(AggLine)
+        .findOneOrFail({ where: { id: await lineId(ids.a, "apple") }, relations: { order: true } });
+      apple.order = null as unknown as AggOrder;
+      await user1.getRepository(AggLine).save(apple);
+      expect(await state(ids)).toMatchObject({ a: { version: 2 }, b: { version: 1 } });
+      apple.order = await user1.getRepository(AggOrder).findOneByOrFail({ id: ids.b });
+      await user1.getRepository(AggLine).save(apple);
+      expect(await state(ids)).toEqual({
+        a: { version: 2, lines: ["pear:1"] },
+        b: { version: 2, lines: ["apple:1", "kiwi:1"] },
+      });
+    });
+
+    it("a note dropped from its line, the line saved through its own repository (its order loaded): A moves, the note is deleted", async () => {
+      const ids = await seed();
+      const staleA = await load(user2, ids.a);
+      const apple = await user1.getRepository(AggLine).findOneOrFail({
+        where: { id: await lineId(ids.a, "apple") },
+        relations: { order: true, notes: true },
+      });
+      expect(apple.notes).toHaveLength(1);
+      apple.notes = [];
+      await user1.getRepository(AggLine).save(apple);
+      expect((await state(ids)).a.version).toBe(2);
+      expect(lineOf(await load(user1, ids.a), "apple")!.notes).toEqual([]);
+      await user2SavesStaleA(ids, staleA, (a) => {
+        lineOf(a, "pear")!.quantity = 9;
+      });
+    });
+
     it("a detached line attached to B moves B only (there is no order it leaves)", async () => {
       const ids = await seed();
       const loose = await user1
@@ -599,6 +701,69 @@ describeEachDatabase((db) => {
       staleB.status = "PAID";
       expect(await failure(user2.getRepository(AggOrder).save(staleB))).toBeInstanceOf(OptimisticLockError);
     });
+  });
+
+  describe("a card on a board, pinned on another board (a second many-to-one to the root, not its link)", () => {
+    /** Boards A (version 2: the card's insert moved it), B and P (version 1); a card on A pinned on P. */
+    async function seedBoards() {
+      const boards = user1.getRepository(Board);
+      const [a, b, p] = [
+        await boards.save({ name: "A" }),
+        await boards.save({ name: "B" }),
+        await boards.save({ name: "P" }),
+      ];
+      const card = await user1.getRepository(Card).save({ title: "todo", board: a, pinnedOn: p });
+      return { a: a.id, b: b.id, p: p.id, card: card.id };
+    }
+    const versions = async (ids: { a: number; b: number; p: number }) => {
+      const boards = user1.getRepository(Board);
+      return Promise.all([ids.a, ids.b, ids.p].map(async (id) => (await boards.findOneByOrFail({ id })).version));
+    };
+
+    it("loaded in P's pinned cards, then moved from A to B: A (its board) moves, P does not", async () => {
+      const ids = await seedBoards();
+      const p = await user1.getRepository(Board).findOneOrFail({ where: { id: ids.p }, relations: { pinned: true } });
+      const card = p.pinned![0];
+      card.board = await user1.getRepository(Board).findOneByOrFail({ id: ids.b });
+      await user1.getRepository(Card).save(card);
+      expect(await versions(ids)).toEqual([3, 2, 1]);
+    });
+
+    it("re-pinned (no move) with a fresher copy of its board than it was loaded with: guarded by that copy", async () => {
+      const ids = await seedBoards();
+      const card = await user1
+        .getRepository(Card)
+        .findOneOrFail({ where: { id: ids.card }, relations: { board: true } });
+      const a = await user2.getRepository(Board).findOneByOrFail({ id: ids.a });
+      a.name = "A2";
+      await user2.getRepository(Board).save(a);
+      card.board = await user1.getRepository(Board).findOneByOrFail({ id: ids.a });
+      card.pinnedOn = await user1.getRepository(Board).findOneByOrFail({ id: ids.b });
+      await user1.getRepository(Card).save(card);
+      expect(await versions(ids)).toEqual([4, 1, 1]);
+      const saved = await user1
+        .getRepository(Card)
+        .findOneOrFail({ where: { id: ids.card }, relations: { pinnedOn: true } });
+      expect(saved.pinnedOn?.id).toBe(ids.b);
+    });
+  });
+
+  it("a sticker (two steps below its board) moved off a soft-deleted card, loaded without it: the board the card's row names moves, read without the card's eager relation", async () => {
+    const boards = user1.getRepository(Board);
+    const [a, b] = [await boards.save({ name: "A" }), await boards.save({ name: "B" })];
+    const from = await user1.getRepository(Card).save({ title: "done", board: a, pinnedOn: null });
+    const to = await user1.getRepository(Card).save({ title: "doing", board: b, pinnedOn: null });
+    const { id } = await user1.getRepository(Sticker).save({ text: "urgent", card: from });
+    await user1.getRepository(Card).softRemove(from);
+    const versions = async () =>
+      Promise.all([a.id, b.id].map(async (board) => (await boards.findOneByOrFail({ id: board })).version));
+    const before = await versions();
+    const sticker = await user1.getRepository(Sticker).findOneByOrFail({ id });
+    sticker.card = await user1.getRepository(Card).findOneOrFail({ where: { id: to.id }, relations: { board: true } });
+    counter.reset();
+    await user1.getRepository(Sticker).save(sticker);
+    expect(counter.statements.filter((sql) => /tl_agg_tag/.test(sql))).toEqual([]);
+    expect(await versions()).toEqual([before[0] + 1, before[1] + 1]);
   });
 
   it("repository.update() of the foreign key moves no root; the documented recipe (force-increment both) does", async () => {
@@ -719,4 +884,60 @@ class KeyedLine {
     (order) => order.lines,
   )
   order!: KeyedOrder;
+}
+
+/** A root with two collections of one member type: its cards (their link) and the cards pinned on it. */
+@Entity({ name: "tl_move_board" })
+class Board {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() name!: string;
+  @Versioned() version!: number;
+  @OneToMany(
+    () => Card,
+    (card) => card.board,
+  )
+  cards?: Card[];
+  @OneToMany(
+    () => Card,
+    (card) => card.pinnedOn,
+  )
+  pinned?: Card[];
+}
+
+@Entity({ name: "tl_move_card" })
+@VersionedBy(
+  () => Board,
+  (card: Card) => card.board,
+)
+class Card {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() title!: string;
+  @ManyToOne(
+    () => Board,
+    (board) => board.cards,
+    { nullable: true },
+  )
+  board!: Board | null;
+  /** Eager: loaded with every card (but not when the library reads a card's row for its board). */
+  @ManyToOne(() => AggTag, { eager: true, nullable: true }) tag?: AggTag | null;
+  @DeleteDateColumn() removedAt?: Date | null;
+  /** Not its link: pinning a card on a board does not make it part of that board's aggregate. */
+  @ManyToOne(
+    () => Board,
+    (board) => board.pinned,
+    { nullable: true },
+  )
+  pinnedOn!: Board | null;
+}
+
+/** A member two steps below its board (sticker -> card -> board). */
+@Entity({ name: "tl_move_sticker" })
+@VersionedBy(
+  () => Card,
+  (sticker: Sticker) => sticker.card,
+)
+class Sticker {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() text!: string;
+  @ManyToOne(() => Card, { nullable: true }) card!: Card | null;
 }
