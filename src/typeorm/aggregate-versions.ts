@@ -246,8 +246,9 @@ export async function rootsTouchedBy(
       const before = await formerRootOf(subject, chain, queryRunner);
       if (before) refs.push(before);
     }
-    // Once the flush has written it, the member is held as part of the root it was saved into.
-    if (now?.entity || now === null) settleLater(queryRunner, subject.entity, now?.entity ?? null);
+    // Once the flush has written it, the member is held as part of the root it was saved into, or
+    // of none (a link on the way is null). A member's current root always carries its copy.
+    settleLater(queryRunner, subject.entity, now?.entity ?? null);
   }
   return refs;
 }
