@@ -649,6 +649,33 @@ describeEachDatabase((db) => {
     }
   });
 
+  it("a line protected by its order's id (lockIdOf: line => line.order?.id) moved to another order needs the lock of the order it leaves too", async () => {
+    const lena = await openAlongside(alice);
+    try {
+      installLocking(lena);
+      const lenaLocks = new OfflineLockManager(lena).protect(AggLine, {
+        lockType: "Order",
+        lockIdOf: (line: AggLine) => line.order?.id,
+      });
+      const a = await seed();
+      const b = await seed();
+      const toB = await lenaLocks.tryLock("Order", b, { owner: "lena", ttlMs: 60_000 });
+      const line = lineOf(await load(lena, a), "pen");
+      line.order = await load(lena, b);
+      const refused = await failure(lenaLocks.runHolding(toB, () => lena.getRepository(AggLine).save(line)));
+      expect(refused).toBeInstanceOf(OfflineLockRequiredError);
+      expect(refused).toMatchObject({ lockType: "Order", lockId: String(a) });
+      expect(lineOf(await load(lena, a), "pen")).toBeDefined();
+      const fromA = await lenaLocks.tryLock("Order", a, { owner: "lena", ttlMs: 60_000 });
+      await lenaLocks.runHolding(toB, () => lenaLocks.runHolding(fromA, () => lena.getRepository(AggLine).save(line)));
+      expect((await load(lena, b)).lines!.map((l) => l.product)).toContain("pen");
+      await lenaLocks.releaseLock(toB);
+      await lenaLocks.releaseLock(fromA);
+    } finally {
+      await closeAll(lena);
+    }
+  });
+
   it("a new root whose key the application assigns, inserted with its members, needs no lock; an entry added to it later does", async () => {
     const hana = await openAlongside(alice);
     try {
