@@ -431,6 +431,7 @@ export function plainId(id: ObjectLiteral): ObjectLiteral {
   return Object.fromEntries(Object.entries(id));
 }
 
+/** Rows a many-row conflict's message names; `conflicts` holds them all. */
 const LISTED = 10;
 
 function conflictError(runner: QueryRunner, group: Group, rows: number, conflicts: RowConflict[]): OptimisticLockError {
@@ -465,13 +466,6 @@ export function flushConflict(
       c.deleted === true,
     );
   }
-  const listed = conflicts
-    .slice(0, LISTED)
-    .map(
-      (c) =>
-        `${c.entityName} ${JSON.stringify(c.id)} ${c.deleted ? "deleted" : c.actualVersion === undefined ? "changed" : `at ${c.actualVersion}`}`,
-    );
-  const more = conflicts.length > LISTED ? `, and ${conflicts.length - LISTED} more` : "";
   const first = conflicts[0];
   return raisedIn(
     runner,
@@ -481,10 +475,22 @@ export function flushConflict(
       expectedVersion: first.expectedVersion,
       actualVersion: first.actualVersion,
       operation,
-      detail: `${conflicts.length} rows ${among}were changed or deleted meanwhile: ${listed.join(", ")}${more}`,
+      detail: describeConflicts(conflicts, among),
       conflicts,
     }),
     "write",
     first.deleted === true,
   );
+}
+
+/** A many-row conflict's detail for the message: how many, and the first few rows with what became of each. */
+function describeConflicts(conflicts: RowConflict[], among: string): string {
+  const listed = conflicts
+    .slice(0, LISTED)
+    .map(
+      (c) =>
+        `${c.entityName} ${JSON.stringify(c.id)} ${c.deleted ? "deleted" : c.actualVersion === undefined ? "changed" : `at ${c.actualVersion}`}`,
+    );
+  const more = conflicts.length > LISTED ? `, and ${conflicts.length - LISTED} more` : "";
+  return `${conflicts.length} rows ${among}were changed or deleted meanwhile: ${listed.join(", ")}${more}`;
 }
