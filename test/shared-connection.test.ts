@@ -5,6 +5,9 @@
  * uncommitted writes). Each case holds caller A's transaction open while caller B acts, on a file
  * database and on `:memory:`, and checks B waited for A's end and what is written afterwards.
  */
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import type { DataSource, EntityManager } from "typeorm";
 import {
   installLocking,
@@ -23,6 +26,16 @@ const BOUND_MS = 1500;
 
 describeEachDatabase(
   (db) => {
+    it("a transaction begun by hand as a fresh process's first call still makes another caller wait for it", async () => {
+      // Fresh process: no AsyncLocalStorage there has followed an async context yet.
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        ["-r", "ts-node/register/transpile-only", join(__dirname, "support", "shared-runner-first-use.ts")],
+        { cwd: join(__dirname, ".."), timeout: 60_000 },
+      );
+      expect(stdout).toBe("SharedConnectionBusyError");
+    }, 90_000);
+
     describe.each([
       ["file database", {}],
       [":memory:", { database: ":memory:" }],
