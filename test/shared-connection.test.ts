@@ -413,35 +413,6 @@ describeEachDatabase(
         expect(await orders().countBy({ address: "holder-second" })).toBe(1);
       });
 
-      it("a commit and a rollback racing to end a transaction begun by hand give the connection to one waiting caller at a time", async () => {
-        const runner = source.createQueryRunner();
-        await (async () => {
-          await Promise.resolve();
-          await runner.startTransaction();
-          await runner.manager.save(Object.assign(new Order(), { address: "raced", status: "x" }));
-        })();
-        const events: string[] = [];
-        const w1 = source.transaction(async (m) => {
-          events.push("W1 begins");
-          await m.save(Object.assign(new Order(), { address: "w1", status: "x" }));
-          await new Promise((resolve) => setImmediate(resolve));
-          await m.save(Object.assign(new Order(), { address: "w1-again", status: "x" }));
-          events.push("W1 ends");
-        });
-        const w2 = source.transaction(async (m) => {
-          events.push("W2 begins");
-          await m.save(Object.assign(new Order(), { address: "w2", status: "x" }));
-          events.push("W2 ends");
-        });
-        await new Promise((resolve) => setImmediate(resolve));
-        await Promise.allSettled([runner.commitTransaction(), runner.rollbackTransaction()]);
-        await Promise.all([w1, w2]);
-        expect(events).toEqual(["W1 begins", "W1 ends", "W2 begins", "W2 ends"]);
-        for (const address of ["raced", "w1", "w1-again", "w2"]) {
-          expect({ address, rows: await orders().countBy({ address }) }).toEqual({ address, rows: 1 });
-        }
-      });
-
       it("without lockTimeout, the wait for a turn is bounded by the driver's busy timeout", async () => {
         const [own] = await openDataSources(db, [Order, OrderLine, Counter], {
           extra: { ...extra, timeout: 300 },
