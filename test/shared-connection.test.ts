@@ -5,6 +5,9 @@
  * uncommitted writes). Each case holds caller A's transaction open while caller B acts, on a file
  * database and on `:memory:`, and checks B waited for A's end and what is written afterwards.
  */
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
 import type { DataSource, EntityManager } from "typeorm";
 import {
   installLocking,
@@ -23,6 +26,16 @@ const BOUND_MS = 1500;
 
 describeEachDatabase(
   (db) => {
+    it("a transaction begun by hand as a fresh process's first call still makes another caller wait for it", async () => {
+      // Fresh process: no AsyncLocalStorage there has followed an async context yet.
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        ["-r", "ts-node/register/transpile-only", join(__dirname, "support", "shared-runner-first-use.ts")],
+        { cwd: join(__dirname, ".."), timeout: 60_000 },
+      );
+      expect(stdout).toBe("SharedConnectionBusyError");
+    }, 90_000);
+
     describe.each([
       ["file database", {}],
       [":memory:", { database: ":memory:" }],
@@ -251,6 +264,173 @@ describeEachDatabase(
         for (const { address, ok } of outcomes) {
           expect({ address, rows: await orders().countBy({ address }) }).toEqual({ address, rows: ok ? 1 : 0 });
         }
+      });
+
+      /**
+       * Holds the turn with a transaction of A's, queues `b` and then `c` behind it (each given a
+       * macrotask to reach the queue), then ends A. Returns what `b` returned.
+       */
+      async function queuedBehindA<T>(b: () => Promise<T>, c: () => Promise<unknown>): Promise<T> {
+        const aOpen = deferred();
+        const aEnds = deferred();
+        const a = source.transaction(async () => {
+          aOpen.resolve();
+          await aEnds.promise;
+        });
+        await aOpen.promise;
+        const bResult = b();
+        await new Promise((resolve) => setImmediate(resolve));
+        const cDone = c();
+        await new Promise((resolve) => setImmediate(resolve));
+        aEnds.resolve();
+        await a;
+        await cDone;
+        return bResult;
+      }
+
+      it("B's failing cascade save() while A's transaction is open rolls back as a whole once its turn comes", async () => {
+        const aId = (await order("A0")).id;
+        let failure: unknown;
+        const events = await whileOpen(aId, "commit", async () => {
+          const lines = [
+            Object.assign(new OrderLine(), { product: "fine", quantity: 1 }),
+            Object.assign(new OrderLine(), { product: null as unknown as string, quantity: 1 }),
+          ];
+          failure = await orders()
+            .save(Object.assign(new Order(), { address: "b-cascade", status: "B", lines }))
+            .catch((e: unknown) => e);
+        });
+        expect(events).toEqual(["A ends", "B done"]);
+        expect(failure).toBeInstanceOf(Error);
+        expect(await orders().countBy({ address: "b-cascade" })).toBe(0);
+        expect(await source.getRepository(OrderLine).countBy({ product: "fine" })).toBe(0);
+        expect(await statusOf(aId)).toBe("A-wrote");
+      });
+
+      it("a query builder insert's re-read of its generated columns is not interleaved with a caller queued behind it", async () => {
+        const address = `qb-insert-${Math.random()}`;
+        const result = await queuedBehindA(
+          () => source.createQueryBuilder().insert().into(Order).values({ address, status: "B", version: 1 }).execute(),
+          () => source.query(`UPDATE "tl_order" SET "version" = 41 WHERE "address" = ?`, [address]),
+        );
+        expect(result.generatedMaps[0]).toMatchObject({ version: 1 });
+        expect((await orders().findOneByOrFail({ address })).version).toBe(41);
+      });
+
+      it("findAndCount's count is of the rows its page was read from, not of a write by a caller queued behind it", async () => {
+        const status = `paged-${Math.random()}`;
+        await order(status);
+        await order(status);
+        const [page, count] = await queuedBehindA(
+          () => orders().findAndCount({ where: { status }, take: 1 }),
+          () => order(status),
+        );
+        expect(page).toHaveLength(1);
+        expect(count).toBe(2);
+        expect(await orders().countBy({ status })).toBe(3);
+      });
+
+      it("installLocking() again while A's transaction is open: B still waits for A's end", async () => {
+        const aId = (await order("A0")).id;
+        const bId = (await order("B0")).id;
+        const events = await whileOpen(aId, "rollback", async () => {
+          installLocking(source, { lockTimeout: BOUND_MS });
+          const mine = await orders().findOneByOrFail({ id: bId });
+          mine.status = "B";
+          await orders().save(mine);
+        });
+        expect(events).toEqual(["A ends", "B done"]);
+        expect(await statusOf(bId)).toBe("B");
+        expect(await statusOf(aId)).toBe("A0");
+      });
+
+      it("a transaction begun by hand that fails to begin gives the connection back at once", async () => {
+        const runner = source.createQueryRunner();
+        // SQLite has no READ COMMITTED: TypeORM refuses it before any BEGIN.
+        const begin = async () => {
+          await Promise.resolve();
+          return runner.startTransaction("READ COMMITTED").catch((e: unknown) => e);
+        };
+        expect(await begin()).toBeInstanceOf(Error);
+        expect(runner.isTransactionActive).toBe(false);
+        await orders().save(Object.assign(new Order(), { address: "after-failed-begin", status: "x" }));
+        expect(await orders().countBy({ address: "after-failed-begin" })).toBe(1);
+      });
+
+      it("committing a savepoint of a transaction begun by hand keeps the turn until the outer transaction ends", async () => {
+        const runner = source.createQueryRunner();
+        const events: string[] = [];
+        const innerCommitted = deferred();
+        const bTried = deferred();
+        const byHand = (async () => {
+          await Promise.resolve();
+          await runner.startTransaction();
+          await runner.manager.save(Object.assign(new Order(), { address: "hand-outer", status: "x" }));
+          await runner.startTransaction();
+          await runner.manager.save(Object.assign(new Order(), { address: "hand-inner", status: "x" }));
+          await runner.commitTransaction();
+          innerCommitted.resolve();
+          await bTried.promise;
+          events.push("outer ends");
+          await runner.rollbackTransaction();
+        })();
+        await innerCommitted.promise;
+        const b = orders()
+          .save(Object.assign(new Order(), { address: "beside-hand", status: "x" }))
+          .then(() => events.push("B done"));
+        await new Promise((resolve) => setImmediate(resolve));
+        bTried.resolve();
+        await byHand;
+        await b;
+        expect(events).toEqual(["outer ends", "B done"]);
+        expect(await orders().countBy({ address: "hand-outer" })).toBe(0);
+        expect(await orders().countBy({ address: "hand-inner" })).toBe(0);
+        expect(await orders().countBy({ address: "beside-hand" })).toBe(1);
+      });
+
+      it("another caller's stray rollbackTransaction() on the shared runner does not end the holder's transaction()", async () => {
+        await orders().count(); // a turn taken and given back before
+        const aOpen = deferred();
+        const goOn = deferred();
+        const a = source.transaction(async (m) => {
+          await m.save(Object.assign(new Order(), { address: "holder-first", status: "x" }));
+          aOpen.resolve();
+          await goOn.promise;
+          await m.save(Object.assign(new Order(), { address: "holder-second", status: "x" }));
+        });
+        await aOpen.promise;
+        // A handler's clean-up that sees "a transaction is active" on the one runner and rolls back.
+        const runner = source.createQueryRunner();
+        const stray = (async () => {
+          await Promise.resolve();
+          if (runner.isTransactionActive) await runner.rollbackTransaction();
+        })().catch((e: unknown) => e);
+        await new Promise((resolve) => setImmediate(resolve));
+        goOn.resolve();
+        await a;
+        await stray;
+        expect(await orders().countBy({ address: "holder-first" })).toBe(1);
+        expect(await orders().countBy({ address: "holder-second" })).toBe(1);
+      });
+
+      it("without lockTimeout, the wait for a turn is bounded by the driver's busy timeout", async () => {
+        const [own] = await openDataSources(db, [Order, OrderLine, Counter], {
+          extra: { ...extra, timeout: 300 },
+          beforeInitialize: (s) => installLocking(s),
+        });
+        const runner = own.createQueryRunner();
+        const leak = async () => {
+          await Promise.resolve();
+          await runner.startTransaction();
+        };
+        await leak();
+        const error = await own
+          .getRepository(Order)
+          .save(Object.assign(new Order(), { address: "waiting", status: "x" }))
+          .catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(SharedConnectionBusyError);
+        expect(error).toMatchObject({ waitedMs: 300 });
+        await runner.rollbackTransaction();
       });
 
       it("a transaction begun by hand and never ended makes another caller fail with SharedConnectionBusyError within the bound", async () => {

@@ -117,6 +117,10 @@ export function installSharedRunnerTurns(internals: TypeormInternals): void {
   wrap(internals.selectQueryBuilder, "getRawAndEntities", inTurnOfOwner);
   wrap(internals.selectQueryBuilder, "getManyAndCount", inTurnOfOwner);
   patchRunnerPrototypes(takeTurnsOnRunner);
+  // An AsyncLocalStorage follows async contexts only from its first run() or enterWith() on. Were
+  // that first use the enterWith() of a transaction begun by hand, it would mark the context every
+  // later one descends from, and every caller of the process would pass for that transaction's.
+  callers.run(new Caller(), () => undefined);
 }
 
 function takeTurnsOnRunner(proto: Record<string, unknown>): void {
