@@ -5,6 +5,7 @@
  * version (and @UpdateDateColumn), a conflict names every stale row and keeps nothing, and the
  * shapes that cannot batch are written row by row as before.
  */
+import diagnosticsChannel from "node:diagnostics_channel";
 import {
   ChildEntity,
   Column,
@@ -26,6 +27,8 @@ import {
   VersionColumn,
 } from "typeorm";
 import {
+  CONFLICT_CHANNEL,
+  type ConflictMessage,
   installLocking,
   isRetryableConflict,
   LockingConfigurationError,
@@ -405,6 +408,124 @@ describeEachDatabase((db) => {
     ]);
     expect(await bob.getRepository(Item).countBy(items.map((i) => ({ id: i.id })))).toBe(10);
   });
+
+  if (db.family !== "sqlite") {
+    it("composite keys: a batched UPDATE meeting two rows changed or deleted meanwhile names exactly those", async () => {
+      const slots = alice.getRepository(Slot);
+      await slots.save(
+        [1, 2, 3, 4].map((i) => slots.create({ day: 3000 + i, room: "upd", price: { amount: i, currency: "EUR" } })),
+      );
+      const loaded = await slots.findBy({ room: "upd" });
+      for (const s of loaded) s.price.amount += 100;
+      UpdateWatcher.race = async () => {
+        await bob.getRepository(Slot).update({ day: 3002, room: "upd" }, { version: 5 });
+        await bob.getRepository(Slot).delete({ day: 3004, room: "upd" });
+      };
+      try {
+        const error = await slots.save(loaded).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(OptimisticLockError);
+        const conflicts = [...(error as OptimisticLockError).conflicts].sort(
+          (a, b) => (a.id as { day: number }).day - (b.id as { day: number }).day,
+        );
+        expect(conflicts).toEqual([
+          { entityName: "Slot", id: { day: 3002, room: "upd" }, expectedVersion: 1, actualVersion: 5 },
+          { entityName: "Slot", id: { day: 3004, room: "upd" }, expectedVersion: 1, deleted: true },
+        ]);
+        const stored = await bob.getRepository(Slot).findBy({ room: "upd" });
+        expect(stored.map((s) => s.price.amount).sort()).toEqual([1, 2, 3]);
+      } finally {
+        UpdateWatcher.race = undefined;
+      }
+    });
+
+    it("a batched UPDATE's conflict event says the first stale row is deleted, or gives the version found", async () => {
+      const seen: ConflictMessage[] = [];
+      const listener = (message: unknown) => seen.push(message as ConflictMessage);
+      diagnosticsChannel.subscribe(CONFLICT_CHANNEL, listener);
+      try {
+        const attempt = async (race: (items: Item[]) => Promise<void>) => {
+          const items = await seedItems(3);
+          for (const item of items) item.quantity = 5555;
+          UpdateWatcher.race = () => race(items);
+          const error = await alice
+            .getRepository(Item)
+            .save(items)
+            .catch((e: unknown) => e);
+          UpdateWatcher.race = undefined;
+          expect(error).toBeInstanceOf(OptimisticLockError);
+          return seen.filter((m) => m.error === error);
+        };
+        const deletedFirst = await attempt(async (items) => {
+          await bob.getRepository(Item).delete({ id: items[0].id });
+          await bob.getRepository(Item).update({ id: items[1].id }, { version: 4 });
+        });
+        expect(deletedFirst).toMatchObject([
+          { kind: "write", entity: "Item", versionHeld: 1, versionFound: "deleted" },
+        ]);
+        const changedFirst = await attempt(async (items) => {
+          await bob.getRepository(Item).update({ id: items[0].id }, { version: 4 });
+          await bob.getRepository(Item).delete({ id: items[1].id });
+        });
+        expect(changedFirst).toMatchObject([{ kind: "write", entity: "Item", versionHeld: 1, versionFound: 4 }]);
+      } finally {
+        UpdateWatcher.race = undefined;
+        diagnosticsChannel.unsubscribe(CONFLICT_CHANNEL, listener);
+      }
+    });
+  }
+
+  if (db.family === "mysql") {
+    describe("MySQL's batched UPDATE (no RETURNING; forced on MariaDB)", () => {
+      it("rows with no stamped column: one UPDATE and no read after it", async () => {
+        await installedOnAlice({ dialect: mysqlDialect }, async () => {
+          const few = alice.getRepository(Few);
+          const rows = await few.save([1, 2, 3].map((n) => Object.assign(new Few(), { n })));
+          for (const row of rows) row.n += 10;
+          counter.reset();
+          await few.save(rows);
+          expect(updates()).toHaveLength(1);
+          const afterUpdate = counter.statements.slice(counter.statements.findIndex((s) => /^\s*UPDATE/i.test(s)) + 1);
+          expect(afterUpdate.filter((s) => /^\s*SELECT/i.test(s))).toHaveLength(0);
+          expect(rows.map((row) => row.version)).toEqual([2, 2, 2]);
+          const stored = await bob.getRepository(Few).findBy(rows.map((row) => ({ id: row.id })));
+          expect(stored.map((row) => [row.n, row.version])).toEqual([
+            [11, 2],
+            [12, 2],
+            [13, 2],
+          ]);
+        });
+      });
+
+      it("a row moved meanwhile to exactly the version and values written: every row named, versions unknown, nothing kept", async () => {
+        await installedOnAlice({ dialect: mysqlDialect }, async () => {
+          try {
+            const items = await seedItems(3);
+            const ids = items.map((i) => ({ id: i.id }));
+            for (const item of items) item.quantity = 4242;
+            UpdateWatcher.race = async () => {
+              await bob.getRepository(Item).update({ id: items[1].id }, { quantity: 4242, version: 2 });
+            };
+            const error = await alice
+              .getRepository(Item)
+              .save(items)
+              .catch((e: unknown) => e);
+            expect(error).toBeInstanceOf(OptimisticLockError);
+            expect((error as OptimisticLockError).conflicts).toEqual(
+              ids.map((id) => ({ entityName: "Item", id, expectedVersion: 1 })),
+            );
+            const stored = await bob.getRepository(Item).findBy(ids);
+            expect(stored.map((s) => [s.quantity, s.version])).toEqual([
+              [0, 1],
+              [4242, 2],
+              [2, 1],
+            ]);
+          } finally {
+            UpdateWatcher.race = undefined;
+          }
+        });
+      });
+    });
+  }
 
   describe("remove() of many rows", () => {
     const deletes = () => counter.statements.filter((s) => /^\s*DELETE/i.test(s));
