@@ -484,7 +484,7 @@ export function flushConflict(
       detail: `${conflicts.length} rows ${among}were changed or deleted meanwhile: ${listed.join(", ")}${more}`,
       conflicts,
     }),
-    "write",
+    kind,
     first.deleted === true,
   );
 }
