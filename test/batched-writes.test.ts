@@ -5,6 +5,7 @@
  * version (and @UpdateDateColumn), a conflict names every stale row and keeps nothing, and the
  * shapes that cannot batch are written row by row as before.
  */
+import diagnosticsChannel from "node:diagnostics_channel";
 import {
   ChildEntity,
   Column,
@@ -18,11 +19,16 @@ import {
   PrimaryColumn,
   PrimaryGeneratedColumn,
   TableInheritance,
+  Tree,
+  TreeChildren,
+  TreeParent,
   UpdateDateColumn,
   type UpdateEvent,
   VersionColumn,
 } from "typeorm";
 import {
+  CONFLICT_CHANNEL,
+  type ConflictMessage,
   installLocking,
   isRetryableConflict,
   LockingConfigurationError,
@@ -131,10 +137,28 @@ class Few {
   @Versioned() version!: number;
 }
 
+/** Not versioned: a remove with one of these among its rows stays on TypeORM's path. */
+@Entity({ name: "bw_plain" })
+class Plain {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() n!: number;
+}
+
+/** A nested-set tree: TypeORM renumbers the tree when it removes a node, so its removes do not batch. */
+@Entity({ name: "bw_node" })
+@Tree("nested-set")
+class TreeNode {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() label!: string;
+  @Versioned() version!: number;
+  @TreeChildren() children!: TreeNode[];
+  @TreeParent() parent?: TreeNode | null;
+}
+
 /** How alice's DataSource is installed in this file. */
 const ALICE: LockingOptions = { batchWrites: true, versionColumns: "checked" };
 
-const ENTITIES = [Item, Slot, Shape, Circle, Legacy, Basket, BasketLine, Label, Few];
+const ENTITIES = [Item, Slot, Shape, Circle, Legacy, Basket, BasketLine, Label, Few, Plain, TreeNode];
 
 /**
  * Records the entities each flush's after-update listeners see, and runs `race` (another client's
@@ -385,6 +409,124 @@ describeEachDatabase((db) => {
     expect(await bob.getRepository(Item).countBy(items.map((i) => ({ id: i.id })))).toBe(10);
   });
 
+  if (db.family !== "sqlite") {
+    it("composite keys: a batched UPDATE meeting two rows changed or deleted meanwhile names exactly those", async () => {
+      const slots = alice.getRepository(Slot);
+      await slots.save(
+        [1, 2, 3, 4].map((i) => slots.create({ day: 3000 + i, room: "upd", price: { amount: i, currency: "EUR" } })),
+      );
+      const loaded = await slots.findBy({ room: "upd" });
+      for (const s of loaded) s.price.amount += 100;
+      UpdateWatcher.race = async () => {
+        await bob.getRepository(Slot).update({ day: 3002, room: "upd" }, { version: 5 });
+        await bob.getRepository(Slot).delete({ day: 3004, room: "upd" });
+      };
+      try {
+        const error = await slots.save(loaded).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(OptimisticLockError);
+        const conflicts = [...(error as OptimisticLockError).conflicts].sort(
+          (a, b) => (a.id as { day: number }).day - (b.id as { day: number }).day,
+        );
+        expect(conflicts).toEqual([
+          { entityName: "Slot", id: { day: 3002, room: "upd" }, expectedVersion: 1, actualVersion: 5 },
+          { entityName: "Slot", id: { day: 3004, room: "upd" }, expectedVersion: 1, deleted: true },
+        ]);
+        const stored = await bob.getRepository(Slot).findBy({ room: "upd" });
+        expect(stored.map((s) => s.price.amount).sort()).toEqual([1, 2, 3]);
+      } finally {
+        UpdateWatcher.race = undefined;
+      }
+    });
+
+    it("a batched UPDATE's conflict event says the first stale row is deleted, or gives the version found", async () => {
+      const seen: ConflictMessage[] = [];
+      const listener = (message: unknown) => seen.push(message as ConflictMessage);
+      diagnosticsChannel.subscribe(CONFLICT_CHANNEL, listener);
+      try {
+        const attempt = async (race: (items: Item[]) => Promise<void>) => {
+          const items = await seedItems(3);
+          for (const item of items) item.quantity = 5555;
+          UpdateWatcher.race = () => race(items);
+          const error = await alice
+            .getRepository(Item)
+            .save(items)
+            .catch((e: unknown) => e);
+          UpdateWatcher.race = undefined;
+          expect(error).toBeInstanceOf(OptimisticLockError);
+          return seen.filter((m) => m.error === error);
+        };
+        const deletedFirst = await attempt(async (items) => {
+          await bob.getRepository(Item).delete({ id: items[0].id });
+          await bob.getRepository(Item).update({ id: items[1].id }, { version: 4 });
+        });
+        expect(deletedFirst).toMatchObject([
+          { kind: "write", entity: "Item", versionHeld: 1, versionFound: "deleted" },
+        ]);
+        const changedFirst = await attempt(async (items) => {
+          await bob.getRepository(Item).update({ id: items[0].id }, { version: 4 });
+          await bob.getRepository(Item).delete({ id: items[1].id });
+        });
+        expect(changedFirst).toMatchObject([{ kind: "write", entity: "Item", versionHeld: 1, versionFound: 4 }]);
+      } finally {
+        UpdateWatcher.race = undefined;
+        diagnosticsChannel.unsubscribe(CONFLICT_CHANNEL, listener);
+      }
+    });
+  }
+
+  if (db.family === "mysql") {
+    describe("MySQL's batched UPDATE (no RETURNING; forced on MariaDB)", () => {
+      it("rows with no stamped column: one UPDATE and no read after it", async () => {
+        await installedOnAlice({ dialect: mysqlDialect }, async () => {
+          const few = alice.getRepository(Few);
+          const rows = await few.save([1, 2, 3].map((n) => Object.assign(new Few(), { n })));
+          for (const row of rows) row.n += 10;
+          counter.reset();
+          await few.save(rows);
+          expect(updates()).toHaveLength(1);
+          const afterUpdate = counter.statements.slice(counter.statements.findIndex((s) => /^\s*UPDATE/i.test(s)) + 1);
+          expect(afterUpdate.filter((s) => /^\s*SELECT/i.test(s))).toHaveLength(0);
+          expect(rows.map((row) => row.version)).toEqual([2, 2, 2]);
+          const stored = await bob.getRepository(Few).findBy(rows.map((row) => ({ id: row.id })));
+          expect(stored.map((row) => [row.n, row.version])).toEqual([
+            [11, 2],
+            [12, 2],
+            [13, 2],
+          ]);
+        });
+      });
+
+      it("a row moved meanwhile to exactly the version and values written: every row named, versions unknown, nothing kept", async () => {
+        await installedOnAlice({ dialect: mysqlDialect }, async () => {
+          try {
+            const items = await seedItems(3);
+            const ids = items.map((i) => ({ id: i.id }));
+            for (const item of items) item.quantity = 4242;
+            UpdateWatcher.race = async () => {
+              await bob.getRepository(Item).update({ id: items[1].id }, { quantity: 4242, version: 2 });
+            };
+            const error = await alice
+              .getRepository(Item)
+              .save(items)
+              .catch((e: unknown) => e);
+            expect(error).toBeInstanceOf(OptimisticLockError);
+            expect((error as OptimisticLockError).conflicts).toEqual(
+              ids.map((id) => ({ entityName: "Item", id, expectedVersion: 1 })),
+            );
+            const stored = await bob.getRepository(Item).findBy(ids);
+            expect(stored.map((s) => [s.quantity, s.version])).toEqual([
+              [0, 1],
+              [4242, 2],
+              [2, 1],
+            ]);
+          } finally {
+            UpdateWatcher.race = undefined;
+          }
+        });
+      });
+    });
+  }
+
   describe("remove() of many rows", () => {
     const deletes = () => counter.statements.filter((s) => /^\s*DELETE/i.test(s));
 
@@ -420,6 +562,61 @@ describeEachDatabase((db) => {
       });
     });
 
+    it("8 rows at maxRowsPerStatement 4: exactly two DELETEs, every row gone", async () => {
+      await installedOnAlice({ batchWrites: { maxRowsPerStatement: 4 } }, async () => {
+        const items = await seedItems(8);
+        const ids = items.map((i) => ({ id: i.id }));
+        counter.reset();
+        await alice.getRepository(Item).remove(items);
+        expect(deletes()).toHaveLength(2);
+        expect(await bob.getRepository(Item).countBy(ids)).toBe(0);
+      });
+    });
+
+    it("a remove with an unversioned row among them stays on TypeORM's DELETEs, split below the parameter limit by the widest key", async () => {
+      const server =
+        db.family === "sqlite" ? sqliteDialect : db.family === "postgres" ? postgresDialect : mariadbDialect;
+      await installedOnAlice({ dialect: { ...server, maxParameters: 41 } }, async () => {
+        const slots = alice.getRepository(Slot);
+        await slots.save(
+          Array.from({ length: 20 }, (_, i) =>
+            slots.create({ day: 1000 + i, room: "chunked", price: { amount: i, currency: "EUR" } }),
+          ),
+        );
+        const loaded = await slots.findBy({ room: "chunked" });
+        const plains = await alice
+          .getRepository(Plain)
+          .save(Array.from({ length: 6 }, (_, n) => Object.assign(new Plain(), { n })));
+        const plainIds = plains.map((p) => ({ id: p.id }));
+        counter.reset();
+        await alice.manager.remove([...loaded, ...plains]);
+        // A Slot binds its two keys and its version: 41 parameters hold 13 of them, so TypeORM's
+        // DELETE runs on chunks of 13 subjects (a chunk as wide as a Plain's key would hold 20).
+        const bound = counter.queries.filter((q) => /^\s*DELETE/i.test(q.query)).map((q) => q.parameters?.length ?? 0);
+        expect(bound.length).toBeGreaterThan(2);
+        expect(Math.max(...bound)).toBeLessThanOrEqual(41);
+        expect(await bob.getRepository(Slot).countBy({ room: "chunked" })).toBe(0);
+        expect(await bob.getRepository(Plain).countBy(plainIds)).toBe(0);
+        // TypeORM's last step saw every removed subject, not the last chunk: every key cleared.
+        expect(loaded.filter((s) => s.day !== undefined || s.room !== undefined)).toEqual([]);
+        expect(plains.filter((p) => p.id !== undefined)).toEqual([]);
+      });
+    });
+
+    it("tree rows stay on TypeORM's remove, which renumbers the nested set", async () => {
+      const nodes = alice.getRepository(TreeNode);
+      const root = await nodes.save(nodes.create({ label: "root" }));
+      await nodes.save(["a", "b", "c"].map((label) => nodes.create({ label, parent: root })));
+      const children = await nodes.findBy([{ label: "a" }, { label: "b" }]);
+      await nodes.remove(children);
+      const [row] = (await bob.query(
+        `SELECT ${bob.driver.escape("nsleft")} AS l, ${bob.driver.escape("nsright")} AS r FROM ${bob.driver.escape("bw_node")} WHERE ${bob.driver.escape("id")} = ${db.family === "postgres" ? "$1" : "?"}`,
+        [root.id],
+      )) as Array<{ l: number; r: number }>;
+      expect([Number(row.l), Number(row.r)]).toEqual([1, 4]);
+      expect((await bob.getRepository(TreeNode).find()).map((n) => n.label).sort()).toEqual(["c", "root"]);
+    });
+
     it("conflicts seen before deleting: every stale row of 100 named, nothing deleted", async () => {
       const items = await seedItems(100);
       await bobChanges(items);
@@ -449,7 +646,75 @@ describeEachDatabase((db) => {
         expect(afterDelete.filter((s) => /^\s*SELECT/i.test(s))).toHaveLength(1);
       });
 
+      it("composite keys: the DELETE names exactly the row changed meanwhile, as a remove's conflict", async () => {
+        const slots = alice.getRepository(Slot);
+        await slots.save(
+          [1, 2, 3, 4].map((i) => slots.create({ day: 2000 + i, room: "race", price: { amount: i, currency: "EUR" } })),
+        );
+        const loaded = await slots.findBy({ room: "race" });
+        UpdateWatcher.race = async () => {
+          await bob.getRepository(Slot).update({ day: 2002, room: "race" }, { version: 5 });
+        };
+        try {
+          const error = await slots.remove(loaded).catch((e: unknown) => e);
+          expect(error).toBeInstanceOf(OptimisticLockError);
+          expect((error as OptimisticLockError).operation).toBe("remove");
+          expect((error as OptimisticLockError).conflicts).toEqual([
+            { entityName: "Slot", id: { day: 2002, room: "race" }, expectedVersion: 1, actualVersion: 5 },
+          ]);
+          expect(await bob.getRepository(Slot).countBy({ room: "race" })).toBe(4);
+        } finally {
+          UpdateWatcher.race = undefined;
+        }
+      });
+
       if (db.family === "mysql") {
+        it("MySQL's DELETE of rows all current: one DELETE and no SELECT, every row gone", async () => {
+          await installedOnAlice({ dialect: mysqlDialect }, async () => {
+            const items = await seedItems(5);
+            const ids = items.map((i) => ({ id: i.id }));
+            counter.reset();
+            await alice.getRepository(Item).remove(items);
+            expect(deletes()).toHaveLength(1);
+            const afterDelete = counter.statements.slice(
+              counter.statements.findIndex((s) => /^\s*DELETE/i.test(s)) + 1,
+            );
+            expect(afterDelete.filter((s) => /^\s*SELECT/i.test(s))).toHaveLength(0);
+            expect(await bob.getRepository(Item).countBy(ids)).toBe(0);
+          });
+        });
+
+        it("MySQL's DELETE meeting a row deleted meanwhile: every row gone is named, its state unknown, nothing deleted", async () => {
+          await installedOnAlice({ dialect: mysqlDialect }, async () => {
+            try {
+              const items = await seedItems(4);
+              const ids = items.map((i) => ({ id: i.id }));
+              UpdateWatcher.race = async () => {
+                await bob.getRepository(Item).update({ id: items[1].id }, { name: "bob", version: 2 });
+                await bob.getRepository(Item).delete({ id: items[3].id });
+              };
+              const error = await alice
+                .getRepository(Item)
+                .remove(items)
+                .catch((e: unknown) => e);
+              expect(error).toBeInstanceOf(OptimisticLockError);
+              const conflicts = [...(error as OptimisticLockError).conflicts].sort(
+                (x, y) => (x.id as { id: number }).id - (y.id as { id: number }).id,
+              );
+              // The DELETE removed two of the three rows gone: which two cannot be told, so all three are named.
+              expect(conflicts).toEqual([
+                { entityName: "Item", id: ids[0], expectedVersion: 1 },
+                { entityName: "Item", id: ids[1], expectedVersion: 1, actualVersion: 2 },
+                { entityName: "Item", id: ids[2], expectedVersion: 1 },
+                { entityName: "Item", id: ids[3], expectedVersion: 1 },
+              ]);
+              expect(await bob.getRepository(Item).countBy(ids)).toBe(3);
+            } finally {
+              UpdateWatcher.race = undefined;
+            }
+          });
+        });
+
         it("MySQL's DELETE (no RETURNING): the row count and one locking SELECT name the stale rows", async () => {
           // The test server is MariaDB, which returns the keys; MySQL's statement, forced, runs there as on MySQL.
           await installedOnAlice({ dialect: mysqlDialect }, async () => {

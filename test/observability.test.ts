@@ -210,6 +210,47 @@ describeEachDatabase((db) => {
       expect(await two.getRepository(Order).countBy(ids.map((id) => ({ id })))).toBe(2);
     });
 
+    it("an update of two rows, one changed by another connection after the read: one load conflict, and the save's error is it", async () => {
+      const seen = subscribe<ConflictMessage>(CONFLICT_CHANNEL);
+      const ids = [await order(), await order()];
+      const mine = await Promise.all(ids.map((id) => one.getRepository(Order).findOneByOrFail({ id })));
+      await two.getRepository(Order).save({ ...mine[1], status: "PAID" });
+      for (const row of mine) row.status = "CANCELLED";
+      const error = await failure(one.getRepository(Order).save(mine));
+      expect(error).toBeInstanceOf(OptimisticLockError);
+      expect(seen.map(label)).toEqual([
+        expect.objectContaining({
+          kind: "load",
+          entity: "Order",
+          id: { id: ids[1] },
+          versionHeld: 1,
+          versionFound: 2,
+          operation: "update",
+          dataSource: "one",
+        }),
+      ]);
+      expect((await two.getRepository(Order).findBy(ids.map((id) => ({ id })))).map((o) => o.status).sort()).toEqual([
+        "NEW",
+        "PAID",
+      ]);
+    });
+
+    it("an update of three rows, two changed by another connection after the read: one load conflict each, none more", async () => {
+      const seen = subscribe<ConflictMessage>(CONFLICT_CHANNEL);
+      const ids = [await order(), await order(), await order()];
+      const mine = await Promise.all(ids.map((id) => one.getRepository(Order).findOneByOrFail({ id })));
+      await two.getRepository(Order).save({ ...mine[0], status: "PAID" });
+      await two.getRepository(Order).save({ ...mine[2], status: "PAID" });
+      for (const row of mine) row.status = "CANCELLED";
+      const error = await failure(one.getRepository(Order).save(mine));
+      expect(error).toBeInstanceOf(OptimisticLockError);
+      expect((error as OptimisticLockError).conflicts).toHaveLength(2);
+      expect(seen.map((m) => [m.kind, m.id])).toEqual([
+        ["load", { id: ids[0] }],
+        ["load", { id: ids[2] }],
+      ]);
+    });
+
     it("updateVersioned with a version the row no longer has, or no row, and assertVersion: client conflicts", async () => {
       const seen = subscribe<ConflictMessage>(CONFLICT_CHANNEL);
       const id = await account();

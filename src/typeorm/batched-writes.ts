@@ -478,7 +478,7 @@ export function flushConflict(
       detail: describeConflicts(conflicts, among),
       conflicts,
     }),
-    "write",
+    kind,
     first.deleted === true,
   );
 }
