@@ -327,7 +327,7 @@ describeEachDatabase((db) => {
     ]);
   });
 
-  it("soft remove and recover match only rows not (still) soft-deleted, even at the held version", async () => {
+  it("a batched soft remove matches only rows not already soft-deleted, even at the held version", async () => {
     const rows = await seedMixed(3);
     // Someone soft-deletes row 1 without moving its version.
     await rawSet("bws_mixed", "deletedAt", "CURRENT_TIMESTAMP", rows[1].id);
