@@ -114,8 +114,8 @@ class PgTagged {
   @PrimaryGeneratedColumn() id!: number;
   @Column({ default: "" }) note!: string;
   @Column({ type: "enum", enum: ["calm", "busy"], default: "calm" }) mood!: "calm" | "busy";
-  @Column({ type: "int", array: true, default: () => "'{}'" }) nums!: number[];
-  @Column({ type: "enum", enum: ["x", "y"], array: true, default: () => "'{}'" }) flags!: Array<"x" | "y">;
+  @Column({ type: "int", array: true, nullable: true }) nums!: number[] | null;
+  @Column({ type: "enum", enum: ["x", "y"], array: true, nullable: true }) flags!: Array<"x" | "y"> | null;
   @Versioned() version!: number;
 }
 
