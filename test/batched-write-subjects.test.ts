@@ -136,7 +136,7 @@ class Place {
 }
 
 const ALICE: LockingOptions = { batchWrites: true, versionColumns: "checked" };
-const COMMON = [Owner, Mixed, Split, Node, Plain, Day, Seat, Gen];
+const COMMON = [Owner, Mixed, Split, Node, Plain, Day, Seat];
 
 describeEachDatabase((db) => {
   const counter = new StatementCounter();
@@ -144,9 +144,9 @@ describeEachDatabase((db) => {
   let bob: DataSource;
   const entities =
     db.family === "postgres"
-      ? [...COMMON, PgTagged, EnumKey]
+      ? [...COMMON, Gen, PgTagged, EnumKey]
       : db.family === "mysql" && db.name === "mariadb"
-        ? [...COMMON, Place]
+        ? [...COMMON, Gen, Place]
         : COMMON;
 
   beforeAll(async () => {
@@ -411,8 +411,10 @@ describeEachDatabase((db) => {
     ]);
   });
 
-  // SQLite: TypeORM's own INSERT writes the generated column, which SQLite refuses.
-  (db.family === "sqlite" ? it.skip : it)(
+  // SQLite: TypeORM's own INSERT writes the generated column, which SQLite refuses. The mysql
+  // driver type renders the column `AS (...) STORED NULL`, which the MariaDB server CI runs it
+  // against refuses (the mariadb type leaves out the NULL).
+  (entities.includes(Gen) ? it : it.skip)(
     "an entity with a generated column is written row by row, the generated value refreshed",
     async () => {
       const gens = alice.getRepository(Gen);
