@@ -34,6 +34,7 @@ import { watchRunners } from "./runner-prototypes";
 import { installSelectHooks } from "./select-hooks";
 import { installSharedRunnerTurns, takeTurnsIfShared } from "./shared-runner-turns";
 import { installTransactionHooks, numberOpenTransaction } from "./transaction-hooks";
+import { installTreeBookkeeping } from "./tree-bookkeeping";
 import { installUncheckedWriteChecks } from "./unchecked-writes";
 
 const patched = new WeakSet<object>();
@@ -57,6 +58,7 @@ export function installHooks(): TypeormInternals {
   installErrorTranslation();
   installCommitChecks();
   installSharedRunnerTurns(internals);
+  installTreeBookkeeping(internals);
   installActivationHooks(internals);
   return internals;
 }

@@ -94,6 +94,7 @@ export interface TypeormInternals {
   entityPersistExecutor: Prototype;
   subjectDatabaseEntityLoader: Prototype;
   queryExpressionMap: Prototype;
+  materializedPathExecutor: Prototype;
   dataSourceClass: Function;
 }
 
@@ -110,7 +111,7 @@ const REQUIRED: Array<[keyof Omit<TypeormInternals, "dataSourceClass">, string[]
       "updateSpecialColumnsInPersistedEntities",
     ],
   ],
-  ["updateQueryBuilder", ["whereEntity", "createWhereExpression", "getQueryAndParameters", "execute"]],
+  ["updateQueryBuilder", ["set", "whereEntity", "createWhereExpression", "getQueryAndParameters", "execute"]],
   ["softDeleteQueryBuilder", ["whereEntity", "createWhereExpression", "getQueryAndParameters", "execute"]],
   ["deleteQueryBuilder", ["where", "execute"]],
   ["insertQueryBuilder", ["execute"]],
@@ -129,6 +130,7 @@ const REQUIRED: Array<[keyof Omit<TypeormInternals, "dataSourceClass">, string[]
   ["entityPersistExecutor", ["execute"]],
   ["subjectDatabaseEntityLoader", ["load"]],
   ["queryExpressionMap", ["clone"]],
+  ["materializedPathExecutor", ["insert", "update"]],
 ];
 
 let cached: TypeormInternals | undefined;
@@ -150,6 +152,10 @@ export function typeormInternals(): TypeormInternals {
       "SubjectDatabaseEntityLoader",
     ),
     queryExpressionMap: load("typeorm/query-builder/QueryExpressionMap.js", "QueryExpressionMap"),
+    materializedPathExecutor: load(
+      "typeorm/persistence/tree/MaterializedPathSubjectExecutor.js",
+      "MaterializedPathSubjectExecutor",
+    ),
     dataSourceClass: require("typeorm").DataSource,
   };
   for (const [key, methods] of REQUIRED) {
