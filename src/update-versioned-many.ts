@@ -11,7 +11,13 @@ import { type BatchedUpdateShape, type BatchedUpdateSql, dialectForType, type Lo
 import { describeValue, LockingConfigurationError, type OptimisticLockError, type RowConflict } from "./errors";
 import { installationOf } from "./installation";
 import { idCanExist, idMapOf } from "./row-ids";
-import { columnOf, type DriverLike, escapedTable, flushConflict } from "./typeorm/batched-writes";
+import {
+  columnOf,
+  type DriverLike,
+  escapedTable,
+  flushConflict,
+  writtenThroughSqlFunction,
+} from "./typeorm/batched-writes";
 import { noteOwnVersionWrite } from "./typeorm/commit-checks";
 import type { ColumnMetadata } from "./typeorm-types";
 import type { UpdatePatch } from "./update-versioned";
@@ -87,7 +93,7 @@ export async function updateVersionedRows<T extends ObjectLiteral>(
     if (expected === undefined) throw refuse(`row ${index} has no version. Nothing was written.`);
     expectedOf[index] = expected;
     const id = idMapOf(metadata, row.id);
-    const columns = patchedColumns(metadata, row.patch, index, refuse);
+    const columns = patchedColumns(metadata, driver, row.patch, index, refuse);
     if (!idCanExist(metadata, row.id)) {
       // A key value no row can have (a fraction for an integer key) names no row.
       unknownIds.push({ entityName: metadata.name, id, expectedVersion: expected, deleted: true });
@@ -175,6 +181,7 @@ function refuseOtherEntity(metadata: EntityMetadata, dataSource: DataSource, row
 /** The columns a patch sets, ordered by name; a patch the batched statement cannot write is refused. */
 function patchedColumns(
   metadata: EntityMetadata,
+  driver: DriverLike,
   patch: unknown,
   index: number,
   refuse: (why: string) => LockingConfigurationError,
@@ -206,7 +213,9 @@ function patchedColumns(
             ? "is a relation; set its foreign key column instead"
             : typeof value === "function"
               ? "is an SQL expression, which the one-row form updateVersioned(repository, id, version, patch) takes"
-              : undefined;
+              : writtenThroughSqlFunction(column, driver)
+                ? "is written through an SQL function (a spatial column, SQLite's jsonb), which the one-row form updateVersioned(repository, id, version, patch) does"
+                : undefined;
     if (why)
       throw refuse(`the patch of row ${index} sets "${column.propertyPath}", which ${why}. Nothing was written.`);
   }

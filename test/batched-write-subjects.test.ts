@@ -13,18 +13,22 @@ import {
   ManyToOne,
   PrimaryColumn,
   PrimaryGeneratedColumn,
+  type Repository,
   Tree,
   TreeChildren,
   TreeParent,
   UpdateDateColumn,
 } from "typeorm";
+import { AbstractSqliteDriver } from "typeorm/driver/sqlite-abstract/AbstractSqliteDriver";
 import {
   installLocking,
+  LockingConfigurationError,
   type LockingOptions,
   mariadbDialect,
   OptimisticLockError,
   postgresDialect,
   sqliteDialect,
+  updateVersioned,
   Versioned,
 } from "../src";
 import { closeAll, describeEachDatabase, openAlongside, openDataSources, StatementCounter } from "./support/databases";
@@ -135,8 +139,28 @@ class Place {
   @Versioned() version!: number;
 }
 
+/** A json column: every driver binds its value as text (SQLite and MariaDB store text). */
+@Entity({ name: "bws_doc" })
+class Doc {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column({ type: "json", nullable: true }) data!: { n: number } | null;
+  @Versioned() version!: number;
+}
+
+/** A jsonb column: PostgreSQL's, and SQLite's on TypeORM 1.x, which writes it through jsonb(?), as binary. */
+@Entity({ name: "bws_bdoc" })
+class BinaryDoc {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column({ type: "jsonb", nullable: true }) data!: { n: number } | null;
+  @Versioned() version!: number;
+}
+
+/** TypeORM 1.x's SQLite driver knows jsonb (0.3's does not). */
+const sqliteHasJsonb =
+  typeof (AbstractSqliteDriver.prototype as unknown as Record<string, unknown>).wrapWithJsonFunction === "function";
+
 const ALICE: LockingOptions = { batchWrites: true, versionColumns: "checked" };
-const COMMON = [Owner, Mixed, Split, Node, Plain, Day, Seat];
+const COMMON = [Owner, Mixed, Split, Node, Plain, Day, Seat, Doc];
 
 describeEachDatabase((db) => {
   const counter = new StatementCounter();
@@ -144,10 +168,12 @@ describeEachDatabase((db) => {
   let bob: DataSource;
   const entities =
     db.family === "postgres"
-      ? [...COMMON, Gen, PgTagged, EnumKey]
+      ? [...COMMON, Gen, PgTagged, EnumKey, BinaryDoc]
       : db.family === "mysql" && db.name === "mariadb"
         ? [...COMMON, Gen, Place]
-        : COMMON;
+        : db.family === "sqlite" && sqliteHasJsonb
+          ? [...COMMON, BinaryDoc]
+          : COMMON;
 
   beforeAll(async () => {
     [alice] = await openDataSources(db, entities, {
@@ -385,6 +411,49 @@ describeEachDatabase((db) => {
     ]);
   });
 
+  it("json values batch and read back as written", async () => {
+    const docs = alice.getRepository(Doc);
+    const rows = await docs.save([docs.create({ data: { n: 1 } }), docs.create({ data: null })]);
+    rows[0].data = { n: 10 };
+    rows[1].data = { n: 20 };
+    counter.reset();
+    await docs.save(rows);
+    expect(updates()).toHaveLength(1);
+    const stored = await bob.getRepository(Doc).find({ where: rows.map((r) => ({ id: r.id })), order: { id: "ASC" } });
+    expect(stored.map((d) => [d.data, d.version])).toEqual([
+      [{ n: 10 }, 2],
+      [{ n: 20 }, 2],
+    ]);
+  });
+
+  (entities.includes(BinaryDoc) ? it : it.skip)(
+    "jsonb values are stored as TypeORM stores them: batched on PostgreSQL, row by row through jsonb(?) on SQLite",
+    async () => {
+      const docs = alice.getRepository(BinaryDoc);
+      const rows = await docs.save([docs.create({ data: { n: 1 } }), docs.create({ data: { n: 2 } })]);
+      rows[0].data = { n: 10 };
+      rows[1].data = { n: 20 };
+      counter.reset();
+      await docs.save(rows);
+      expect(updates()).toHaveLength(db.family === "sqlite" ? 2 : 1);
+      const stored = await bob
+        .getRepository(BinaryDoc)
+        .find({ where: rows.map((r) => ({ id: r.id })), order: { id: "ASC" } });
+      expect(stored.map((d) => [d.data, d.version])).toEqual([
+        [{ n: 10 }, 2],
+        [{ n: 20 }, 2],
+      ]);
+      if (db.family === "sqlite") {
+        // What TypeORM's own UPDATE writes: SQLite's binary JSONB, not JSON text.
+        const kinds = (await bob.query(`SELECT typeof("data") AS kind FROM "bws_bdoc" WHERE "id" IN (?, ?)`, [
+          rows[0].id,
+          rows[1].id,
+        ])) as Array<{ kind: string }>;
+        expect(kinds.map((k) => k.kind)).toEqual(["blob", "blob"]);
+      }
+    },
+  );
+
   it("tree entities are written row by row (TypeORM maintains the tree per row)", async () => {
     const nodes = alice.getRepository(Node);
     const saved = await nodes.save([nodes.create({ name: "r1" }), nodes.create({ name: "r2" })]);
@@ -456,16 +525,66 @@ describeEachDatabase((db) => {
     });
   }
 
+  // A value TypeORM writes through an SQL function: MariaDB's point (ST_GeomFromText(?)), SQLite's
+  // jsonb on TypeORM 1.x (jsonb(?)); PostgreSQL's jsonb is a plain parameter, and batches.
+  const wrapped =
+    db.name === "mariadb"
+      ? { entity: Place, patch: { at: "POINT(7 8)" }, column: "at" }
+      : db.family === "sqlite" && sqliteHasJsonb
+        ? { entity: BinaryDoc, patch: { data: { n: 9 } }, column: "data" }
+        : undefined;
+  (wrapped ? it : it.skip)(
+    "updateVersioned(repository, rows) refuses a column TypeORM writes through an SQL function, naming the one-row form",
+    async () => {
+      const { entity, patch, column } = wrapped!;
+      const repo = alice.getRepository(entity) as unknown as Repository<{ id: number; version: number }>;
+      const seed = entity === Place ? { at: "POINT(1 1)" } : { data: { n: 1 } };
+      const rows = await repo.save([{ ...seed }, { ...seed }] as unknown as Array<{ id: number; version: number }>);
+      counter.reset();
+      const error = await updateVersioned(
+        repo,
+        rows.map((r) => ({ id: r.id, version: 1, patch: patch as never })),
+      ).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(LockingConfigurationError);
+      expect((error as Error).message).toContain(`"${column}", which is written through an SQL function`);
+      expect((error as Error).message).toContain("updateVersioned(repository, id, version, patch)");
+      expect(updates()).toHaveLength(0);
+      // The one-row form writes it as TypeORM does.
+      await updateVersioned(repo, rows[0].id, 1, patch as never);
+      expect((await bob.getRepository(entity).findOneByOrFail({ id: rows[0].id })).version).toBe(2);
+    },
+  );
+
+  (db.family === "postgres" ? it : it.skip)("updateVersioned(repository, rows) batches a jsonb patch", async () => {
+    const docs = alice.getRepository(BinaryDoc);
+    const rows = await docs.save([docs.create({ data: { n: 1 } }), docs.create({ data: { n: 2 } })]);
+    counter.reset();
+    await updateVersioned(
+      docs,
+      rows.map((r, i) => ({ id: r.id, version: 1, patch: { data: { n: 30 + i } } })),
+    );
+    expect(updates()).toHaveLength(1);
+    const stored = await bob
+      .getRepository(BinaryDoc)
+      .find({ where: rows.map((r) => ({ id: r.id })), order: { id: "ASC" } });
+    expect(stored.map((d) => [d.data, d.version])).toEqual([
+      [{ n: 30 }, 2],
+      [{ n: 31 }, 2],
+    ]);
+  });
+
   if (db.name === "mariadb") {
     it("a spatial column is written row by row (wrapped per row), its value read back", async () => {
       const places = alice.getRepository(Place);
-      await places.save([places.create({ at: "POINT(1 1)" }), places.create({ at: "POINT(2 2)" })]);
-      const loaded = await places.find();
+      const saved = await places.save([places.create({ at: "POINT(1 1)" }), places.create({ at: "POINT(2 2)" })]);
+      const loaded = await places.findBy(saved.map((p) => ({ id: p.id })));
       for (const place of loaded) place.at = "POINT(5 6)";
       counter.reset();
       await places.save(loaded);
       expect(updates()).toHaveLength(2);
-      expect((await bob.getRepository(Place).find()).map((p) => [p.at, p.version])).toEqual([
+      expect(
+        (await bob.getRepository(Place).findBy(saved.map((p) => ({ id: p.id })))).map((p) => [p.at, p.version]),
+      ).toEqual([
         ["POINT(5 6)", 2],
         ["POINT(5 6)", 2],
       ]);

@@ -286,6 +286,37 @@ describeEachDatabase((db) => {
     expect(stored.filter((s) => s.quantity === 7777)).toHaveLength(0);
   }
 
+  it("one stale row seen before writing fails as it does without batching: the same error, nothing written", async () => {
+    // bob's DataSource writes row by row.
+    const plainSave = (items: Item[]) =>
+      bob
+        .getRepository(Item)
+        .save(items)
+        .catch((e: unknown) => e);
+    for (const gone of [false, true]) {
+      const items = await seedItems(3);
+      const copies = await bob.getRepository(Item).findBy(items.map((i) => ({ id: i.id })));
+      if (gone) await bob.getRepository(Item).delete({ id: items[1].id });
+      else await bob.getRepository(Item).update({ id: items[1].id }, { version: 5 });
+      for (const item of [...items, ...copies]) item.quantity = 4242;
+      const batched = await alice
+        .getRepository(Item)
+        .save(items)
+        .catch((e: unknown) => e);
+      const unbatched = await plainSave(copies);
+      expect(batched).toBeInstanceOf(OptimisticLockError);
+      expect(unbatched).toBeInstanceOf(OptimisticLockError);
+      expect((batched as Error).message).toBe((unbatched as Error).message);
+      expect((batched as OptimisticLockError).conflicts).toEqual([
+        gone
+          ? { entityName: "Item", id: { id: items[1].id }, expectedVersion: 1, deleted: true }
+          : { entityName: "Item", id: { id: items[1].id }, expectedVersion: 1, actualVersion: 5 },
+      ]);
+      const stored = await bob.getRepository(Item).findBy(items.map((i) => ({ id: i.id })));
+      expect(stored.filter((i) => i.quantity === 4242)).toEqual([]);
+    }
+  });
+
   it("conflicts seen before writing: every stale row of 100 named, nothing written", async () => {
     const items = await seedItems(100);
     await bobChanges(items);
@@ -371,6 +402,8 @@ describeEachDatabase((db) => {
     counter.reset();
     await alice.getRepository(Item).save(items);
     expect(updates()).toHaveLength(3);
+    // The two pairs as batched statements, the lone row as TypeORM's own UPDATE.
+    expect(updates().filter((sql) => sql.includes("_tl_v"))).toHaveLength(2);
     expect(items.every((i) => i.version === 2)).toBe(true);
   });
 
