@@ -1,5 +1,5 @@
 import type { EntityManager, EntityTarget, ObjectLiteral } from "typeorm";
-import { LockingError, OptimisticLockError } from "./errors";
+import { jsonOf, LockingError, OptimisticLockError } from "./errors";
 import { assertLockMode, isPessimistic, LockMode, type LockOptions, needsVersion, waitPolicyOf } from "./lock-mode";
 import { lockQuery } from "./lock-request";
 import { raisedIn } from "./transaction-numbers";
@@ -64,8 +64,7 @@ export async function lock<T extends ObjectLiteral>(
       ? versionCodecOf(metadata.versionColumn).parse(metadata.versionColumn.getEntityValue(row))
       : undefined;
   if (!row || (expected !== undefined && actual !== expected)) {
-    if (expected === undefined)
-      throw new LockingError(`lock(): ${metadata.name} ${JSON.stringify(id)} no longer exists.`);
+    if (expected === undefined) throw new LockingError(`lock(): ${metadata.name} ${jsonOf(id)} no longer exists.`);
     throw raisedIn(
       queryRunner,
       new OptimisticLockError({

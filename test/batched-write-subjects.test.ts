@@ -139,6 +139,18 @@ class Place {
   @Versioned() version!: number;
 }
 
+/** A key the application holds as a JS bigint (a transformer gives the driver the bigint itself). */
+@Entity({ name: "bws_ticket" })
+class Ticket {
+  @PrimaryColumn({
+    type: "bigint",
+    transformer: { to: (value: bigint) => value, from: (value: string | number) => BigInt(value) },
+  })
+  id!: bigint;
+  @Column() note!: string;
+  @Versioned() version!: number;
+}
+
 /** A json column: every driver binds its value as text (SQLite and MariaDB store text). */
 @Entity({ name: "bws_doc" })
 class Doc {
@@ -160,7 +172,7 @@ const sqliteHasJsonb =
   typeof (AbstractSqliteDriver.prototype as unknown as Record<string, unknown>).wrapWithJsonFunction === "function";
 
 const ALICE: LockingOptions = { batchWrites: true, versionColumns: "checked" };
-const COMMON = [Owner, Mixed, Split, Node, Plain, Day, Seat, Doc];
+const COMMON = [Owner, Mixed, Split, Node, Plain, Day, Seat, Doc, Ticket];
 
 describeEachDatabase((db) => {
   const counter = new StatementCounter();
@@ -409,6 +421,38 @@ describeEachDatabase((db) => {
       [1, 2, 0, 0, 2],
       [0, 0, 3, 4, 2],
     ]);
+  });
+
+  // better-sqlite3 returns an integer as a number: past 2^53 it would name another row.
+  const bigIds = db.family === "sqlite" ? [4_000_000_001n, 4_000_000_003n] : [9007199254740993n, 9007199254740995n];
+
+  it("rows keyed by a JS bigint batch, are matched back by their key, and their conflict names them", async () => {
+    const tickets = alice.getRepository(Ticket);
+    await tickets.save(bigIds.map((id) => tickets.create({ id, note: "open" })));
+    const loaded = await tickets.find({ order: { id: "ASC" } });
+    for (const ticket of loaded) ticket.note = "closed";
+    counter.reset();
+    await tickets.save(loaded);
+    expect(updates()).toHaveLength(1);
+    expect(loaded.map((t) => t.version)).toEqual([2, 2]);
+    const stored = await bob.getRepository(Ticket).find({ order: { id: "ASC" } });
+    expect(stored.map((t) => [t.id, t.note, t.version])).toEqual([
+      [bigIds[0], "closed", 2],
+      [bigIds[1], "closed", 2],
+    ]);
+    // Both rows changed by bob: the error names each key (a bigint, which JSON cannot print as is).
+    for (const ticket of stored) ticket.note = "by bob";
+    await bob.getRepository(Ticket).save(stored);
+    for (const ticket of loaded) ticket.note = "stale";
+    const error = await tickets.save(loaded).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OptimisticLockError);
+    expect((error as OptimisticLockError).conflicts.map((c) => c.id)).toEqual(bigIds.map((id) => ({ id })));
+    expect((error as Error).message).toContain(String(bigIds[1]));
+    // The same rows removed: one batched DELETE's conflict, named the same way.
+    const removal = await tickets.remove(loaded).catch((e: unknown) => e);
+    expect(removal).toBeInstanceOf(OptimisticLockError);
+    expect((removal as OptimisticLockError).conflicts.map((c) => c.id)).toEqual(bigIds.map((id) => ({ id })));
+    expect(await bob.getRepository(Ticket).count()).toBe(2);
   });
 
   it("json values batch and read back as written", async () => {

@@ -12,7 +12,7 @@
  */
 import type { DataSource, EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
 import { type BatchedColumn, type BatchedUpdateShape, dialectForType, type LockDialect } from "../dialect";
-import { LockingConfigurationError, OptimisticLockError, type RowConflict } from "../errors";
+import { jsonOf, LockingConfigurationError, OptimisticLockError, type RowConflict } from "../errors";
 import type { Installation } from "../installation";
 import { raisedIn } from "../transaction-numbers";
 import type { ColumnMetadata } from "../typeorm-types";
@@ -518,7 +518,7 @@ function describeConflicts(conflicts: RowConflict[], among: string): string {
     .slice(0, LISTED)
     .map(
       (c) =>
-        `${c.entityName} ${JSON.stringify(c.id)} ${c.deleted ? "deleted" : c.actualVersion === undefined ? "changed" : `at ${c.actualVersion}`}`,
+        `${c.entityName} ${jsonOf(c.id)} ${c.deleted ? "deleted" : c.actualVersion === undefined ? "changed" : `at ${c.actualVersion}`}`,
     );
   const more = conflicts.length > LISTED ? `, and ${conflicts.length - LISTED} more` : "";
   return `${conflicts.length} rows ${among}were changed or deleted meanwhile: ${listed.join(", ")}${more}`;
