@@ -18,7 +18,8 @@ import {
   TreeParent,
   VersionColumn,
 } from "typeorm";
-import { installLocking, type LockingOptions, OptimisticLockError, Versioned } from "../src";
+import { installLocking, type LockingOptions, OfflineLockRequiredError, OptimisticLockError, Versioned } from "../src";
+import { OfflineLockManager, OfflineLockRecord } from "../src/offline";
 import { closeAll, describeEachDatabase, openDataSources, type TestDatabase } from "./support/databases";
 
 type TreeKind = "materialized-path" | "closure-table" | "nested-set";
@@ -182,6 +183,38 @@ describeEachDatabase((db: TestDatabase) => {
       expect((await repo.findOneByOrFail({ id: root.id })).version).toBe(2);
     } finally {
       await closeAll(plain);
+    }
+  });
+
+  it("an offline-protected node is saved and moved by its lock's holder: the path upkeep is no bypass", async () => {
+    const entity = CASES.find((c) => c.kind === "materialized-path" && c.declaredBy === "versioned")!.entity;
+    const [carol, dave] = await openDataSources(db, [entity, OfflineLockRecord], {
+      count: 2,
+      beforeInitialize: (source) => installLocking(source),
+    });
+    try {
+      const carolLocks = new OfflineLockManager(carol).protect(entity);
+      new OfflineLockManager(dave).protect(entity);
+      const repo = (source: DataSource) => source.getTreeRepository(entity);
+      const make = (name: string, parent?: TreeNode) => Object.assign(new entity(), { name, parent });
+      // New nodes need no lock (nobody can hold one yet).
+      const root = await repo(carol).save(make("root"));
+      const [a, b] = [await repo(carol).save(make("a", root)), await repo(carol).save(make("b", root))];
+      const leaf = await repo(carol).save(make("leaf", a));
+      const moving = await repo(dave).findOneByOrFail({ id: leaf.id });
+      moving.parent = await repo(dave).findOneByOrFail({ id: b.id });
+      await expect(repo(dave).save(moving)).rejects.toBeInstanceOf(OfflineLockRequiredError);
+      const lock = await carolLocks.tryLock(entity.name, leaf.id, { owner: "carol", ttlMs: 60_000 });
+      const mine = await repo(carol).findOneByOrFail({ id: leaf.id });
+      mine.parent = await repo(carol).findOneByOrFail({ id: b.id });
+      mine.name = "leaf moved";
+      await carolLocks.runHolding(lock, () => repo(carol).save(mine));
+      expect(mine.version).toBe(2);
+      const tree = await repo(dave).findDescendantsTree(await repo(dave).findOneByOrFail({ id: b.id }));
+      expect((tree.children ?? []).map((c) => [c.name, c.version])).toEqual([["leaf moved", 2]]);
+      await carolLocks.releaseLock(lock);
+    } finally {
+      await closeAll(carol, dave);
     }
   });
 });
