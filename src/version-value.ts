@@ -11,7 +11,8 @@ import { describeValue, LockingConfigurationError } from "./errors";
 export function toVersionNumber(value: unknown, what: string): number | undefined {
   if (value === undefined || value === null) return undefined;
   if (typeof value === "number" && Number.isSafeInteger(value)) return value;
-  if (typeof value === "string" && /^\d{1,15}$/.test(value.trim())) return Number(value.trim());
+  // Number() itself ignores the spaces the test allows around the digits.
+  if (typeof value === "string" && /^\d{1,15}$/.test(value.trim())) return Number(value);
   throw new LockingConfigurationError(
     `${what} must be an integer version, got ${typeof value} ${describeValue(value)}.`,
   );

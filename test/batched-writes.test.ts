@@ -936,6 +936,9 @@ describeEachDatabase((db) => {
       await refused([{ id: a.id, version: 1.5, patch: { name: "x" } }], /integer version/);
       await refused([{ id: a.id, version: "v1", patch: { name: "x" } }], /integer version/);
       await refused([{ id: a.id, patch: { name: "x" } }], /no version/);
+      await refused([{ id: a.id, version: null, patch: { name: "x" } }], /no version/);
+      await refused([{ id: a.id, version: "1abc", patch: { name: "x" } }], /integer version/);
+      await refused([{ id: a.id, version: "1234567890123456", patch: { name: "x" } }], /integer version/);
       await refused(
         [{ id: a.id, version: 1, patch: alice.getRepository(Label).create({ text: "x" }) }],
         /holds a Label/,
@@ -945,6 +948,20 @@ describeEachDatabase((db) => {
       await refused([{ id: [a.id, b.id], version: 1, patch: { name: "x" } }], /must name one Item/);
       expect((await bob.getRepository(Item).findBy([{ id: a.id }, { id: b.id }])).map((i) => i.version)).toEqual([
         1, 1,
+      ]);
+    });
+
+    it("takes a version sent as text (a form field, a header): digits, spaces around them trimmed", async () => {
+      const [a, b] = await seedItems(2);
+      const items = alice.getRepository(Item);
+      expect(await updateVersioned(items, [{ id: a.id, version: " 1 ", patch: { name: "from a form" } }])).toEqual([2]);
+      // Two digits are a version like any other: here a stale one, so a conflict, not a refusal.
+      const stale = await updateVersioned(items, [{ id: b.id, version: "12", patch: { name: "x" } }]).catch(
+        (e: unknown) => e,
+      );
+      expect(stale).toBeInstanceOf(OptimisticLockError);
+      expect((stale as OptimisticLockError).conflicts).toEqual([
+        { entityName: "Item", id: { id: b.id }, expectedVersion: 12, actualVersion: 1 },
       ]);
     });
   });
