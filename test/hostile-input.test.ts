@@ -177,6 +177,29 @@ describeEachDatabase((db) => {
     expect(rows.map((r) => r?.id)).toEqual([b.id, a.id]);
   });
 
+  it("lockInOrder refuses targets that are not a list of objects, and a bad mode or wait, naming itself, before any lock", async () => {
+    const a = await newAccount();
+    const refusal = async (targets: unknown, mode: unknown = LockMode.PESSIMISTIC_WRITE, options?: unknown) => {
+      statements.reset();
+      const error = await caught(() =>
+        source.transaction((manager) => lockInOrder(manager, targets as never, mode as never, options as never)),
+      );
+      expect(statements.statements.filter((s) => /\bFROM\b/i.test(s))).toEqual([]);
+      return error;
+    };
+    for (const targets of ["tl_account", [{ entity: Account, id: a.id }, null], [{ entity: Account, id: a.id }, 7]]) {
+      const error = await refusal(targets);
+      expect(error).toBeInstanceOf(LockingConfigurationError);
+      expect((error as Error).message).toMatch(/^lockInOrder\(\): targets must be a list of \{ entity, id \}/);
+    }
+    expect(((await refusal([], "WRITE")) as Error).message).toMatch(/lockInOrder\(\)/);
+    expect(((await refusal([], LockMode.PESSIMISTIC_WRITE, { timeout: -5 })) as Error).message).toMatch(
+      /lockInOrder\(\)/,
+    );
+    // An empty list is no mistake: nothing to lock.
+    expect(await source.transaction((m) => lockInOrder(m, [], LockMode.PESSIMISTIC_WRITE))).toEqual([]);
+  });
+
   it("retryOnConflict refuses an isolation level that is none (TypeORM wrote it into START TRANSACTION)", async () => {
     const a = await newAccount();
     statements.reset();
