@@ -119,7 +119,9 @@ class PgTagged {
   @Column({ default: "" }) note!: string;
   @Column({ type: "enum", enum: ["calm", "busy"], default: "calm" }) mood!: "calm" | "busy";
   @Column({ type: "int", array: true, nullable: true }) nums!: number[] | null;
-  @Column({ type: "enum", enum: ["x", "y"], array: true, nullable: true }) flags!: Array<"x" | "y"> | null;
+  @Column({ type: "enum", enum: ["x", "y", 'say "hi"'], array: true, nullable: true }) flags!: Array<
+    "x" | "y" | 'say "hi"'
+  > | null;
   @Versioned() version!: number;
 }
 
@@ -653,18 +655,49 @@ describeEachDatabase((db) => {
       ]);
     });
 
-    it("PostgreSQL: an array of enums is written row by row, its value read back", async () => {
+    it("PostgreSQL: arrays of enums batch (typed from the table's row), quotes, null and empty read back", async () => {
       const tagged = alice.getRepository(PgTagged);
-      const saved = await tagged.save([tagged.create({ note: "e" }), tagged.create({ note: "e" })]);
-      const loaded = await tagged.findBy(saved.map((r) => ({ id: r.id })));
-      for (const row of loaded) row.flags = ["x", "y"];
+      const saved = await tagged.save([0, 1, 2].map(() => tagged.create({ note: "e", flags: ["x"] })));
+      const loaded = await tagged.find({ where: saved.map((r) => ({ id: r.id })), order: { id: "ASC" } });
+      loaded[0].flags = ["x", 'say "hi"'];
+      loaded[1].flags = null;
+      loaded[2].flags = [];
       counter.reset();
       await tagged.save(loaded);
-      expect(updates()).toHaveLength(2);
-      expect((await bob.getRepository(PgTagged).findBy(saved.map((r) => ({ id: r.id })))).map((r) => r.flags)).toEqual([
-        ["x", "y"],
-        ["x", "y"],
+      expect(updates()).toHaveLength(1);
+      const stored = await bob
+        .getRepository(PgTagged)
+        .find({ where: saved.map((r) => ({ id: r.id })), order: { id: "ASC" } });
+      expect(stored.map((r) => [r.flags, r.version])).toEqual([
+        [["x", 'say "hi"'], 2],
+        [null, 2],
+        [[], 2],
       ]);
+    });
+
+    it("PostgreSQL: updateVersioned(repository, rows) writes an enum, an array of enums and an int array", async () => {
+      const tagged = alice.getRepository(PgTagged);
+      const saved = await tagged.save([tagged.create({ note: "u" }), tagged.create({ note: "u" })]);
+      counter.reset();
+      await updateVersioned(tagged, [
+        { id: saved[0].id, version: 1, patch: { flags: ["x", "y"], mood: "busy", nums: [3] } },
+        { id: saved[1].id, version: 1, patch: { flags: [], mood: "calm", nums: [] } },
+      ]);
+      expect(updates()).toHaveLength(1);
+      const stored = await bob
+        .getRepository(PgTagged)
+        .find({ where: saved.map((r) => ({ id: r.id })), order: { id: "ASC" } });
+      expect(stored.map((r) => [r.flags, r.mood, r.nums, r.version])).toEqual([
+        [["x", "y"], "busy", [3], 2],
+        [[], "calm", [], 2],
+      ]);
+      // A value outside the enum is the database's refusal, and nothing of the call is written.
+      const error = await updateVersioned(tagged, [
+        { id: saved[0].id, version: 2, patch: { flags: ["x"], mood: "busy", nums: [1] } },
+        { id: saved[1].id, version: 2, patch: { flags: ["z" as "x"], mood: "busy", nums: [1] } },
+      ]).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(Error);
+      expect((await bob.getRepository(PgTagged).findOneByOrFail({ id: saved[0].id })).version).toBe(2);
     });
 
     it("PostgreSQL: rows keyed by an enum are written row by row", async () => {

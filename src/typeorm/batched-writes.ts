@@ -201,7 +201,6 @@ function batchableChanges(
     }
     // Stryker restore all
     if (writtenThroughSqlFunction(column, driver)) return undefined;
-    if (column.isArray && /enum/i.test(String(column.type))) return undefined;
     changes.push({ column, value });
   }
   return changes;
@@ -243,7 +242,7 @@ export function escapedTable(metadata: EntityMetadata, driver: DriverLike): stri
 export function columnOf(column: ColumnMetadata, driver: DriverLike): BatchedColumn {
   let type: string | undefined = driver.normalizeType(column);
   // An enum's database type is one TypeORM names per table and column: the dialect takes it from
-  // the table's row type (PostgreSQL), which an array of enums cannot be typed by.
+  // the table's row type (PostgreSQL), an array of enums too (its value travels as array-literal text).
   if (/enum/i.test(String(column.type))) type = undefined;
   else if (column.isArray) type += "[]";
   return {
