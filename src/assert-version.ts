@@ -24,6 +24,7 @@ import { toVersionNumber } from "./version-value";
  */
 export function assertVersion(entity: ObjectLiteral, expected: number | string): void {
   const { entityName, id, version: actual } = heldVersionOf(entity, "assertVersion()");
+  // Stryker disable next-line StringLiteral: wording (the value a refusal names)
   const expectedVersion = toVersionNumber(expected, `The expected version of ${entityName}`);
   if (expectedVersion === undefined) {
     throw new LockingConfigurationError(
@@ -38,19 +39,20 @@ export function assertVersion(entity: ObjectLiteral, expected: number | string):
 
 /**
  * The version a loaded entity holds, with its class name and id map, for checks against a
- * version a client sent. `caller` names the public function in errors.
+ * version a client sent. `where` names the public function in errors.
  *
  * @internal
  */
 export function heldVersionOf(
   entity: ObjectLiteral,
-  caller: string,
+  where: string,
 ): { entityName: string; id: Record<string, unknown>; version: number } {
+  // Stryker disable next-line StringLiteral: wording (an object of no class, refused below)
   const entityName = entity.constructor?.name ?? "entity";
   const { version, primary } = versionAndPrimaryProperties(entity.constructor);
   if (version === undefined) {
     throw new LockingConfigurationError(
-      `${caller}: ${entityName} has no version property; mark one with @Versioned().`,
+      `${where}: ${entityName} has no version property; mark one with @Versioned().`,
     );
   }
   const id = Object.fromEntries(primary.map((p) => [p, entity[p]]));
@@ -64,7 +66,8 @@ export function heldVersionOf(
 /** Reads the version and primary-key properties from TypeORM's decorator records (class and parents). */
 function versionAndPrimaryProperties(entityClass: unknown): { version?: string; primary: string[] } {
   const chain: Function[] = [];
-  for (let c = entityClass; typeof c === "function" && c !== Function.prototype; c = Object.getPrototypeOf(c)) {
+  // The walk ends past Function.prototype (a function too), whose parent is no function.
+  for (let c = entityClass; typeof c === "function"; c = Object.getPrototypeOf(c)) {
     chain.push(c as Function);
   }
   const columns = getMetadataArgsStorage().columns.filter((c) => chain.includes(c.target as Function));

@@ -6,7 +6,7 @@
  * own case (RowNotFoundError, 404). Races between a load (or check) and the write stay
  * OptimisticLockError (retryable, 409).
  */
-import type { DataSource, Repository } from "typeorm";
+import { type DataSource, Entity, PrimaryColumn, type Repository } from "typeorm";
 import {
   assertVersion,
   ConcurrencyError,
@@ -15,12 +15,15 @@ import {
   currentVersionOf,
   installLocking,
   isRetryableConflict,
+  LockingConfigurationError,
+  MissingVersionError,
   OptimisticLockError,
   RetryExhaustedError,
   RowNotFoundError,
   retryOnConflict,
   StaleVersionError,
   updateVersioned,
+  Versioned,
 } from "../src";
 import { ALL_ENTITIES, Order } from "./fixtures/entities";
 import { closeAll, describeEachDatabase, openDataSources } from "./support/databases";
@@ -181,5 +184,47 @@ describeEachDatabase((db) => {
       expect(isRetryableConflict(error)).toBe(true);
       expect(await orders.findOneBy({ id })).toBeNull();
     });
+  });
+});
+
+/** A version declared on a parent class, the key on the entity: both are found through the class chain. */
+abstract class VersionedBase {
+  @Versioned() version!: number;
+}
+@Entity({ name: "cv_inherited" })
+class Inherited extends VersionedBase {
+  @PrimaryColumn() code!: string;
+}
+
+describe("assertVersion reads the entity's class chain, and nothing else", () => {
+  const thrown = (work: () => unknown) => {
+    try {
+      work();
+    } catch (e) {
+      return e;
+    }
+  };
+
+  it("finds a version and a key declared on different classes of the chain; the error names only the key", () => {
+    const held = Object.assign(new Inherited(), { code: "a", version: 2 });
+    expect(() => assertVersion(held, 2)).not.toThrow();
+    const error = thrown(() => assertVersion(held, 1)) as StaleVersionError;
+    expect(error).toBeInstanceOf(StaleVersionError);
+    expect(error).toMatchObject({ entityName: "Inherited", expectedVersion: 1, actualVersion: 2, operation: "check" });
+    expect(error.id).toEqual({ code: "a" });
+  });
+
+  it("an entity whose version holds nothing is MissingVersionError (a check, nothing compared)", () => {
+    const error = thrown(() => assertVersion(Object.assign(new Order(), { id: 5 }), 1)) as MissingVersionError;
+    expect(error).toBeInstanceOf(MissingVersionError);
+    expect(error).toMatchObject({ entityName: "Order", id: { id: 5 }, versionProperty: "version", operation: "check" });
+  });
+
+  it("an object of no versioned class (a plain object, one without a prototype) is a configuration error", () => {
+    for (const value of [{ id: 5, version: 1 }, Object.assign(Object.create(null), { id: 5, version: 1 })]) {
+      const error = thrown(() => assertVersion(value, 1));
+      expect(error).toBeInstanceOf(LockingConfigurationError);
+      expect((error as Error).message).toMatch(/has no version property; mark one with @Versioned\(\)/);
+    }
   });
 });
