@@ -392,9 +392,9 @@ async function selectByKeys(
   const keys = group.metadata.primaryColumns;
   const parameters: unknown[] = [];
   const bind = (value: unknown) => {
-    parameters.push(value);
+    const index = parameters.push(value) - 1;
     // Stryker disable next-line StringLiteral: equivalent (docs/testing.md); the supported drivers' parameters are positional, their names unused
-    return driver.createParameter(`p${parameters.length - 1}`, parameters.length - 1);
+    return driver.createParameter(`p${index}`, index);
   };
   const where =
     // Stryker disable next-line ConditionalExpression,EqualityOperator: equivalent (docs/testing.md); both forms select the rows asked for (the first key alone a superset), matched back by their whole key
