@@ -51,9 +51,7 @@ export function heldVersionOf(
   const entityName = entity.constructor?.name ?? "entity";
   const { version, primary } = versionAndPrimaryProperties(entity.constructor);
   if (version === undefined) {
-    throw new LockingConfigurationError(
-      `${where}: ${entityName} has no version property; mark one with @Versioned().`,
-    );
+    throw new LockingConfigurationError(`${where}: ${entityName} has no version property; mark one with @Versioned().`);
   }
   const id = Object.fromEntries(primary.map((p) => [p, entity[p]]));
   const actual = parseVersion(entity[version], entityName, version);
