@@ -31,7 +31,8 @@ export function idMapOf(metadata: EntityMetadata, id: unknown): Record<string, u
     if (primary.length !== 1) throw refuse();
     return { [primary[0].propertyPath]: id };
   }
-  if (id === null || typeof id !== "object" || Array.isArray(id)) throw refuse();
+  // Anything else names one row only through its primary columns' values: a list (TypeORM's many
+  // ids), null or a map missing a part holds no key value for them.
   const map: Record<string, unknown> = {};
   for (const column of primary) {
     const value = column.getEntityValue(id as ObjectLiteral);
@@ -50,14 +51,15 @@ export function idCanExist(metadata: EntityMetadata, id: unknown): boolean {
     if (!INTEGER_TYPES.test(type) && column.generationStrategy !== "increment") return true;
     const value = isKeyValue(id) ? id : column.getEntityValue(id as ObjectLiteral);
     if (typeof value === "number") return Number.isSafeInteger(value);
-    return typeof value === "bigint" || /^-?\d{1,19}$/.test(String(value).trim());
+    // No 64-bit column holds more than 19 digits; a bigint is its digits.
+    return /^-?\d{1,19}$/.test(String(value).trim());
   });
 }
 
 /** Whether an id map holds an integer key value outside 32 bits, which an `integer` column cannot hold. @internal */
 export function beyondInt32(id: Record<string, unknown>): boolean {
   return Object.values(id).some((value) => {
-    const digits = typeof value === "bigint" || typeof value === "number" ? String(value) : String(value).trim();
+    const digits = String(value).trim();
     if (!/^-?\d+$/.test(digits)) return false;
     const n = BigInt(digits);
     return n > 2147483647n || n < -2147483648n;

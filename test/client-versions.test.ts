@@ -24,6 +24,7 @@ import {
   StaleVersionError,
   updateVersioned,
   Versioned,
+  VersionOutOfRangeError,
 } from "../src";
 import { ALL_ENTITIES, Order } from "./fixtures/entities";
 import { closeAll, describeEachDatabase, openDataSources } from "./support/databases";
@@ -218,6 +219,18 @@ describe("assertVersion reads the entity's class chain, and nothing else", () =>
     const error = thrown(() => assertVersion(Object.assign(new Order(), { id: 5 }), 1)) as MissingVersionError;
     expect(error).toBeInstanceOf(MissingVersionError);
     expect(error).toMatchObject({ entityName: "Order", id: { id: 5 }, versionProperty: "version", operation: "check" });
+  });
+
+  it("reads a version held as digits (spaces, a decimal's zero fraction) and refuses one that is no integer", () => {
+    const held = (version: unknown) => Object.assign(new Order(), { id: 5, version });
+    for (const version of ["12", " 12 ", "12.00", "12.", 12, 12n])
+      expect(() => assertVersion(held(version), 12)).not.toThrow();
+    for (const version of ["x12", "12x", "1 2", "12.5", 12.5, true]) {
+      expect(thrown(() => assertVersion(held(version), 12))).toBeInstanceOf(LockingConfigurationError);
+    }
+    for (const version of [2 ** 53, "9007199254740993", 2n ** 53n]) {
+      expect(thrown(() => assertVersion(held(version), 12))).toBeInstanceOf(VersionOutOfRangeError);
+    }
   });
 
   it("an object of no versioned class (a plain object, one without a prototype) is a configuration error", () => {

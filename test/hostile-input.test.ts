@@ -22,6 +22,7 @@ import {
   updateVersioned,
   withLockMode,
 } from "../src";
+import { TenantCounter } from "./fixtures/counter";
 import { Account } from "./fixtures/lock-entities";
 import { closeAll, describeEachDatabase, openDataSources, StatementCounter } from "./support/databases";
 
@@ -85,7 +86,7 @@ describeEachDatabase((db) => {
   let nextId = 1;
 
   beforeAll(async () => {
-    [source] = await openDataSources(db, [Account, OfflineLockRecord], {
+    [source] = await openDataSources(db, [Account, TenantCounter, OfflineLockRecord], {
       extra: { logger: statements, logging: true },
     });
     installLocking(source);
@@ -118,6 +119,12 @@ describeEachDatabase((db) => {
       expect(await caught(() => updateVersioned(accounts, "1 OR 1=1", 1, { balance: 0 }))).toBeInstanceOf(
         RowNotFoundError,
       );
+      // Beyond 2^53 a number may stand for its neighbour; beyond 19 digits no 64-bit column holds it.
+      for (const id of [2 ** 53, 10n ** 19n, "-10000000000000000000"]) {
+        expect(await caught(() => updateVersioned(accounts, id as never, 1, { balance: 0 }))).toBeInstanceOf(
+          RowNotFoundError,
+        );
+      }
       expect(statements.count).toBe(0);
       expect(await caught(() => updateVersioned(accounts, Number.NaN, 1, { balance: 0 }))).toBeInstanceOf(
         LockingConfigurationError,
@@ -137,8 +144,67 @@ describeEachDatabase((db) => {
       );
       expect(await updateVersioned(accounts, { id: a.id }, 1, { balance: 1 })).toBe(2);
       expect(await updateVersioned(accounts, String(a.id), 2, { balance: 2 })).toBe(3);
+      // Digits with spaces around them, as a form or URL may send them, still name it.
+      expect(await updateVersioned(accounts, ` ${a.id} `, 3, { balance: 3 })).toBe(4);
     });
   });
+
+  describe("updateVersioned of a row with a composite key (text, integer)", () => {
+    let counters: Repository<TenantCounter>;
+    beforeAll(() => {
+      counters = source.getRepository(TenantCounter);
+    });
+    const newCounter = (tenant: string, id: number) => counters.save(counters.create({ tenant, id, value: 0 }));
+
+    it("a key value alone, or a map missing a part, names no one row: refused, nothing sent", async () => {
+      await newCounter("t", 1);
+      await newCounter("u", 1);
+      statements.reset();
+      for (const id of [1, "t", { tenant: "t" }, { id: 1 }, null, [{ tenant: "t", id: 1 }]]) {
+        const error = await caught(() => updateVersioned(counters, id as never, 1, { value: 9 }));
+        expect(error).toBeInstanceOf(LockingConfigurationError);
+      }
+      expect(statements.count).toBe(0);
+      expect((await counters.find()).filter((c) => c.value !== 0)).toEqual([]);
+      expect(await updateVersioned(counters, { tenant: "t", id: 1 }, 1, { value: 9 })).toBe(2);
+      expect((await counters.findOneByOrFail({ tenant: "u", id: 1 })).value).toBe(0);
+    });
+
+    it("a fraction for its integer part names no row: RowNotFoundError, nothing sent", async () => {
+      await newCounter("f", 2);
+      statements.reset();
+      const error = await caught(() => updateVersioned(counters, { tenant: "f", id: 2.5 }, 1, { value: 9 }));
+      expect(error).toBeInstanceOf(RowNotFoundError);
+      expect(statements.count).toBe(0);
+    });
+
+    it("an integer part beyond 32 bits names no row on every database (PostgreSQL refuses the value)", async () => {
+      const error = await caught(() => updateVersioned(counters, { tenant: "f", id: 2 ** 31 }, 1, { value: 9 }));
+      expect(error).toBeInstanceOf(RowNotFoundError);
+    });
+  });
+
+  // PostgreSQL refuses a value its column cannot hold; only an id or a version out of the column's
+  // range means "no such row": a patch value it cannot hold stays the driver's error, whatever the key.
+  (db.family === "postgres" ? it : it.skip)(
+    "a patch value the column cannot hold is the driver's error, also for keys at the 32-bit edges or holding digits",
+    async () => {
+      const edges = [2147483647, -2147483648];
+      for (const id of edges) await accounts.save(accounts.create({ id, balance: 1 }));
+      for (const id of edges) {
+        const error = await caught(() => updateVersioned(accounts, id, 1, { balance: "lots" as never }));
+        expect(error).not.toBeInstanceOf(RowNotFoundError);
+        expect((error as { driverError?: { code?: string } }).driverError?.code).toBe("22P02");
+      }
+      const counters = source.getRepository(TenantCounter);
+      for (const tenant of ["99999999999x", "x99999999999", "t"]) {
+        await counters.save(counters.create({ tenant, id: 3, value: 0 }));
+        const error = await caught(() => updateVersioned(counters, { tenant, id: 3 }, 1, { value: "lots" as never }));
+        expect((error as { driverError?: { code?: string } }).driverError?.code).toBe("22P02");
+      }
+      expect((await accounts.findOneByOrFail({ id: edges[0] })).version).toBe(1);
+    },
+  );
 
   it("the longest lock wait (2^31-1 ms) reaches every database as SQL it accepts", async () => {
     const a = await newAccount();

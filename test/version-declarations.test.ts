@@ -238,6 +238,14 @@ class BigintPropertyLine {
   post!: BigintPropertyPost;
 }
 
+/** A version property declared as a union (no one design type): it keeps the type it holds. */
+@Entity()
+class AsHeldPost {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() title!: string;
+  @VersionColumn() version!: number | string;
+}
+
 /** A legacy entity the library cannot check (two version columns), left out with the option. */
 @Entity()
 class TwoCounters {
@@ -310,7 +318,7 @@ const DECLARATIONS: Declaration[] = [
   },
 ];
 
-const ENTITIES = [...DECLARATIONS.flatMap((d) => [d.post, d.line]), TwoCounters];
+const ENTITIES = [...DECLARATIONS.flatMap((d) => [d.post, d.line]), TwoCounters, AsHeldPost];
 /** A held version as a client sends it back (a bigint travels as its digits). */
 const sent = (version: number | string | bigint) => (typeof version === "bigint" ? version.toString() : version);
 const BEYOND_SAFE = "9007199254740993"; // 2^53 + 1
@@ -343,8 +351,30 @@ describeEachDatabase((db) => {
       installLocking(source, { versionColumns: "checked", exclude: n++ === 0 ? [TwoCounters] : ["TwoCounters"] });
     [a, b] = await openDataSources(db, ENTITIES, { count: 2, extra, beforeInitialize });
     for (const d of DECLARATIONS) if (d.column !== "int") await widen(a, db, d.post, d.column);
+    await widen(a, db, AsHeldPost, "bigint");
   });
   afterAll(() => closeAll(a, b));
+
+  it("a version property declared as a union keeps the type it holds: the driver's", async () => {
+    const posts = a.getRepository(AsHeldPost);
+    const { id } = await posts.save(posts.create({ title: "A" }));
+    const loaded = await posts.findOneByOrFail({ id });
+    const driverType = typeof loaded.version;
+    // A bigint column reads as a string on PostgreSQL and MySQL (bigNumberStrings), a number on SQLite.
+    expect(driverType).toBe(db.family === "sqlite" ? "number" : "string");
+    loaded.title = "B";
+    await posts.save(loaded);
+    expect(loaded.version).toStrictEqual(driverType === "string" ? "2" : 2);
+    const stale = await b.getRepository(AsHeldPost).findOneByOrFail({ id });
+    await posts.save(Object.assign(loaded, { title: "C" }));
+    stale.title = "D";
+    expect(
+      await b
+        .getRepository(AsHeldPost)
+        .save(stale)
+        .catch((e: unknown) => e),
+    ).toBeInstanceOf(OptimisticLockError);
+  });
 
   describe.each(DECLARATIONS)("$name", (d) => {
     let posts: Repository<Post>;

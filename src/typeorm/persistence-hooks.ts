@@ -336,7 +336,8 @@ async function updateGuarded(
   const generated = deepMerge(
     guard.metadata.getEntityIdMap(entities[0]) ?? {},
     guard.column.createValueMap(
-      versionCodecOf(guard.column).format(guard.expected + 1, guard.column.getEntityValue(entities[0])),
+      // entities[0] is the row's id map (TypeORM's where-entity), which holds no version.
+      versionCodecOf(guard.column).format(guard.expected + 1, guard.held),
     ),
   );
   this.queryRunner.manager.merge(guard.metadata.target as never, entities[0], generated);

@@ -30,6 +30,8 @@ export interface WriteGuard {
   readonly expected: number;
   readonly id: ObjectLiteral;
   readonly operation: GuardedOperation;
+  /** The version as the entity holds it, which a property of no declared type keeps the type of; none for a row TypeORM writes without an entity. */
+  readonly held?: unknown;
 }
 
 /**
@@ -73,7 +75,7 @@ export function guardSubject(
   // The held version is what the row must have, never a value to write: TypeORM then sets
   // `version = version + 1` itself, so a stale copy can never move the version backwards.
   subject.changeMaps = subject.changeMaps.filter((change) => change.column !== column);
-  return { metadata, column, expected, id, operation };
+  return { metadata, column, expected, id, operation, held: column.getEntityValue(entity) };
 }
 
 /**
