@@ -1757,6 +1757,7 @@ describeEachDatabase((db) => {
         ["-1", 1],
         ["9a", 1],
         ["09", 1],
+        ["-a", 1],
       ];
       const asked = rows.map(([code, slot]) => ({ entity: Shelf, id: { code, slot } }));
       const expected = [
@@ -1764,6 +1765,8 @@ describeEachDatabase((db) => {
         "shelf 09,1",
         "shelf 9,1",
         "shelf 10,1",
+        // Text after every digit string, even text whose characters sort before digits.
+        "shelf -a,1",
         "shelf 9a,1",
         "shelf a,9",
         "shelf a,10",
