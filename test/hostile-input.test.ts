@@ -3,7 +3,7 @@
  * found, one case each, on every database: each input used to escape as a TypeError, a RangeError
  * or a driver error, or to write, and now gets a typed refusal with nothing written.
  */
-import type { DataSource, Repository } from "typeorm";
+import { Column, type DataSource, Entity, PrimaryColumn, type Repository } from "typeorm";
 import {
   AlreadyLockedError,
   assertVersion,
@@ -20,11 +20,22 @@ import {
   retryOnConflict,
   StaleVersionError,
   updateVersioned,
+  Versioned,
   withLockMode,
 } from "../src";
 import { TenantCounter } from "./fixtures/counter";
 import { Account } from "./fixtures/lock-entities";
 import { closeAll, describeEachDatabase, openDataSources, StatementCounter } from "./support/databases";
+
+/** PostgreSQL only: a key of its integer aliases. */
+@Entity({ name: "hi_int_alias_keyed" })
+class IntAliasKeyed {
+  @PrimaryColumn({ type: "int2" }) a!: number;
+  @PrimaryColumn({ type: "int4" }) b!: number;
+  @PrimaryColumn({ type: "int8" }) c!: string;
+  @Column() note!: string;
+  @Versioned() version!: number;
+}
 
 const caught = (work: () => unknown) =>
   Promise.resolve()
@@ -86,7 +97,8 @@ describeEachDatabase((db) => {
   let nextId = 1;
 
   beforeAll(async () => {
-    [source] = await openDataSources(db, [Account, TenantCounter, OfflineLockRecord], {
+    const pgOnly = db.family === "postgres" ? [IntAliasKeyed] : [];
+    [source] = await openDataSources(db, [Account, TenantCounter, OfflineLockRecord, ...pgOnly], {
       extra: { logger: statements, logging: true },
     });
     installLocking(source);
@@ -183,6 +195,24 @@ describeEachDatabase((db) => {
       expect(error).toBeInstanceOf(RowNotFoundError);
     });
   });
+
+  (db.family === "postgres" ? it : it.skip)(
+    "keys typed int2, int4 and int8: a fraction names no row (RowNotFoundError, nothing sent), as for int",
+    async () => {
+      const keyed = source.getRepository(IntAliasKeyed);
+      await keyed.save(keyed.create({ a: 1, b: 1, c: "1", note: "" }));
+      statements.reset();
+      for (const id of [
+        { a: 1.5, b: 1, c: "1" },
+        { a: 1, b: 1.5, c: "1" },
+        { a: 1, b: 1, c: "1.5" },
+      ]) {
+        expect(await caught(() => updateVersioned(keyed, id, 1, { note: "x" }))).toBeInstanceOf(RowNotFoundError);
+      }
+      expect(statements.count).toBe(0);
+      expect(await updateVersioned(keyed, { a: 1, b: 1, c: "1" }, 1, { note: "x" })).toBe(2);
+    },
+  );
 
   // PostgreSQL refuses a value its column cannot hold; only an id or a version out of the column's
   // range means "no such row": a patch value it cannot hold stays the driver's error, whatever the key.
