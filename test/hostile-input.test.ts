@@ -18,6 +18,7 @@ import {
   Retryable,
   RowNotFoundError,
   retryOnConflict,
+  runWithLockMode,
   StaleVersionError,
   updateVersioned,
   Versioned,
@@ -67,6 +68,25 @@ describe("values an error message cannot JSON.stringify (a bigint, a cycle)", ()
       LockingConfigurationError,
     );
     expect(await caught(() => withLockMode(LockMode.PESSIMISTIC_WRITE, null as never))).toBeUndefined();
+  });
+
+  it("runWithLockMode and @Lock refuse work that is no function and entities that are not a list of classes", async () => {
+    for (const entities of ["Account", [Account, "Job"], { 0: Account }, [null]]) {
+      const options = { entities: entities as never };
+      expect(await caught(() => runWithLockMode(LockMode.PESSIMISTIC_WRITE, options, () => 1))).toBeInstanceOf(
+        LockingConfigurationError,
+      );
+      expect(await caught(() => Lock(LockMode.PESSIMISTIC_WRITE, options))).toBeInstanceOf(LockingConfigurationError);
+    }
+    expect(await caught(() => runWithLockMode(LockMode.PESSIMISTIC_WRITE, {}, "work" as never))).toBeInstanceOf(
+      LockingConfigurationError,
+    );
+    // An accessor is no method to decorate.
+    const accessor = { get: () => 1, configurable: true };
+    expect(await caught(() => Lock(LockMode.PESSIMISTIC_WRITE)({}, "total", accessor))).toBeInstanceOf(
+      LockingConfigurationError,
+    );
+    expect(runWithLockMode(LockMode.PESSIMISTIC_WRITE, { entities: [Account] }, () => "ran")).toBe("ran");
   });
 
   it("@Lock with null options runs the method (it threw a TypeError at the call)", async () => {

@@ -17,6 +17,7 @@ import {
   ConcurrencyError,
   DeadlockError,
   installLocking,
+  Lock,
   type LockDialect,
   LockingConfigurationError,
   LockingError,
@@ -1306,6 +1307,34 @@ describeEachDatabase((db) => {
       expect(error).toMatchObject({ expectedVersion: 2, retryable: true });
     });
 
+    it("NONE needs no transaction and sends nothing; PESSIMISTIC_WRITE leaves the version as it is", async () => {
+      const id = await account();
+      const loaded = await one.getRepository(Account).findOneByOrFail({ id });
+      counter.reset();
+      expect(await lock(one.manager, loaded, LockMode.NONE)).toBe(loaded);
+      expect(counter.statements).toEqual([]);
+      await one.transaction((m) => lock(m, loaded, LockMode.PESSIMISTIC_WRITE));
+      expect(loaded.version).toBe(1);
+      expect((await two.getRepository(Account).findOneByOrFail({ id })).version).toBe(1);
+    });
+
+    if (!sqlite) {
+      it("PESSIMISTIC_READ is a shared lock: two transactions hold it at once, a writer's lock cannot", async () => {
+        const id = await account();
+        const first = await one.getRepository(Account).findOneByOrFail({ id });
+        const second = await two.getRepository(Account).findOneByOrFail({ id });
+        await one.transaction(async (m) => {
+          await lock(m, first, LockMode.PESSIMISTIC_READ);
+          // A second reader gets its shared lock at once (NOWAIT); a writer's lock would wait.
+          await two.transaction((m2) => lock(m2, second, LockMode.PESSIMISTIC_READ, { timeout: 0 }));
+          const writer = await two
+            .transaction((m2) => lock(m2, second, LockMode.PESSIMISTIC_WRITE, { timeout: 0 }))
+            .catch((e: unknown) => e);
+          expect(writer).toBeInstanceOf(LockTimeoutError);
+        });
+      });
+    }
+
     it("OPTIMISTIC lock() is checked at commit", async () => {
       const id = await account();
       const error = await one
@@ -1382,6 +1411,30 @@ describeEachDatabase((db) => {
       expect(select).toBeDefined();
       expect(select).not.toMatch(/FOR UPDATE|LOCK IN SHARE/);
       expect(counter.statements.some((s) => /WHERE 0 = 1/.test(s))).toBe(false);
+    });
+
+    it("@Lock with entities locks the queries of any entity named, and only those, in a class that is no repository", async () => {
+      class Service {
+        @Lock(LockMode.PESSIMISTIC_WRITE, { entities: [Job, Account] })
+        both(m: EntityManager, id: number) {
+          return m.findOneBy(Account, { id });
+        }
+        @Lock(LockMode.PESSIMISTIC_WRITE, { entities: [Job] })
+        jobsOnly(m: EntityManager, id: number) {
+          return m.findOneBy(Account, { id });
+        }
+      }
+      const id = await account();
+      const lockedAccountReads = async (work: (m: EntityManager) => Promise<unknown>) => {
+        counter.reset();
+        await one.transaction(work);
+        return sqlite
+          ? counter.statements.filter((s) => /^UPDATE "tl_account" SET .* WHERE 0 = 1/.test(s)).length
+          : counter.statements.filter((s) => /^SELECT/i.test(s) && s.includes("tl_account") && /FOR UPDATE/.test(s))
+              .length;
+      };
+      expect(await lockedAccountReads((m) => new Service().both(m, id))).toBe(1);
+      expect(await lockedAccountReads((m) => new Service().jobsOnly(m, id))).toBe(0);
     });
 
     it("runWithLockMode applies to nested awaits and only to the entities named", async () => {
