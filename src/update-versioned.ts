@@ -91,6 +91,7 @@ export async function updateVersioned<T extends ObjectLiteral>(
   patch?: UpdatePatch<T>,
 ): Promise<number | number[]> {
   // A list with no version after it is the many-row form; a list with one is refused below (an id names one row).
+  // Stryker disable next-line ConditionalExpression,LogicalOperator: equivalent (docs/testing.md); a mutant sends only calls that are wrong for both forms to the other form, which refuses them too
   if (Array.isArray(id) && expectedVersion === undefined && patch === undefined) {
     return updateVersionedRows(repository, id as readonly VersionedRowUpdate<T>[]);
   }
@@ -101,6 +102,7 @@ export async function updateVersioned<T extends ObjectLiteral>(
       `updateVersioned(): ${metadata.name} has no version column. Mark one with @Versioned().`,
     );
   }
+  // Stryker disable next-line StringLiteral: wording (the value a refusal names)
   const expected = toVersionNumber(expectedVersion, `The expected version of ${metadata.name}`);
   if (expected === undefined) {
     throw new LockingConfigurationError(
@@ -130,6 +132,7 @@ export async function updateVersioned<T extends ObjectLiteral>(
     .update(metadata.target)
     .set(patch)
     .whereInIds(details.id)
+    // Stryker disable next-line BooleanLiteral: equivalent (docs/testing.md); the update names no entity to refresh, only a RETURNING nobody reads would differ
     .updateEntity(false);
   query.andWhere(`${query.escape(column.databaseName)} = :typeormLockingExpectedVersion`, {
     typeormLockingExpectedVersion: expected,
@@ -146,6 +149,7 @@ export async function updateVersioned<T extends ObjectLiteral>(
       throw error;
     }
     if (idSuspect) throw raisedIn(manager, new RowNotFoundError(details), "client", true);
+    // Stryker disable next-line StringLiteral: wording
     const detail = `cannot be at version ${expected}, which its version column cannot hold`;
     throw raisedIn(manager, new StaleVersionError({ ...details, detail }), "client");
   }

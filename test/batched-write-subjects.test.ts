@@ -425,6 +425,20 @@ describeEachDatabase((db) => {
     ]);
   });
 
+  it("updateVersioned(repository, rows): patches of columns whose names concatenate alike are not mixed up", async () => {
+    const splits = alice.getRepository(Split);
+    const [x, y] = await splits.save([splits.create({}), splits.create({})]);
+    await updateVersioned(splits, [
+      { id: x.id, version: 1, patch: { a: 1, bc: 2 } },
+      { id: y.id, version: 1, patch: { ab: 3, c: 4 } },
+    ]);
+    const stored = await bob.getRepository(Split).find({ where: [{ id: x.id }, { id: y.id }], order: { id: "ASC" } });
+    expect(stored.map((s) => [s.a, s.bc, s.ab, s.c, s.version])).toEqual([
+      [1, 2, 0, 0, 2],
+      [0, 0, 3, 4, 2],
+    ]);
+  });
+
   // better-sqlite3 returns an integer as a number: past 2^53 it would name another row.
   const bigIds = db.family === "sqlite" ? [4_000_000_001n, 4_000_000_003n] : [9007199254740993n, 9007199254740995n];
 

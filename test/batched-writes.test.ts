@@ -946,8 +946,119 @@ describeEachDatabase((db) => {
       await refused([{ id: a.id, version: 1, patch: { version: 9 } }], /the version/);
       await refused([{ id: a.id, version: 1, patch: { colour: "red" } }], /"colour", which is not a column/);
       await refused([{ id: [a.id, b.id], version: 1, patch: { name: "x" } }], /must name one Item/);
+      for (const row of [null, 5, [a.id, 1, { name: "x" }]]) await refused([row], /must be \{ id, version, patch \}/);
+      for (const patch of [null, [], "x"]) await refused([{ id: a.id, version: 1, patch }], /an object of the columns/);
+      await refused([{ id: a.id, version: 1, patch: {} }], /sets no column/);
+      await refused([{ id: a.id, version: 1, patch: { id: 99 } }], /primary key/);
+      await refused([{ id: a.id, version: 1, patch: { name: () => "'x'" } }], /SQL expression/);
       expect((await bob.getRepository(Item).findBy([{ id: a.id }, { id: b.id }])).map((i) => i.version)).toEqual([
         1, 1,
+      ]);
+    });
+
+    it("a key no row can have is a deleted row of the call's conflict, not retryable, nothing written", async () => {
+      const [a] = await seedItems(1);
+      const items = alice.getRepository(Item);
+      counter.reset();
+      const error = await updateVersioned(items, [
+        { id: a.id, version: 1, patch: { name: "x" } },
+        { id: a.id + 0.5, version: 1, patch: { name: "y" } },
+      ]).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(OptimisticLockError);
+      expect((error as OptimisticLockError).conflicts).toEqual([
+        { entityName: "Item", id: { id: a.id + 0.5 }, expectedVersion: 1, deleted: true },
+      ]);
+      expect(isRetryableConflict(error)).toBe(false);
+      expect(updates()).toHaveLength(0);
+      expect((await bob.getRepository(Item).findOneByOrFail({ id: a.id })).version).toBe(1);
+    });
+
+    it("composite keys whose parts run together alike, (1, '23') and (12, '3'), are two rows; the stale one is named", async () => {
+      const slots = alice.getRepository(Slot);
+      const keys = [
+        { day: 4001, room: "23" },
+        { day: 40012, room: "3" },
+      ];
+      await slots.save(keys.map((k) => slots.create({ ...k, price: { amount: 1, currency: "EUR" } })));
+      const patch = { price: { amount: 2 } } as never;
+      expect(
+        await updateVersioned(
+          slots,
+          keys.map((id) => ({ id, version: 1, patch })),
+        ),
+      ).toEqual([2, 2]);
+      await bob.getRepository(Slot).update(keys[1], { version: 5 });
+      const error = await updateVersioned(
+        slots,
+        keys.map((id) => ({ id, version: 2, patch })),
+      ).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(OptimisticLockError);
+      expect((error as OptimisticLockError).conflicts).toEqual([
+        { entityName: "Slot", id: keys[1], expectedVersion: 2, actualVersion: 5 },
+      ]);
+      expect((await bob.getRepository(Slot).findBy(keys)).map((s) => s.version).sort()).toEqual([2, 5]);
+    });
+
+    it("rows filling whole chunks (8 at 4 a statement): two UPDATEs, no empty third", async () => {
+      const items = await seedItems(8);
+      await installedOnAlice({ batchWrites: { maxRowsPerStatement: 4 } }, async () => {
+        counter.reset();
+        expect(
+          await updateVersioned(
+            alice.getRepository(Item),
+            rowsOf(items, () => 8),
+          ),
+        ).toEqual(items.map(() => 2));
+        expect(updates()).toHaveLength(2);
+      });
+    });
+
+    it("stamps @UpdateDateColumn on every row, as TypeORM's own UPDATE does", async () => {
+      const items = await seedItems(2);
+      const old = new Date("2001-02-03T04:05:06Z");
+      // TypeORM's update() moves the version too.
+      for (const item of items) await bob.getRepository(Item).update({ id: item.id }, { updatedAt: old });
+      const aged = await bob.getRepository(Item).findBy(items.map((i) => ({ id: i.id })));
+      expect(aged.every((s) => s.updatedAt.getTime() === old.getTime())).toBe(true);
+      await updateVersioned(
+        alice.getRepository(Item),
+        rowsOf(aged, () => 3),
+      );
+      const stored = await bob.getRepository(Item).findBy(items.map((i) => ({ id: i.id })));
+      expect(stored.every((s) => s.updatedAt.getTime() > old.getTime() + 86_400_000)).toBe(true);
+    });
+
+    if (db.family === "mysql") {
+      it("MySQL: a row moved meanwhile to exactly the version and values written: every row named, versions unknown", async () => {
+        const items = await seedItems(3);
+        const ids = items.map((i) => ({ id: i.id }));
+        await bob.getRepository(Item).update(ids[1], { quantity: 4242, version: 2 });
+        const error = await updateVersioned(
+          alice.getRepository(Item),
+          rowsOf(items, () => 4242),
+        ).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(OptimisticLockError);
+        expect((error as OptimisticLockError).conflicts).toEqual(
+          ids.map((id) => ({ entityName: "Item", id, expectedVersion: 1 })),
+        );
+        const stored = await bob.getRepository(Item).find({ where: ids, order: { id: "ASC" } });
+        expect(stored.map((s) => s.version)).toEqual([1, 2, 1]);
+      });
+    }
+
+    it("a patch may be an entity of the repository's class, and its undefined properties are not set", async () => {
+      const [a, b] = await seedItems(2);
+      const items = alice.getRepository(Item);
+      const patch = Object.assign(items.create({ name: "from an entity" }), { colour: undefined });
+      expect(
+        await updateVersioned(items, [
+          { id: a.id, version: 1, patch },
+          { id: b.id, version: 1, patch: { name: "from an entity", colour: undefined } as never },
+        ]),
+      ).toEqual([2, 2]);
+      expect((await bob.getRepository(Item).findBy([{ id: a.id }, { id: b.id }])).map((i) => i.name)).toEqual([
+        "from an entity",
+        "from an entity",
       ]);
     });
 

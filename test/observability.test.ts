@@ -176,6 +176,22 @@ describeEachDatabase((db) => {
       expect(seen).toHaveLength(4);
     });
 
+    it("updateVersioned's conflicts name the operation; a key no row can have, or beyond its column, is a deleted row", async () => {
+      const seen = subscribe<ConflictMessage>(CONFLICT_CHANNEL);
+      const orders = one.getRepository(Order);
+      const id = await order();
+      expect(await failure(updateVersioned(orders, id + 0.5, 1, { status: "X" }))).toBeInstanceOf(RowNotFoundError);
+      // PostgreSQL refuses the value for an integer key; the others match no row.
+      expect(await failure(updateVersioned(orders, 2 ** 31, 1, { status: "X" }))).toBeInstanceOf(RowNotFoundError);
+      await updateVersioned(orders, id, 1, { status: "PAID" });
+      expect(await failure(updateVersioned(orders, id, 1, { status: "X" }))).toBeInstanceOf(StaleVersionError);
+      expect(seen).toMatchObject([
+        { kind: "client", operation: "update", versionHeld: 1, versionFound: "deleted" },
+        { kind: "client", operation: "update", versionHeld: 1, versionFound: "deleted" },
+        { kind: "client", operation: "update", versionHeld: 1, versionFound: 2 },
+      ]);
+    });
+
     it("a remove of one row changed by another connection after the read: the message carries the error thrown", async () => {
       const seen = subscribe<ConflictMessage>(CONFLICT_CHANNEL);
       const id = await order();
