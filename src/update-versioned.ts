@@ -127,13 +127,14 @@ export async function updateVersioned<T extends ObjectLiteral>(
         "is incremented by the library and must not be in the patch.",
     );
   }
+  // Stryker disable BooleanLiteral: equivalent (docs/testing.md); the update names no entity to refresh, only a RETURNING nobody reads would differ
   const query = manager
     .createQueryBuilder()
     .update(metadata.target)
     .set(patch)
     .whereInIds(details.id)
-    // Stryker disable next-line BooleanLiteral: equivalent (docs/testing.md); the update names no entity to refresh, only a RETURNING nobody reads would differ
     .updateEntity(false);
+  // Stryker restore BooleanLiteral
   query.andWhere(`${query.escape(column.databaseName)} = :typeormLockingExpectedVersion`, {
     typeormLockingExpectedVersion: expected,
   });
