@@ -13,15 +13,18 @@ import { installationOf } from "./installation";
 import { idCanExist, idMapOf } from "./row-ids";
 import {
   columnOf,
+  conflictFound,
   type DriverLike,
   escapedTable,
   flushConflict,
+  keyStringOf,
+  recordKeyString,
+  selectByKeys,
   writtenThroughSqlFunction,
 } from "./typeorm/batched-writes";
 import { noteOwnVersionWrite } from "./typeorm/commit-checks";
 import type { ColumnMetadata } from "./typeorm-types";
 import type { UpdatePatch } from "./update-versioned";
-import { versionCodecOf } from "./version-codec";
 import { toVersionNumber } from "./version-value";
 
 /**
@@ -100,7 +103,7 @@ export async function updateVersionedRows<T extends ObjectLiteral>(
       return;
     }
     const keys = metadata.primaryColumns.map((k) => driver.preparePersistentValue(k.getEntityValue(id), k));
-    const keyString = keys.map(String).join("\u0000");
+    const keyString = keyStringOf(keys);
     const twice = seen.get(keyString);
     if (twice !== undefined) {
       throw refuse(
@@ -243,9 +246,7 @@ async function writeChunk(
   const parameters = rows.flatMap((row) => [...row.keys, row.expected, ...row.values]);
   const result = (await runner.query(rendered.sql, parameters, true)) as QueryResultLike;
   if (rendered.reports === "rows") {
-    const returned = new Set(
-      (result.records ?? []).map((r) => metadata.primaryColumns.map((k) => String(r[k.databaseName])).join("\u0000")),
-    );
+    const returned = new Set((result.records ?? []).map((r) => recordKeyString(metadata, r)));
     if (returned.size === rows.length) return [];
     return readStale(
       runner,
@@ -306,29 +307,10 @@ async function readStale(
   version: ColumnMetadata,
   stale: Row[],
 ): Promise<RowConflict[]> {
-  const keys = metadata.primaryColumns;
-  const parameters: unknown[] = [];
-  const bind = (value: unknown) => {
-    const index = parameters.push(value) - 1;
-    // Stryker disable next-line StringLiteral: equivalent (docs/testing.md); the supported drivers' parameters are positional, their names unused
-    return driver.createParameter(`p${index}`, index);
-  };
-  const where = stale
-    .map((row) => `(${keys.map((k, i) => `${driver.escape(k.databaseName)} = ${bind(row.keys[i])}`).join(" AND ")})`)
-    .join(" OR ");
-  const table = escapedTable(metadata, driver);
-  const selected = [...keys, version].map((c) => driver.escape(c.databaseName)).join(", ");
-  const records = (await runner.query(
-    `SELECT ${selected} FROM ${table} WHERE ${where}`,
-    parameters,
-  )) as ObjectLiteral[];
-  const found = new Map(records.map((r) => [keys.map((k) => String(r[k.databaseName])).join("\u0000"), r]));
+  const found = await selectByKeys(runner, driver, metadata, stale, [version]);
   return stale.map((row) => conflictOf(metadata, version, row, found.get(row.keyString)?.[version.databaseName]));
 }
 
 function conflictOf(metadata: EntityMetadata, version: ColumnMetadata, row: Row, found: unknown): RowConflict {
-  const conflict: RowConflict = { entityName: metadata.name, id: row.id, expectedVersion: row.expected };
-  if (found === null || found === undefined) conflict.deleted = true;
-  else conflict.actualVersion = versionCodecOf(version).parse(found);
-  return conflict;
+  return conflictFound({ entityName: metadata.name, id: row.id, expectedVersion: row.expected }, version, found);
 }

@@ -19,8 +19,10 @@ import {
   type DriverLike,
   escapedTable,
   flushConflict,
-  plainId,
+  keyStringOf,
+  recordKeyString,
   rowConflict,
+  unknownConflict,
 } from "./batched-writes";
 import { dataSourceOf, type SubjectExecutorLike, type SubjectLike } from "./internals";
 import { serverDialectOf } from "./locking-reads";
@@ -106,7 +108,7 @@ function groupsOf(
       rows = [];
       groups.set(subject.metadata, rows);
     }
-    rows.push({ guard, keys, keyString: keys.map(String).join("\u0000") });
+    rows.push({ guard, keys, keyString: keyStringOf(keys) });
   }
   return groups;
 }
@@ -141,8 +143,7 @@ async function deleteChunk(
     records?: ObjectLiteral[];
     affected?: number;
   };
-  const keyOf = (record: ObjectLiteral) =>
-    metadata.primaryColumns.map((k) => String(record[k.databaseName])).join("\u0000");
+  const keyOf = (record: ObjectLiteral) => recordKeyString(metadata, record);
   let suspects = rows;
   if (rendered.reports === "rows") {
     const deleted = new Set((result.records ?? []).map(keyOf));
@@ -173,13 +174,7 @@ async function deleteChunk(
   } else if (missing.length > (result.affected ?? 0)) {
     // MySQL: of the rows gone, this DELETE removed `affected`; the others were deleted meanwhile,
     // and which is which cannot be told without RETURNING: named, their state unknown.
-    conflicts.push(
-      ...missing.map(({ guard }) => ({
-        entityName: metadata.name,
-        id: plainId(guard.id),
-        expectedVersion: guard.expected,
-      })),
-    );
+    conflicts.push(...missing.map(({ guard }) => unknownConflict(guard)));
   }
   throw flushConflict(runner, conflicts, "write", `of ${rows.length} rows of one batched DELETE `, "remove");
 }

@@ -142,14 +142,15 @@ function groupSubjects(
       rest.push(subject);
       continue;
     }
-    const keyString = `${subject.metadata.name}\u0000${keys.map(String).join("\u0000")}`;
+    const keyString = keyStringOf(keys);
+    const rowName = `${subject.metadata.name}\u0000${keyString}`;
     // The same row twice in one flush (two copies of it): the second is written after the first,
     // by the per-row path, and conflicts there exactly as without batching.
-    if (seen.has(keyString)) {
+    if (seen.has(rowName)) {
       rest.push(subject);
       continue;
     }
-    seen.add(keyString);
+    seen.add(rowName);
     const columns = changes.map((change) => change.column);
     const groupKey = `${subject.metadata.name}\u0000${columns.map((c) => c.databaseName).join("\u0000")}`;
     let group = groups.get(groupKey);
@@ -320,7 +321,7 @@ async function writeChunk(
           "cannot be verified. Turn batchWrites off for this DataSource.",
       );
     }
-    const returned = new Map(result.records.map((r) => [keyStringOf(group, r), r]));
+    const returned = new Map(result.records.map((r) => [recordKeyString(group.metadata, r), r]));
     if (result.records.length !== rows.length) {
       const stale = rows.filter((row) => !returned.has(row.keyString));
       throw conflictError(runner, group, rows.length, await readStale(runner, driver, group, stale));
@@ -348,7 +349,7 @@ async function writeChunk(
   // No RETURNING: the stamped columns are read back, as TypeORM's per-row path does.
   const reread =
     reload && stamped.length > 0
-      ? await selectByKeys(runner, driver, group, rows, stamped)
+      ? await selectByKeys(runner, driver, group.metadata, rows, stamped)
       : new Map<string, ObjectLiteral>();
   for (const row of rows) settle(row, driver, stamped, reread.get(row.keyString));
 }
@@ -364,9 +365,7 @@ function settle(
   const entity = subject.entity!;
   const generated = deepMerge(
     guard.metadata.getEntityIdMap(entity) ?? {},
-    guard.column.createValueMap(
-      versionCodecOf(guard.column).format(guard.expected + 1, guard.column.getEntityValue(entity)),
-    ),
+    guard.column.createValueMap(versionCodecOf(guard.column).format(guard.expected + 1, guard.held)),
   );
   if (record) {
     for (const column of returned) {
@@ -376,20 +375,28 @@ function settle(
   subject.generatedMap = deepMerge(subject.generatedMap ?? {}, generated);
 }
 
-function keyStringOf(group: Group, record: ObjectLiteral): string {
-  const keys = group.metadata.primaryColumns.map((k) => String(record[k.databaseName]));
-  return `${group.metadata.name}\u0000${keys.join("\u0000")}`;
+/** The text a row's key values are matched by, as bound or as a statement returned them. @internal */
+export function keyStringOf(keys: readonly unknown[]): string {
+  return keys.map(String).join("\u0000");
 }
 
-/** `SELECT keys, columns FROM t WHERE keys IN (rows)`: the failure path's read, and MySQL's re-read of stamps. */
-async function selectByKeys(
+/** {@link keyStringOf} a returned or selected record's key columns. @internal */
+export function recordKeyString(metadata: EntityMetadata, record: ObjectLiteral): string {
+  return keyStringOf(metadata.primaryColumns.map((k) => record[k.databaseName]));
+}
+
+/**
+ * `SELECT keys, columns FROM t WHERE keys IN (rows)`, the records keyed by {@link recordKeyString}:
+ * a failure path's read of stale rows, and MySQL's re-read of stamps. @internal
+ */
+export async function selectByKeys(
   runner: QueryRunner,
   driver: DriverLike,
-  group: Group,
-  rows: BatchRow[],
+  metadata: EntityMetadata,
+  rows: readonly { keys: readonly unknown[] }[],
   columns: ColumnMetadata[],
 ): Promise<Map<string, ObjectLiteral>> {
-  const keys = group.metadata.primaryColumns;
+  const keys = metadata.primaryColumns;
   const parameters: unknown[] = [];
   const bind = (value: unknown) => {
     const index = parameters.push(value) - 1;
@@ -405,13 +412,13 @@ async function selectByKeys(
             (row) => `(${keys.map((k, i) => `${driver.escape(k.databaseName)} = ${bind(row.keys[i])}`).join(" AND ")})`,
           )
           .join(" OR ");
-  const table = escapedTable(group.metadata, driver);
+  const table = escapedTable(metadata, driver);
   const selected = [...keys, ...columns].map((c) => driver.escape(c.databaseName)).join(", ");
   const records = (await runner.query(
     `SELECT ${selected} FROM ${table} WHERE ${where}`,
     parameters,
   )) as ObjectLiteral[];
-  return new Map(records.map((record) => [keyStringOf(group, record), record]));
+  return new Map(records.map((record) => [recordKeyString(metadata, record), record]));
 }
 
 /** The stale rows of a RETURNING statement with their versions now (one SELECT). */
@@ -424,33 +431,30 @@ async function readStale(
   // Stryker disable next-line ConditionalExpression: equivalent (docs/testing.md); a statement that returned fewer rows than it was given left at least one
   if (stale.length === 0) return [];
   const version = stale[0].guard.column;
-  const found = await selectByKeys(runner, driver, group, stale, [version]);
-  return stale.map((row) => {
-    const record = found.get(row.keyString);
-    return rowConflict(row, record ? record[version.databaseName] : null);
-  });
+  const found = await selectByKeys(runner, driver, group.metadata, stale, [version]);
+  return stale.map((row) => rowConflict(row, found.get(row.keyString)?.[version.databaseName]));
 }
 
 /** The conflict of a guarded row given the version found for it (none: the row is gone). @internal */
 export function rowConflict(row: { guard: WriteGuard }, found: unknown): RowConflict {
-  const { guard } = row;
-  const conflict: RowConflict = {
-    entityName: guard.metadata.name,
-    id: plainId(guard.id),
-    expectedVersion: guard.expected,
-  };
-  if (found === null || found === undefined) conflict.deleted = true;
-  else conflict.actualVersion = versionCodecOf(guard.column).parse(found);
-  return conflict;
+  return conflictFound(unknownConflict(row.guard), row.guard.column, found);
+}
+
+/** A stale row's conflict given the version found for it now (`null` or `undefined`: the row is gone). @internal */
+export function conflictFound(row: RowConflict, version: ColumnMetadata, found: unknown): RowConflict {
+  if (found === null || found === undefined) row.deleted = true;
+  else row.actualVersion = versionCodecOf(version).parse(found);
+  return row;
+}
+
+/** A stale row whose version now is not known: its entity, id and the version it was held at. @internal */
+export function unknownConflict(guard: WriteGuard): RowConflict {
+  return { entityName: guard.metadata.name, id: plainId(guard.id), expectedVersion: guard.expected };
 }
 
 /** Should the probe name no row (a row rewritten to exactly these values meanwhile): every row, versions unknown. */
 function unknownConflicts(rows: BatchRow[]): RowConflict[] {
-  return rows.map(({ guard }) => ({
-    entityName: guard.metadata.name,
-    id: plainId(guard.id),
-    expectedVersion: guard.expected,
-  }));
+  return rows.map(({ guard }) => unknownConflict(guard));
 }
 
 /** A copy of an id map without what the hooks attach to TypeORM's own (the guard it carries). @internal */
