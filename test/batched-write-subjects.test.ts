@@ -118,6 +118,8 @@ class PgTagged {
   @PrimaryGeneratedColumn() id!: number;
   @Column({ default: "" }) note!: string;
   @Column({ type: "enum", enum: ["calm", "busy"], default: "calm" }) mood!: "calm" | "busy";
+  /** An enum column whose name holds a quote: it is named inside the statement's SQL text. */
+  @Column({ type: "enum", enum: ["am", "pm"], enumName: "bws_oclock", default: "am", name: "o'clock" }) oclock!: "am" | "pm";
   @Column({ type: "int", array: true, nullable: true }) nums!: number[] | null;
   @Column({ type: "enum", enum: ["x", "y", 'say "hi"'], array: true, nullable: true }) flags!: Array<
     "x" | "y" | 'say "hi"'
@@ -659,13 +661,14 @@ describeEachDatabase((db) => {
       for (const row of loaded) {
         row.mood = "busy";
         row.nums = [1, 2];
+        row.oclock = "pm";
       }
       counter.reset();
       await tagged.save(loaded);
       expect(updates()).toHaveLength(1);
-      expect((await bob.getRepository(PgTagged).find()).map((r) => [r.mood, r.nums, r.version])).toEqual([
-        ["busy", [1, 2], 2],
-        ["busy", [1, 2], 2],
+      expect((await bob.getRepository(PgTagged).find()).map((r) => [r.mood, r.nums, r.oclock, r.version])).toEqual([
+        ["busy", [1, 2], "pm", 2],
+        ["busy", [1, 2], "pm", 2],
       ]);
     });
 
