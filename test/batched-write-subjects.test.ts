@@ -119,7 +119,9 @@ class PgTagged {
   @Column({ default: "" }) note!: string;
   @Column({ type: "enum", enum: ["calm", "busy"], default: "calm" }) mood!: "calm" | "busy";
   /** An enum column whose name holds a quote: it is named inside the statement's SQL text. */
-  @Column({ type: "enum", enum: ["am", "pm"], enumName: "bws_oclock", default: "am", name: "o'clock" }) oclock!: "am" | "pm";
+  @Column({ type: "enum", enum: ["am", "pm"], enumName: "bws_oclock", default: "am", name: "o'clock" }) oclock!:
+    | "am"
+    | "pm";
   @Column({ type: "int", array: true, nullable: true }) nums!: number[] | null;
   @Column({ type: "enum", enum: ["x", "y", 'say "hi"'], array: true, nullable: true }) flags!: Array<
     "x" | "y" | 'say "hi"'

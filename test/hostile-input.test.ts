@@ -179,6 +179,17 @@ describeEachDatabase((db) => {
       // Digits with spaces around them, as a form or URL may send them, still name it.
       expect(await updateVersioned(accounts, ` ${a.id} `, 3, { balance: 3 })).toBe(4);
     });
+
+    it("a patch that is no object of columns (null, a list, a number, text) is refused, nothing sent", async () => {
+      const a = await newAccount();
+      statements.reset();
+      for (const patch of [null, undefined, [], [{ balance: 0 }], 0, "balance = 0"]) {
+        const error = await caught(() => updateVersioned(accounts, a.id, 1, patch as never));
+        expect(error).toBeInstanceOf(LockingConfigurationError);
+      }
+      expect(statements.count).toBe(0);
+      expect(await versionOf(a.id)).toBe(1);
+    });
   });
 
   describe("updateVersioned of a row with a composite key (text, integer)", () => {

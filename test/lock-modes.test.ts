@@ -45,7 +45,7 @@ import {
   withLockMode,
 } from "../src";
 import { LegacyOrder, Order } from "./fixtures/entities";
-import { Account, AccountRepository, Job, LOCK_ENTITIES } from "./fixtures/lock-entities";
+import { Account, AccountRepository, Job, LOCK_ENTITIES, SavingsAccount } from "./fixtures/lock-entities";
 import {
   closeAll,
   type Deferred,
@@ -1423,18 +1423,31 @@ describeEachDatabase((db) => {
         jobsOnly(m: EntityManager, id: number) {
           return m.findOneBy(Account, { id });
         }
+        /** An entity that extends one named is covered; the one it extends is not covered by naming it. */
+        @Lock(LockMode.PESSIMISTIC_WRITE, { entities: [Account] })
+        savingsThroughAccount(m: EntityManager, id: number) {
+          return m.findOneBy(SavingsAccount, { id });
+        }
+        @Lock(LockMode.PESSIMISTIC_WRITE, { entities: [SavingsAccount] })
+        accountThroughSavings(m: EntityManager, id: number) {
+          return m.findOneBy(Account, { id });
+        }
       }
       const id = await account();
-      const lockedAccountReads = async (work: (m: EntityManager) => Promise<unknown>) => {
+      await one.getRepository(SavingsAccount).save({ id, balance: 0, rate: 2 });
+      const lockedReads = async (table: string, work: (m: EntityManager) => Promise<unknown>) => {
         counter.reset();
         await one.transaction(work);
         return sqlite
-          ? counter.statements.filter((s) => /^UPDATE "tl_account" SET .* WHERE 0 = 1/.test(s)).length
-          : counter.statements.filter((s) => /^SELECT/i.test(s) && s.includes("tl_account") && /FOR UPDATE/.test(s))
-              .length;
+          ? counter.statements.filter((s) => new RegExp(`^UPDATE "${table}" SET .* WHERE 0 = 1`).test(s)).length
+          : counter.statements.filter(
+              (s) => /^SELECT/i.test(s) && new RegExp(`\\b${table}\\b`).test(s) && /FOR UPDATE/.test(s),
+            ).length;
       };
-      expect(await lockedAccountReads((m) => new Service().both(m, id))).toBe(1);
-      expect(await lockedAccountReads((m) => new Service().jobsOnly(m, id))).toBe(0);
+      expect(await lockedReads("tl_account", (m) => new Service().both(m, id))).toBe(1);
+      expect(await lockedReads("tl_account", (m) => new Service().jobsOnly(m, id))).toBe(0);
+      expect(await lockedReads("tl_savings_account", (m) => new Service().savingsThroughAccount(m, id))).toBe(1);
+      expect(await lockedReads("tl_account", (m) => new Service().accountThroughSavings(m, id))).toBe(0);
     });
 
     it("runWithLockMode applies to nested awaits and only to the entities named", async () => {
