@@ -159,6 +159,23 @@ describe("retry options", () => {
     ["options", [{ attempts: 3 }] as RetryOptions],
     ["backoff", { backoff: 20 as RetryOptions["backoff"] }],
     ["backoff", { backoff: [20, 1000] as RetryOptions["backoff"] }],
+    // A hot row's lock wait must be a wait (> 0 ms); how long it is remembered may be 0.
+    ...(
+      [
+        { timeout: 0 },
+        { timeout: -1 },
+        { timeout: Number.POSITIVE_INFINITY },
+        { timeout: Number.NaN },
+        { timeout: "100" },
+        { rememberMs: -1 },
+        { rememberMs: Number.POSITIVE_INFINITY },
+        { rememberMs: Number.NaN },
+        { rememberMs: "5" },
+        null,
+        "yes",
+        1,
+      ] as unknown[]
+    ).map((lockHotRows): [string, RetryOptions] => ["lockHotRows", { lockHotRows } as RetryOptions]),
   ];
 
   it.each(invalid)("@Retryable refuses a bad %s when it decorates: %j", (name, options) => {
@@ -195,8 +212,12 @@ describe("retry options", () => {
       budgetMs: 0,
       backoff: { initialMs: 0, maxMs: 0, multiplier: 1, jitter: false },
       onRetry: () => undefined,
+      lockHotRows: { timeout: 1, rememberMs: 0 },
     };
     expect(() => Retryable(edges)).not.toThrow();
+    for (const lockHotRows of [true, false, {}, { timeout: 0.5 }, { rememberMs: 1e9 }]) {
+      expect(() => Retryable({ lockHotRows })).not.toThrow();
+    }
     const { service } = flaky({ ...edges, attempts: 2, budgetMs: undefined }, 1);
     expect(await service.run()).toBe(2);
   });
