@@ -72,7 +72,8 @@ export interface HotRowOptions {
    * How long, in ms, a row that conflicted stays hot for later retry loops on the same
    * DataSource: their first attempt already reads it with the lock, instead of losing the race
    * once more before locking it. `0` remembers nothing (only the loop that met the conflict locks
-   * the row). Default {@link DEFAULT_REMEMBER_MS}; each new conflict on the row starts the
+   * the row) and turns the memory off for the loop: its reads do not lock the rows other loops
+   * remember either. Default {@link DEFAULT_REMEMBER_MS}; each new conflict on the row starts the
    * window again.
    */
   rememberMs?: number;
@@ -92,17 +93,13 @@ export interface HotRowOptions {
 export const DEFAULT_REMEMBER_MS = 1000;
 
 /**
- * Starts the hot rows of one retry loop; `undefined` when escalation is off. `remembered`: the
- * loop's reads also lock the rows earlier loops found hot (see {@link anyRememberedHotRows}).
+ * Starts the hot rows of one retry loop (escalation is on: `lockHotRows` is not `false`). The
+ * loop's reads also lock the rows earlier loops found hot (see {@link anyRememberedHotRows}),
+ * unless `rememberMs` is 0: that turns the memory off for the loop, both ways.
  *
  * @internal
  */
-export function newHotRows(
-  option: boolean | HotRowOptions | undefined,
-  deadline: number | undefined,
-  remembered = false,
-): HotRows | undefined {
-  if (option === false) return undefined;
+export function newHotRows(option: true | HotRowOptions | undefined, deadline: number | undefined): HotRows {
   const timeout = typeof option === "object" ? option.timeout : undefined;
   const rememberMs = (typeof option === "object" ? option.rememberMs : undefined) ?? DEFAULT_REMEMBER_MS;
   return {
@@ -110,7 +107,7 @@ export function newHotRows(
     wait: timeout === undefined ? undefined : { kind: "wait", ms: timeout },
     deadline,
     rememberMs,
-    remembered: remembered && rememberMs > 0,
+    remembered: rememberMs > 0,
   };
 }
 
@@ -121,8 +118,9 @@ export function assertHotRowOption(option: unknown, where: string): void {
   if (
     typeof option === "object" &&
     option !== null &&
-    (timeout === undefined || (typeof timeout === "number" && Number.isFinite(timeout) && timeout > 0)) &&
-    (rememberMs === undefined || (typeof rememberMs === "number" && Number.isFinite(rememberMs) && rememberMs >= 0))
+    // Number.isFinite() is false for anything that is not a number: no typeof needed.
+    (timeout === undefined || (Number.isFinite(timeout) && timeout > 0)) &&
+    (rememberMs === undefined || (Number.isFinite(rememberMs) && rememberMs >= 0))
   ) {
     return;
   }
@@ -164,7 +162,7 @@ const scope = new AsyncLocalStorage<HotRows>();
 
 /** Marks the transaction `retryOnConflict` opened for an attempt with the loop's hot rows. @internal */
 export function markHotRows(runner: QueryRunner | undefined, hot: HotRows | undefined): void {
-  if (runner && hot && (hot.rows.size > 0 || hot.remembered)) byRunner.set(runner, hot);
+  if (runner && hot) byRunner.set(runner, hot);
 }
 
 /** Removes the mark when the attempt is over (the runner object is not reused, but may be held). @internal */
@@ -174,6 +172,7 @@ export function unmarkHotRows(runner: QueryRunner | undefined): void {
 
 /** Runs a `@Retryable` attempt with the loop's hot rows in scope (only when there are some). @internal */
 export function runWithHotRows<T>(hot: HotRows | undefined, work: () => T): T {
+  // Stryker disable next-line ConditionalExpression,EqualityOperator: a scope with no rows to lock changes no read, only the cost of every promise (docs/testing.md)
   return hot && (hot.rows.size > 0 || hot.remembered) ? scope.run(hot, work) : work();
 }
 
@@ -193,7 +192,8 @@ export function hotIdsOf(hot: HotRows, dataSource: object, entityName: string): 
   if (!hot.remembered) return own;
   const remembered = rememberedIds(dataSource, entityName);
   if (!remembered) return own;
-  return own ? [...own, ...remembered.filter((id) => !own.some((each) => sameId(each, id)))] : remembered;
+  // A row both its own and remembered is listed twice: the read keys the ids, which merges them.
+  return [...(own ?? []), ...remembered];
 }
 
 // The memory of hot rows across retry loops: per DataSource (a WeakMap, so a closed one is
@@ -207,7 +207,7 @@ let rememberedUntil = 0;
 
 /** Whether any DataSource remembers a hot row now. A retry loop that starts when none does pays nothing for the memory. @internal */
 export function anyRememberedHotRows(): boolean {
-  return rememberedUntil > 0 && performance.now() < rememberedUntil;
+  return performance.now() < rememberedUntil;
 }
 
 /** Remembers the rows a conflict named, on the DataSource it arose on, for `ms`. @internal */

@@ -260,9 +260,7 @@ async function retrying<T>(
   // Created at the first conflict, or at the start when some row conflicted recently (on any
   // DataSource: the reads look only at their own): a call that never meets either allocates nothing.
   let hot: HotRows | undefined =
-    options.lockHotRows !== false && anyRememberedHotRows()
-      ? newHotRows(options.lockHotRows, deadline, true)
-      : undefined;
+    options.lockHotRows !== false && anyRememberedHotRows() ? newHotRows(options.lockHotRows, deadline) : undefined;
   for (let attempt = 1; ; attempt++) {
     const begunBefore = transactionsBegun();
     try {
@@ -295,8 +293,8 @@ async function retrying<T>(
         throw publishedExhaustion(exhausted, where, dataSource);
       }
       if (options.lockHotRows !== false) {
-        hot ??= newHotRows(options.lockHotRows, deadline, true);
-        if (hot) rememberHotRows(dataSourceRaisedOn(error), error, hot.rememberMs);
+        hot ??= newHotRows(options.lockHotRows, deadline);
+        rememberHotRows(dataSourceRaisedOn(error), error, hot.rememberMs);
       }
       // The next attempt locks a row this conflict named for the first time: the lock orders the
       // racers, so waiting first would only lose time (measured: docs/benchmarks.md, "Hot rows").

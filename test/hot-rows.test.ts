@@ -127,6 +127,8 @@ describeEachDatabase((db: TestDatabase) => {
   it.each([
     ["by default", {}],
     ["with lockHotRows: true", { lockHotRows: true }],
+    // The memory off: the loop's own hot rows alone must lock the row.
+    ["with rememberMs: 0", { lockHotRows: { rememberMs: 0 } }],
   ])("after a conflict on one row, the next attempt reads that row, and not its neighbour, with a lock (%s)", async (_, options) => {
     const [hotId, coldId] = await newCounters(2);
     const otherCould: Record<string, boolean> = {};
@@ -217,11 +219,14 @@ describeEachDatabase((db: TestDatabase) => {
     expect(both.map((c) => c.id)).toEqual([hotId, coldId]);
   });
 
-  it("@Retryable: the next call's transaction reads the hot row with a lock", async () => {
+  it.each([
+    ["by default", {}],
+    ["with rememberMs: 0", { lockHotRows: { rememberMs: 0 } }],
+  ])("@Retryable: the next call's transaction reads the hot row with a lock (%s)", async (_, options) => {
     const [hotId] = await newCounters(1);
     class Service {
       calls = 0;
-      @Retryable({ attempts: 3 })
+      @Retryable({ attempts: 3, ...options })
       increment(id: number) {
         const attempt = ++this.calls;
         return worker.transaction(async (manager) => {
@@ -283,6 +288,37 @@ describeEachDatabase((db: TestDatabase) => {
       { attempts: 3 },
     );
     expect(readsOf(hotId).map(locked).slice(0, 2)).toEqual([false, true]);
+  });
+
+  it.each([
+    ["a number", (id: number) => ({ id })],
+    ["a bigint", (id: number) => ({ id: BigInt(id) })],
+  ])("a row that conflicts again once it was hot is no news: that retry waits its backoff (id as %s)", async (_, idOf) => {
+    const [hotId] = await newCounters(1);
+    const delays: number[] = [];
+    const attempts = await retryOnConflict(
+      worker,
+      async (manager, attempt) => {
+        await manager.findOneByOrFail(Counter, { id: hotId });
+        if (attempt < 3) {
+          throw new OptimisticLockError({
+            entityName: "Counter",
+            id: idOf(hotId),
+            expectedVersion: 1,
+            operation: "update",
+          });
+        }
+        return attempt;
+      },
+      {
+        attempts: 3,
+        backoff: { initialMs: 5, multiplier: 1, jitter: false },
+        lockHotRows: { rememberMs: 0 },
+        onRetry: ({ delayMs }) => delays.push(delayMs),
+      },
+    );
+    expect(attempts).toBe(3);
+    expect(delays).toEqual([0, 5]);
   });
 
   it("rejects a lockHotRows option that is not true, false or { timeout?: ms > 0, rememberMs?: ms >= 0 }", async () => {
@@ -378,6 +414,32 @@ describeEachDatabase((db: TestDatabase) => {
       const [hot, cold] = await newCounters(2);
       await loopThatConflictsOn(hot, { lockHotRows: { rememberMs: 0 } });
       expect(await laterLoopOn(worker, { hot, cold })).toMatchObject({ hot: false, cold: false });
+    });
+
+    it("a loop with rememberMs: 0 does not lock the rows other loops remember either", async () => {
+      const [hot, cold] = await newCounters(2);
+      await loopThatConflictsOn(hot);
+      const later = await laterLoopOn(worker, { hot, cold }, { lockHotRows: { rememberMs: 0 } });
+      expect(later).toMatchObject({ hot: false, cold: false });
+    });
+
+    it("a loop's own hot row stays locked in its later attempts after its memory window is over", async () => {
+      const [hot] = await newCounters(1);
+      const lockedReads: boolean[] = [];
+      await retryOnConflict(
+        worker,
+        async (manager, attempt) => {
+          if (attempt === 2) await new Promise((resolve) => setTimeout(resolve, 30)); // the 1 ms window is over
+          log.reset();
+          const counter = await manager.findOneByOrFail(Counter, { id: hot });
+          lockedReads.push(readsOf(hot).some(locked));
+          if (attempt === 1) await conflictOn(manager, counter);
+          counter.value += 1;
+          await manager.save(counter);
+        },
+        { attempts: 3, lockHotRows: { rememberMs: 1 } },
+      );
+      expect(lockedReads).toEqual([false, true]);
     });
 
     it("the row goes back to optimistic reads once its window is over", async () => {
