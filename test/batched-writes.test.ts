@@ -547,6 +547,57 @@ describeEachDatabase((db) => {
       });
     });
 
+    it.each([
+      "softRemove",
+      "recover",
+      "updateVersioned",
+    ] as const)("the same through %s: the stale row at its version now", async (write) => {
+      await installedOnAlice(options, async () => {
+        const seeded = await seedItems(3);
+        const ids = seeded.map((i) => ({ id: i.id }));
+        const everyRow = { where: ids, withDeleted: true, order: { id: "ASC" } } as const;
+        if (write === "recover")
+          await bob.getRepository(Item).update(
+            ids.map((id) => id.id),
+            { deletedAt: new Date() },
+          );
+        const before = await bob.getRepository(Item).find(everyRow);
+        const error = await alice
+          .transaction(async (manager) => {
+            const repository = manager.getRepository(Item);
+            const held = await repository.find({ where: ids, withDeleted: true });
+            await bob.getRepository(Item).increment({ id: ids[1].id }, "version", 1);
+            if (write === "softRemove") await repository.softRemove(held);
+            if (write === "recover") await repository.recover(held);
+            if (write === "updateVersioned") {
+              await updateVersioned(
+                repository,
+                held.map((item) => ({ id: item.id, version: item.version, patch: { name: "alice" } })),
+              );
+            }
+          })
+          .catch((e: unknown) => e);
+        if (db.family === "sqlite") {
+          expect(error).toBeInstanceOf(SerializationError);
+        } else {
+          expect(error).toBeInstanceOf(OptimisticLockError);
+          expect((error as OptimisticLockError).conflicts).toEqual([
+            {
+              entityName: "Item",
+              id: ids[1],
+              expectedVersion: before[1].version,
+              actualVersion: before[1].version + 1,
+            },
+          ]);
+        }
+        // Nothing of it written: the names, the versions (but the other's) and the deletion marks as they were.
+        const stored = await bob.getRepository(Item).find(everyRow);
+        expect(stored.map((s) => [s.name, s.version, s.deletedAt != null])).toEqual(
+          before.map((b, n) => [b.name, b.version + (n === 1 ? 1 : 0), write === "recover"]),
+        );
+      });
+    });
+
     it("an UPDATE changing two columns: only the stale row is named, the rows it wrote are told apart by every value", async () => {
       await installedOnAlice(options, async () => {
         try {

@@ -136,6 +136,8 @@ export function renderMysqlBatchedUpdate(shape: BatchedUpdateShape, jsonType: bo
     ...shape.values.map(
       (c, i) => `${t}.${c.name} <=> ${c.json && jsonType ? `CAST(${column(first + i)} AS JSON)` : column(first + i)}`,
     ),
+    // A soft remove (recover) writes no value to compare, but a row it wrote left the state it asked for.
+    ...shape.conditions.map((c) => `NOT (${t}.${c.column} ${c.sql})`),
   ];
   const keysOn = shape.keys.map((k, i) => `${t}.${k.name} = ${column(i)}`).join(" AND ");
   const probe =

@@ -136,7 +136,11 @@ export interface BatchedUpdateShape {
   values: readonly BatchedColumn[];
   /** Further assignments of SQL that names no column, e.g. `{ column: '"updated"', sql: "CURRENT_TIMESTAMP" }`. */
   stamps: ReadonlyArray<{ column: string; sql: string }>;
-  /** Further conditions on the table's row, e.g. `{ column: '"deleted"', sql: "IS NULL" }`. */
+  /**
+   * Further conditions on the table's row, e.g. `{ column: '"deleted"', sql: "IS NULL" }`: each is
+   * one the statement's own stamps end (a soft remove stamps the date `IS NULL` asks for), so a
+   * row that still meets one was not written by it.
+   */
   conditions: ReadonlyArray<{ column: string; sql: string }>;
   /** Escaped columns to return after the keys, where the statement returns rows. */
   returning: readonly string[];
