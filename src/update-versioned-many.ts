@@ -23,6 +23,7 @@ import {
   writtenThroughSqlFunction,
 } from "./typeorm/batched-writes";
 import { noteOwnVersionWrite } from "./typeorm/commit-checks";
+import { writeDialectOf } from "./typeorm/locking-reads";
 import type { ColumnMetadata } from "./typeorm-types";
 import type { UpdatePatch } from "./update-versioned";
 import { toVersionNumber } from "./version-value";
@@ -123,17 +124,19 @@ export async function updateVersionedRows<T extends ObjectLiteral>(
   if (unknownIds.length > 0)
     throw notRetryable(flushConflict(manager.queryRunner, unknownIds, "write", among(rows.length)));
   const write = async (runner: QueryRunner) => {
+    // The server's own (a `mysql` DataSource may be on MariaDB); the type's told whether one exists.
+    const rendering = (await writeDialectOf(runner, installationOf(dataSource))) ?? dialect;
     const conflicts: RowConflict[] = [];
     for (const group of groups.values()) {
       const width = metadata.primaryColumns.length + 1 + group.columns.length;
-      const byParameters = Math.floor((dialect.maxParameters ?? 65_535) / width);
+      const byParameters = Math.floor((rendering.maxParameters ?? 65_535) / width);
       const perStatement = Math.max(
         1,
         Math.min(byParameters, installationOf(dataSource)?.batching?.maxRows ?? byParameters),
       );
       for (let at = 0; at < group.rows.length; at += perStatement) {
         const chunk = group.rows.slice(at, at + perStatement);
-        conflicts.push(...(await writeChunk(runner, driver, dialect, metadata, version, group.columns, chunk)));
+        conflicts.push(...(await writeChunk(runner, driver, rendering, metadata, version, group.columns, chunk)));
       }
     }
     // Every chunk ran, so every stale row is named; throwing rolls the transaction back.

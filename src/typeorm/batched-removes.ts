@@ -10,7 +10,7 @@
  * date or binary) stays on TypeORM's path, only split into chunks of subjects.
  */
 import type { EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
-import { type BatchedDeleteSql, dialectForType, type LockDialect, serverFactsQuery } from "../dialect";
+import type { BatchedDeleteSql, LockDialect } from "../dialect";
 import type { RowConflict } from "../errors";
 import type { Installation } from "../installation";
 import {
@@ -25,7 +25,7 @@ import {
   unknownConflict,
 } from "./batched-writes";
 import { dataSourceOf, type SubjectExecutorLike, type SubjectLike } from "./internals";
-import { serverDialectOf } from "./locking-reads";
+import { writeDialectOf } from "./locking-reads";
 import type { WriteGuard } from "./write-guards";
 
 interface RemoveRow {
@@ -49,12 +49,8 @@ export async function removeInBatches(
   const runner = executor.queryRunner;
   const dataSource = dataSourceOf(runner);
   const driver = dataSource.driver as unknown as DriverLike;
-  const type = String(dataSource.options.type);
-  // MySQL and MariaDB share driver types; only MariaDB returns the keys a DELETE removed. Asked
-  // once per installation (a lock asks the same).
-  const dialect =
-    installation.serverDialect ??
-    (serverFactsQuery(type) ? await serverDialectOf(runner, installation) : dialectForType(type));
+  // MySQL and MariaDB share driver types; only MariaDB returns the keys a DELETE removed.
+  const dialect = await writeDialectOf(runner, installation);
   const maxParameters = dialect?.maxParameters ?? 65_535;
   const groups = dialect?.batchedDelete ? groupsOf(executor.removeSubjects, guardOf, driver) : undefined;
   if (!dialect?.batchedDelete || !groups) {

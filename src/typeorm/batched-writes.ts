@@ -11,13 +11,14 @@
  * which runs after the batches, unchanged.
  */
 import type { DataSource, EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
-import { type BatchedColumn, type BatchedUpdateShape, dialectForType, type LockDialect } from "../dialect";
+import type { BatchedColumn, BatchedUpdateShape, LockDialect } from "../dialect";
 import { jsonOf, LockingConfigurationError, OptimisticLockError, type RowConflict } from "../errors";
 import type { Installation } from "../installation";
 import { raisedIn } from "../transaction-numbers";
 import type { ColumnMetadata } from "../typeorm-types";
 import { versionCodecOf } from "../version-codec";
 import { dataSourceOf, type SubjectExecutorLike, type SubjectLike } from "./internals";
+import { writeDialectOf } from "./locking-reads";
 import { deepMerge, type WriteGuard } from "./write-guards";
 
 /** The driver methods a batch uses (TypeORM's `Driver`, both lines). @internal */
@@ -71,8 +72,11 @@ export async function updateInBatches(
   const list = LISTS[operation];
   const runner = executor.queryRunner;
   const dataSource = dataSourceOf(runner);
-  const dialect = installation.serverDialect ?? dialectForType(String(dataSource.options.type));
-  if (!dialect?.batchedUpdate || !installation.batching) {
+  const { batching } = installation;
+  // Batching off: TypeORM's statements, and no question to the server.
+  const dialect = batching && (await writeDialectOf(runner, installation));
+  // Stryker disable next-line ConditionalExpression,LogicalOperator: equivalent (docs/testing.md); without batching there is no dialect either, the check narrows the type
+  if (!batching || !dialect?.batchedUpdate) {
     await writeRest();
     return;
   }
@@ -92,7 +96,7 @@ export async function updateInBatches(
   for (const group of batches) {
     const width = group.metadata.primaryColumns.length + 1 + group.columns.length;
     const byParameters = Math.floor((dialect.maxParameters ?? 65_535) / width);
-    const perStatement = Math.max(1, Math.min(byParameters, installation.batching.maxRows ?? byParameters));
+    const perStatement = Math.max(1, Math.min(byParameters, batching.maxRows ?? byParameters));
     for (const row of group.rows) row.subject.createValueSetAndPopChangeMap?.();
     for (let at = 0; at < group.rows.length; at += perStatement) {
       await writeChunk(runner, dataSource, dialect, group, group.rows.slice(at, at + perStatement), reload);
@@ -250,7 +254,8 @@ export function columnOf(column: ColumnMetadata, driver: DriverLike): BatchedCol
     name: driver.escape(column.databaseName),
     key: column.databaseName,
     type,
-    json: /json/i.test(String(column.type)),
+    // A JSON column, not simple-json's text: MySQL compares the one as JSON and the other as text.
+    json: column.type === "json",
   };
 }
 

@@ -5,7 +5,7 @@
  */
 import type { EntityMetadata, ObjectLiteral, QueryRunner } from "typeorm";
 import { type LockAcquisitionContext, lockTracingActive, traceLockAcquisition } from "../channels";
-import { dialectForServer, type ServerFacts, serverFactsOf, serverFactsQuery } from "../dialect";
+import { dialectForServer, dialectForType, type ServerFacts, serverFactsOf, serverFactsQuery } from "../dialect";
 import type { LockDialect, LockRendering, ProbeQuery, TimeoutPlan, WaitPolicy } from "../dialect/lock-dialect";
 import { LockingConfigurationError, LockingError } from "../errors";
 import type { Installation } from "../installation";
@@ -39,6 +39,23 @@ export async function serverDialectOf(
   }
   installation.serverDialect = dialect;
   return dialect;
+}
+
+/**
+ * The dialect a batched write renders its statements for: the server's where the driver type does
+ * not tell (a `mysql` DataSource on a MariaDB server, whose SQL differs on the failure path), asked
+ * once per installation as a lock asks it; else the type's. `undefined` for a type the library
+ * has no dialect for (TypeORM's own statements are used then).
+ *
+ * @internal
+ */
+export async function writeDialectOf(
+  queryRunner: QueryRunner,
+  installation: Installation | undefined,
+): Promise<LockDialect | undefined> {
+  if (installation?.serverDialect) return installation.serverDialect;
+  const type = String(dataSourceOf(queryRunner).options.type);
+  return installation && serverFactsQuery(type) ? serverDialectOf(queryRunner, installation) : dialectForType(type);
 }
 
 /** What a locked SELECT needs from the hook: its metadata and a way to run it with a lock clause. @internal */
