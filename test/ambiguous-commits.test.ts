@@ -21,9 +21,11 @@ import {
   LockTimeoutError,
   mariadbDialect,
   mysqlDialect,
+  oracleDialect,
   postgresDialect,
   retryOnConflict,
   sqliteDialect,
+  sqlserverDialect,
   Versioned,
   withLockMode,
 } from "../src";
@@ -73,6 +75,12 @@ describe("connection loss, by dialect (no server)", () => {
     expect(postgresDialect.isConnectionLoss(lost("terminating connection", { code: "57P01" }))).toBe(true);
     expect(postgresDialect.isConnectionLoss(lost("x", { code: "08006" }))).toBe(true);
     expect(postgresDialect.isConnectionLoss(lost("read ECONNRESET", { code: "ECONNRESET" }))).toBe(true);
+    expect(postgresDialect.isConnectionLoss(lost("terminating connection", { code: "57P02" }))).toBe(true);
+    expect(postgresDialect.isConnectionLoss(lost("Client was closed and is not queryable"))).toBe(true);
+    // The wording counts only as node-postgres' own message, not quoted inside a server's answer.
+    expect(
+      postgresDialect.isConnectionLoss(lost('relation "Connection terminated" does not exist', { code: "42P01" })),
+    ).toBe(false);
     // A failure the server answered is no loss: a lock timeout, a unique violation, a refused connect.
     expect(postgresDialect.isConnectionLoss(lost("canceling statement", { code: "55P03" }))).toBe(false);
     expect(postgresDialect.isConnectionLoss(lost("duplicate key", { code: "23505" }))).toBe(false);
@@ -90,7 +98,39 @@ describe("connection loss, by dialect (no server)", () => {
       expect(dialect.isConnectionLoss(lost("Connection was killed", { errno: 1927 }))).toBe(true);
       expect(dialect.isConnectionLoss(lost("Deadlock found", { errno: 1213, code: "ER_LOCK_DEADLOCK" }))).toBe(false);
       expect(dialect.isConnectionLoss(lost("connect ECONNREFUSED", { code: "ECONNREFUSED", fatal: true }))).toBe(false);
+      // mysql (not mysql2) reports a lost connection by its code alone.
+      expect(dialect.isConnectionLoss(lost("Connection lost", { code: "PROTOCOL_CONNECTION_LOST" }))).toBe(true);
+      // A connection that was never made sent nothing, fatal or not.
+      for (const code of ["ENOTFOUND", "EAI_AGAIN", "ER_ACCESS_DENIED_ERROR"]) {
+        expect([code, dialect.isConnectionLoss(lost(code, { code, fatal: true }))]).toEqual([code, false]);
+      }
     }
+  });
+
+  it("every dialect: a socket of an established connection reset, closed or timed out", () => {
+    const socketLosses = ["ECONNRESET", "EPIPE", "ECONNABORTED", "ETIMEDOUT", "ESOCKET", "ECONNCLOSED"];
+    for (const dialect of [postgresDialect, mysqlDialect, mariadbDialect, sqlserverDialect, oracleDialect]) {
+      for (const code of socketLosses) {
+        expect([dialect.name, code, dialect.isConnectionLoss(lost(code, { code }))]).toEqual([
+          dialect.name,
+          code,
+          true,
+        ]);
+      }
+      expect(dialect.isConnectionLoss(lost("connect ECONNREFUSED", { code: "ECONNREFUSED" }))).toBe(false);
+    }
+  });
+
+  it("Oracle: ORA-03113, ORA-03114, ORA-03135 by number or in the message, node-oracledb's NJS-500 and DPI-1080", () => {
+    for (const errorNum of [3113, 3114, 3135])
+      expect(oracleDialect.isConnectionLoss(lost("x", { errorNum }))).toBe(true);
+    expect(oracleDialect.isConnectionLoss(lost("ORA-03113: end-of-file on communication channel"))).toBe(true);
+    expect(oracleDialect.isConnectionLoss(lost("NJS-500: connection to the Oracle Database was broken"))).toBe(true);
+    expect(oracleDialect.isConnectionLoss(lost("DPI-1080: connection was closed by ORA-3113"))).toBe(true);
+    // A failure the server answered: a lock wait, a deadlock, a constraint.
+    expect(oracleDialect.isConnectionLoss(lost("x", { errorNum: 54 }))).toBe(false);
+    expect(oracleDialect.isConnectionLoss(lost("ORA-00060: deadlock detected while waiting for resource"))).toBe(false);
+    expect(oracleDialect.isConnectionLoss(lost("ORA-00001: unique constraint violated"))).toBe(false);
   });
 
   it("SQLite runs in the process: no error is a connection loss", () => {
@@ -117,6 +157,11 @@ describe("connection loss, by dialect (no server)", () => {
     // A certification failure is 1213, a conflict: nothing was written, and it is retried.
     const certification = lost("Deadlock found", { errno: 1213, code: "ER_LOCK_DEADLOCK" });
     expect(galeraDialect.isReplicationLoss?.(certification)).toBe(false);
+    // Only 1180 is a commit's replication loss, whatever another error's text says.
+    const wordedLikeIt = lost("provider status: Not connected to Primary Component", { errno: 1213 });
+    for (const dialect of [mysqlDialect, mariadbDialect, galeraDialect]) {
+      expect(dialect.isReplicationLoss?.(wordedLikeIt)).toBe(false);
+    }
     expect(postgresDialect.isReplicationLoss).toBeUndefined();
   });
 

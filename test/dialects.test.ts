@@ -1,7 +1,8 @@
 /**
  * The SQL each dialect renders and the errors it classifies, including the databases with no
- * server here (SQL Server, Oracle). No database needed.
+ * server here (SQL Server, Oracle). No database server needed (one SQLite statement runs in memory).
  */
+import { DataSource } from "typeorm";
 import {
   ClusterNodeNotReadyError,
   DeadlockError,
@@ -27,6 +28,48 @@ const NOWAIT: WaitPolicy = { kind: "nowait" };
 const SKIP: WaitPolicy = { kind: "skip" };
 const DEFAULT: WaitPolicy = { kind: "default" };
 const wait = (ms: number): WaitPolicy => ({ kind: "wait", ms });
+
+describe("what each dialect is and can do", () => {
+  // The name is what errors (`dialect`), lock traces and messages report; the capabilities decide
+  // which lock requests are refused before anything is sent.
+  it.each([
+    [postgresDialect, "postgres", { shared: true, noWait: true, skipLocked: true }],
+    [mysqlDialect, "mysql", { shared: true, noWait: true, skipLocked: true }],
+    [mariadbDialect, "mariadb", { shared: true, noWait: true, skipLocked: true }],
+    [galeraDialect, "galera", { shared: true, noWait: true, skipLocked: true }],
+    [sqliteDialect, "sqlite", { shared: false, noWait: true, skipLocked: false }],
+    [sqlserverDialect, "mssql", { shared: true, noWait: true, skipLocked: true }],
+    [oracleDialect, "oracle", { shared: false, noWait: true, skipLocked: true }],
+  ] as const)("%#: %s", (dialect, name, can) => {
+    expect(dialect.name).toBe(name);
+    expect({
+      shared: dialect.supportsSharedLock,
+      noWait: dialect.supportsNoWait,
+      skipLocked: dialect.supportsSkipLocked,
+    }).toEqual(can);
+    expect(dialect.nodeLocalLocks === true).toBe(dialect === galeraDialect);
+  });
+
+  // Run on their own servers in offline-locks.test.ts; these two have none here.
+  it("SQL Server and Oracle read the server's clock in UTC ms since the epoch", () => {
+    expect(sqlserverDialect.nowMillis).toBe("DATEDIFF_BIG(millisecond, '1970-01-01', SYSUTCDATETIME())");
+    expect(oracleDialect.nowMillis).toBe(
+      "ROUND((CAST(SYS_EXTRACT_UTC(SYSTIMESTAMP) AS DATE) - DATE '1970-01-01') * 86400000)",
+    );
+  });
+
+  it("SQLite's write-lock statement quotes a table name holding a double quote", async () => {
+    const sqlite = await new DataSource({ type: "better-sqlite3", database: ":memory:" }).initialize();
+    try {
+      await sqlite.query(`CREATE TABLE "odd""name" ("my""id" INTEGER PRIMARY KEY)`);
+      const statement = sqliteDialect.lockStatement?.("exclusive", 'odd"name', 'my"id');
+      expect(statement).toBe('UPDATE "odd""name" SET "my""id" = "my""id" WHERE 0 = 1');
+      await expect(sqlite.query(statement as string)).resolves.toBeDefined();
+    } finally {
+      await sqlite.destroy();
+    }
+  });
+});
 
 describe("lock clauses", () => {
   it.each([
@@ -130,6 +173,7 @@ describe("bounded waits", () => {
 });
 
 describe("error classification", () => {
+  // The name: `<dialect> <code>`, as the error carries them.
   const cases: Array<
     [string, { classifyError(e: unknown): TranslatedDatabaseError | undefined }, object, Function, boolean]
   > = [
@@ -140,9 +184,11 @@ describe("error classification", () => {
     ["mysql 3572", mysqlDialect, { errno: 3572 }, LockTimeoutError, false],
     ["mysql 1213", mysqlDialect, { errno: 1213 }, DeadlockError, true],
     ["mariadb 1020", mariadbDialect, { errno: 1020 }, SerializationError, true],
-    ["sqlite BUSY", sqliteDialect, { code: "SQLITE_BUSY" }, LockTimeoutError, false],
-    ["sqlite LOCKED", sqliteDialect, { code: "SQLITE_LOCKED" }, LockTimeoutError, false],
-    ["sqlite BUSY_SNAPSHOT", sqliteDialect, { code: "SQLITE_BUSY_SNAPSHOT" }, SerializationError, false],
+    ["sqlite SQLITE_BUSY", sqliteDialect, { code: "SQLITE_BUSY" }, LockTimeoutError, false],
+    ["sqlite SQLITE_BUSY_TIMEOUT", sqliteDialect, { code: "SQLITE_BUSY_TIMEOUT" }, LockTimeoutError, false],
+    ["sqlite SQLITE_LOCKED", sqliteDialect, { code: "SQLITE_LOCKED" }, LockTimeoutError, false],
+    ["sqlite SQLITE_LOCKED_SHAREDCACHE", sqliteDialect, { code: "SQLITE_LOCKED_SHAREDCACHE" }, LockTimeoutError, false],
+    ["sqlite SQLITE_BUSY_SNAPSHOT", sqliteDialect, { code: "SQLITE_BUSY_SNAPSHOT" }, SerializationError, false],
     ["mssql 1222", sqlserverDialect, { number: 1222 }, LockTimeoutError, false],
     ["mssql 1205", sqlserverDialect, { originalError: { info: { number: 1205 } } }, DeadlockError, true],
     ["oracle ORA-00054", oracleDialect, { errorNum: 54 }, LockTimeoutError, false],
@@ -156,13 +202,20 @@ describe("error classification", () => {
     ["oracle ORA-00060", oracleDialect, { errorNum: 60 }, DeadlockError, false],
     ["oracle ORA-08177", oracleDialect, { errorNum: 8177 }, SerializationError, false],
   ];
-  it.each(cases)("%s", (_name, dialect, driverError, type, aborted) => {
+  it.each(cases)("%s", (name, dialect, driverError, type, aborted) => {
     // As TypeORM throws it: a QueryFailedError-like wrapper with the driver's error inside.
     const wrapped = Object.assign(new Error("query failed"), { driverError });
     const error = dialect.classifyError(wrapped);
     expect(error).toBeInstanceOf(type);
     expect(error).toBeInstanceOf(PessimisticLockError);
-    expect(error).toMatchObject({ retryable: true, transactionAborted: aborted, cause: wrapped });
+    const [dialectName, code] = name.split(" ");
+    expect(error).toMatchObject({
+      dialect: dialectName,
+      code,
+      retryable: true,
+      transactionAborted: aborted,
+      cause: wrapped,
+    });
   });
 
   // What a Galera node outside the primary component answers (seen in test/galera/partition.test.ts),
@@ -192,18 +245,63 @@ describe("error classification", () => {
     expect(isRetryableConflict(error)).toBe(true);
   });
 
-  it("a 1047 that names no WSREP (an unknown protocol command on a plain server) is left alone", () => {
+  it("a certification conflict's 1213 names WSREP too: a deadlock's conflict, not a node that is not ready", () => {
+    const certification = { errno: 1213, sqlMessage: "WSREP detected deadlock/conflict and aborted the transaction" };
+    for (const dialect of [mariadbDialect, mysqlDialect, galeraDialect]) {
+      const error = dialect.classifyError(certification);
+      expect(error).toBeInstanceOf(DeadlockError);
+      expect(error).not.toBeInstanceOf(ClusterNodeNotReadyError);
+    }
+  });
+
+  it("a 1047 that names no WSREP (an unknown protocol command on a plain server), or another error naming WSREP, is left alone", () => {
     const unknownCommand = { ...notReady, sqlMessage: "Unknown command" };
     for (const dialect of [mariadbDialect, mysqlDialect, galeraDialect]) {
       expect(dialect.classifyError(unknownCommand)).toBeUndefined();
     }
     expect(isRetryableConflict(Object.assign(new Error("WSREP has not yet prepared node"), notReady))).toBe(false);
+    // Nor is another number's error that names WSREP: only 1047 says the node refused before running it.
+    const otherWsrep = { errno: 1105, code: "ER_UNKNOWN_ERROR", sqlMessage: "WSREP replication failed" };
+    for (const dialect of [mariadbDialect, mysqlDialect, galeraDialect]) {
+      expect(dialect.classifyError(otherWsrep)).toBeUndefined();
+    }
   });
 
   it("other errors are left alone", () => {
     expect(postgresDialect.classifyError({ code: "23505" })).toBeUndefined();
     expect(mysqlDialect.classifyError({ errno: 1062 })).toBeUndefined();
     expect(sqliteDialect.classifyError(new Error("x"))).toBeUndefined();
+    expect(sqliteDialect.classifyError({ code: "SQLITE_CONSTRAINT_UNIQUE" })).toBeUndefined();
+    expect(sqlserverDialect.classifyError({ number: 2627 })).toBeUndefined();
+    expect(oracleDialect.classifyError({ errorNum: 1 })).toBeUndefined();
+    expect(oracleDialect.classifyError({ message: "ORA-00001: unique constraint violated" })).toBeUndefined();
+  });
+
+  it("a thrown value that is no error object (null, text, a number) is no lock failure, no missing table, no loss", () => {
+    for (const dialect of [postgresDialect, mysqlDialect, mariadbDialect, galeraDialect, sqliteDialect]) {
+      for (const thrown of [null, undefined, "SQLITE_BUSY", 1213, "ORA-00054"]) {
+        expect([dialect.name, thrown, dialect.classifyError(thrown)]).toEqual([dialect.name, thrown, undefined]);
+        expect(dialect.isMissingTable(thrown)).toBe(false);
+        expect(dialect.isConnectionLoss(thrown)).toBe(false);
+      }
+    }
+    for (const dialect of [sqlserverDialect, oracleDialect]) {
+      for (const thrown of [null, undefined, 1222]) {
+        expect(dialect.classifyError(thrown)).toBeUndefined();
+        expect(dialect.isConnectionLoss(thrown)).toBe(false);
+      }
+    }
+  });
+
+  it("a value out of range or of the wrong form is told apart from other failures", () => {
+    expect(postgresDialect.isInvalidValue?.({ code: "22P02" })).toBe(true); // invalid_text_representation
+    expect(postgresDialect.isInvalidValue?.({ code: "22003" })).toBe(true); // numeric_value_out_of_range
+    expect(postgresDialect.isInvalidValue?.({ code: "23505" })).toBe(false);
+    // better-sqlite3 refuses to bind an integer past 64 bits with a RangeError "... too big ...".
+    const tooBig = Object.assign(new RangeError("The supplied value is too big"), {});
+    expect(sqliteDialect.isInvalidValue?.(tooBig)).toBe(true);
+    expect(sqliteDialect.isInvalidValue?.(new Error("row too big to fit"))).toBe(false);
+    expect(sqliteDialect.isInvalidValue?.(new RangeError("Invalid array length"))).toBe(false);
   });
 
   it("a missing table is recognised by each database's own code or wording, wrapped by TypeORM or not", () => {
@@ -243,6 +341,9 @@ describe("error classification", () => {
     expect(dialectForServer("mariadb", { version: "8.4.3", wsrepOn: false })).toBe(mysqlDialect);
     expect(dialectForServer("mariadb", { ...maria, wsrepOn: true })).toBe(galeraDialect);
     expect(dialectForServer("postgres", undefined)).toBe(postgresDialect);
+    // Facts of a MySQL-family server never make another type's dialect one of the family.
+    expect(dialectForServer("postgres", { version: "8.4.3", wsrepOn: false })).toBe(postgresDialect);
+    expect(dialectForServer("better-sqlite3", maria)).toBe(sqliteDialect);
     expect(dialectForType("mongodb")).toBeUndefined();
   });
 
@@ -277,5 +378,7 @@ describe("error classification", () => {
     expect(latestDeadlockVictim(status)).toEqual({ at: "2026-11-25 02:14:26", threadId: 14 });
     expect(latestDeadlockVictim(status.replace("(2)\n", "(1)\n"))).toEqual({ at: "2026-11-25 02:14:26", threadId: 13 });
     expect(latestDeadlockVictim("no deadlock since start")).toBeUndefined();
+    // A victim whose block names no thread (a purged or reworded block) is no victim known.
+    expect(latestDeadlockVictim(status.replace(/(MariaDB|MySQL) thread id \d+/g, "thread"))).toBeUndefined();
   });
 });

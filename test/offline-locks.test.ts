@@ -16,7 +16,10 @@ import {
 import {
   AlreadyLockedError,
   installLocking,
+  type LockDialect,
   LockingConfigurationError,
+  mariadbDialect,
+  mysqlDialect,
   OFFLINE_LOCK_TABLE,
   OfflineLockBypassError,
   type OfflineLockHandle,
@@ -25,6 +28,8 @@ import {
   OfflineLockRecord,
   OfflineLockRequiredError,
   OfflineLockTableMigration,
+  postgresDialect,
+  sqliteDialect,
 } from "../src";
 import { Order, OrderLine } from "./fixtures/entities";
 import { closeAll, describeEachDatabase, openAlongside, openDataSources } from "./support/databases";
@@ -92,6 +97,21 @@ describeEachDatabase((db) => {
 
   let nextId = 1;
   const resource = () => `doc-${nextId++}`;
+
+  // Lock expiry is judged on the server's clock, read with the dialect's nowMillis: UTC ms since
+  // the epoch (this machine and the server share a clock). MySQL's is run forced on MariaDB.
+  const own = { postgres: postgresDialect, sqlite: sqliteDialect, mysql: mariadbDialect }[db.family];
+  const clocks: [string, LockDialect][] = [
+    [own.name, own],
+    ...(db.family === "mysql" ? [[mysqlDialect.name, mysqlDialect] as [string, LockDialect]] : []),
+  ];
+  it.each(clocks)("the server's clock, as the %s dialect reads it, is UTC ms since the epoch", async (_, dialect) => {
+    const before = Date.now();
+    const [row] = (await source.query(`SELECT ${dialect.nowMillis} AS now`)) as { now: unknown }[];
+    const after = Date.now();
+    expect(Number(row.now)).toBeGreaterThanOrEqual(before - 1000);
+    expect(Number(row.now)).toBeLessThanOrEqual(after + 1000);
+  });
 
   it(`${RACERS} concurrent tryLock calls on ${RACERS} connections: exactly one handle, the others AlreadyLockedError naming the holder`, async () => {
     const id = resource();

@@ -352,6 +352,15 @@ export function driverErrorOf(error: unknown): Record<string, unknown> | undefin
 }
 
 /**
+ * A driver error's text: `sqlMessage` (the server's own words, on MySQL's drivers), else
+ * `message`; `""` when it has neither. @internal
+ */
+export function driverMessageOf(driverError: Record<string, unknown> | undefined): string {
+  // Stryker disable next-line StringLiteral: equivalent (docs/testing.md); no pattern a caller tests matches a fallback text
+  return String(driverError?.sqlMessage ?? driverError?.message ?? "");
+}
+
+/**
  * Socket errors of an established connection (Node.js error codes): the peer reset or closed it,
  * or it timed out. Not the codes of a connection that was never made (ECONNREFUSED, ENOTFOUND):
  * nothing was sent on those. @internal

@@ -1,5 +1,5 @@
 import { DeadlockError, LockTimeoutError, SerializationError } from "../errors";
-import { driverErrorOf, isSocketLoss, type LockDialect, roundWait } from "./lock-dialect";
+import { driverErrorOf, driverMessageOf, isSocketLoss, type LockDialect, roundWait } from "./lock-dialect";
 
 /**
  * Oracle (rendered and unit-tested; no server here): `FOR UPDATE` with `NOWAIT`, `SKIP LOCKED`
@@ -31,19 +31,20 @@ export const oracleDialect: LockDialect = {
   lockStatement: () => undefined,
   isMissingTable(error) {
     // ORA-00942: table or view does not exist.
-    const e = driverErrorOf(error);
-    return Number(e?.errorNum ?? /ORA-(\d{5})/.exec(String(e?.message ?? ""))?.[1]) === 942;
+    return oracleErrorNumber(driverErrorOf(error)) === 942;
   },
   isConnectionLoss(error) {
     // ORA-03113 end-of-file on communication channel, ORA-03114 not connected, ORA-03135 connection
     // lost contact; node-oracledb's NJS-500 / DPI-1080: the connection was broken.
     const e = driverErrorOf(error);
-    const num = Number(e?.errorNum ?? /ORA-(\d{5})/.exec(String(e?.message ?? ""))?.[1]);
-    return [3113, 3114, 3135].includes(num) || /NJS-500|DPI-1080/.test(String(e?.message ?? "")) || isSocketLoss(e);
+    return (
+      [3113, 3114, 3135].includes(oracleErrorNumber(e)) ||
+      /NJS-500|DPI-1080/.test(driverMessageOf(e)) ||
+      isSocketLoss(e)
+    );
   },
   classifyError(error) {
-    const e = driverErrorOf(error);
-    const num = Number(e?.errorNum ?? /ORA-(\d{5})/.exec(String(e?.message ?? ""))?.[1]);
+    const num = oracleErrorNumber(driverErrorOf(error));
     const failure = {
       dialect: "oracle",
       code: `ORA-${String(num).padStart(5, "0")}`,
@@ -56,3 +57,8 @@ export const oracleDialect: LockDialect = {
     return undefined;
   },
 };
+
+/** node-oracledb's `errorNum`, else the number of the message's `ORA-nnnnn` (NaN when it names none). */
+function oracleErrorNumber(e: Record<string, unknown> | undefined): number {
+  return Number(e?.errorNum ?? /ORA-(\d{5})/.exec(driverMessageOf(e))?.[1]);
+}

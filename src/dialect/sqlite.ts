@@ -1,7 +1,7 @@
 import { LockTimeoutError, SerializationError } from "../errors";
 import { renderReturningBatchedDelete } from "./batched-delete";
 import { renderSqliteBatchedUpdate } from "./batched-update";
-import { driverErrorOf, type LockDialect } from "./lock-dialect";
+import { driverErrorOf, driverMessageOf, type LockDialect } from "./lock-dialect";
 
 /**
  * SQLite has no row locks: one writer holds the whole database. PESSIMISTIC_WRITE is honoured by
@@ -44,7 +44,7 @@ export const sqliteDialect: LockDialect = {
     return `UPDATE ${t} SET ${c} = ${c} WHERE 0 = 1`;
   },
   // SQLite has no code of its own for it: SQLITE_ERROR with "no such table: <name>".
-  isMissingTable: (error) => /no such table/i.test(String(driverErrorOf(error)?.message ?? "")),
+  isMissingTable: (error) => /no such table/i.test(driverMessageOf(driverErrorOf(error))),
   // better-sqlite3 refuses to bind an integer outside SQLite's 64 bits (a bigint id of 2^63) with a
   // RangeError instead of comparing it: no row can hold it, so it names none.
   isInvalidValue: (error) => {

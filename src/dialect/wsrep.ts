@@ -5,7 +5,7 @@
  * must be recognised before that, at its first refusal.
  */
 import { ClusterNodeNotReadyError } from "../errors";
-import { driverErrorOf } from "./lock-dialect";
+import { driverErrorOf, driverMessageOf } from "./lock-dialect";
 
 /** ER_UNKNOWN_COM_ERROR: the number a wsrep node not ready for clients answers every statement with. */
 const NOT_READY_ERRNO = 1047;
@@ -24,8 +24,7 @@ const DURING_COMMIT_ERRNO = 1180;
 export function classifyWsrepRefusal(dialect: string, error: unknown): ClusterNodeNotReadyError | undefined {
   const driverError = driverErrorOf(error);
   if (Number(driverError?.errno) !== NOT_READY_ERRNO) return undefined;
-  const message = String(driverError?.sqlMessage ?? driverError?.message ?? "");
-  if (!/\bWSREP\b/i.test(message)) return undefined;
+  if (!/\bWSREP\b/i.test(driverMessageOf(driverError))) return undefined;
   return new ClusterNodeNotReadyError({ dialect, code: String(NOT_READY_ERRNO) }, error);
 }
 
@@ -48,8 +47,7 @@ export function classifyWsrepRefusal(dialect: string, error: unknown): ClusterNo
 export function isWsrepReplicationLoss(error: unknown): boolean {
   const driverError = driverErrorOf(error);
   if (Number(driverError?.errno) !== DURING_COMMIT_ERRNO) return false;
-  const message = String(driverError?.sqlMessage ?? driverError?.message ?? "");
-  return /replication fragment|provider status/i.test(message);
+  return /replication fragment|provider status/i.test(driverMessageOf(driverError));
 }
 
 /** Whether a driver error is 1180 (ER_ERROR_DURING_COMMIT), whatever its text. @internal */
