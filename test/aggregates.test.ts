@@ -20,10 +20,12 @@ import {
   LockMode,
   MissingVersionError,
   OptimisticLockError,
+  OptimisticLockExcluded,
   Versioned,
   VersionedBy,
   withLockMode,
 } from "../src";
+import { aggregateLinkOf, isLockExcludedEntity } from "../src/aggregate";
 import { AGGREGATE_ENTITIES, AggLine, AggNote, AggOrder, AggTag } from "./fixtures/aggregate-entities";
 import { closeAll, describeEachDatabase, openAlongside, openDataSources, StatementCounter } from "./support/databases";
 
@@ -425,6 +427,51 @@ describe("aggregate declarations are checked at installLocking()", () => {
       if (source.isInitialized) await source.destroy();
     }
   }
+
+  it("@VersionedBy without a parent entity or a path, with the class itself, or a path that follows no property, is refused as declared", () => {
+    class Root {}
+    class Member {
+      root?: Root;
+    }
+    const refused = /@VersionedBy on Member: pass the parent entity and the path to it/;
+    expect(() => VersionedBy({} as never, (m: Member) => m.root)(Member)).toThrow(refused);
+    expect(() => VersionedBy(() => Root, "root" as never)(Member)).toThrow(refused);
+    // The class where a function returning it belongs: refused before anything calls it.
+    expect(() => VersionedBy(Root as never, (m: Member) => m.root)(Member)).toThrow(
+      /@VersionedBy on Member: pass the parent entity as a function, @VersionedBy\(\(\) => Root, \.\.\.\)/,
+    );
+    expect(() => VersionedBy(undefined as never, undefined as never)(Member)).toThrow(LockingConfigurationError);
+    expect(() =>
+      VersionedBy(
+        () => Root,
+        (m: Member) => m,
+      )(Member),
+    ).toThrow(/@VersionedBy on Member: the path must follow a relation/);
+    expect(aggregateLinkOf(Member)).toBeUndefined();
+  });
+
+  it("@VersionedBy on an entity class applies to the classes that extend it", () => {
+    class Root {}
+    @VersionedBy(
+      () => Root,
+      (m: Member) => m.root,
+    )
+    class Member {
+      root?: Root;
+    }
+    class SpecialMember extends Member {}
+    expect(aggregateLinkOf(SpecialMember)).toEqual({ parent: expect.any(Function), path: ["root"] });
+    expect(aggregateLinkOf(SpecialMember)).toBe(aggregateLinkOf(Member));
+    expect(aggregateLinkOf(Root)).toBeUndefined();
+  });
+
+  it("@OptimisticLockExcluded on an entity class applies to the classes that extend it, not to its parents", () => {
+    class Base {}
+    @OptimisticLockExcluded()
+    class Legacy extends Base {}
+    class LegacyImport extends Legacy {}
+    expect([Legacy, LegacyImport, Base].map(isLockExcludedEntity)).toEqual([true, true, false]);
+  });
 
   it("a root without a version", async () => {
     const { Entity, PrimaryGeneratedColumn, ManyToOne, OneToMany } = await import("typeorm");
