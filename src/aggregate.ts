@@ -42,7 +42,8 @@ export function VersionedBy<T>(parent: () => Function, path: (member: T) => unkn
         `@VersionedBy on ${target.name}: pass the parent entity and the path to it, e.g. @VersionedBy(() => Order, (line: OrderLine) => line.order).`,
       );
     }
-    // The class itself, not a function returning it: calling it later would throw TypeORM-unrelated TypeErrors.
+    // The class itself, not a function returning it: calling it later would throw a TypeError
+    // that names neither the library nor the entity.
     // Stryker disable next-line Regex: equivalent (docs/testing.md); an arrow function's source starts with no word "class"
     if (/^class\b/.test(Function.prototype.toString.call(parent))) {
       throw new LockingConfigurationError(
