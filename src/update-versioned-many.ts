@@ -7,7 +7,7 @@
  * run in one transaction (the caller's, if one is active).
  */
 import type { DataSource, EntityManager, EntityMetadata, ObjectLiteral, QueryRunner, Repository } from "typeorm";
-import { type BatchedUpdateShape, type BatchedUpdateSql, dialectForType, type LockDialect } from "./dialect";
+import type { BatchedUpdateShape, BatchedUpdateSql, LockDialect } from "./dialect";
 import { describeValue, LockingConfigurationError, type OptimisticLockError, type RowConflict } from "./errors";
 import { installationOf } from "./installation";
 import { idCanExist, idMapOf } from "./row-ids";
@@ -23,6 +23,7 @@ import {
   writtenThroughSqlFunction,
 } from "./typeorm/batched-writes";
 import { noteOwnVersionWrite } from "./typeorm/commit-checks";
+import { knownDialectOf } from "./typeorm/error-translation";
 import { writeDialectOf } from "./typeorm/locking-reads";
 import type { ColumnMetadata } from "./typeorm-types";
 import type { UpdatePatch } from "./update-versioned";
@@ -78,7 +79,7 @@ export async function updateVersionedRows<T extends ObjectLiteral>(
   if (!Array.isArray(rows) || rows.length === 0) {
     throw refuse(`give a non-empty list of { id, version, patch }, got ${describeValue(rows)}. Nothing was written.`);
   }
-  const dialect = dialectOf(dataSource);
+  const dialect = knownDialectOf(dataSource);
   if (!dialect?.batchedUpdate) {
     throw refuse(
       `the ${dataSource.options.type} dialect has no batched UPDATE; call updateVersioned(repository, id, version, patch) per row.`,
@@ -163,10 +164,6 @@ function notRetryable(error: OptimisticLockError): OptimisticLockError {
 
 function among(rows: number): string {
   return `of ${rows} rows of updateVersioned() `;
-}
-
-function dialectOf(dataSource: DataSource): LockDialect | undefined {
-  return installationOf(dataSource)?.serverDialect ?? dialectForType(String(dataSource.options.type));
 }
 
 /** A row that is an entity of another class than the repository's (a mixed list) is the caller's mistake. */
