@@ -124,6 +124,25 @@ describeEachDatabase((db: TestDatabase) => {
     },
   );
 
+  onMysqlFamily(
+    "a node whose InnoDB shows no deadlock (or no status at all): the 1213 came from the cluster",
+    async () => {
+      const failure = new DeadlockError({ dialect: "galera", code: "1213", retryable: true, transactionAborted: true });
+      /** The server's own answers, but for SHOW ENGINE INNODB STATUS, which answers `status`. */
+      const showing =
+        (status: Record<string, unknown>[]): ProbeQuery =>
+        async (sql) =>
+          /INNODB STATUS/.test(sql) ? status : one.query(sql);
+      const [real] = await one.query("SHOW ENGINE INNODB STATUS");
+      const withoutDeadlock = String(real.Status).replace(/LATEST DETECTED DEADLOCK\n[\s\S]*?\n-{8,}\n/, "");
+      for (const status of [[{ ...real, Status: withoutDeadlock }], [{ Status: null }], []]) {
+        expect(await explain(failure, "UPDATE `tl_counter` SET value = 1", showing(status))).toBeInstanceOf(
+          CertificationConflictError,
+        );
+      }
+    },
+  );
+
   onMysqlFamily("a failure that is no deadlock is not looked into", async () => {
     const timeout = new LockTimeoutError({
       dialect: "galera",

@@ -9,11 +9,16 @@
 // per process, so the run a failure happened in outlives the test file it happened in.
 //
 // In the dry run (per-test coverage), it also counts what the file runs outside its tests for
-// the file's tests (file-coverage.js).
+// the file's tests (file-coverage.js). In a mutant's run, it notes the name of each test that
+// ran, so that the test runner can tell a covering test that did not run (see ranTests()).
 const { TestEnvironment } = require("jest-environment-node");
-const { FileCoverage } = require("./file-coverage");
+const { FileCoverage, fullName } = require("./file-coverage");
 
 let failedRun;
+// On the process's global: the Stryker test runner (an ES module, maybe loaded from another copy
+// of this directory than the one jest loads this file from) reads it.
+const RAN = Symbol.for("typeorm-locking.mutation.ranTests");
+globalThis[RAN] ??= { run: undefined, names: new Set() };
 
 class BailEnvironment extends TestEnvironment {
   constructor(config, context) {
@@ -29,12 +34,19 @@ class BailEnvironment extends TestEnvironment {
       if (stryker) this.fileCoverage.handle(event, stryker);
       return;
     }
+    if (event.name === "test_done") noteRan(run, fullName(event.test));
     if (event.name === "test_done" && event.test.errors.length > 0) failedRun = run;
     if (failedRun !== run) return;
     // A file started after the failure: no test enabled, so none of its beforeAll hooks run either.
     if (event.name === "run_start") skipAll(state.rootDescribeBlock);
     if (event.name === "test_start") event.test.mode = "skip";
   }
+}
+
+function noteRan(run, name) {
+  const ran = globalThis[RAN];
+  if (ran.run !== run) Object.assign(ran, { run, names: new Set() });
+  ran.names.add(name);
 }
 
 function skipAll(block) {

@@ -69,4 +69,4 @@ class FileCoverage {
   }
 }
 
-module.exports = { FileCoverage };
+module.exports = { FileCoverage, fullName };

@@ -12,7 +12,11 @@
 // 2. A mutant's run stops at its first failed test (scripts/stryker/bail-environment.js skips the
 //    tests left, scripts/stryker/bail-runner.js loads no test file after it): one failure kills
 //    it, and the covering tests left would only cost time.
-// 3. Each test runner process gets its own databases (see worker-databases.mjs): Stryker adds a
+// 3. A mutant that survived although some of its covering tests did not run is reported (a
+//    warning naming them): a test whose title prints a value of the code under test (jest's `%s`
+//    of a dialect object) is renamed by the mutant, so `--testNamePattern` no longer selects it.
+//    Found on 2026-12-06: every mutant of a dialect's name or capabilities survived that way.
+// 4. Each test runner process gets its own databases (see worker-databases.mjs): Stryker adds a
 //    second test runner once its TypeScript checker is done, and two runners sharing one database
 //    drop each other's tables mid-test, which kills mutants that no test would have killed.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -71,11 +75,30 @@ class CoveringFilesRunner {
     // Names this run for bail-environment.js, which skips the tests left after a failure.
     process.env[RUN_ENV] = String(++this.runs);
     try {
-      return await this.jest.mutantRun(options);
+      const result = await this.jest.mutantRun(options);
+      if (result.status === "survived") this.warnOfTestsNotRun(options);
+      return result;
     } finally {
       delete process.env[TEST_FILES_ENV];
       delete process.env[RUN_ENV];
     }
+  }
+
+  /** Warns when a covering test of a surviving mutant did not run (bail-environment.js notes those that did). */
+  warnOfTestsNotRun({ testFilter, activeMutant }) {
+    const ran = globalThis[Symbol.for("typeorm-locking.mutation.ranTests")];
+    if (!testFilter || ran?.run !== process.env[RUN_ENV]) return;
+    const missing = testFilter.filter((id) => !ran.names.has(id));
+    if (missing.length === 0) return;
+    const { fileName, location } = activeMutant;
+    this.log.warn(
+      `Mutant ${activeMutant.id} (${path.relative(process.cwd(), fileName)}:${location.start.line + 1}) survived, ` +
+        `but ${missing.length} of its ${testFilter.length} covering tests did not run (a title that prints what ` +
+        `the mutant changed?): ${missing
+          .slice(0, 3)
+          .map((id) => JSON.stringify(id.slice(0, 120)))
+          .join(", ")}`,
+    );
   }
 
   dispose() {
