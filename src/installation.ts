@@ -91,7 +91,10 @@ export interface Installation {
   readonly defaultWait?: WaitPolicy;
   /** `batchWrites`, resolved: `undefined` when off, else the most rows per statement (if bounded). */
   readonly batching?: { maxRows?: number };
-  /** The dialect, once the server has been asked which one it is (MySQL vs MariaDB). */
+  /**
+   * The dialect, once the server has been asked which one it is (MySQL vs MariaDB), or the one
+   * `installLocking()` was given. Each activation (a life of the DataSource) sets it afresh.
+   */
   serverDialect?: LockDialect;
 }
 
@@ -99,7 +102,7 @@ const installations = new WeakMap<DataSource, Installation>();
 
 /** Records (or replaces) the installation of a DataSource. @internal */
 export function recordInstallation(dataSource: DataSource, given: LockingOptions | null | undefined): Installation {
-  if (given !== undefined && given !== null && (typeof given !== "object" || Array.isArray(given))) {
+  if (given !== undefined && given !== null && !isOptionObject(given)) {
     throw new LockingConfigurationError(
       `installLocking(): the options are an object such as { versionColumns: "checked" }, got ${describeValue(given)}.`,
     );
@@ -111,7 +114,7 @@ export function recordInstallation(dataSource: DataSource, given: LockingOptions
       `installLocking(): versionColumns must be "checked" or "unchecked", got ${describeValue(versionColumns)}.`,
     );
   }
-  if (options.galera !== undefined && options.galera !== null && typeof options.galera !== "object") {
+  if (options.galera !== undefined && options.galera !== null && !isOptionObject(options.galera)) {
     throw new LockingConfigurationError(
       `installLocking(): galera is an object such as { pessimistic: "node-local" }, got ${describeValue(options.galera)}.`,
     );
@@ -134,13 +137,12 @@ export function recordInstallation(dataSource: DataSource, given: LockingOptions
         `package exports, or an object with the same members); got ${describeValue(options.dialect)}.`,
     );
   }
+  // Stryker disable next-line StringLiteral: the wording of the refusal's message (docs/testing.md)
   const defaultWait = waitPolicyOf({ timeout: options.lockTimeout }, "installLocking() lockTimeout");
-  const maxRows = typeof options.batchWrites === "object" ? options.batchWrites.maxRowsPerStatement : undefined;
+  const { batchWrites } = options;
+  const maxRows = isOptionObject(batchWrites) ? batchWrites.maxRowsPerStatement : undefined;
   if (
-    (options.batchWrites !== undefined &&
-      typeof options.batchWrites !== "boolean" &&
-      typeof options.batchWrites !== "object") ||
-    options.batchWrites === null ||
+    (batchWrites !== undefined && typeof batchWrites !== "boolean" && !isOptionObject(batchWrites)) ||
     (maxRows !== undefined && !(Number.isInteger(maxRows) && maxRows >= 2))
   ) {
     throw new LockingConfigurationError(
@@ -154,7 +156,7 @@ export function recordInstallation(dataSource: DataSource, given: LockingOptions
     previous.options.lockTimeout === options.lockTimeout &&
     previous.options.dialect === options.dialect &&
     previous.options.galera?.pessimistic === options.galera?.pessimistic &&
-    previous.options.batchWrites === options.batchWrites &&
+    previous.options.batchWrites === batchWrites &&
     sameEntries(previous.options.exclude ?? [], exclude)
   ) {
     return previous;
@@ -164,11 +166,15 @@ export function recordInstallation(dataSource: DataSource, given: LockingOptions
     policies: new VersionPolicies(versionColumns, [...exclude]),
     defaultWait,
     // On unless turned off: `undefined` (not given) batches.
-    batching: options.batchWrites === false ? undefined : { maxRows },
-    serverDialect: options.dialect ?? (previous?.options.dialect ? undefined : previous?.serverDialect),
+    batching: batchWrites === false ? undefined : { maxRows },
   };
   installations.set(dataSource, installation);
   return installation;
+}
+
+/** An object of options, not `null` or a list (`typeof` says "object" for both). */
+function isOptionObject<T>(value: T): value is T & object {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
 }
 
 /** Whether a value has the members of a {@link LockDialect} the library calls. */

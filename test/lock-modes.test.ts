@@ -222,8 +222,11 @@ describeEachDatabase((db) => {
   }
 
   describe("pessimistic modes", () => {
-    it("PESSIMISTIC_WRITE with timeout 0 fails at once with LockTimeoutError while another transaction holds the row", async () => {
-      const { error, elapsed } = await lockWhileHeld(one, await account(), { timeout: 0 });
+    it.each<[string, LockOptions]>([
+      ["timeout 0", { timeout: 0 }],
+      ['onLocked "nowait"', { onLocked: "nowait" }],
+    ])("PESSIMISTIC_WRITE with %s fails at once with LockTimeoutError while another transaction holds the row", async (_, options) => {
+      const { error, elapsed } = await lockWhileHeld(one, await account(), options);
       expect(error).toBeInstanceOf(LockTimeoutError);
       expect(error).toBeInstanceOf(PessimisticLockError);
       expect(error).toBeInstanceOf(LockingError);
@@ -392,7 +395,10 @@ describeEachDatabase((db) => {
         expect(writer).toBeInstanceOf(LockTimeoutError);
       });
 
-      it("SKIP_LOCKED leaves out the rows another transaction holds", async () => {
+      it.each<[string, LockOptions]>([
+        ["timeout SKIP_LOCKED", { timeout: SKIP_LOCKED }],
+        ['onLocked "skip"', { onLocked: "skip" }],
+      ])("%s leaves out the rows another transaction holds", async (_, options) => {
         const jobs = one.getRepository(Job);
         const base = nextId;
         nextId += 3;
@@ -412,7 +418,7 @@ describeEachDatabase((db) => {
           lockQuery(
             m.createQueryBuilder(Job, "job").where("job.id >= :base", { base }).orderBy("job.id"),
             LockMode.PESSIMISTIC_WRITE,
-            { timeout: SKIP_LOCKED },
+            options,
           ).getMany(),
         );
         release.resolve();
