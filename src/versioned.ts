@@ -1,6 +1,6 @@
 import "reflect-metadata";
 import { VersionColumn } from "typeorm";
-import { LockingConfigurationError } from "./errors";
+import { describeValue, LockingConfigurationError } from "./errors";
 import { versionPropertyTypeOf } from "./version-codec";
 
 /**
@@ -13,6 +13,7 @@ import { versionPropertyTypeOf } from "./version-codec";
  * ```
  */
 export type VersionColumnType = "int" | "integer" | "smallint" | "int2" | "int4" | "mediumint";
+const VERSION_COLUMN_TYPES: readonly string[] = ["int", "integer", "smallint", "int2", "int4", "mediumint"];
 
 /**
  * Options of {@link Versioned}.
@@ -25,13 +26,19 @@ export type VersionColumnType = "int" | "integer" | "smallint" | "int2" | "int4"
 export interface VersionedOptions {
   /** Column name in the table; defaults to TypeORM's naming of the property. */
   name?: string;
-  /** Integer column type; defaults to `"int"`. */
+  /**
+   * Integer column type; defaults to the driver's version type (`integer`, `int4` or `int`).
+   * TypeORM gives every version column that type whatever a `@VersionColumn` says; the library
+   * puts this one in when the DataSource builds its metadata, so the schema (synchronize, a
+   * generated migration) has it. A type the database does not have is refused there.
+   */
   type?: VersionColumnType;
   /** Column comment. */
   comment?: string;
 }
 
 const versionedProperties = new WeakMap<Function, string>();
+const declaredTypes = new WeakMap<Function, VersionColumnType>();
 
 /**
  * Marks a property as the entity's version (declared `number`, or `string`: the version is then
@@ -68,6 +75,12 @@ export function Versioned(options: VersionedOptions = {}): PropertyDecorator {
           `${designType?.name}. Declare it as \`${property}!: number\` (or string).`,
       );
     }
+    if (options.type !== undefined && !VERSION_COLUMN_TYPES.includes(options.type)) {
+      throw new LockingConfigurationError(
+        `@Versioned() on ${where}: type must be one of "${VERSION_COLUMN_TYPES.join('", "')}", got ` +
+          `${describeValue(options.type)}.`,
+      );
+    }
     const existing = versionedPropertyOf(entity);
     if (existing !== undefined) {
       throw new LockingConfigurationError(
@@ -76,7 +89,8 @@ export function Versioned(options: VersionedOptions = {}): PropertyDecorator {
       );
     }
     versionedProperties.set(entity, property);
-    VersionColumn({ type: options.type ?? "int", name: options.name, comment: options.comment })(prototype, property);
+    if (options.type !== undefined) declaredTypes.set(entity, options.type);
+    VersionColumn({ name: options.name, comment: options.comment })(prototype, property);
   };
 }
 
@@ -85,6 +99,17 @@ export function versionedPropertyOf(entity: Function): string | undefined {
   for (let c: unknown = entity; typeof c === "function"; c = Object.getPrototypeOf(c)) {
     const property = versionedProperties.get(c as Function);
     if (property !== undefined) return property;
+  }
+  return undefined;
+}
+
+/**
+ * The column type `@Versioned({ type })` declared on an entity class or one of its parent
+ * classes (the one that declared the property). @internal
+ */
+export function declaredVersionTypeOf(entity: Function): VersionColumnType | undefined {
+  for (let c: unknown = entity; typeof c === "function"; c = Object.getPrototypeOf(c)) {
+    if (versionedProperties.has(c as Function)) return declaredTypes.get(c as Function);
   }
   return undefined;
 }

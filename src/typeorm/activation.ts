@@ -36,6 +36,7 @@ import { installSharedRunnerTurns, takeTurnsIfShared } from "./shared-runner-tur
 import { installTransactionHooks, numberOpenTransaction } from "./transaction-hooks";
 import { installTreeBookkeeping } from "./tree-bookkeeping";
 import { installUncheckedWriteChecks } from "./unchecked-writes";
+import { installVersionColumnTypes } from "./version-column-types";
 
 const patched = new WeakSet<object>();
 
@@ -59,6 +60,7 @@ export function installHooks(): TypeormInternals {
   installCommitChecks();
   installSharedRunnerTurns(internals);
   installTreeBookkeeping(internals);
+  installVersionColumnTypes(internals);
   installActivationHooks(internals);
   return internals;
 }

@@ -1,0 +1,112 @@
+/**
+ * `@Versioned({ type })`: the version column has the declared type in the database (TypeORM
+ * alone gives every version column its driver's type, whatever `@VersionColumn` says), the schema
+ * stays in step with the metadata (no migration to generate), and a type the database does not
+ * have is refused when the DataSource starts. On every database.
+ */
+import "reflect-metadata";
+import { Column, type DataSource, Entity, PrimaryGeneratedColumn } from "typeorm";
+import { installLocking, LockingConfigurationError, OptimisticLockError, Versioned } from "../src";
+import { closeAll, describeEachDatabase, openAlongside, openDataSources, type TestDatabase } from "./support/databases";
+
+@Entity({ name: "vct_small" })
+class Small {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() name!: string;
+  @Versioned({ type: "smallint" }) version!: number;
+}
+
+@Entity({ name: "vct_default" })
+class Default {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() name!: string;
+  @Versioned() version!: number;
+}
+
+/** A subclass keeps the type its parent declared. */
+@Entity({ name: "vct_small_child" })
+class SmallChild extends Small {
+  @Column({ default: "" }) note!: string;
+}
+
+/** The type the database reports for a table's `version` column, lower case. */
+async function storedType(source: DataSource, db: TestDatabase, table: string): Promise<string> {
+  if (db.family === "sqlite") {
+    const columns: Array<{ name: string; type: string }> = await source.query(`PRAGMA table_info("${table}")`);
+    return String(columns.find((c) => c.name === "version")?.type).toLowerCase();
+  }
+  const [row] = await source.query(
+    db.family === "postgres"
+      ? "SELECT data_type AS t FROM information_schema.columns WHERE table_name = $1 AND column_name = 'version'"
+      : "SELECT DATA_TYPE AS t FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = 'version'",
+    [table],
+  );
+  return String(row.t).toLowerCase();
+}
+
+describeEachDatabase((db) => {
+  let a: DataSource;
+  let b: DataSource;
+
+  beforeAll(async () => {
+    [a] = await openDataSources(db, [Small, Default, SmallChild], { beforeInitialize: (s) => installLocking(s) });
+    b = await openAlongside(a);
+  });
+  afterAll(() => closeAll(b, a));
+
+  it("the declared type is the column's; without one, the driver's default", async () => {
+    expect(await storedType(a, db, "vct_small")).toBe("smallint");
+    expect(await storedType(a, db, "vct_small_child")).toBe("smallint");
+    const driverDefault = { sqlite: "integer", postgres: "integer", mysql: "int" }[db.family];
+    expect(await storedType(a, db, "vct_default")).toBe(driverDefault);
+  });
+
+  it("the schema matches the metadata: synchronize has nothing left to do", async () => {
+    const { upQueries } = await a.driver.createSchemaBuilder().log();
+    expect(upQueries.map((q) => q.query)).toEqual([]);
+  });
+
+  it("a smallint version is checked like any other: a stale save is refused, nothing written", async () => {
+    const smalls = a.getRepository(Small);
+    const { id } = await smalls.save(smalls.create({ name: "a" }));
+    const stale = await b.getRepository(Small).findOneByOrFail({ id });
+    const fresh = await smalls.findOneByOrFail({ id });
+    fresh.name = "b";
+    await smalls.save(fresh);
+    stale.name = "c";
+    expect(
+      await b
+        .getRepository(Small)
+        .save(stale)
+        .catch((e: unknown) => e),
+    ).toBeInstanceOf(OptimisticLockError);
+    expect(await smalls.findOneByOrFail({ id })).toMatchObject({ name: "b", version: 2 });
+  });
+
+  // SQLite takes any type name; PostgreSQL has no MEDIUMINT, MySQL and MariaDB no INT2.
+  (db.family === "sqlite" ? it.skip : it)(
+    "a declared type the database does not have is refused when the DataSource starts, naming the entity",
+    async () => {
+      const missing = db.family === "postgres" ? "mediumint" : "int2";
+      @Entity({ name: "vct_missing" })
+      class Missing {
+        @PrimaryGeneratedColumn() id!: number;
+        @Versioned({ type: missing as "int2" }) version!: number;
+      }
+      const error = await openDataSources(db, [Missing]).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(LockingConfigurationError);
+      expect((error as Error).message).toContain("Missing.version");
+    },
+  );
+});
+
+describe("@Versioned({ type })", () => {
+  it("a type that is no integer column type is refused where it is declared", () => {
+    expect(() => {
+      class Float {
+        @Versioned({ type: "float" as "int" }) version!: number;
+      }
+      return Float;
+    }).toThrow(LockingConfigurationError);
+  });
+});
