@@ -191,6 +191,10 @@ describe("bounded waits", () => {
   it("timeouts are validated; SKIP_LOCKED and onLocked are the same thing", () => {
     expect(waitPolicyOf({ timeout: 0 }, "t")).toEqual(NOWAIT);
     expect(waitPolicyOf({ timeout: SKIP_LOCKED }, "t")).toEqual(SKIP);
+    // The documented value, as a configuration file or a form would give it.
+    expect(waitPolicyOf({ timeout: -2 }, "t")).toEqual(SKIP);
+    expect(() => waitPolicyOf({ timeout: Number.NaN }, "here")).toThrow(/here: timeout must be/);
+    expect(() => waitPolicyOf({ timeout: "5" as never }, "here")).toThrow(/here: timeout must be/);
     expect(waitPolicyOf({ onLocked: "skip" }, "t")).toEqual(SKIP);
     expect(waitPolicyOf({ onLocked: "nowait" }, "t")).toEqual(NOWAIT);
     expect(waitPolicyOf({ timeout: 300 }, "t")).toEqual(wait(300));

@@ -1263,9 +1263,19 @@ describeEachDatabase((db) => {
       await expect(
         one.getRepository(Account).findOne({ where: { id }, ...withLockMode(LockMode.OPTIMISTIC) }),
       ).rejects.toThrow(/OPTIMISTIC on Account needs a transaction/);
-      await expect(one.transaction((m) => m.find(Job, { ...withLockMode(LockMode.OPTIMISTIC) }))).rejects.toThrow(
-        /OPTIMISTIC on Job needs a version column/,
-      );
+      for (const mode of [
+        LockMode.OPTIMISTIC,
+        LockMode.OPTIMISTIC_FORCE_INCREMENT,
+        LockMode.PESSIMISTIC_FORCE_INCREMENT,
+      ]) {
+        const error = await one.transaction((m) => m.find(Job, { ...withLockMode(mode) })).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(LockingConfigurationError);
+        expect((error as Error).message).toContain(`${mode} on Job needs a version column`);
+      }
+      // The modes that need none lock (or read) a row without a version.
+      for (const mode of [LockMode.PESSIMISTIC_WRITE, LockMode.NONE]) {
+        await expect(one.transaction((m) => m.find(Job, { ...withLockMode(mode) }))).resolves.toBeInstanceOf(Array);
+      }
     });
   });
 
