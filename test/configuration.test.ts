@@ -424,6 +424,7 @@ describe("a TypeORM build the library cannot hook is refused at import, naming w
       "SubjectDatabaseEntityLoader",
     ],
     ["queryExpressionMap", "clone", "query-builder/QueryExpressionMap.js", "QueryExpressionMap"],
+    ["dataSource", "buildMetadatas", "data-source/DataSource.js", "DataSource"],
   ])("%s.%s missing", (key, method, path, className) => {
     const { error, errors } = importAfter(() => {
       const prototype = require(`typeorm/${path}`)[className].prototype;

@@ -165,6 +165,10 @@ export function typeormInternals(): TypeormInternals {
       }
     }
   }
+  // Protected, so not in TypeORM's typings: where @Versioned({ type }) gives the column its type.
+  if (typeof (internals.dataSourceClass.prototype as Prototype).buildMetadatas !== "function") {
+    throw unsupported("dataSource.buildMetadatas is missing");
+  }
   cached = internals;
   return internals;
 }
