@@ -29,17 +29,29 @@ class SmallChild extends Small {
   @Column({ default: "" }) note!: string;
 }
 
+/** An embedded value holding the version: the entity's version, with the type it declares. */
+class Audit {
+  @Column({ default: "" }) by!: string;
+  @Versioned({ type: "smallint" }) version!: number;
+}
+
+@Entity({ name: "vct_embedded" })
+class WithAudit {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column(() => Audit) audit!: Audit;
+}
+
 /** The type the database reports for a table's `version` column, lower case. */
-async function storedType(source: DataSource, db: TestDatabase, table: string): Promise<string> {
+async function storedType(source: DataSource, db: TestDatabase, table: string, column = "version"): Promise<string> {
   if (db.family === "sqlite") {
     const columns: Array<{ name: string; type: string }> = await source.query(`PRAGMA table_info("${table}")`);
-    return String(columns.find((c) => c.name === "version")?.type).toLowerCase();
+    return String(columns.find((c) => c.name === column)?.type).toLowerCase();
   }
   const [row] = await source.query(
     db.family === "postgres"
-      ? "SELECT data_type AS t FROM information_schema.columns WHERE table_name = $1 AND column_name = 'version'"
-      : "SELECT DATA_TYPE AS t FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = 'version'",
-    [table],
+      ? "SELECT data_type AS t FROM information_schema.columns WHERE table_name = $1 AND column_name = $2"
+      : "SELECT DATA_TYPE AS t FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ?",
+    [table, column],
   );
   return String(row.t).toLowerCase();
 }
@@ -49,7 +61,9 @@ describeEachDatabase((db) => {
   let b: DataSource;
 
   beforeAll(async () => {
-    [a] = await openDataSources(db, [Small, Default, SmallChild], { beforeInitialize: (s) => installLocking(s) });
+    [a] = await openDataSources(db, [Small, Default, SmallChild, WithAudit], {
+      beforeInitialize: (s) => installLocking(s),
+    });
     b = await openAlongside(a);
   });
   afterAll(() => closeAll(b, a));
@@ -57,6 +71,7 @@ describeEachDatabase((db) => {
   it("the declared type is the column's; without one, the driver's default", async () => {
     expect(await storedType(a, db, "vct_small")).toBe("smallint");
     expect(await storedType(a, db, "vct_small_child")).toBe("smallint");
+    expect(await storedType(a, db, "vct_embedded", "auditVersion")).toBe("smallint");
     const driverDefault = { sqlite: "integer", postgres: "integer", mysql: "int" }[db.family];
     expect(await storedType(a, db, "vct_default")).toBe(driverDefault);
   });

@@ -21,7 +21,8 @@ export function installVersionColumnTypes(internals: TypeormInternals): void {
         const built = await build.apply(this, args);
         for (const metadata of this.entityMetadatas) {
           const column = metadata.versionColumn;
-          const declared = typeof metadata.target === "function" ? declaredVersionTypeOf(metadata.target) : undefined;
+          // The class that declared the property: an embedded value's, a parent entity's.
+          const declared = typeof column?.target === "function" ? declaredVersionTypeOf(column.target) : undefined;
           if (column && declared !== undefined) giveType(this, metadata.name, column, declared);
         }
         return built;
