@@ -12,8 +12,8 @@ import { versionPropertyTypeOf } from "./version-codec";
  * @Versioned({ type: "smallint" }) version!: number;
  * ```
  */
-export type VersionColumnType = "int" | "integer" | "smallint" | "int2" | "int4" | "mediumint";
-const VERSION_COLUMN_TYPES: readonly string[] = ["int", "integer", "smallint", "int2", "int4", "mediumint"];
+export type VersionColumnType = (typeof VERSION_COLUMN_TYPES)[number];
+const VERSION_COLUMN_TYPES = ["int", "integer", "smallint", "int2", "int4", "mediumint"] as const;
 
 /**
  * Options of {@link Versioned}.
@@ -37,8 +37,8 @@ export interface VersionedOptions {
   comment?: string;
 }
 
-const versionedProperties = new WeakMap<Function, string>();
-const declaredTypes = new WeakMap<Function, VersionColumnType>();
+/** Per class that declares `@Versioned()`: its property and the column type it asked for. */
+const declarations = new WeakMap<Function, { property: string; type?: VersionColumnType }>();
 
 /**
  * Marks a property as the entity's version (declared `number`, or `string`: the version is then
@@ -75,7 +75,7 @@ export function Versioned(options: VersionedOptions = {}): PropertyDecorator {
           `${designType?.name}. Declare it as \`${property}!: number\` (or string).`,
       );
     }
-    if (options.type !== undefined && !VERSION_COLUMN_TYPES.includes(options.type)) {
+    if (options.type !== undefined && !(VERSION_COLUMN_TYPES as readonly string[]).includes(options.type)) {
       throw new LockingConfigurationError(
         `@Versioned() on ${where}: type must be one of "${VERSION_COLUMN_TYPES.join('", "')}", got ` +
           `${describeValue(options.type)}.`,
@@ -88,28 +88,28 @@ export function Versioned(options: VersionedOptions = {}): PropertyDecorator {
           "an entity has exactly one version. Remove one of them.",
       );
     }
-    versionedProperties.set(entity, property);
-    if (options.type !== undefined) declaredTypes.set(entity, options.type);
+    declarations.set(entity, { property, type: options.type });
     VersionColumn({ name: options.name, comment: options.comment })(prototype, property);
   };
 }
 
 /** The `@Versioned()` property of an entity class or of one of its parent classes. @internal */
 export function versionedPropertyOf(entity: Function): string | undefined {
-  for (let c: unknown = entity; typeof c === "function"; c = Object.getPrototypeOf(c)) {
-    const property = versionedProperties.get(c as Function);
-    if (property !== undefined) return property;
-  }
-  return undefined;
+  return declarationOf(entity)?.property;
 }
 
 /**
- * The column type `@Versioned({ type })` declared on an entity class or one of its parent
- * classes (the one that declared the property). @internal
+ * The column type `@Versioned({ type })` declared on a class or one of its parent classes (the
+ * one that declared the property). @internal
  */
 export function declaredVersionTypeOf(entity: Function): VersionColumnType | undefined {
+  return declarationOf(entity)?.type;
+}
+
+function declarationOf(entity: Function): { property: string; type?: VersionColumnType } | undefined {
   for (let c: unknown = entity; typeof c === "function"; c = Object.getPrototypeOf(c)) {
-    if (versionedProperties.has(c as Function)) return declaredTypes.get(c as Function);
+    const declaration = declarations.get(c as Function);
+    if (declaration !== undefined) return declaration;
   }
   return undefined;
 }
