@@ -61,7 +61,7 @@ export function VersionedBy<T>(parent: () => Function, path: (member: T) => unkn
  *
  * On a class, it leaves the whole entity out of `versionColumns: "checked"`: its
  * `@VersionColumn` keeps TypeORM's own behaviour (bumped, never checked), and a declaration the
- * library refuses (two version columns, a non-integer version) no longer fails the DataSource.
+ * library refuses (two version columns, a version property of a type that holds no number) no longer fails the DataSource.
  * The way out for the few entities of a large app that cannot be checked yet; the same as
  * `installLocking(dataSource, { exclude: [Entity] })`. Not allowed beside `@Versioned()` or
  * `@VersionedBy`. Applies to subclasses.

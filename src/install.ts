@@ -18,7 +18,7 @@ installHooks();
  * meets one of them, so forgetting the call never silently turns a check off. A DataSource using
  * none of them stays plain TypeORM (a `@VersionColumn` included, unless `versionColumns: "checked"`).
  *
- * Entity set-up errors (a non-integer version, two version columns, `@Versioned` beside
+ * Entity set-up errors (a version property of a type that holds no number, two version columns, `@Versioned` beside
  * `@VersionColumn`) are thrown here if the DataSource is initialized, else by `initialize()`.
  * The installation outlives `destroy()`: a later `initialize()` applies it to the entities the
  * DataSource has then.

@@ -115,6 +115,34 @@ describe("set-up errors", () => {
     }
   });
 
+  it("a checked @VersionColumn in an embedded value, on a property that cannot hold a version, is refused too", async () => {
+    class Stamp {
+      @VersionColumn() version!: Date;
+    }
+    @Entity()
+    class EmbeddedDateVersion {
+      @PrimaryGeneratedColumn() id!: number;
+      @Column(() => Stamp) stamp!: Stamp;
+    }
+    class NumberStamp {
+      @VersionColumn() version!: number;
+    }
+    @Entity()
+    class EmbeddedNumberVersion {
+      @PrimaryGeneratedColumn() id!: number;
+      @Column(() => NumberStamp) stamp!: NumberStamp;
+    }
+    const ds = await sqlite([EmbeddedDateVersion, EmbeddedNumberVersion]).initialize();
+    try {
+      expect(() => installLocking(ds, { versionColumns: "checked" })).toThrow(
+        /^EmbeddedDateVersion\.stamp\.version is the version but is declared as Date/,
+      );
+      expect(() => installLocking(ds, { versionColumns: "checked", exclude: [EmbeddedDateVersion] })).not.toThrow();
+    } finally {
+      await ds.destroy();
+    }
+  });
+
   it("two checked @VersionColumns on one entity are refused", async () => {
     @Entity()
     class TwoColumns {

@@ -138,7 +138,7 @@ function usesLibraryDecorators(dataSource: DataSource): boolean {
 
 /**
  * `installLocking(dataSource)` with the default options, done by the library itself. A set-up
- * error (a non-integer `@Versioned()`, a broken `@VersionedBy`) is thrown at this point and
+ * error (two version columns, a broken `@VersionedBy`) is thrown at this point and
  * again at every later write or lock of the DataSource: never a DataSource left half-checked.
  */
 function installImplicitly(dataSource: DataSource, runner: QueryRunner | undefined): Installation {
