@@ -61,6 +61,7 @@ export const NO_WAIT = 0;
  * { timeout: 0 }            // NOWAIT: fail at once with LockTimeoutError
  * { timeout: SKIP_LOCKED }  // leave locked rows out
  * { onLocked: "skip" }      // the same, spelled out
+ * { onLocked: "wait" }      // the database's own default, whatever installLocking's lockTimeout
  * { timeout: 1500 }         // wait at most 1.5 s (MySQL, MariaDB, Oracle: rounded up to 2 s)
  * {}                        // the database default, or installLocking's lockTimeout
  * ```
@@ -68,7 +69,12 @@ export const NO_WAIT = 0;
 export interface LockOptions {
   /** Milliseconds to wait: `0` = NOWAIT, `SKIP_LOCKED` (-2) = skip locked rows, `n > 0` = at most n ms. */
   timeout?: number;
-  /** `"nowait"` or `"skip"`; an alternative to the special `timeout` values. */
+  /**
+   * `"nowait"` or `"skip"`: an alternative to the special `timeout` values. `"wait"`: wait for the
+   * lock, at most `timeout` ms if given, else as long as the database's own default allows (also
+   * where `installLocking()`'s `lockTimeout` sets another). Given with a `timeout` that asks for
+   * another wait (`{ onLocked: "nowait", timeout: 500 }`), it is refused.
+   */
   onLocked?: "wait" | "nowait" | "skip";
 }
 
@@ -118,10 +124,25 @@ export function waitPolicyOf(options: LockOptions | null | undefined, where: str
         `(-2); leave it out for the database's default wait. Got ${describeValue(timeout)}.`,
     );
   }
-  if (onLocked === "skip" || timeout === SKIP_LOCKED) return { kind: "skip" };
-  if (onLocked === "nowait" || timeout === 0) return { kind: "nowait" };
-  if (timeout !== undefined) return { kind: "wait", ms: timeout };
-  return undefined;
+  const byTimeout: WaitPolicy | undefined =
+    timeout === undefined
+      ? undefined
+      : timeout === SKIP_LOCKED
+        ? { kind: "skip" }
+        : timeout === 0
+          ? { kind: "nowait" }
+          : { kind: "wait", ms: timeout };
+  if (onLocked === undefined) return byTimeout;
+  // "wait" without a timeout is the database's own wait: it overrides installLocking's lockTimeout.
+  const asked: WaitPolicy =
+    onLocked !== "wait" ? { kind: onLocked } : byTimeout?.kind === "wait" ? byTimeout : { kind: "default" };
+  if (byTimeout !== undefined && byTimeout.kind !== asked.kind) {
+    throw new LockingConfigurationError(
+      `${where}: onLocked ${describeValue(onLocked)} and timeout ${describeValue(timeout)} ask for different waits; ` +
+        "give one of them.",
+    );
+  }
+  return asked;
 }
 
 /** Whether a mode takes a row lock with the SELECT. @internal */

@@ -202,6 +202,25 @@ describe("bounded waits", () => {
     expect(() => waitPolicyOf({ timeout: -5 }, "here")).toThrow(/here: timeout must be/);
     expect(() => waitPolicyOf({ onLocked: "later" as never }, "here")).toThrow(/onLocked must be/);
   });
+
+  it('onLocked "wait" is the database\'s own wait, or the timeout given; a timeout asking for another wait is refused', () => {
+    expect(waitPolicyOf({ onLocked: "wait" }, "t")).toEqual({ kind: "default" });
+    expect(waitPolicyOf({ onLocked: "wait", timeout: 300 }, "t")).toEqual(wait(300));
+    expect(waitPolicyOf({ onLocked: "nowait", timeout: 0 }, "t")).toEqual(NOWAIT);
+    expect(waitPolicyOf({ onLocked: "skip", timeout: SKIP_LOCKED }, "t")).toEqual(SKIP);
+    for (const contradiction of [
+      { onLocked: "nowait", timeout: 500 },
+      { onLocked: "nowait", timeout: SKIP_LOCKED },
+      { onLocked: "skip", timeout: 0 },
+      { onLocked: "skip", timeout: 500 },
+      { onLocked: "wait", timeout: 0 },
+      { onLocked: "wait", timeout: SKIP_LOCKED },
+    ] as const) {
+      expect(() => waitPolicyOf(contradiction, "here")).toThrow(
+        /^here: onLocked "\w+" and timeout -?\d+ ask for different waits/,
+      );
+    }
+  });
 });
 
 describe("error classification", () => {

@@ -234,14 +234,45 @@ describeEachDatabase((db) => {
       expect(elapsed).toBeLessThan(500);
     });
 
-    it("PESSIMISTIC_WRITE with timeout 1000 fails after at least 1000 ms and well before 2000 ms", async () => {
-      const { error, elapsed } = await lockWhileHeld(one, await account(), { timeout: 1000 });
+    it.each<[string, LockOptions]>([
+      ["timeout 1000", { timeout: 1000 }],
+      ['onLocked "wait" and timeout 1000', { onLocked: "wait", timeout: 1000 }],
+    ])("PESSIMISTIC_WRITE with %s fails after at least 1000 ms and well before 2000 ms", async (_, options) => {
+      const { error, elapsed } = await lockWhileHeld(one, await account(), options);
       expect(error).toBeInstanceOf(LockTimeoutError);
       expect(elapsed).toBeGreaterThanOrEqual(1000);
       expect(elapsed).toBeLessThan(1900);
       // PostgreSQL aborts the whole transaction on any error; MySQL/MariaDB and SQLite only the statement.
       expect((error as LockTimeoutError).transactionAborted).toBe(db.family === "postgres");
       expect((error as LockTimeoutError).retryable).toBe(true);
+    });
+
+    it('onLocked "wait" waits for the lock even where installLocking\'s lockTimeout says NOWAIT', async () => {
+      const withDefault = await openAlongside(one, { logger: undefined, logging: false });
+      try {
+        installLocking(withDefault, { lockTimeout: 0 });
+        const id = await account();
+        if (sqlite) {
+          // better-sqlite3 waits synchronously, so the holder (in this process) cannot let go
+          // meanwhile: the wait is the connection's busy timeout (2000 ms), where NOWAIT fails at once.
+          const { error, elapsed } = await lockWhileHeld(withDefault, id, { onLocked: "wait" });
+          expect(error).toBeInstanceOf(LockTimeoutError);
+          expect(elapsed).toBeGreaterThanOrEqual(1900);
+          return;
+        }
+        const holder = holdLock(id);
+        await holder.held;
+        const started = Date.now();
+        setTimeout(holder.release, 400);
+        const locked = await withDefault.transaction((m) =>
+          m.findOne(Account, { where: { id }, ...withLockMode(LockMode.PESSIMISTIC_WRITE, { onLocked: "wait" }) }),
+        );
+        await holder.done;
+        expect(locked?.id).toBe(id);
+        expect(Date.now() - started).toBeGreaterThanOrEqual(350);
+      } finally {
+        await closeAll(withDefault);
+      }
     });
 
     it("installLocking's lockTimeout is the default wait of locks that give none", async () => {

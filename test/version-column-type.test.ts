@@ -53,6 +53,26 @@ class TextAsked {
   @VersionColumn({ type: "varchar" }) version!: number;
 }
 
+/** `@Versioned()`'s column name and comment reach the table. */
+@Entity({ name: "vct_named" })
+class Named {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() name!: string;
+  @Versioned({ name: "row_version", comment: "guards every write" }) version!: number;
+}
+
+/** The comment of a table's column as the database keeps it (SQLite keeps none). */
+async function storedComment(source: DataSource, db: TestDatabase, table: string, column: string): Promise<unknown> {
+  const [row] = await source.query(
+    db.family === "postgres"
+      ? "SELECT col_description(c.oid, a.attnum) AS c FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid " +
+          "WHERE c.relname = $1 AND a.attname = $2"
+      : "SELECT COLUMN_COMMENT AS c FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = ?",
+    [table, column],
+  );
+  return row?.c;
+}
+
 /** The type the database reports for a table's `version` column, lower case. */
 async function storedType(source: DataSource, db: TestDatabase, table: string, column = "version"): Promise<string> {
   if (db.family === "sqlite") {
@@ -73,7 +93,7 @@ describeEachDatabase((db) => {
   let b: DataSource;
 
   beforeAll(async () => {
-    [a] = await openDataSources(db, [Small, Default, SmallChild, WithAudit, TextAsked], {
+    [a] = await openDataSources(db, [Small, Default, SmallChild, WithAudit, TextAsked, Named], {
       beforeInitialize: (s) => installLocking(s, { versionColumns: "checked" }),
     });
     b = await openAlongside(a);
@@ -90,6 +110,13 @@ describeEachDatabase((db) => {
     expect(await storedType(a, db, "vct_text_asked")).toBe(driverDefault);
   });
 
+  it("the column name and comment @Versioned() gives are the table's", async () => {
+    const driverDefault = { sqlite: "integer", postgres: "integer", mysql: "int" }[db.family];
+    expect(await storedType(a, db, "vct_named", "row_version")).toBe(driverDefault);
+    if (db.family !== "sqlite")
+      expect(await storedComment(a, db, "vct_named", "row_version")).toBe("guards every write");
+  });
+
   it("the schema matches the metadata: synchronize has nothing left to do", async () => {
     const { upQueries } = await a.driver.createSchemaBuilder().log();
     expect(upQueries.map((q) => q.query)).toEqual([]);
@@ -98,6 +125,7 @@ describeEachDatabase((db) => {
   it.each([
     ["a smallint @Versioned()", Small],
     ["a @VersionColumn that asked for text", TextAsked],
+    ["a @Versioned() with a column name of its own", Named],
   ])("%s is checked like any other: a stale save is refused, nothing written", async (_, entity) => {
     const mine = a.getRepository<{ id: number; name: string }>(entity);
     const theirs = b.getRepository<{ id: number; name: string }>(entity);
