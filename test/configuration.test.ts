@@ -155,6 +155,8 @@ describe("set-up errors", () => {
       expect(() => installLocking(ds, { versionColumns: "checked" })).toThrow(
         /TwoColumns has 2 version columns.*@OptimisticLockExcluded\(\).*exclude: \[TwoColumns\]/,
       );
+      // Unchecked, they are TypeORM's to bump, as without the library.
+      expect(() => installLocking(ds, { versionColumns: "unchecked" })).not.toThrow();
     } finally {
       await ds.destroy();
     }
@@ -348,6 +350,48 @@ describe("leaving entities out of checked mode (issue 22)", () => {
     } finally {
       await ds.destroy();
     }
+  });
+
+  it("that exclude list leaves out the @Versioned() entities (they cannot be excluded); with only those, there is none", async () => {
+    @Entity({ name: "optout_both" })
+    class Both {
+      @PrimaryGeneratedColumn() id!: number;
+      @Versioned() version!: number;
+      @VersionColumn() other!: number;
+    }
+    @Entity({ name: "optout_versioned_excluded" })
+    @OptimisticLockExcluded()
+    class VersionedExcluded {
+      @PrimaryGeneratedColumn() id!: number;
+      @Versioned() version!: number;
+    }
+    @Entity({ name: "optout_bool_too" })
+    class BoolToo {
+      @PrimaryGeneratedColumn() id!: number;
+      @VersionColumn() version!: boolean;
+    }
+    const refusal = async (entities: Function[]) => {
+      const ds = await sqlite(entities).initialize();
+      try {
+        installLocking(ds, { versionColumns: "checked" });
+      } catch (error) {
+        expect(error).toBeInstanceOf(LockingConfigurationError);
+        return (error as Error).message;
+      } finally {
+        await ds.destroy();
+      }
+      throw new Error("installLocking() took the entities");
+    };
+    const mixed = await refusal([Both, BoolToo]);
+    expect(mixed).toMatch(/^2 entities cannot be version-checked:/);
+    expect(mixed).toMatch(/- Both declares @Versioned\(\) on "version" and @VersionColumn on "other"/);
+    expect(mixed).toMatch(/exclude: \[BoolToo\] \}\)\.$/);
+    const versionedOnly = await refusal([Both, VersionedExcluded]);
+    expect(versionedOnly).toMatch(/^2 entities cannot be version-checked:/);
+    expect(versionedOnly).toMatch(
+      /- VersionedExcluded declares @Versioned\(\) on "version" and @OptimisticLockExcluded\(\)/,
+    );
+    expect(versionedOnly).not.toMatch(/exclude/);
   });
 
   it("an exclude list naming no entity of the DataSource, or not a list, is refused", async () => {
