@@ -77,7 +77,7 @@ export class MissingVersionError extends LockingError {
 
   constructor(init: { entityName: string; id: unknown; versionProperty: string; operation: string }) {
     super(
-      `Cannot ${init.operation} ${init.entityName} ${formatId(init.id)}: its version property ` +
+      `Cannot ${init.operation} ${init.entityName} ${describeId(init.id)}: its version property ` +
         `"${init.versionProperty}" holds no value, so the write could not be checked against ` +
         `concurrent changes. Load the entity before changing it, set "${init.versionProperty}" ` +
         `to the version the client sent, or use updateVersioned().`,
@@ -196,16 +196,16 @@ export class StaleVersionError extends ConcurrencyError {
   override readonly retryable: boolean = false;
 
   constructor(details: ConflictDetails & { detail?: string }) {
-    super(staleVersionMessage(details), details);
+    super(describeStaleVersion(details), details);
   }
 }
 
-function staleVersionMessage(details: ConflictDetails & { detail?: string }): string {
+function describeStaleVersion(details: ConflictDetails & { detail?: string }): string {
   const { expectedVersion: expected, actualVersion: actual } = details;
-  const subject = `${details.entityName} ${formatId(details.id)} (${details.operation})`;
+  const subject = `${details.entityName} ${describeId(details.id)} (${details.operation})`;
   if (actual === undefined || expected < 0) {
     return (
-      `${details.entityName} ${formatId(details.id)} ${details.detail ?? "is at an unknown version"}, but version ` +
+      `${details.entityName} ${describeId(details.id)} ${details.detail ?? "is at an unknown version"}, but version ` +
       `${expected} was expected by this ${details.operation}. Nothing was written; reload it and apply the change again.`
     );
   }
@@ -241,7 +241,7 @@ export class RowNotFoundError extends ConcurrencyError {
 
   constructor(details: Omit<ConflictDetails, "actualVersion">) {
     super(
-      `${details.entityName} ${formatId(details.id)} does not exist (deleted, or never created): the ` +
+      `${details.entityName} ${describeId(details.id)} does not exist (deleted, or never created): the ` +
         `${details.operation} with version ${details.expectedVersion} has no row to apply to. Nothing was written.`,
       details,
     );
@@ -269,7 +269,7 @@ export class OptimisticLockError extends ConcurrencyError {
 
   constructor(details: ConflictDetails & { detail?: string; conflicts?: readonly RowConflict[] }) {
     super(
-      `${details.entityName} ${formatId(details.id)} was changed or deleted by another ` +
+      `${details.entityName} ${describeId(details.id)} was changed or deleted by another ` +
         `transaction after it was loaded: ${details.operation} expected version ` +
         `${details.expectedVersion}${
           details.actualVersion === undefined ? "" : `, found ${details.actualVersion}`
@@ -352,15 +352,18 @@ export class MalformedIfMatchError extends LockingError {
 
   constructor(header: string, reason: string) {
     const shown = header.length > 100 ? `${header.slice(0, 100)}... (${header.length} characters)` : header;
-    // As sent, but with control and non-ASCII characters escaped: the message goes into logs and bodies.
-    const printable = shown.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
     super(
-      `If-Match: ${printable} is malformed: ${reason}. Send the ETag the resource was last ` +
+      `If-Match: ${describeHeader(shown)} is malformed: ${reason}. Send the ETag the resource was last ` +
         'read with, quoted, e.g. If-Match: "7" (a list "6", "7" or * for any version is accepted too).',
     );
     this.header = shown;
     this.reason = reason;
   }
+}
+
+/** A header as sent, with control and non-ASCII characters escaped: the message goes into logs and bodies. */
+function describeHeader(header: string): string {
+  return header.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 
 /**
@@ -393,14 +396,17 @@ export function jsonOf(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => (typeof v === "bigint" ? v.toString() : v)) ?? "undefined";
 }
 
-/** `{ id: 1 }` -> `id=1`; `{ a: 1, b: 2 }` -> `(a=1, b=2)`; lists are joined. @internal */
-export function formatId(id: unknown, depth = 0): string {
+/**
+ * An id as an error message shows it: `{ id: 1 }` -> `id=1`; `{ a: 1, b: 2 }` -> `(a=1, b=2)`;
+ * lists are joined.
+ */
+function describeId(id: unknown, depth = 0): string {
   // An id comes from callers, and from clients through them: a cycle or a deep nest is cut short.
   if (depth > 3) return "...";
-  if (Array.isArray(id)) return `[${id.map((v) => formatId(v, depth + 1)).join(", ")}]`;
+  if (Array.isArray(id)) return `[${id.map((v) => describeId(v, depth + 1)).join(", ")}]`;
   if (id !== null && typeof id === "object") {
     const parts = Object.entries(id as Record<string, unknown>).map(
-      ([k, v]) => `${k}=${typeof v === "object" && v !== null ? formatId(v, depth + 1) : String(v)}`,
+      ([k, v]) => `${k}=${typeof v === "object" && v !== null ? describeId(v, depth + 1) : String(v)}`,
     );
     return parts.length === 1 ? parts[0] : `(${parts.join(", ")})`;
   }
@@ -451,7 +457,7 @@ export abstract class PessimisticLockError extends LockingError implements Datab
   readonly transactionAborted: boolean;
 
   protected constructor(message: string, failure: DatabaseLockFailure, cause: unknown) {
-    super(`${message} [${failure.dialect} ${failure.code}]${causeMessage(cause)}`, { cause });
+    super(`${message} [${failure.dialect} ${failure.code}]${describeCause(cause)}`, { cause });
     this.dialect = failure.dialect;
     this.code = failure.code;
     this.retryable = failure.retryable;
@@ -617,7 +623,7 @@ export class ClusterNodeNotReadyError extends LockingError {
       "This Galera node is not in the cluster's primary component (cut off from the other nodes, or " +
         "still joining) and refused the statement before running it; nothing of it was executed. " +
         `Retry the transaction when the node is back, or on another node [${failure.dialect} ${failure.code}]` +
-        causeMessage(cause),
+        describeCause(cause),
       { cause },
     );
     this.dialect = failure.dialect;
@@ -638,7 +644,7 @@ export class ClusterNodeNotReadyError extends LockingError {
  */
 export type TranslatedDatabaseError = PessimisticLockError | ClusterNodeNotReadyError;
 
-function causeMessage(cause: unknown): string {
+function describeCause(cause: unknown): string {
   return cause instanceof Error && cause.message ? `: ${cause.message}` : "";
 }
 
@@ -693,23 +699,31 @@ export class CommitOutcomeUnknownError extends LockingError {
   readonly retryable = false;
 
   constructor(init: { dialect: string; statement: string; lost?: "connection" | "cluster" }, cause?: unknown) {
-    const shown = init.statement.length > 200 ? `${init.statement.slice(0, 200)}...` : init.statement;
-    const what = /^\s*COMMIT\b/i.test(init.statement) ? "COMMIT" : `the autocommit statement ${JSON.stringify(shown)}`;
     const lost = init.lost ?? "connection";
-    super(
-      (lost === "cluster"
-        ? `The database node lost its cluster (Galera: not connected to the primary component) while it ` +
-          `replicated ${what} [${init.dialect}]: the other nodes may or may not have committed the transaction. `
-        : `The connection to the database was lost after ${what} was sent and before its answer arrived ` +
-          `[${init.dialect}]: the transaction may or may not have committed. `) +
-        "It is not retried, since retrying work that did commit applies it twice: look up the " +
-        `operation's idempotency key (or the data) to find out${causeMessage(cause)}`,
-      { cause },
-    );
+    super(describeLostCommit(init.statement, init.dialect, lost, cause), { cause });
     this.dialect = init.dialect;
     this.statement = init.statement;
     this.lost = lost;
   }
+}
+
+function describeLostCommit(
+  statement: string,
+  dialect: string,
+  lost: "connection" | "cluster",
+  cause: unknown,
+): string {
+  const shown = statement.length > 200 ? `${statement.slice(0, 200)}...` : statement;
+  const what = /^\s*COMMIT\b/i.test(statement) ? "COMMIT" : `the autocommit statement ${JSON.stringify(shown)}`;
+  return (
+    (lost === "cluster"
+      ? `The database node lost its cluster (Galera: not connected to the primary component) while it ` +
+        `replicated ${what} [${dialect}]: the other nodes may or may not have committed the transaction. `
+      : `The connection to the database was lost after ${what} was sent and before its answer arrived ` +
+        `[${dialect}]: the transaction may or may not have committed. `) +
+    "It is not retried, since retrying work that did commit applies it twice: look up the " +
+    `operation's idempotency key (or the data) to find out${describeCause(cause)}`
+  );
 }
 
 /**
@@ -738,16 +752,24 @@ export class RetryExhaustedError extends LockingError {
   declare readonly cause: unknown;
 
   constructor(init: { attempts: number; elapsedMs: number; reason: "attempts" | "budget"; cause: unknown }) {
-    const limit = init.reason === "attempts" ? "every attempt failed" : "the time budget ran out";
-    super(
-      `Gave up after ${init.attempts} attempt${init.attempts === 1 ? "" : "s"} in ${Math.round(init.elapsedMs)} ms ` +
-        `(${limit}); the last one failed with: ${init.cause instanceof Error ? init.cause.message : String(init.cause)}`,
-      { cause: init.cause },
-    );
+    super(describeGivingUp(init), { cause: init.cause });
     this.attempts = init.attempts;
     this.elapsedMs = init.elapsedMs;
     this.reason = init.reason;
   }
+}
+
+function describeGivingUp(init: {
+  attempts: number;
+  elapsedMs: number;
+  reason: "attempts" | "budget";
+  cause: unknown;
+}) {
+  const limit = init.reason === "attempts" ? "every attempt failed" : "the time budget ran out";
+  return (
+    `Gave up after ${init.attempts} attempt${init.attempts === 1 ? "" : "s"} in ${Math.round(init.elapsedMs)} ms ` +
+    `(${limit}); the last one failed with: ${init.cause instanceof Error ? init.cause.message : String(init.cause)}`
+  );
 }
 
 /**

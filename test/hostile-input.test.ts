@@ -12,9 +12,11 @@ import {
   LockingConfigurationError,
   LockMode,
   lockInOrder,
+  MissingVersionError,
   OfflineLockLostError,
   OfflineLockManager,
   OfflineLockRecord,
+  OptimisticLockError,
   Retryable,
   RowNotFoundError,
   retryOnConflict,
@@ -61,6 +63,22 @@ describe("values an error message cannot JSON.stringify (a bigint, a cycle)", ()
       LockingConfigurationError,
     );
     expect(await caught(() => Retryable({ attempts: value as never }))).toBeInstanceOf(LockingConfigurationError);
+  });
+
+  it("a conflict about an id that is a cycle, or nested deep, is built all the same (its message cuts the id short)", () => {
+    const deep = { a: { b: { c: { d: { e: { f: 1 } } } } } };
+    for (const id of [cyclic, [cyclic, cyclic], deep]) {
+      const details = { entityName: "Account", id, expectedVersion: 1, actualVersion: 2, operation: "update" };
+      for (const error of [
+        new OptimisticLockError(details),
+        new StaleVersionError(details),
+        new RowNotFoundError(details),
+        new MissingVersionError({ entityName: "Account", id, versionProperty: "version", operation: "update" }),
+      ]) {
+        expect(error.id).toBe(id);
+        expect(error.message).toContain("...");
+      }
+    }
   });
 
   it("lock options that are no object (withLockMode(mode, 1000)) are refused instead of waiting the default", async () => {

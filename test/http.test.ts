@@ -191,6 +191,14 @@ describe("a malformed If-Match", () => {
     ['"3\u20ac"', /U\+20AC, is not allowed/], // beyond obs-text: not what an HTTP header carries
   ];
 
+  it("the header an error carries is the one sent, cut after its first 100 characters", () => {
+    const header = (length: number) => `"${"x".repeat(length - 2)}"`;
+    expect((errorOf(header(100)) as MalformedIfMatchError).header).toBe(header(100));
+    const long = errorOf(header(101)) as MalformedIfMatchError;
+    expect(long.header.startsWith(header(101).slice(0, 100))).toBe(true);
+    expect(long.header).not.toBe(header(101));
+  });
+
   it.each(malformed)("If-Match: %s is MalformedIfMatchError (HTTP 400) saying what is wrong", (header, reason) => {
     const error = errorOf(header);
     expect(error).toBeInstanceOf(MalformedIfMatchError);

@@ -4,8 +4,9 @@
 //
 // - string and template literals (and their concatenations, and everything inside them:
 //   `${i + 1}`, `${code === 0 ? "a NUL" : "a surrogate"}`) that are an argument of
-//   `new SomethingError(...)`, of `bad(...)` (retry.ts's option-error helper), or the value
-//   assigned to an error's `.message`;
+//   `new SomethingError(...)`, of `bad(...)` (retry.ts's option-error helper), of `super(...)` in
+//   the constructor of a class named `SomethingError`, or the value assigned to an error's `.message`;
+// - the default value of a parameter named `message`, `what`, `where` or `reason`;
 // - the whole value of a `detail:`, `message:` or `coveredBy:` property (its strings and the
 //   conditions that choose between them);
 // - an argument given for a parameter named `what`, `where` or `reason` of a function declared in
@@ -23,10 +24,22 @@ const MESSAGE_PROPERTIES = new Set(["detail", "message", "coveredBy"]);
 const MESSAGE_PARAMETERS = new Set(["what", "where", "reason"]);
 const DESCRIBES = /^describe([A-Z]|$)/;
 
-/** A callee that builds an error (or its message): `new FooError(...)`, `bad(...)`. */
-function buildsMessage(callee) {
+/**
+ * A call that builds an error (or its message): `new FooError(...)`, `bad(...)`, and `super(...)`
+ * in the constructor of a class named `...Error` (the message it hands to `Error`).
+ */
+function buildsMessage(call) {
+  const callee = call.node.callee;
+  if (callee?.type === "Super") return /Error$/.test(call.findParent((p) => p.isClass())?.node.id?.name ?? "");
   if (callee?.type !== "Identifier") return false;
   return /Error$/.test(callee.name) || MESSAGE_HELPERS.has(callee.name);
+}
+
+/** `(message = "...")`, `(what = "this request")`: a parameter's default that only words a message. */
+function isMessageDefault(parent, child) {
+  if (!parent.isAssignmentPattern() || child.key !== "right") return false;
+  const name = parent.node.left.type === "Identifier" ? parent.node.left.name : "";
+  return (name === "message" || MESSAGE_PARAMETERS.has(name)) && parent.parentPath.isFunction();
 }
 
 function isMessageProperty(parent, child) {
@@ -59,8 +72,9 @@ function isMessageParameter(call, index) {
 /** Whether the value that `child` (a child of `parent`) is only ever becomes message text. */
 function endsInMessage(parent, child) {
   if (isMessageProperty(parent, child) || isMessageAssignment(parent, child)) return true;
+  if (isMessageDefault(parent, child)) return true;
   if ((parent.isNewExpression() || parent.isCallExpression()) && child.listKey === "arguments") {
-    return buildsMessage(parent.node.callee) || (parent.isCallExpression() && isMessageParameter(parent, child.key));
+    return buildsMessage(parent) || (parent.isCallExpression() && isMessageParameter(parent, child.key));
   }
   return false;
 }
