@@ -175,8 +175,11 @@ describe("connection loss, by dialect (no server)", () => {
   });
 
   it("the error is a LockingError, never retryable, and isRetryableConflict says no", () => {
-    const error = new CommitOutcomeUnknownError({ dialect: "postgres", statement: "COMMIT" }, new Error("gone"));
+    const driverError = new Error("gone");
+    const error = new CommitOutcomeUnknownError({ dialect: "postgres", statement: "COMMIT" }, driverError);
     expect(error).toBeInstanceOf(LockingError);
+    expect(error.cause).toBe(driverError);
+    expect(error).toMatchObject({ dialect: "postgres", statement: "COMMIT", lost: "connection" });
     expect(error.retryable).toBe(false);
     expect(isRetryableConflict(error, { retryLockTimeouts: true })).toBe(false);
     expect(error.message).toMatch(/after COMMIT was sent .* may or may not have committed/);
