@@ -19,8 +19,6 @@ export type VersionColumnMode = "checked" | "unchecked";
 /** The version column whose value guards an entity's writes. @internal */
 export interface VersionPolicy {
   readonly column: ColumnMetadata;
-  /** `versioned`: declared with `@Versioned()`; `version-column`: a TypeORM `@VersionColumn`. */
-  readonly declaredBy: "versioned" | "version-column";
 }
 
 /**
@@ -35,7 +33,7 @@ export class VersionPolicies {
   /** `exclude`: entities (classes or names) whose `@VersionColumn` stays unchecked in checked mode. */
   constructor(
     private readonly versionColumns: VersionColumnMode,
-    private readonly exclude: ReadonlyArray<Function | string> = [],
+    private readonly exclude: ReadonlyArray<Function | string>,
   ) {}
 
   /** The policy of `metadata`, or `undefined` when its writes are not checked. */
@@ -155,7 +153,7 @@ function resolve(
   const column = versionColumns[0];
   if (column === undefined || (versioned === undefined && mode !== "checked")) return null;
   assertVersionProperty(metadata, column, how);
-  return { column, declaredBy: versioned !== undefined ? "versioned" : "version-column" };
+  return { column };
 }
 
 /**
