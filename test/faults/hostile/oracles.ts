@@ -25,5 +25,9 @@ export function validLockOptions(options: unknown): boolean {
   if (options === undefined || options === null) return true;
   if (typeof options !== "object" || Array.isArray(options)) return false;
   const { timeout, onLocked } = options as { timeout?: unknown; onLocked?: unknown };
-  return validTimeout(timeout) && [undefined, "wait", "nowait", "skip"].includes(onLocked as string);
+  if (!validTimeout(timeout) || ![undefined, "wait", "nowait", "skip"].includes(onLocked as string)) return false;
+  if (onLocked === undefined || timeout === undefined) return true;
+  // Both given: they must ask for the same wait (NOWAIT is 0, skip is SKIP_LOCKED, wait is n > 0).
+  const timeoutSays = timeout === 0 ? "nowait" : timeout === -2 ? "skip" : "wait";
+  return timeoutSays === onLocked;
 }
