@@ -26,7 +26,8 @@ export interface LockingOptions {
    * Entities (classes or entity names) left out of `versionColumns: "checked"`: their
    * `@VersionColumn` keeps TypeORM's own behaviour, and a version the library would refuse does
    * not fail the DataSource. The same as `@OptimisticLockExcluded()` on the class; for entities
-   * whose code you do not own. `@Versioned()` entities cannot be excluded.
+   * whose code you do not own. `@Versioned()` entities and `@VersionedBy` members cannot be
+   * excluded: naming one (or a parent class of one) is refused.
    */
   exclude?: ReadonlyArray<Function | string>;
   /**

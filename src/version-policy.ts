@@ -65,9 +65,7 @@ export class VersionPolicies {
     }
     if (refused.length === 1) throw refused[0].error;
     if (refused.length === 0) return;
-    const excludable = refused
-      .filter(({ metadata }) => !declaresVersioned(metadata))
-      .map(({ metadata }) => metadata.name);
+    const excludable = refused.filter(({ metadata }) => mayBeExcluded(metadata)).map(({ metadata }) => metadata.name);
     throw new LockingConfigurationError(
       `${refused.length} entities cannot be version-checked:\n${refused.map(({ error }) => `- ${error.message}`).join("\n")}` +
         (excludable.length > 0
@@ -79,7 +77,8 @@ export class VersionPolicies {
   /** Throws when `exclude` names something that is not one of `metadatas` (a typo would check nothing less). */
   private assertExcludedAreEntities(metadatas: readonly EntityMetadata[]): void {
     for (const entry of this.exclude) {
-      const known = metadatas.some((m) => m.name === entry || m.targetName === entry || inChain(m.target, entry));
+      // An entity's name is its class's (an EntitySchema's own name), or its table's for an anonymous class.
+      const known = metadatas.some((m) => m.name === entry || inChain(m.target, entry));
       if (!known) {
         const name = typeof entry === "function" ? entry.name : JSON.stringify(entry);
         throw new LockingConfigurationError(
@@ -94,8 +93,7 @@ export class VersionPolicies {
   private excludes(metadata: EntityMetadata): Exclusion | undefined {
     const target = metadata.target;
     if (typeof target === "function" && isLockExcludedEntity(target)) return "decorator";
-    const named = (entry: Function | string) => entry === metadata.name || entry === metadata.targetName;
-    return this.exclude.some((entry) => named(entry) || inChain(target, entry)) ? "option" : undefined;
+    return this.exclude.some((entry) => entry === metadata.name || inChain(target, entry)) ? "option" : undefined;
   }
 }
 
@@ -109,6 +107,20 @@ function inChain(target: unknown, entry: unknown): boolean {
 
 type Exclusion = "decorator" | "option";
 
+/** How an entity is excluded, for a refusal: either way means the same, so either is refused. */
+function describeExclusion(exclusion: Exclusion): string {
+  return exclusion === "decorator"
+    ? "is excluded by @OptimisticLockExcluded() on its class"
+    : "is excluded by installLocking()'s exclude option";
+}
+
+/** How to undo an exclusion, for a refusal. */
+function describeUndo(exclusion: Exclusion): string {
+  return exclusion === "decorator"
+    ? "Remove @OptimisticLockExcluded() from the class"
+    : "Take it (or its parent class) out of exclude";
+}
+
 function resolve(
   metadata: EntityMetadata,
   mode: VersionColumnMode,
@@ -117,9 +129,9 @@ function resolve(
   const versionColumns = metadata.columns.filter((c) => c.isVersion);
   const versioned = versionedPathOf(metadata, versionColumns);
   if (versioned !== undefined) {
-    if (exclusion === "decorator") {
+    if (exclusion !== undefined) {
       throw new LockingConfigurationError(
-        `${metadata.name} declares @Versioned() on "${versioned}" and @OptimisticLockExcluded() on the class; ` +
+        `${metadata.name} declares @Versioned() on "${versioned}" and ${describeExclusion(exclusion)}; ` +
           "@Versioned() asks for checked writes and the exclusion for none. Remove one of them.",
       );
     }
@@ -132,17 +144,17 @@ function resolve(
       );
     }
   } else if (exclusion !== undefined) {
-    if (exclusion === "decorator" && typeof metadata.target === "function" && aggregateLinkOf(metadata.target)) {
+    if (isMember(metadata)) {
       throw new LockingConfigurationError(
-        `${metadata.name} has @OptimisticLockExcluded() on the class and @VersionedBy: a member of an aggregate is ` +
-          "checked through its root. Remove @OptimisticLockExcluded() from the class (exclude single properties instead).",
+        `${metadata.name} has @VersionedBy and ${describeExclusion(exclusion)}: a member of an aggregate is ` +
+          `checked through its root. ${describeUndo(exclusion)} (exclude single properties with @OptimisticLockExcluded() instead).`,
       );
     }
     // Left to TypeORM, whatever its version column looks like: the team's way out for an entity
     // the library cannot check.
     return null;
   }
-  const how = versioned !== undefined ? undefined : optOut(metadata.name);
+  const how = versioned === undefined && !isMember(metadata) ? optOut(metadata.name) : undefined;
   if (versionColumns.length > 1 && (versioned !== undefined || mode === "checked")) {
     throw new LockingConfigurationError(
       `${metadata.name} has ${versionColumns.length} version columns ` +
@@ -154,6 +166,16 @@ function resolve(
   if (column === undefined || (versioned === undefined && mode !== "checked")) return null;
   assertVersionProperty(metadata, column, how);
   return { column };
+}
+
+/** Whether the entity is a `@VersionedBy` member, checked through its root. */
+function isMember(metadata: EntityMetadata): boolean {
+  return typeof metadata.target === "function" && aggregateLinkOf(metadata.target) !== undefined;
+}
+
+/** Whether an exclusion may leave the entity unchecked: not one whose declarations ask for the check. */
+function mayBeExcluded(metadata: EntityMetadata): boolean {
+  return !declaresVersioned(metadata) && !isMember(metadata);
 }
 
 /**

@@ -3,7 +3,16 @@
  * so they run on an in-memory SQLite database for each TypeORM line.
  */
 import "reflect-metadata";
-import { Column, DataSource, Entity, ManyToOne, PrimaryGeneratedColumn, type Repository, VersionColumn } from "typeorm";
+import {
+  Column,
+  DataSource,
+  Entity,
+  EntitySchema,
+  ManyToOne,
+  PrimaryGeneratedColumn,
+  type Repository,
+  VersionColumn,
+} from "typeorm";
 import {
   installLocking,
   LockingConfigurationError,
@@ -16,7 +25,7 @@ import {
   VersionedBy,
 } from "../src";
 
-function sqlite(entities: Function[]): DataSource {
+function sqlite(entities: Array<Function | EntitySchema>): DataSource {
   return new DataSource({ type: "better-sqlite3", database: ":memory:", entities, synchronize: true });
 }
 
@@ -263,7 +272,7 @@ describe("leaving entities out of checked mode (issue 22)", () => {
   }
 
   /** A stale save of `entity` on `ds`: undefined when accepted, the error when refused. */
-  async function staleSave(ds: DataSource, entity: Function): Promise<unknown> {
+  async function staleSave(ds: DataSource, entity: Function | EntitySchema): Promise<unknown> {
     const repo = ds.getRepository(entity) as Repository<{ id: number; name: string }>;
     const { id } = await repo.save(repo.create({ name: "a" }));
     const stale = await repo.findOneByOrFail({ id });
@@ -389,9 +398,9 @@ describe("leaving entities out of checked mode (issue 22)", () => {
     const versionedOnly = await refusal([Both, VersionedExcluded]);
     expect(versionedOnly).toMatch(/^2 entities cannot be version-checked:/);
     expect(versionedOnly).toMatch(
-      /- VersionedExcluded declares @Versioned\(\) on "version" and @OptimisticLockExcluded\(\)/,
+      /- VersionedExcluded declares @Versioned\(\) on "version" and is excluded by @OptimisticLockExcluded\(\)/,
     );
-    expect(versionedOnly).not.toMatch(/exclude/);
+    expect(versionedOnly).not.toMatch(/exclude: \[/);
   });
 
   it("an exclude list naming no entity of the DataSource, or not a list, is refused", async () => {
@@ -409,6 +418,126 @@ describe("leaving entities out of checked mode (issue 22)", () => {
     } finally {
       await ds.destroy();
     }
+  });
+
+  it('an EntitySchema entity is excluded by its name: exclude: ["LegacyRow"]', async () => {
+    const legacyRows = new EntitySchema<{ id: number; name: string; version: number; revision: number }>({
+      name: "LegacyRow",
+      tableName: "optout_schema",
+      columns: {
+        id: { type: Number, primary: true, generated: true },
+        name: { type: String },
+        version: { type: Number, version: true },
+        revision: { type: Number, version: true },
+      },
+    });
+    const ds = await sqlite([Checked, legacyRows]).initialize();
+    try {
+      expect(() => installLocking(ds, { versionColumns: "checked" })).toThrow(/LegacyRow has 2 version columns/);
+      installLocking(ds, { versionColumns: "checked", exclude: ["LegacyRow"] });
+      expect(await staleSave(ds, legacyRows)).toBeUndefined();
+      expect(await staleSave(ds, Checked)).toBeInstanceOf(OptimisticLockError);
+    } finally {
+      await ds.destroy();
+    }
+  });
+
+  it("exclude beside @Versioned() is refused, as @OptimisticLockExcluded() is: by class, by name, by a parent class", async () => {
+    abstract class Base {
+      @PrimaryGeneratedColumn() id!: number;
+      @Column() name!: string;
+    }
+    @Entity({ name: "optout_versioned_by_option" })
+    class Asked extends Base {
+      @Versioned() version!: number;
+    }
+    const ds = await sqlite([Asked, Checked]).initialize();
+    try {
+      for (const exclude of [[Asked], ["Asked"], [Base]]) {
+        expect(() => installLocking(ds, { versionColumns: "checked", exclude })).toThrow(
+          /Asked declares @Versioned\(\) on "version" and is excluded by installLocking\(\)'s exclude option/,
+        );
+      }
+      installLocking(ds, { versionColumns: "checked", exclude: [] });
+      expect(await staleSave(ds, Asked)).toBeInstanceOf(OptimisticLockError);
+    } finally {
+      await ds.destroy();
+    }
+  });
+
+  it("exclude of a @VersionedBy member is refused, as @OptimisticLockExcluded() on its class is", async () => {
+    @Entity({ name: "optout_option_root" })
+    class Root {
+      @PrimaryGeneratedColumn() id!: number;
+      @Versioned() version!: number;
+    }
+    abstract class MemberBase {
+      @PrimaryGeneratedColumn() id!: number;
+    }
+    @Entity({ name: "optout_option_member" })
+    @VersionedBy(
+      () => Root,
+      (m: Member) => m.root,
+    )
+    class Member extends MemberBase {
+      @ManyToOne(() => Root) root!: Root;
+    }
+    const ds = await sqlite([Root, Member]).initialize();
+    try {
+      for (const exclude of [[Member], ["Member"], [MemberBase]]) {
+        expect(() => installLocking(ds, { exclude })).toThrow(
+          /Member has @VersionedBy and is excluded by installLocking\(\)'s exclude option: a member of an aggregate is checked through its root/,
+        );
+      }
+      installLocking(ds);
+      // Still a member: its insert moves the root, so a stale copy of the root is refused.
+      const root = await ds.getRepository(Root).save(ds.getRepository(Root).create());
+      const stale = await ds.getRepository(Root).findOneByOrFail({ id: root.id });
+      await ds.getRepository(Member).save(ds.getRepository(Member).create({ root }));
+      await expect(ds.getRepository(Root).save(stale)).rejects.toBeInstanceOf(OptimisticLockError);
+    } finally {
+      await ds.destroy();
+    }
+  });
+
+  it("a member that cannot be checked is refused without offering an exclusion (it cannot have one)", async () => {
+    @Entity({ name: "optout_refused_root" })
+    class Root {
+      @PrimaryGeneratedColumn() id!: number;
+      @Versioned() version!: number;
+    }
+    @Entity({ name: "optout_refused_member" })
+    @VersionedBy(
+      () => Root,
+      (m: TwoVersionMember) => m.root,
+    )
+    class TwoVersionMember {
+      @PrimaryGeneratedColumn() id!: number;
+      @ManyToOne(() => Root) root!: Root;
+      @VersionColumn() version!: number;
+      @VersionColumn() revision!: number;
+    }
+    const ds = await sqlite([Root, TwoVersionMember, TwoVersions]).initialize();
+    try {
+      let combined = "";
+      try {
+        installLocking(ds, { versionColumns: "checked" });
+      } catch (error) {
+        expect(error).toBeInstanceOf(LockingConfigurationError);
+        combined = (error as Error).message;
+      }
+      expect(combined).toMatch(/^2 entities cannot be version-checked:/);
+      expect(combined).toMatch(/- TwoVersionMember has 2 version columns .*Remove all but one\.\n/);
+      expect(combined).toMatch(/exclude: \[TwoVersions\] \}\)\.$/);
+      installLocking(ds, { versionColumns: "checked", exclude: [TwoVersions] });
+    } catch (error) {
+      expect(error).toBeInstanceOf(LockingConfigurationError);
+      expect((error as Error).message).toMatch(/^TwoVersionMember has 2 version columns .*Remove all but one\.$/);
+      return;
+    } finally {
+      await ds.destroy();
+    }
+    throw new Error("installLocking() took the member");
   });
 
   it("@OptimisticLockExcluded() on a class with @Versioned() or @VersionedBy is refused", async () => {
@@ -446,7 +575,7 @@ describe("leaving entities out of checked mode (issue 22)", () => {
     const members = await sqlite([Root, Member]).initialize();
     try {
       await expect(members.getRepository(Root).find()).rejects.toThrow(
-        /Member has @OptimisticLockExcluded\(\) on the class and @VersionedBy/,
+        /Member has @VersionedBy and is excluded by @OptimisticLockExcluded\(\) on its class/,
       );
     } finally {
       await members.destroy();
