@@ -751,7 +751,7 @@ export class RetryExhaustedError extends LockingError {
   /** The last attempt's error. */
   declare readonly cause: unknown;
 
-  constructor(init: { attempts: number; elapsedMs: number; reason: "attempts" | "budget"; cause: unknown }) {
+  constructor(init: GivingUp) {
     super(describeGivingUp(init), { cause: init.cause });
     this.attempts = init.attempts;
     this.elapsedMs = init.elapsedMs;
@@ -759,12 +759,10 @@ export class RetryExhaustedError extends LockingError {
   }
 }
 
-function describeGivingUp(init: {
-  attempts: number;
-  elapsedMs: number;
-  reason: "attempts" | "budget";
-  cause: unknown;
-}) {
+/** What a {@link RetryExhaustedError} is built from: its own fields. */
+type GivingUp = Pick<RetryExhaustedError, "attempts" | "elapsedMs" | "reason" | "cause">;
+
+function describeGivingUp(init: GivingUp) {
   const limit = init.reason === "attempts" ? "every attempt failed" : "the time budget ran out";
   return (
     `Gave up after ${init.attempts} attempt${init.attempts === 1 ? "" : "s"} in ${Math.round(init.elapsedMs)} ms ` +
