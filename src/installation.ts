@@ -102,8 +102,9 @@ export interface Installation {
 const installations = new WeakMap<DataSource, Installation>();
 
 /** Records (or replaces) the installation of a DataSource. @internal */
-export function recordInstallation(dataSource: DataSource, given: LockingOptions | null | undefined): Installation {
-  if (given !== undefined && given !== null && !isOptionObject(given)) {
+export function recordInstallation(dataSource: DataSource, given: LockingOptions | null): Installation {
+  // `installLocking(ds, undefined)` arrives as its default `{}`; `null` is taken for no options.
+  if (given !== null && !isOptionObject(given)) {
     throw new LockingConfigurationError(
       `installLocking(): the options are an object such as { versionColumns: "checked" }, got ${describeValue(given)}.`,
     );

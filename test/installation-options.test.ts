@@ -63,6 +63,12 @@ afterAll(() => ds.destroy());
 beforeEach(() => installLocking(ds));
 
 const dialectLike = { ...sqliteDialect };
+
+/** A function named like a dialect, carrying every other member of one (a function's name is read-only). */
+function functionWithMembers(): Function {
+  const { name: _name, ...members } = sqliteDialect;
+  return Object.assign(function sqlite() {}, members);
+}
 const withoutMember = (member: string) => {
   const copy: Record<string, unknown> = { ...sqliteDialect };
   delete copy[member];
@@ -98,6 +104,12 @@ describe("a malformed option is refused, naming it, and the installation before 
       /dialect must be a LockDialect/,
     ],
     ["dialect with a render that is no function", { dialect: { ...sqliteDialect, render: "x" } }, /dialect must be/],
+    // A dialect is an object (as the message says); a function that carries the members is not one.
+    [
+      "dialect a function with a dialect's members",
+      { dialect: functionWithMembers() },
+      /dialect must be a LockDialect/,
+    ],
     ["lockTimeout negative", { lockTimeout: -1 }, /lockTimeout/],
     ["lockTimeout a string", { lockTimeout: "5" }, /lockTimeout/],
     ["batchWrites a string", { batchWrites: "yes" }, /batchWrites must be/],
