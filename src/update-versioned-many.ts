@@ -74,7 +74,7 @@ export async function updateVersionedRows<T extends ObjectLiteral>(
   const dataSource = manager.connection;
   const driver = dataSource.driver as unknown as DriverLike;
   const version = metadata.versionColumn;
-  const refuse = (why: string) => new LockingConfigurationError(`updateVersioned(${metadata.name} rows): ${why}`);
+  const refuse = (reason: string) => refusal(metadata, reason);
   if (!version) throw refuse("the entity has no version column. Mark one with @Versioned().");
   if (!Array.isArray(rows) || rows.length === 0) {
     throw refuse(`give a non-empty list of { id, version, patch }, got ${describeValue(rows)}. Nothing was written.`);
@@ -98,7 +98,7 @@ export async function updateVersionedRows<T extends ObjectLiteral>(
     if (expected === undefined) throw refuse(`row ${index} has no version. Nothing was written.`);
     expectedOf[index] = expected;
     const id = idMapOf(metadata, row.id);
-    const columns = patchedColumns(metadata, driver, row.patch, index, refuse);
+    const columns = patchedColumns(metadata, driver, row.patch, index);
     if (!idCanExist(metadata, row.id)) {
       // A key value no row can have (a fraction for an integer key) names no row.
       unknownIds.push({ entityName: metadata.name, id, expectedVersion: expected, deleted: true });
@@ -182,14 +182,14 @@ function refuseOtherEntity(metadata: EntityMetadata, dataSource: DataSource, row
   }
 }
 
+/** The error for rows the many-row form cannot take; `reason` only words it. */
+function refusal(metadata: EntityMetadata, reason: string): LockingConfigurationError {
+  return new LockingConfigurationError(`updateVersioned(${metadata.name} rows): ${reason}`);
+}
+
 /** The columns a patch sets; a patch the batched statement cannot write is refused. */
-function patchedColumns(
-  metadata: EntityMetadata,
-  driver: DriverLike,
-  patch: unknown,
-  index: number,
-  refuse: (why: string) => LockingConfigurationError,
-): ColumnMetadata[] {
+function patchedColumns(metadata: EntityMetadata, driver: DriverLike, patch: unknown, index: number): ColumnMetadata[] {
+  const refuse = (reason: string) => refusal(metadata, reason);
   if (patch === null || typeof patch !== "object" || Array.isArray(patch)) {
     throw refuse(`the patch of row ${index} is an object of the columns to set, got ${describeValue(patch)}.`);
   }

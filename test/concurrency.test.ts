@@ -183,6 +183,26 @@ describeEachDatabase((db) => {
     expect(await currentVersionOf(customerSide, lost)).toBe(version);
   });
 
+  it("the current version an error carries is the answer, without reading the row (which may have moved since)", async () => {
+    const id = await orderAtVersion(1);
+    const carried = new OptimisticLockError({
+      entityName: "Order",
+      id: { id },
+      expectedVersion: 1,
+      actualVersion: 9,
+      operation: "update",
+    });
+    expect(await currentVersionOf(customerSide, carried)).toBe(9);
+    const unknownEntity = new OptimisticLockError({
+      entityName: "NotAnEntityHere",
+      id: { id },
+      expectedVersion: 1,
+      actualVersion: 4,
+      operation: "update",
+    });
+    expect(await currentVersionOf(customerSide, unknownEntity)).toBe(4);
+  });
+
   it("a @VersionColumn app is checked after install (versionColumns: 'checked')", async () => {
     const [customerApp, operatorApp] = await openDataSources(db, ALL_ENTITIES, { count: 2 });
     try {

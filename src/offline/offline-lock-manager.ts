@@ -620,11 +620,11 @@ function toHandle(record: OfflineLockRecord): OfflineLockHandle {
   };
 }
 
-function handleOf(handle: OfflineLockHandle | string, operation = "OfflineLockManager"): string {
+function handleOf(handle: OfflineLockHandle | string, where = "OfflineLockManager"): string {
   const value = typeof handle === "string" ? handle : handle?.handle;
   if (typeof value !== "string" || value === "") {
     throw new LockingConfigurationError(
-      `${operation}: pass the handle tryLock() returned (or its \`handle\` string), got ${describe(handle)}.`,
+      `${where}: pass the handle tryLock() returned (or its \`handle\` string), got ${describe(handle)}.`,
     );
   }
   return value;

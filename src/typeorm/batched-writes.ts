@@ -489,21 +489,6 @@ export function flushConflict(
   among = "",
   operation = "update",
 ): OptimisticLockError {
-  if (conflicts.length === 1 && !among) {
-    const [c] = conflicts;
-    return raisedIn(
-      runner,
-      new OptimisticLockError({
-        ...c,
-        operation,
-        detail: c.deleted ? "the row no longer exists" : undefined,
-        conflicts,
-      }),
-      kind,
-      // Stryker disable next-line ConditionalExpression,EqualityOperator,BooleanLiteral: equivalent (docs/testing.md); this branch is reached only unpublished (kind undefined)
-      c.deleted === true,
-    );
-  }
   const first = conflicts[0];
   return raisedIn(
     runner,
@@ -521,8 +506,12 @@ export function flushConflict(
   );
 }
 
-/** A many-row conflict's detail for the message: how many, and the first few rows with what became of each. */
-function describeConflicts(conflicts: RowConflict[], among: string): string {
+/**
+ * The conflict's detail for the message: for one row found stale outside a batched UPDATE, whether
+ * it is gone; else how many, and the first few rows with what became of each.
+ */
+function describeConflicts(conflicts: RowConflict[], among: string): string | undefined {
+  if (conflicts.length === 1 && !among) return conflicts[0].deleted ? "the row no longer exists" : undefined;
   const listed = conflicts
     .slice(0, LISTED)
     .map(
