@@ -268,6 +268,26 @@ describeEachDatabase((db) => {
     ]);
   });
 
+  it("updateVersioned(repository, rows) refuses a patch setting an update: false column or a relation, and writes no row", async () => {
+    const owner = await alice.getRepository(Owner).save({ name: "o" });
+    const rows = await seedMixed(3);
+    const stored = async () => (await storedMixed(rows)).map((r) => [r.note, r.code, r.ownerId, r.version]);
+    const before = await stored();
+    // The refused patch is the middle row's; the rows around it are patches that alone would be written.
+    for (const patch of [
+      { note: "edited", code: "changed" },
+      { note: "edited", owner },
+    ]) {
+      const error = await updateVersioned(alice.getRepository(Mixed), [
+        { id: rows[0].id, version: 1, patch: { note: "edited" } },
+        { id: rows[1].id, version: 1, patch },
+        { id: rows[2].id, version: 1, patch: { note: "edited" } },
+      ]).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(LockingConfigurationError);
+      expect(await stored()).toEqual(before);
+    }
+  });
+
   it("null, Date and simple-json values batch, and read back as written", async () => {
     const rows = await seedMixed(3);
     for (const row of rows) row.extra = null;

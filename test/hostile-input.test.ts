@@ -198,6 +198,15 @@ describeEachDatabase((db) => {
       expect(await updateVersioned(accounts, ` ${a.id} `, 3, { balance: 3 })).toBe(4);
     });
 
+    it("digits past 32 bits with spaces around them name no row either: RowNotFoundError on every database", async () => {
+      const a = await newAccount();
+      // PostgreSQL refuses them for its integer key (a driver error); the others compare them and match no row.
+      for (const id of [" 3000000000 ", " -3000000000 ", "\t99999999999\n"]) {
+        expect(await caught(() => updateVersioned(accounts, id, 1, { balance: 0 }))).toBeInstanceOf(RowNotFoundError);
+      }
+      expect(await accounts.findOneByOrFail({ id: a.id })).toMatchObject({ balance: 100, version: 1 });
+    });
+
     it("a patch that is no object of columns (null, a list, a number, text) is refused, nothing sent", async () => {
       const a = await newAccount();
       statements.reset();

@@ -19,7 +19,7 @@ import {
 } from "../src";
 import { Counter } from "./fixtures/counter";
 import { Order, OrderLine } from "./fixtures/entities";
-import { describeEachDatabase, openDataSources } from "./support/databases";
+import { closeAll, describeEachDatabase, openDataSources } from "./support/databases";
 import { deferred } from "./support/interleaving";
 
 const BOUND_MS = 1500;
@@ -437,6 +437,35 @@ describeEachDatabase(
           transactionAborted: false,
         });
         await runner.rollbackTransaction();
+      });
+
+      // SQLite only, as the whole file: its drivers are the ones whose callers share one connection.
+      it("a driver timeout of 0 is no bound of 0: a caller queued behind a transaction waits for it, then is written", async () => {
+        const [own] = await openDataSources(db, [Order, OrderLine, Counter], {
+          extra: { ...extra, timeout: 0 },
+          beforeInitialize: (s) => installLocking(s),
+        });
+        try {
+          const events: string[] = [];
+          const aOpen = deferred();
+          const a = own.transaction(async (m) => {
+            await m.save(Object.assign(new Order(), { address: "holding", status: "a" }));
+            aOpen.resolve();
+            await new Promise((resolve) => setTimeout(resolve, 250));
+            events.push("A ends");
+          });
+          await aOpen.promise;
+          const b = own
+            .getRepository(Order)
+            .save(Object.assign(new Order(), { address: "queued", status: "b" }))
+            .then(() => events.push("B done"));
+          await a;
+          await b;
+          expect(events).toEqual(["A ends", "B done"]);
+          expect(await own.getRepository(Order).countBy({ address: "queued" })).toBe(1);
+        } finally {
+          await closeAll(own);
+        }
       });
 
       it("a transaction begun by hand and never ended makes another caller fail with SharedConnectionBusyError within the bound", async () => {
