@@ -213,13 +213,11 @@ function patchedColumns(metadata: EntityMetadata, driver: DriverLike, patch: unk
         ? "is a primary key column, which names the row"
         : !column.isUpdate
           ? "is not updatable (update: false)"
-          : column.relationMetadata
-            ? "is a relation; set its foreign key column instead"
-            : typeof value === "function"
-              ? "is an SQL expression, which the one-row form updateVersioned(repository, id, version, patch) takes"
-              : writtenThroughSqlFunction(column, driver)
-                ? "is written through an SQL function (a spatial column, SQLite's jsonb), which the one-row form updateVersioned(repository, id, version, patch) does"
-                : undefined;
+          : typeof value === "function"
+            ? "is an SQL expression, which the one-row form updateVersioned(repository, id, version, patch) takes"
+            : writtenThroughSqlFunction(column, driver)
+              ? "is written through an SQL function (a spatial column, SQLite's jsonb), which the one-row form updateVersioned(repository, id, version, patch) does"
+              : undefined;
     if (why)
       throw refuse(`the patch of row ${index} sets "${column.propertyPath}", which ${why}. Nothing was written.`);
   }

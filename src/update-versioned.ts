@@ -70,7 +70,8 @@ export async function updateVersioned<T extends ObjectLiteral>(
  *
  * Refused before anything runs ({@link LockingConfigurationError}): an empty list, a row given
  * twice, a version that is no integer, a row holding another entity, a patch that sets the
- * version, a key, a relation or an SQL expression (use the one-row form for those).
+ * version, a key, an `update: false` column, a relation (set its foreign key column instead) or
+ * an SQL expression (use the one-row form for that).
  *
  * @example
  * ```ts

@@ -288,6 +288,24 @@ describeEachDatabase((db) => {
     }
   });
 
+  it("updateVersioned(repository, rows) writes a relation's foreign key column ({ ownerId }), as the one-row form does", async () => {
+    const [first, second] = await alice.getRepository(Owner).save([{ name: "first" }, { name: "second" }]);
+    const rows = await seedMixed(2);
+    const versions = await updateVersioned(alice.getRepository(Mixed), [
+      { id: rows[0].id, version: 1, patch: { ownerId: first.id } },
+      { id: rows[1].id, version: 1, patch: { ownerId: second.id, note: "moved" } },
+    ]);
+    expect(versions).toEqual([2, 2]);
+    expect((await storedMixed(rows)).map((r) => [r.ownerId, r.version])).toEqual([
+      [first.id, 2],
+      [second.id, 2],
+    ]);
+    const loaded = await alice
+      .getRepository(Mixed)
+      .findOneOrFail({ where: { id: rows[1].id }, relations: { owner: true } });
+    expect(loaded.owner?.name).toBe("second");
+  });
+
   it("null, Date and simple-json values batch, and read back as written", async () => {
     const rows = await seedMixed(3);
     for (const row of rows) row.extra = null;
