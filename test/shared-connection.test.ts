@@ -418,25 +418,29 @@ describeEachDatabase(
           extra: { ...extra, timeout: 300 },
           beforeInitialize: (s) => installLocking(s),
         });
-        const runner = own.createQueryRunner();
-        const leak = async () => {
-          await Promise.resolve();
-          await runner.startTransaction();
-        };
-        await leak();
-        const error = await own
-          .getRepository(Order)
-          .save(Object.assign(new Order(), { address: "waiting", status: "x" }))
-          .catch((e: unknown) => e);
-        expect(error).toBeInstanceOf(SharedConnectionBusyError);
-        // Waiting again for a transaction nobody ends cannot help; this call's own had not begun.
-        expect(error).toMatchObject({
-          waitedMs: 300,
-          code: "SHARED_CONNECTION_BUSY",
-          retryable: false,
-          transactionAborted: false,
-        });
-        await runner.rollbackTransaction();
+        try {
+          const runner = own.createQueryRunner();
+          const leak = async () => {
+            await Promise.resolve();
+            await runner.startTransaction();
+          };
+          await leak();
+          const error = await own
+            .getRepository(Order)
+            .save(Object.assign(new Order(), { address: "waiting", status: "x" }))
+            .catch((e: unknown) => e);
+          expect(error).toBeInstanceOf(SharedConnectionBusyError);
+          // Waiting again for a transaction nobody ends cannot help; this call's own had not begun.
+          expect(error).toMatchObject({
+            waitedMs: 300,
+            code: "SHARED_CONNECTION_BUSY",
+            retryable: false,
+            transactionAborted: false,
+          });
+          await runner.rollbackTransaction();
+        } finally {
+          await closeAll(own);
+        }
       });
 
       // SQLite only, as the whole file: its drivers are the ones whose callers share one connection.
