@@ -76,7 +76,34 @@ class Station {
   neighbours!: Station[];
 }
 
-const ENTITIES = [OfflineLockRecord, Order, OrderLine, Seat, Song, Playlist, Station];
+/** Linked to labels, new ones inserted by cascade: a post and a label can be new in one flush. */
+@Entity({ name: "tl_offline_post" })
+class Post {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() title!: string;
+  @ManyToMany(
+    () => Label,
+    (label) => label.posts,
+    { cascade: ["insert"] },
+  )
+  @JoinTable({ name: "tl_offline_post_label" })
+  labels!: Label[];
+}
+
+/** The inverse side of a post's labels, inserting by cascade too: a label saved may bring new posts. */
+@Entity({ name: "tl_offline_label" })
+class Label {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column() board!: string;
+  @ManyToMany(
+    () => Post,
+    (post) => post.labels,
+    { cascade: ["insert"] },
+  )
+  posts!: Post[];
+}
+
+const ENTITIES = [OfflineLockRecord, Order, OrderLine, Seat, Song, Playlist, Station, Post, Label];
 const RACERS = 20;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -445,6 +472,112 @@ describeEachDatabase((db) => {
       await expect(own.runHolding(lock, () => orders().save(order))).rejects.toBeInstanceOf(LockingConfigurationError);
       expect(await orders().findOneByOrFail({ id: order.id })).toMatchObject({ status: "NEW", version: 1 });
       await own.releaseLock(lock);
+    });
+
+    /** Runs `work` on a DataSource of its own: what it protects is protected there only. */
+    async function onItsOwn(work: (ds: DataSource) => Promise<void>): Promise<void> {
+      const ds = await openAlongside(source);
+      try {
+        await work(ds);
+      } finally {
+        await closeAll(ds);
+      }
+    }
+
+    it("a playlist linked and unlinked from a song's side by its id only: the lock its stored row names is required", async () => {
+      await onItsOwn(async (ds) => {
+        const own = new OfflineLockManager(ds).protect(Playlist, {
+          lockType: "PlaylistByName",
+          lockIdOf: (playlist) => playlist.name,
+        });
+        const name = `mix ${resource()}`;
+        const mix = await ds.getRepository(Playlist).save({ name } as Playlist);
+        const songs = ds.getRepository(Song);
+        const song = await songs.save({ title: "e" } as Song);
+        const playlistsOf = async () =>
+          (await songs.findOneOrFail({ where: { id: song.id }, relations: { playlists: true } })).playlists.map(
+            (p) => p.id,
+          );
+        const relink = async (playlists: Playlist[]) => {
+          const loaded = await songs.findOneOrFail({ where: { id: song.id }, relations: { playlists: true } });
+          loaded.playlists = playlists;
+          return songs.save(loaded);
+        };
+        // Added: the song names the playlist by its id, which holds no name; the name is in its row.
+        const byId = () => relink([{ id: mix.id } as Playlist]);
+        const refused = await byId().catch((error: unknown) => error);
+        expect(refused).toBeInstanceOf(OfflineLockRequiredError);
+        expect(refused).toMatchObject({ lockType: "PlaylistByName", lockId: name });
+        const keyLock = await own.tryLock("PlaylistByName", mix.id, { owner: "kim", ttlMs: 60_000 });
+        await expect(own.runHolding(keyLock, byId)).rejects.toBeInstanceOf(OfflineLockRequiredError);
+        expect(await playlistsOf()).toEqual([]);
+        const lock = await own.tryLock("PlaylistByName", name, { owner: "kim", ttlMs: 60_000 });
+        await own.runHolding(lock, byId);
+        expect(await playlistsOf()).toEqual([mix.id]);
+        // Removed: the junction row's key names the playlist by its id only, though it was loaded whole.
+        await expect(own.runHolding(keyLock, () => relink([]))).rejects.toBeInstanceOf(OfflineLockRequiredError);
+        expect(await playlistsOf()).toEqual([mix.id]);
+        await own.runHolding(lock, () => relink([]));
+        expect(await playlistsOf()).toEqual([]);
+        await own.releaseLock(keyLock);
+        await own.releaseLock(lock);
+      });
+    });
+
+    it("a new label inserted by cascade with the post linking it needs no lock (it has none yet); an existing label linked beside it does", async () => {
+      await onItsOwn(async (ds) => {
+        const own = new OfflineLockManager(ds).protect(Label, { lockType: "Board", lockIdOf: (label) => label.board });
+        const posts = ds.getRepository(Post);
+        const board = `board ${resource()}`;
+        const existing = await ds.getRepository(Label).save({ board } as Label);
+        const { id } = await posts.save({ title: "news" } as Post);
+        const load = (postId: number) => posts.findOneOrFail({ where: { id: postId }, relations: { labels: true } });
+        const boardsOf = async (postId: number) => (await load(postId)).labels.map((l) => l.board).sort();
+        // An existing post, unprotected, linked to a label inserted by the same save: no handle needed.
+        const post = await load(id);
+        post.labels = [{ board: `${board} new` } as Label];
+        await posts.save(post);
+        expect(await boardsOf(id)).toEqual([`${board} new`]);
+        // A new post and a new label, both inserted by one save.
+        const fresh = await posts.save({ title: "fresh", labels: [{ board: `${board} fresh` }] } as Post);
+        expect(await boardsOf(fresh.id)).toEqual([`${board} fresh`]);
+        // A new label beside an existing one: the existing one's lock is required, and enough.
+        const again = await load(id);
+        again.labels.push({ board: `${board} newer` } as Label, existing);
+        await expect(posts.save(again)).rejects.toBeInstanceOf(OfflineLockRequiredError);
+        expect(await boardsOf(id)).toEqual([`${board} new`]);
+        const lock = await own.tryLock("Board", board, { owner: "kim", ttlMs: 60_000 });
+        await own.runHolding(lock, () => posts.save(again));
+        expect(await boardsOf(id)).toEqual([board, `${board} new`, `${board} newer`].sort());
+        await own.releaseLock(lock);
+      });
+    });
+
+    it("a new post inserted by cascade with the label linking it (the inverse side) needs no lock; an existing post linked so does", async () => {
+      await onItsOwn(async (ds) => {
+        const own = new OfflineLockManager(ds).protect(Post, {
+          lockType: "PostByTitle",
+          lockIdOf: (post) => post.title,
+        });
+        const labels = ds.getRepository(Label);
+        const title = `post ${resource()}`;
+        const existing = await ds.getRepository(Post).save({ title } as Post);
+        const { id } = await labels.save({ board: "tech" } as Label);
+        const load = () => labels.findOneOrFail({ where: { id }, relations: { posts: true } });
+        const titles = async () => (await load()).posts.map((p) => p.title).sort();
+        const label = await load();
+        label.posts = [{ title: `${title} new` } as Post];
+        await labels.save(label);
+        expect(await titles()).toEqual([`${title} new`]);
+        const again = await load();
+        again.posts.push(existing);
+        await expect(labels.save(again)).rejects.toBeInstanceOf(OfflineLockRequiredError);
+        expect(await titles()).toEqual([`${title} new`]);
+        const lock = await own.tryLock("PostByTitle", title, { owner: "kim", ttlMs: 60_000 });
+        await own.runHolding(lock, () => labels.save(again));
+        expect(await titles()).toEqual([title, `${title} new`].sort());
+        await own.releaseLock(lock);
+      });
     });
 
     it("a DataSource whose entities lack OfflineLockRecord: tryLock() is a LockingConfigurationError", async () => {
