@@ -552,11 +552,13 @@ async function lockIdOfStoredRoot(
   return row ? lockIdOf(protection, row) : undefined;
 }
 
-/** Whether a junction end is inserted by the same flush (a new entity has no lock yet). */
+/**
+ * Whether a junction end is inserted by the same flush (a new entity has no lock yet). TypeORM
+ * writes a junction end as the flush's subject of that entity whenever there is one, so an
+ * inserted end is always its subject (an end given as a plain object or an id has none).
+ */
 function isInserted(side: JunctionSide, executor: SubjectExecutorLike): boolean {
-  return executor.insertSubjects.some(
-    (s) => s === side.subject || (s.entity !== undefined && s.entity === side.entity),
-  );
+  return executor.insertSubjects.some((s) => s === side.subject);
 }
 
 /**
