@@ -13,6 +13,7 @@
 // ran, so that the test runner can tell a covering test that did not run (see ranTests()).
 const { TestEnvironment } = require("jest-environment-node");
 const { FileCoverage, fullName } = require("./file-coverage");
+const { resetChannels } = require("./channel-reset");
 
 let failedRun;
 // On the process's global: the Stryker test runner (an ES module, maybe loaded from another copy
@@ -20,10 +21,18 @@ let failedRun;
 const RAN = Symbol.for("typeorm-locking.mutation.ranTests");
 globalThis[RAN] ??= { run: undefined, names: new Set() };
 
+/** The mutant run whose first test file cleared the channels (channel-reset.js). */
+let resetForRun;
+
 class BailEnvironment extends TestEnvironment {
   constructor(config, context) {
     super(config, context);
     this.fileCoverage = new FileCoverage(context.testPath);
+    const run = process.env.LOCKING_MUTATION_RUN;
+    if (run && resetForRun !== run) {
+      resetForRun = run;
+      resetChannels();
+    }
   }
 
   handleTestEvent(event, state) {
