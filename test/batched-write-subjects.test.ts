@@ -238,6 +238,21 @@ describeEachDatabase((db) => {
     });
   });
 
+  it("updateVersioned(repository, rows) splits below the parameter limit the same way (key, version, each value)", async () => {
+    // One patched column: 3 parameters a row; a limit of 12 takes 4 rows a statement. 8 rows: 2 statements.
+    await installedOnAlice({ dialect: { ...server, maxParameters: 12 } }, async () => {
+      const rows = await seedMixed(8);
+      counter.reset();
+      const versions = await updateVersioned(
+        alice.getRepository(Mixed),
+        rows.map((row) => ({ id: row.id, version: 1, patch: { extra: 100 } })),
+      );
+      expect(versions).toEqual(rows.map(() => 2));
+      expect(updates()).toHaveLength(2);
+      expect((await storedMixed(rows)).map((r) => [r.extra, r.version])).toEqual(rows.map(() => [100, 2]));
+    });
+  });
+
   it("rows changing two columns each batch into one UPDATE", async () => {
     const rows = await seedMixed(3);
     rows.forEach((row, i) => {
