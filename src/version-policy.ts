@@ -65,7 +65,7 @@ export class VersionPolicies {
     }
     if (refused.length === 1) throw refused[0].error;
     if (refused.length === 0) return;
-    const excludable = refused.filter(({ metadata }) => mayBeExcluded(metadata)).map(({ metadata }) => metadata.name);
+    const excludable = refused.filter(({ metadata }) => !asksForChecks(metadata)).map(({ metadata }) => metadata.name);
     throw new LockingConfigurationError(
       `${refused.length} entities cannot be version-checked:\n${refused.map(({ error }) => `- ${error.message}`).join("\n")}` +
         (excludable.length > 0
@@ -77,8 +77,7 @@ export class VersionPolicies {
   /** Throws when `exclude` names something that is not one of `metadatas` (a typo would check nothing less). */
   private assertExcludedAreEntities(metadatas: readonly EntityMetadata[]): void {
     for (const entry of this.exclude) {
-      // An entity's name is its class's (an EntitySchema's own name), or its table's for an anonymous class.
-      const known = metadatas.some((m) => m.name === entry || inChain(m.target, entry));
+      const known = metadatas.some((m) => isNamedBy(m, entry));
       if (!known) {
         const name = typeof entry === "function" ? entry.name : JSON.stringify(entry);
         throw new LockingConfigurationError(
@@ -93,8 +92,16 @@ export class VersionPolicies {
   private excludes(metadata: EntityMetadata): Exclusion | undefined {
     const target = metadata.target;
     if (typeof target === "function" && isLockExcludedEntity(target)) return "decorator";
-    return this.exclude.some((entry) => entry === metadata.name || inChain(target, entry)) ? "option" : undefined;
+    return this.exclude.some((entry) => isNamedBy(metadata, entry)) ? "option" : undefined;
   }
+}
+
+/**
+ * Whether an `exclude` entry names the entity: its name (its class's, an EntitySchema's own, or
+ * its table's for an anonymous class), its class, or a parent class of it.
+ */
+function isNamedBy(metadata: EntityMetadata, entry: Function | string): boolean {
+  return entry === metadata.name || inChain(metadata.target, entry);
 }
 
 /** Whether `entry` is the class `target` or one of its parent classes (an excluded base excludes its entities). */
@@ -168,14 +175,19 @@ function resolve(
   return { column };
 }
 
-/** Whether the entity is a `@VersionedBy` member, checked through its root. */
+/** Whether the entity is a `@VersionedBy` member, checked through its root (an EntitySchema named by a string is none). */
 function isMember(metadata: EntityMetadata): boolean {
-  return typeof metadata.target === "function" && aggregateLinkOf(metadata.target) !== undefined;
+  return aggregateLinkOf(metadata.target) !== undefined;
 }
 
-/** Whether an exclusion may leave the entity unchecked: not one whose declarations ask for the check. */
-function mayBeExcluded(metadata: EntityMetadata): boolean {
-  return !declaresVersioned(metadata) && !isMember(metadata);
+/**
+ * Whether the entity's own decorators ask for checked writes (`@Versioned()`, `@VersionedBy`):
+ * such an entity cannot be excluded, and makes the library enforce them on its DataSource.
+ *
+ * @internal
+ */
+export function asksForChecks(metadata: EntityMetadata): boolean {
+  return declaresVersioned(metadata) || isMember(metadata);
 }
 
 /**

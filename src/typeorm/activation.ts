@@ -7,7 +7,6 @@
  * `enforcedInstallationOf`).
  */
 import type { DataSource, QueryRunner } from "typeorm";
-import { aggregateLinkOf } from "../aggregate";
 import {
   forgetInstallation,
   type Installation,
@@ -16,7 +15,7 @@ import {
   recordInstallation,
 } from "../installation";
 import { lockRequestOf } from "../lock-request";
-import { declaresVersioned } from "../version-policy";
+import { asksForChecks } from "../version-policy";
 import { installAggregateHooks, prepareAggregates } from "./aggregate-versions";
 import { installCommitChecks } from "./commit-checks";
 import { installErrorTranslation } from "./error-translation";
@@ -128,10 +127,8 @@ const failedActivations = new WeakMap<DataSource, unknown>();
 function usesLibraryDecorators(dataSource: DataSource): boolean {
   const known = decoratorUse.get(dataSource);
   if (known !== undefined) return known;
-  const uses = dataSource.entityMetadatas.some((metadata) => {
-    // An EntitySchema's target may be its name, its embedded values still @Versioned() classes.
-    return declaresVersioned(metadata) || aggregateLinkOf(metadata.target) !== undefined;
-  });
+  // An EntitySchema's target may be its name, its embedded values still @Versioned() classes.
+  const uses = dataSource.entityMetadatas.some(asksForChecks);
   decoratorUse.set(dataSource, uses);
   return uses;
 }
