@@ -11,6 +11,7 @@ import {
   Entity,
   JoinColumn,
   ManyToOne,
+  OneToOne,
   PrimaryColumn,
   PrimaryGeneratedColumn,
   type Repository,
@@ -53,6 +54,18 @@ class Mixed {
   owner?: Owner | null;
   @UpdateDateColumn() updatedAt!: Date;
   @DeleteDateColumn({ nullable: true }) deletedAt?: Date | null;
+  @Versioned() version!: number;
+}
+
+/** A one-to-one owner: its join column is declared, as Mixed's many-to-one's is. */
+@Entity({ name: "bws_badge" })
+class Badge {
+  @PrimaryGeneratedColumn() id!: number;
+  @Column({ default: "" }) note!: string;
+  @Column({ type: "int", nullable: true }) ownerId?: number | null;
+  @OneToOne(() => Owner, { nullable: true })
+  @JoinColumn({ name: "ownerId" })
+  owner?: Owner | null;
   @Versioned() version!: number;
 }
 
@@ -178,7 +191,7 @@ const sqliteHasJsonb =
   typeof (AbstractSqliteDriver.prototype as unknown as Record<string, unknown>).wrapWithJsonFunction === "function";
 
 const ALICE: LockingOptions = { batchWrites: true, versionColumns: "checked" };
-const COMMON = [Owner, Mixed, Split, Node, Plain, Day, Seat, Doc, Ticket];
+const COMMON = [Owner, Mixed, Badge, Split, Node, Plain, Day, Seat, Doc, Ticket];
 
 describeEachDatabase((db) => {
   const counter = new StatementCounter();
@@ -319,6 +332,37 @@ describeEachDatabase((db) => {
       .getRepository(Mixed)
       .findOneOrFail({ where: { id: rows[1].id }, relations: { owner: true } });
     expect(loaded.owner?.name).toBe("second");
+  });
+
+  it("updateVersioned(repository, rows) writes a one-to-one's declared join column, and refuses its relation object", async () => {
+    const [first, second] = await alice.getRepository(Owner).save([{ name: "first" }, { name: "second" }]);
+    const repo = alice.getRepository(Badge);
+    const badges = await repo.save([repo.create({ ownerId: second.id }), repo.create({})]);
+    const stored = async () =>
+      (await bob.getRepository(Badge).find({ where: badges.map((b) => ({ id: b.id })), order: { id: "ASC" } })).map(
+        (b) => [b.ownerId, b.version],
+      );
+    const refused = await updateVersioned(repo, [
+      { id: badges[0].id, version: 1, patch: { note: "x" } },
+      { id: badges[1].id, version: 1, patch: { owner: first } },
+    ]).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(LockingConfigurationError);
+    expect(await stored()).toEqual([
+      [second.id, 1],
+      [null, 1],
+    ]);
+    // One badge unlinked (null), the other linked: the join column is unique, each takes a different value.
+    const versions = await updateVersioned(repo, [
+      { id: badges[0].id, version: 1, patch: { ownerId: null } },
+      { id: badges[1].id, version: 1, patch: { ownerId: first.id } },
+    ]);
+    expect(versions).toEqual([2, 2]);
+    expect(await stored()).toEqual([
+      [null, 2],
+      [first.id, 2],
+    ]);
+    const loaded = await repo.findOneOrFail({ where: { id: badges[1].id }, relations: { owner: true } });
+    expect(loaded.owner?.name).toBe("first");
   });
 
   it("null, Date and simple-json values batch, and read back as written", async () => {
