@@ -38,7 +38,12 @@ export default {
   coverageAnalysis: "perTest",
   mutate: ["src/**/*.ts"],
   // No mutants in the wording of error messages: see scripts/stryker/message-strings.mjs.
-  plugins: ["@stryker-mutator/*", "./scripts/stryker/message-strings.mjs", "./scripts/stryker/jest-covering-files.mjs"],
+  plugins: [
+    "@stryker-mutator/*",
+    "./scripts/stryker/message-strings.mjs",
+    "./scripts/stryker/jest-covering-files.mjs",
+    "./scripts/stryker/checkpoint-reporter.mjs",
+  ],
   ignorers: ["message-strings"],
   // What a test file runs outside its tests (at import, in a beforeAll: installLocking(), seeds) is
   // counted for that file's tests (scripts/stryker/file-coverage.js): without that, 44 % of a run's
@@ -61,7 +66,9 @@ export default {
   incrementalFile: named ? `${report}-incremental.json` : "mutation/stryker-incremental.json",
   tempDirName: ".stryker-tmp",
   cleanTempDir: "always",
-  reporters: ["html", "json", "clear-text", "progress"],
+  // "checkpoint" writes the incremental file every minute while a run is under way, so a run cut
+  // short keeps what it measured and the next one resumes (scripts/stryker/checkpoint-reporter.mjs).
+  reporters: ["html", "json", "clear-text", "progress", "checkpoint"],
   htmlReporter: { fileName: `${report}.html` },
   jsonReporter: { fileName: `${report}.json` },
 };
