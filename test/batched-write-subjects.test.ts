@@ -363,6 +363,19 @@ describeEachDatabase((db) => {
     ]);
     const loaded = await repo.findOneOrFail({ where: { id: badges[1].id }, relations: { owner: true } });
     expect(loaded.owner?.name).toBe("first");
+    // The same column through the one-row form, then through a batched save() of both rows.
+    expect(await updateVersioned(repo, badges[1].id, 2, { ownerId: second.id })).toBe(3);
+    const held = await repo.findBy(badges.map((b) => ({ id: b.id })));
+    held.sort((a, b) => a.id - b.id);
+    held[0].ownerId = first.id;
+    held[1].ownerId = null;
+    counter.reset();
+    await repo.save(held);
+    expect(updates()).toHaveLength(1);
+    expect(await stored()).toEqual([
+      [first.id, 3],
+      [null, 4],
+    ]);
   });
 
   it("null, Date and simple-json values batch, and read back as written", async () => {

@@ -2,14 +2,15 @@
 // end of a sitting) keeps what it measured. Stryker writes its incremental file only when a run
 // ends; a run over all of src/ takes longer than a sitting on a 2-core machine, and was lost twice.
 //
-// Every minute (and never after the run's own report) it writes the incremental file Stryker
-// reads at the start of a run (`incrementalFile`) with the results known so far: those reused
-// from the last run and those tested since. The next run reuses them by Stryker's own rules (a
-// mutant's code unchanged, its killing test unchanged, no test added that covers a survivor) and
-// tests the rest, so a run resumed at the same commit ends where one uncut run would have.
-// Stryker reads that file before the dry run and writes its own at the end; this one writes only
-// in between. The file carries `checkpoint: { results, of, at }` until the run's own report
-// replaces it, so a partial file is never taken for a full run's (scripts/stryker/score-table.mjs).
+// Every minute it writes the incremental file Stryker reads at the start of a run
+// (`incrementalFile`) with the results known so far: those reused from the last run and those
+// tested since. The next run reuses them by Stryker's own rules (a mutant's code unchanged, its
+// killing test unchanged, no test added that covers a survivor) and tests the rest, so a run
+// resumed at the same commit ends where one uncut run would have. Stryker reads that file before
+// the dry run and writes its own at the end, after every mutant has been reported; this one
+// writes only when a mutant is reported, so always in between. The file carries
+// `checkpoint: { results, of, at }` until the run's own report replaces it, so a partial file is
+// never taken for a full run's (scripts/stryker/score-table.mjs).
 //
 // The shape is the one Stryker writes (mutation-test-report-helper.js in @stryker-mutator/core):
 // each mutated file's source and mutants, each test file's source and tests, test ids renumbered.
@@ -33,7 +34,6 @@ class CheckpointReporter {
     this.planned = 0;
     this.sources = new Map();
     this.lastWrite = Date.now();
-    this.finished = false;
   }
 
   onDryRunCompleted({ result }) {
@@ -51,12 +51,7 @@ class CheckpointReporter {
 
   onMutantTested(result) {
     this.results.push(result);
-    if (this.file && !this.finished && Date.now() - this.lastWrite >= EVERY_MS) this.write();
-  }
-
-  onMutationTestReportReady() {
-    // Stryker writes the incremental file next, with every result.
-    this.finished = true;
+    if (this.file && Date.now() - this.lastWrite >= EVERY_MS) this.write();
   }
 
   write() {
