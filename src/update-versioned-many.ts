@@ -94,6 +94,7 @@ export async function updateVersionedRows<T extends ObjectLiteral>(
       throw refuse(`row ${index} must be { id, version, patch }, got ${describeValue(row)}. Nothing was written.`);
     }
     refuseOtherEntity(metadata, dataSource, row, index);
+    // Stryker disable next-line StringLiteral: wording (toVersionNumber's `what`, declared in another file)
     const expected = toVersionNumber(row.version, `updateVersioned(): the version of ${metadata.name} row ${index}`);
     if (expected === undefined) throw refuse(`row ${index} has no version. Nothing was written.`);
     expectedOf[index] = expected;
@@ -123,7 +124,7 @@ export async function updateVersionedRows<T extends ObjectLiteral>(
     group.rows.push({ index, id, expected, keys, keyString, values });
   });
   if (unknownIds.length > 0)
-    throw notRetryable(flushConflict(manager.queryRunner, unknownIds, "write", among(rows.length)));
+    throw notRetryable(flushConflict(manager.queryRunner, unknownIds, "write", describeBatch(rows.length)));
   const write = async (runner: QueryRunner) => {
     // The server's own (a `mysql` DataSource may be on MariaDB); the type's told whether one exists.
     const rendering = (await writeDialectOf(runner, installationOf(dataSource))) ?? dialect;
@@ -141,7 +142,7 @@ export async function updateVersionedRows<T extends ObjectLiteral>(
       }
     }
     // Every chunk ran, so every stale row is named; throwing rolls the transaction back.
-    if (conflicts.length > 0) throw notRetryable(flushConflict(runner, conflicts, "write", among(rows.length)));
+    if (conflicts.length > 0) throw notRetryable(flushConflict(runner, conflicts, "write", describeBatch(rows.length)));
     // The transaction's own writes: rows it read under OPTIMISTIC are at expected + 1 at commit.
     for (const group of groups.values()) {
       for (const row of group.rows) noteOwnVersionWrite(runner, metadata, row.id, row.expected, row.expected + 1);
@@ -162,7 +163,8 @@ function notRetryable(error: OptimisticLockError): OptimisticLockError {
   return error;
 }
 
-function among(rows: number): string {
+/** Where a conflict was found, for its message: "of 100 rows of updateVersioned() ". */
+function describeBatch(rows: number): string {
   return `of ${rows} rows of updateVersioned() `;
 }
 

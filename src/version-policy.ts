@@ -161,7 +161,7 @@ function resolve(
     // the library cannot check.
     return null;
   }
-  const how = versioned === undefined && !isMember(metadata) ? optOut(metadata.name) : undefined;
+  const how = versioned === undefined && !isMember(metadata) ? describeOptOut(metadata.name) : undefined;
   if (versionColumns.length > 1 && (versioned !== undefined || mode === "checked")) {
     throw new LockingConfigurationError(
       `${metadata.name} has ${versionColumns.length} version columns ` +
@@ -219,7 +219,7 @@ function versionedPathOf(metadata: EntityMetadata, versionColumns: readonly Colu
 }
 
 /** The end of a refusal in checked mode: how to leave the one entity unchecked. */
-function optOut(entityName: string): string {
+function describeOptOut(entityName: string): string {
   return (
     `, or leave ${entityName} unchecked (as TypeORM alone would) with @OptimisticLockExcluded() on its class ` +
     `or installLocking(dataSource, { versionColumns: "checked", exclude: [${entityName}] }).`

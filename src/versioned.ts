@@ -64,6 +64,7 @@ const declarations = new WeakMap<Function, { property: string; type?: VersionCol
 export function Versioned(options: VersionedOptions = {}): PropertyDecorator {
   return (prototype: object, property: string | symbol) => {
     const entity = prototype.constructor as Function;
+    // Stryker disable next-line StringLiteral: wording (the property every refusal below names)
     const where = `${entity.name}.${String(property)}`;
     if (typeof property !== "string") {
       throw new LockingConfigurationError(`@Versioned() on ${where}: use a string-named property.`);

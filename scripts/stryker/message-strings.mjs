@@ -9,9 +9,11 @@
 // - the default value of a parameter named `message`, `what`, `where` or `reason`;
 // - the whole value of a `detail:`, `message:` or `coveredBy:` property (its strings and the
 //   conditions that choose between them);
-// - an argument given for a parameter named `what`, `where` or `reason` of a function declared in
-//   the same file (`storable(value, "tryLock() id", 150)`, `refuse("the handle no longer holds
-//   it")`): such a parameter only names the caller or the value, or words why, in a message;
+// - an argument given for a parameter named `what`, `where` or `reason` (with or without a default)
+//   of a function declared in the same file (`storable(value, "tryLock() id", 150)`,
+//   `refuse("the handle no longer holds it")`): such a parameter only names the caller or the
+//   value, or words why, in a message. A function declared in another file is not seen: its
+//   messages carry a `// Stryker disable` comment (below);
 // - the body of a function whose name starts with `describe` (`describeValue`, `describeChar`):
 //   it renders a value for a message and nothing else.
 //
@@ -57,16 +59,39 @@ function isMessageAssignment(parent, child) {
   );
 }
 
+/**
+ * The parameters of each function declared so far in the file, by the node of its name. A call
+ * cannot read them from its binding once Stryker has placed the declaration's own mutants: a
+ * `const refuse = (reason) => ...` above the call has become
+ * `const refuse = stryMutAct("1") ? () => undefined : (() => { const refuse = ...; return refuse; })()`
+ * by then, and the rule missed every message given to such a helper (2026-12-07).
+ */
+const declaredParams = new WeakMap();
+
+/** Notes the parameters of `path` if it declares a function by name (seen before it is mutated). */
+function rememberDeclaration(path) {
+  const { node } = path;
+  if (path.isFunctionDeclaration() && node.id) declaredParams.set(node.id, node.params);
+  else if (path.isVariableDeclarator() && node.id.type === "Identifier" && isFunctionNode(node.init)) {
+    declaredParams.set(node.id, node.init.params);
+  }
+}
+
+const isFunctionNode = (node) => node?.type === "ArrowFunctionExpression" || node?.type === "FunctionExpression";
+
 /** Argument `index` of a call to a function of this file whose parameter there is `what`/`where`. */
 function isMessageParameter(call, index) {
   const callee = call.node.callee;
   if (callee.type !== "Identifier") return false;
   const binding = call.scope.getBinding(callee.name);
   if (!binding) return false;
+  // A function declared below the call (hoisted) is not seen yet, and not mutated yet either.
   let declaration = binding.path.node;
   if (declaration.type === "VariableDeclarator") declaration = declaration.init;
-  const param = declaration?.params?.[index];
-  return param?.type === "Identifier" && MESSAGE_PARAMETERS.has(param.name);
+  const param = (declaredParams.get(binding.identifier) ?? declaration?.params)?.[index];
+  // `where = "OfflineLockManager"`: a parameter with a default is named on its left.
+  const name = param?.type === "AssignmentPattern" ? param.left : param;
+  return name?.type === "Identifier" && MESSAGE_PARAMETERS.has(name.name);
 }
 
 /** Whether the value that `child` (a child of `parent`) is only ever becomes message text. */
@@ -123,6 +148,7 @@ function isMessageText(path) {
 export const strykerPlugins = [
   declareValuePlugin(PluginKind.Ignore, "message-strings", {
     shouldIgnore(path) {
+      rememberDeclaration(path);
       return isMessageText(path) ? "the text of an error message: wording is not behaviour" : undefined;
     },
   }),

@@ -471,6 +471,7 @@ export function plainId(id: ObjectLiteral): ObjectLiteral {
 const LISTED = 10;
 
 function conflictError(runner: QueryRunner, group: Group, rows: number, conflicts: RowConflict[]): OptimisticLockError {
+  // Stryker disable next-line StringLiteral: wording (flushConflict's `among`); "write" does not compile
   return flushConflict(runner, conflicts, "write", `of ${rows} rows of one batched UPDATE `, group.operation);
 }
 
