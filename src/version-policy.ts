@@ -162,7 +162,8 @@ function resolve(
     return null;
   }
   const how = versioned === undefined && !isMember(metadata) ? describeOptOut(metadata.name) : undefined;
-  if (versionColumns.length > 1 && (versioned !== undefined || mode === "checked")) {
+  // With @Versioned(), a second version column was refused above.
+  if (versionColumns.length > 1 && mode === "checked") {
     throw new LockingConfigurationError(
       `${metadata.name} has ${versionColumns.length} version columns ` +
         `(${versionColumns.map((c) => `"${c.propertyPath}"`).join(", ")}); writes can be ` +

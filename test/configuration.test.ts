@@ -442,6 +442,27 @@ describe("leaving entities out of checked mode (issue 22)", () => {
     }
   });
 
+  it("exclude: [Entity] leaves an EntitySchema entity (its target is its name, no class) checked", async () => {
+    const schemaRows = new EntitySchema<{ id: number; name: string; version: number }>({
+      name: "SchemaRow",
+      tableName: "optout_schema_checked",
+      columns: {
+        id: { type: Number, primary: true, generated: true },
+        name: { type: String },
+        version: { type: Number, version: true },
+      },
+    });
+    const ds = await sqlite([Checked, schemaRows]).initialize();
+    try {
+      // A class entry is looked for among the schema entity's parent classes, which it has none of.
+      installLocking(ds, { versionColumns: "checked", exclude: [Checked] });
+      expect(await staleSave(ds, schemaRows)).toBeInstanceOf(OptimisticLockError);
+      expect(await staleSave(ds, Checked)).toBeUndefined();
+    } finally {
+      await ds.destroy();
+    }
+  });
+
   it("exclude beside @Versioned() is refused, as @OptimisticLockExcluded() is: by class, by name, by a parent class", async () => {
     abstract class Base {
       @PrimaryGeneratedColumn() id!: number;

@@ -129,7 +129,8 @@ describe("a batched UPDATE's failure-path probe", () => {
     table: "`doc`",
     keys: [column("id")],
     version: column("version"),
-    values: [column("body", true), column("tags")],
+    // A JSON column after another one: each compares with its own value cell.
+    values: [column("body", true), column("tags"), column("meta", true)],
     stamps: [],
     conditions: [],
     returning: [],
@@ -141,8 +142,10 @@ describe("a batched UPDATE's failure-path probe", () => {
     const mysqlProbe = mysqlDialect.batchedUpdate?.(shape)?.probe;
     expect(mysqlProbe).toContain("`_tl_t`.`body` <=> CAST(`_tl_v`.`c2` AS JSON)");
     expect(mysqlProbe).toContain("`_tl_t`.`tags` <=> `_tl_v`.`c3`");
+    expect(mysqlProbe).toContain("`_tl_t`.`meta` <=> CAST(`_tl_v`.`c4` AS JSON)");
     const mariadbProbe = mariadbDialect.batchedUpdate?.(shape)?.probe;
     expect(mariadbProbe).toContain("`_tl_t`.`body` <=> `_tl_v`.`c2`");
+    expect(mariadbProbe).toContain("`_tl_t`.`meta` <=> `_tl_v`.`c4`");
     expect(mariadbProbe).not.toContain("AS JSON");
   });
 });

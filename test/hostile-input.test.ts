@@ -385,9 +385,11 @@ describeEachDatabase((db) => {
       else expect(error).toBeUndefined();
     }
     expect(runs).toBe(db.family === "sqlite" ? 0 : 2);
-    // SERIALIZABLE runs everywhere
+    // SERIALIZABLE and READ UNCOMMITTED (SQLite's PRAGMA read_uncommitted) run everywhere
     await retryOnConflict(source, work, { isolation: "SERIALIZABLE" });
     expect(runs).toBe(db.family === "sqlite" ? 1 : 3);
+    await retryOnConflict(source, work, { isolation: "READ UNCOMMITTED" });
+    expect(runs).toBe(db.family === "sqlite" ? 2 : 4);
     expect((await accounts.findOneByOrFail({ id: a.id })).balance).toBe(100);
   });
 
