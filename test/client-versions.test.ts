@@ -215,10 +215,12 @@ describe("assertVersion reads the entity's class chain, and nothing else", () =>
     expect(error.id).toEqual({ code: "a" });
   });
 
-  it("an entity whose version holds nothing is MissingVersionError (a check, nothing compared)", () => {
-    const error = thrown(() => assertVersion(Object.assign(new Order(), { id: 5 }), 1)) as MissingVersionError;
-    expect(error).toBeInstanceOf(MissingVersionError);
-    expect(error).toMatchObject({ entityName: "Order", id: { id: 5 }, versionProperty: "version", operation: "check" });
+  it("an entity whose version holds nothing (undefined, or a null from a nullable column or a client) is MissingVersionError", () => {
+    for (const version of [undefined, null]) {
+      const error = thrown(() => assertVersion(Object.assign(new Order(), { id: 5, version }), 1)) as MissingVersionError;
+      expect(error).toBeInstanceOf(MissingVersionError);
+      expect(error).toMatchObject({ entityName: "Order", id: { id: 5 }, versionProperty: "version", operation: "check" });
+    }
   });
 
   it("reads a version held as digits (spaces, a decimal's zero fraction) and refuses one that is no integer", () => {

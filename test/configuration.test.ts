@@ -646,6 +646,12 @@ describe("a TypeORM build the library cannot hook is refused at import, naming w
       "SubjectDatabaseEntityLoader",
     ],
     ["queryExpressionMap", "clone", "query-builder/QueryExpressionMap.js", "QueryExpressionMap"],
+    [
+      "materializedPathExecutor",
+      "update",
+      "persistence/tree/MaterializedPathSubjectExecutor.js",
+      "MaterializedPathSubjectExecutor",
+    ],
     ["dataSource", "buildMetadatas", "data-source/DataSource.js", "DataSource"],
   ])("%s.%s missing", (key, method, path, className) => {
     const { error, errors } = importAfter(() => {

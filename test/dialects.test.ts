@@ -2,7 +2,7 @@
  * The SQL each dialect renders and the errors it classifies, including the databases with no
  * server here (SQL Server, Oracle). No database server needed (one SQLite statement runs in memory).
  */
-import { DataSource } from "typeorm";
+import { Column, DataSource, Entity, PrimaryGeneratedColumn, VersionColumn } from "typeorm";
 import {
   ClusterNodeNotReadyError,
   DeadlockError,
@@ -23,6 +23,7 @@ import { dialectForServer, dialectForType, galeraDialect, serverFactsOf, serverF
 import { latestDeadlockVictim } from "../src/dialect/galera";
 import { roundWait } from "../src/dialect/lock-dialect";
 import { SKIP_LOCKED, waitPolicyOf } from "../src/lock-mode";
+import { columnOf, type DriverLike } from "../src/typeorm/batched-writes";
 
 const NOWAIT: WaitPolicy = { kind: "nowait" };
 const SKIP: WaitPolicy = { kind: "skip" };
@@ -147,6 +148,45 @@ describe("a batched UPDATE's failure-path probe", () => {
     expect(mariadbProbe).toContain("`_tl_t`.`body` <=> `_tl_v`.`c2`");
     expect(mariadbProbe).toContain("`_tl_t`.`meta` <=> `_tl_v`.`c4`");
     expect(mariadbProbe).not.toContain("AS JSON");
+  });
+});
+
+describe("a batched statement's columns, from an entity's metadata", () => {
+  @Entity({ name: "probe_doc" })
+  class ProbeDoc {
+    @PrimaryGeneratedColumn() id!: number;
+    @Column({ type: "json" }) body!: { state: string };
+    @Column("simple-json") tags!: string[];
+    @VersionColumn() version!: number;
+  }
+
+  it("a JSON column is compared as JSON in MySQL's probe; simple-json is text", async () => {
+    const ds = await new DataSource({
+      type: "better-sqlite3",
+      database: ":memory:",
+      entities: [ProbeDoc],
+    }).initialize();
+    try {
+      const metadata = ds.getMetadata(ProbeDoc);
+      const of = (property: string) =>
+        columnOf(metadata.findColumnWithPropertyName(property)!, ds.driver as unknown as DriverLike);
+      expect([of("body").json, of("tags").json]).toEqual([true, false]);
+      const probe = mysqlDialect.batchedUpdate?.({
+        table: "`probe_doc`",
+        keys: [of("id")],
+        version: of("version"),
+        values: [of("tags"), of("body")],
+        stamps: [],
+        conditions: [],
+        returning: [],
+        rows: 2,
+        placeholder: () => "?",
+      })?.probe;
+      expect(probe).toContain('`_tl_t`."body" <=> CAST(`_tl_v`.`c3` AS JSON)');
+      expect(probe).toContain('`_tl_t`."tags" <=> `_tl_v`.`c2`');
+    } finally {
+      await ds.destroy();
+    }
   });
 });
 

@@ -262,9 +262,15 @@ describeEachDatabase((db) => {
       const error = await orders.save({ id, status: "PARTIAL" }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(MissingVersionError);
       expect(error).toMatchObject({ entityName: "Order", versionProperty: "version", operation: "update" });
+      // A version given as null (a client's form, a DTO) holds none either.
+      const nulled = await orders.save({ id, status: "PARTIAL", version: null as never }).catch((e: unknown) => e);
+      expect(nulled).toBeInstanceOf(MissingVersionError);
+      expect(nulled).toMatchObject({ entityName: "Order", versionProperty: "version", operation: "update" });
       const removal = await orders.remove(orders.create({ id })).catch((e: unknown) => e);
       expect(removal).toBeInstanceOf(MissingVersionError);
       expect(removal).toMatchObject({ entityName: "Order", operation: "remove" });
+      const nulledRemoval = await orders.remove(orders.create({ id, version: null as never })).catch((e: unknown) => e);
+      expect(nulledRemoval).toBeInstanceOf(MissingVersionError);
       expect(await orders.findOneByOrFail({ id })).toMatchObject({ status: "NEW", version: 1 });
     });
   });
