@@ -217,9 +217,16 @@ describe("assertVersion reads the entity's class chain, and nothing else", () =>
 
   it("an entity whose version holds nothing (undefined, or a null from a nullable column or a client) is MissingVersionError", () => {
     for (const version of [undefined, null]) {
-      const error = thrown(() => assertVersion(Object.assign(new Order(), { id: 5, version }), 1)) as MissingVersionError;
+      const error = thrown(() =>
+        assertVersion(Object.assign(new Order(), { id: 5, version }), 1),
+      ) as MissingVersionError;
       expect(error).toBeInstanceOf(MissingVersionError);
-      expect(error).toMatchObject({ entityName: "Order", id: { id: 5 }, versionProperty: "version", operation: "check" });
+      expect(error).toMatchObject({
+        entityName: "Order",
+        id: { id: 5 },
+        versionProperty: "version",
+        operation: "check",
+      });
     }
   });
 
